@@ -1,0 +1,100 @@
+//! Start-up: configuration, database, demo seed, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::auth;
+use crate::domain::demo_practice;
+use crate::storage::{self, Database};
+use crate::web::{routes, security_headers, AppState, Settings};
+
+/// Settings of `au-relay serve`, from flags or `AU_RELAY_…` variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeConfig {
+    /// Address to listen on. Demo mode always uses 127.0.0.1.
+    #[arg(long, env = "AU_RELAY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Seed a demo practice, user demo/demo and API token demo-token into an empty database.
+    #[arg(long, env = "AU_RELAY_DEMO", default_value_t = false)]
+    pub demo: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "AU_RELAY_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub max_body_bytes: usize,
+    /// Lifetime of a staff session in hours.
+    #[arg(long, env = "AU_RELAY_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u64,
+    /// Mark cookies Secure (set when served over TLS).
+    #[arg(long, env = "AU_RELAY_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "AU_RELAY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+}
+
+/// Creates the demo practice, its doctor, the user `demo`/`demo` and the API token
+/// `demo-token`, if the database holds no practice yet. Returns whether it seeded.
+pub fn seed_demo(db: &Database) -> anyhow::Result<bool> {
+    let mut conn = db.conn()?;
+    if storage::count_practices(&mut conn)? > 0 {
+        return Ok(false);
+    }
+    let (practice, doctor) = demo_practice()?;
+    let hash = auth::hash_password("demo")?;
+    storage::add_practice(
+        &mut conn,
+        &practice,
+        &doctor,
+        Some(("demo", &hash)),
+        Some(&auth::token_hash("demo-token")),
+    )?;
+    Ok(true)
+}
+
+/// A running server and the address it listens on.
+pub struct Running {
+    pub server: actix_web::dev::Server,
+    pub port: u16,
+}
+
+/// Binds and builds the server (not yet awaited). Port 0 picks a free port (tests).
+pub fn start(db: Database, config: &ServeConfig) -> anyhow::Result<Running> {
+    let bind = if config.demo {
+        let port = config.bind.rsplit(':').next().unwrap_or("8080");
+        format!("127.0.0.1:{port}")
+    } else {
+        config.bind.clone()
+    };
+    let listener = TcpListener::bind(&bind)?;
+    let port = listener.local_addr()?.port();
+    let state = AppState {
+        db,
+        settings: Arc::new(Settings {
+            max_body_bytes: config.max_body_bytes,
+            session_ttl: Duration::from_secs(config.session_hours.max(1) * 3600),
+            secure_cookies: config.secure_cookies,
+        }),
+    };
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .wrap(security_headers())
+            // Path only, never the query string: no health data in logs.
+            .wrap(middleware::Logger::new("%{METHOD}xi %U %s %Dms").custom_request_replace("METHOD", |r| {
+                r.method().to_string()
+            }))
+            .configure(routes)
+    })
+    .listen(listener)?;
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    tracing::info!(%bind, port, "listening");
+    Ok(Running {
+        server: server.run(),
+        port,
+    })
+}

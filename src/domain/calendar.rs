@@ -1,0 +1,54 @@
+//! Dates as the practice sees them: German local time (CET/CEST), whatever the server's zone.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+
+fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
+    let first_of_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    }?;
+    let last = first_of_next.pred_opt()?;
+    let back = last.weekday().num_days_from_sunday();
+    Some(last - Duration::days(i64::from(back)))
+}
+
+/// Today's date in Germany: UTC+1, or UTC+2 from the last Sunday of March 01:00 UTC until the
+/// last Sunday of October 01:00 UTC (EU rule).
+pub fn berlin_today(now: DateTime<Utc>) -> NaiveDate {
+    let year = now.year();
+    let switch = |month| last_sunday(year, month).and_then(|d| d.and_hms_opt(1, 0, 0));
+    let summer = match (switch(3), switch(10)) {
+        (Some(start), Some(end)) => now.naive_utc() >= start && now.naive_utc() < end,
+        _ => false,
+    };
+    let offset = if summer { 2 } else { 1 };
+    (now + Duration::hours(offset)).date_naive()
+}
+
+/// Whether a date is a Saturday or Sunday.
+pub fn is_weekend(d: NaiveDate) -> bool {
+    matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_german_date_turns_at_local_midnight() {
+        assert_eq!(berlin_today(at("2026-11-24T22:59:59Z")).to_string(), "2026-11-24");
+        assert_eq!(berlin_today(at("2026-11-24T23:00:00Z")).to_string(), "2026-11-25");
+        // Summer time: UTC+2.
+        assert_eq!(berlin_today(at("2026-07-01T21:59:59Z")).to_string(), "2026-07-01");
+        assert_eq!(berlin_today(at("2026-07-01T22:00:00Z")).to_string(), "2026-07-02");
+        // 2026: summer time from 29 March, until 25 October.
+        assert_eq!(berlin_today(at("2026-03-29T22:30:00Z")).to_string(), "2026-03-30");
+        assert_eq!(berlin_today(at("2026-10-25T22:30:00Z")).to_string(), "2026-10-25");
+        assert!(is_weekend(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()));
+    }
+}

@@ -1,0 +1,422 @@
+//! The Arbeitsunfähigkeitsbescheinigung (Muster 1 / eAU) as a validated value.
+
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Bsnr, DomainError, InsurerIk, Kvnr, Lanr};
+
+/// `KBV_CS_EAU_AU_Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertificateKind {
+    Erst,
+    Folge,
+    ErstEnd,
+    FolgeEnd,
+}
+
+impl CertificateKind {
+    pub const ALL: [Self; 4] = [Self::Erst, Self::Folge, Self::ErstEnd, Self::FolgeEnd];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Erst => "ERST",
+            Self::Folge => "FOLGE",
+            Self::ErstEnd => "ERST_END",
+            Self::FolgeEnd => "FOLGE_END",
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.code() == code.trim())
+            .ok_or(DomainError::Format("Art der Bescheinigung", "ERST, FOLGE, ERST_END oder FOLGE_END"))
+    }
+
+    /// Erstbescheinigung (ERST or ERST_END): "AU seit" must be given.
+    pub fn is_initial(self) -> bool {
+        matches!(self, Self::Erst | Self::ErstEnd)
+    }
+
+    /// Endbescheinigung in the Krankengeld case.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::ErstEnd | Self::FolgeEnd)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Erst => "Erstbescheinigung",
+            Self::Folge => "Folgebescheinigung",
+            Self::ErstEnd => "Erstbescheinigung (Endbescheinigung)",
+            Self::FolgeEnd => "Folgebescheinigung (Endbescheinigung)",
+        }
+    }
+}
+
+/// Cause (`KBV_CS_FOR_Ursache_Type`, FHIR `condition-dueTo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cause {
+    /// `1` sonstiger Unfall, Unfallfolgen
+    Accident,
+    /// `2` Arbeitsunfall, Arbeitsunfallfolgen
+    WorkAccident,
+    /// `3` Versorgungsleiden (schädigendes Ereignis nach SER)
+    Ser,
+    /// `4` Berufskrankheit
+    OccupationalDisease,
+}
+
+impl Cause {
+    pub const ALL: [Self; 4] = [Self::Accident, Self::WorkAccident, Self::Ser, Self::OccupationalDisease];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Accident => "1",
+            Self::WorkAccident => "2",
+            Self::Ser => "3",
+            Self::OccupationalDisease => "4",
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == code.trim())
+            .ok_or(DomainError::Format("Ursache", "1, 2, 3 oder 4"))
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Accident => "sonstiger Unfall, Unfallfolgen",
+            Self::WorkAccident => "Arbeitsunfall, Arbeitsunfallfolgen",
+            Self::Ser => "Versorgungsleiden (z. B. SER)",
+            Self::OccupationalDisease => "Berufskrankheit",
+        }
+    }
+
+    /// The Muster-1 box "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit".
+    pub fn is_work_related(self) -> bool {
+        matches!(self, Self::WorkAccident | Self::OccupationalDisease)
+    }
+}
+
+/// Diagnosesicherheit (`KBV_CS_SFHIR_ICD_DIAGNOSESICHERHEIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Certainty {
+    G,
+    V,
+    Z,
+    A,
+}
+
+/// Seitenlokalisation (`KBV_CS_SFHIR_ICD_SEITENLOKALISATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    R,
+    L,
+    B,
+}
+
+impl Certainty {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim() {
+            "G" => Ok(Self::G),
+            "V" => Ok(Self::V),
+            "Z" => Ok(Self::Z),
+            "A" => Ok(Self::A),
+            _ => Err(DomainError::Format("Diagnosesicherheit", "G, V, Z oder A")),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::G => "G",
+            Self::V => "V",
+            Self::Z => "Z",
+            Self::A => "A",
+        }
+    }
+}
+
+impl Side {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim() {
+            "R" => Ok(Self::R),
+            "L" => Ok(Self::L),
+            "B" => Ok(Self::B),
+            _ => Err(DomainError::Format("Seitenlokalisation", "R, L oder B")),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::R => "R",
+            Self::L => "L",
+            Self::B => "B",
+        }
+    }
+}
+
+/// A terminal ICD-10-GM code as transmitted in the eAU: 3 to 6 characters, without the special
+/// characters `!`, `†`, `+`, `*` (TA P310-05). Lower case input is normalised.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Icd10Code(String);
+
+impl Icd10Code {
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        const FIELD: &str = "ICD-10-Code";
+        let s = input.trim().to_ascii_uppercase();
+        let b = s.as_bytes();
+        let head_ok = b.len() >= 3
+            && b[0].is_ascii_uppercase()
+            && b[1].is_ascii_digit()
+            && b[2].is_ascii_digit();
+        let tail_ok = match &b[3.min(b.len())..] {
+            [] => true,
+            [b'.', rest @ ..] => (1..=2).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+        if !(head_ok && tail_ok) {
+            return Err(DomainError::Format(FIELD, "z. B. J06.9, ohne Sonderzeichen wie ! * +"));
+        }
+        Ok(Self(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Icd10Code {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Icd10Code> for String {
+    fn from(c: Icd10Code) -> Self {
+        c.0
+    }
+}
+
+impl fmt::Debug for Icd10Code {
+    // Diagnoses are health data: never in Debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Icd10Code(***)")
+    }
+}
+
+impl fmt::Display for Icd10Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One AU-justifying diagnosis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub code: Icd10Code,
+    pub certainty: Certainty,
+    pub side: Option<Side>,
+}
+
+impl fmt::Display for Diagnosis {
+    /// `CODE[ SICHERHEIT][ SEITE]` as printed and in the barcode (BFB §2.5).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.certainty.code())?;
+        if let Some(side) = self.side {
+            write!(f, " {}", side.code())?;
+        }
+        Ok(())
+    }
+}
+
+/// Versichertenart (`KBV_CS_SFHIR_KBV_VERSICHERTENSTATUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InsuredType {
+    /// 1 Mitglied
+    Member,
+    /// 3 Familienversicherter
+    Family,
+    /// 5 Rentner
+    Pensioner,
+}
+
+impl InsuredType {
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.trim() {
+            "1" => Ok(Self::Member),
+            "3" => Ok(Self::Family),
+            "5" => Ok(Self::Pensioner),
+            _ => Err(DomainError::Format("Versichertenart", "1, 3 oder 5")),
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Member => "1",
+            Self::Family => "3",
+            Self::Pensioner => "5",
+        }
+    }
+}
+
+/// Besondere Personengruppe codes (`KBV_CS_SFHIR_KBV_PERSONENGRUPPE`).
+pub const SPECIAL_GROUPS: &[&str] = &["00", "04", "06", "07", "08", "09"];
+
+/// DMP-Kennzeichen: `00`–`12` and `30`–`58` (`KBV_CS_SFHIR_KBV_DMP`).
+pub fn is_dmp_code(s: &str) -> bool {
+    s.len() == 2
+        && s.parse::<u8>()
+            .is_ok_and(|n| n <= 12 || (30..=58).contains(&n))
+}
+
+/// The insurer and the patient's coverage (Personalienfeld).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub ik: InsurerIk,
+    /// Name of the Krankenkasse, 1..45 characters.
+    pub name: String,
+    /// Wohnortprinzip code, two digits.
+    pub wop: Option<String>,
+    pub insured_type: InsuredType,
+    pub special_group: String,
+    pub dmp: String,
+    /// Versicherungsschutz Ende.
+    pub valid_until: Option<NaiveDate>,
+}
+
+impl Coverage {
+    /// Cases that never go to an insurer electronically (DOMAIN.md §2.1 item 6).
+    pub fn is_print_only(&self) -> bool {
+        self.special_group == "07"
+    }
+}
+
+/// The insured person. `Debug` is redacted: names and dates are health data.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Patient {
+    pub kvnr: Kvnr,
+    pub first_name: String,
+    pub last_name: String,
+    pub birth_date: NaiveDate,
+    pub street: String,
+    pub house_number: String,
+    pub postal_code: String,
+    pub city: String,
+}
+
+impl fmt::Debug for Patient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Patient(***)")
+    }
+}
+
+impl Patient {
+    /// "Müller-Lüdenscheidt, Jürgen" as on Muster 1.
+    pub fn display_name(&self) -> String {
+        format!("{}, {}", self.last_name, self.first_name)
+    }
+}
+
+/// The practice (Betriebsstätte) from master data, snapshotted into every certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Practice {
+    pub bsnr: Bsnr,
+    pub name: String,
+    pub street: String,
+    pub postal_code: String,
+    pub city: String,
+    pub phone: String,
+}
+
+/// The certifying doctor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doctor {
+    pub lanr: Lanr,
+    pub name: String,
+    pub specialty: String,
+}
+
+/// AU dates. `since` exists exactly for Erstbescheinigungen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncapacityPeriod {
+    pub since: Option<NaiveDate>,
+    pub until: NaiveDate,
+    pub determined_on: NaiveDate,
+}
+
+/// Maximum days between "festgestellt am" and "voraussichtlich bis" (TA P310-04).
+pub const MAX_DAYS_AHEAD: i64 = 31;
+/// Back-dating beyond this many days before "festgestellt am" needs confirmation (AU-RL § 5 Abs. 3).
+pub const MAX_BACKDATING_DAYS: i64 = 3;
+
+/// Measures the doctor considers necessary (`KBV_CS_EAU_WeitereSchritte_Type`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measures {
+    /// `d_arzt`: dem Durchgangsarzt zugewiesen.
+    pub d_arzt: bool,
+    /// `reha`: Leistungen zur medizinischen Rehabilitation.
+    pub rehabilitation: bool,
+    /// `wiedereingliederung`: stufenweise Wiedereingliederung.
+    pub reintegration: bool,
+    /// `sonstige` with its text (1..70 characters).
+    pub other: Option<String>,
+}
+
+/// A captured, valid Arbeitsunfähigkeitsbescheinigung.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Future `Bundle.identifier` (urn:uuid:…), fixed at capture.
+    pub document_id: Uuid,
+    pub kind: CertificateKind,
+    pub patient: Patient,
+    pub coverage: Coverage,
+    pub practice: Practice,
+    pub doctor: Doctor,
+    /// Ausstellungsdatum.
+    pub issued_on: NaiveDate,
+    pub period: IncapacityPeriod,
+    pub cause: Option<Cause>,
+    pub measures: Measures,
+    /// "ab 7. AU-Woche oder sonstiger Krankengeldfall".
+    pub sick_pay_case: bool,
+    /// ICD-10-GM catalogue year.
+    pub icd_version: u16,
+    pub diagnoses: Vec<Diagnosis>,
+    /// Hinweise zur Diagnose (free text, ≤ 70).
+    pub diagnosis_text: Option<String>,
+    /// Staff confirmed a back-dating of more than three days.
+    pub backdating_confirmed: bool,
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("document_id", &self.document_id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Certificate {
+    /// Diagnoses formatted as on the printout and in the barcode: `CODE G L, CODE G`.
+    pub fn diagnoses_line(&self) -> String {
+        self.diagnoses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether this certificate never goes to an insurer electronically.
+    pub fn is_print_only(&self) -> bool {
+        self.coverage.is_print_only()
+    }
+}

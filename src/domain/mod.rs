@@ -1,0 +1,40 @@
+//! Domain types of AU-Relay. Every type validates on construction; nothing here does I/O.
+
+mod calendar;
+mod certificate;
+mod draft;
+mod identifiers;
+
+pub use calendar::{berlin_today, is_weekend};
+pub use certificate::*;
+pub use draft::*;
+pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
+
+/// Why a single value is not acceptable. The `&'static str` is the German field label.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0}: Angabe fehlt")]
+    Required(&'static str),
+    #[error("{0}: ungültiges Format ({1})")]
+    Format(&'static str, &'static str),
+    #[error("{0}: Prüfziffer stimmt nicht")]
+    CheckDigit(&'static str),
+    #[error("{0}: höchstens {1} Zeichen")]
+    TooLong(&'static str, usize),
+}
+
+/// A rule violation located at a field path such as `patient.kvnr` or `diagnoses[2].code`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Captured certificates and the audit trail.
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{audit_log, certificates};
+use super::{is_unique_violation, now, AnyConnection, Result, StorageError};
+use crate::domain::Certificate;
+
+/// Who captured a certificate and how it arrived (`web`, `api`, …), for the audit row.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub practice_id: String,
+    pub name: String,
+    pub channel: &'static str,
+}
+
+/// The result of [`capture`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Captured {
+    /// Stored now.
+    Created(Uuid),
+    /// This submission was stored before (double-submitted form, repeated API call).
+    AlreadyStored(Uuid),
+}
+
+impl Captured {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Created(id) | Self::AlreadyStored(id) => *id,
+        }
+    }
+}
+
+/// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
+fn search_name(c: &Certificate) -> String {
+    format!("{} {}", c.patient.last_name, c.patient.first_name).to_lowercase()
+}
+
+/// Stores a certificate and its audit row in one transaction. A repeated `submission_key`
+/// returns the certificate stored the first time instead of a second one.
+///
+/// The transaction writes before it reads, so SQLite takes its write lock at the first
+/// statement and waits on `busy_timeout` instead of failing on a lock upgrade.
+pub fn capture(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    submission_key: Option<&str>,
+    cert: &Certificate,
+) -> Result<Captured> {
+    let document = serde_json::to_string(cert)?;
+    let id = cert.document_id.to_string();
+    let stored = conn.transaction(|conn| {
+        let at = now();
+        diesel::insert_into(certificates::table)
+            .values((
+                certificates::id.eq(&id),
+                certificates::practice_id.eq(&actor.practice_id),
+                certificates::submission_key.eq(submission_key),
+                certificates::kind.eq(cert.kind.code()),
+                certificates::kvnr.eq(cert.patient.kvnr.as_str()),
+                certificates::search_name.eq(search_name(cert)),
+                certificates::display_name.eq(cert.patient.display_name()),
+                certificates::insurer_ik.eq(cert.coverage.ik.as_str()),
+                certificates::determined_on.eq(cert.period.determined_on),
+                certificates::incapable_until.eq(cert.period.until),
+                certificates::document.eq(&document),
+                certificates::created_by.eq(&actor.name),
+                certificates::created_at.eq(at),
+            ))
+            .execute(conn)?;
+        let detail = if cert.backdating_confirmed {
+            "Rückdatierung > 3 Tage bestätigt"
+        } else {
+            ""
+        };
+        audit(conn, actor, "certificate.captured", Some(&id), detail)
+    });
+    match stored {
+        Ok(()) => Ok(Captured::Created(cert.document_id)),
+        Err(e) if is_unique_violation(&e) => {
+            let existing = match submission_key {
+                Some(key) => by_submission_key(conn, &actor.practice_id, key)?,
+                None => None,
+            };
+            existing.map(Captured::AlreadyStored).ok_or(StorageError::Query(e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn by_submission_key(conn: &mut AnyConnection, practice_id: &str, key: &str) -> Result<Option<Uuid>> {
+    let id: Option<String> = certificates::table
+        .filter(certificates::practice_id.eq(practice_id))
+        .filter(certificates::submission_key.eq(key))
+        .select(certificates::id)
+        .first(conn)
+        .optional()?;
+    id.map(|s| Uuid::parse_str(&s).map_err(|e| StorageError::Invalid(e.to_string())))
+        .transpose()
+}
+
+/// Appends to the audit trail. Never holds health data in `detail`.
+pub fn audit(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    action: &str,
+    certificate_id: Option<&str>,
+    detail: &str,
+) -> QueryResult<()> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::at.eq(now()),
+            audit_log::practice_id.eq(&actor.practice_id),
+            audit_log::actor.eq(format!("{}:{}", actor.channel, actor.name)),
+            audit_log::action.eq(action),
+            audit_log::certificate_id.eq(certificate_id),
+            audit_log::detail.eq(detail),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A certificate as stored, with its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct StoredCertificate {
+    pub certificate: Certificate,
+    pub created_at: NaiveDateTime,
+    pub created_by: String,
+}
+
+/// One certificate of a practice; another practice's id finds nothing.
+pub fn get(conn: &mut AnyConnection, practice_id: &str, id: Uuid) -> Result<Option<StoredCertificate>> {
+    let row: Option<(String, NaiveDateTime, String)> = certificates::table
+        .filter(certificates::id.eq(id.to_string()))
+        .filter(certificates::practice_id.eq(practice_id))
+        .select((certificates::document, certificates::created_at, certificates::created_by))
+        .first(conn)
+        .optional()?;
+    row.map(|(doc, created_at, created_by)| {
+        Ok(StoredCertificate {
+            certificate: serde_json::from_str(&doc)?,
+            created_at,
+            created_by,
+        })
+    })
+    .transpose()
+}
+
+/// Search filters of the list. Empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Part of "Name Vorname", case-insensitive.
+    pub name: Option<String>,
+    pub kvnr: Option<String>,
+    /// "festgestellt am" from/to, inclusive.
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// A line of the certificate list.
+#[derive(Debug, Clone, Queryable)]
+pub struct ListItem {
+    pub id: String,
+    pub kind: String,
+    pub display_name: String,
+    pub kvnr: String,
+    pub insurer_ik: String,
+    pub determined_on: NaiveDate,
+    pub until: NaiveDate,
+    pub created_at: NaiveDateTime,
+}
+
+/// One page of results, newest first.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub items: Vec<ListItem>,
+    pub total: i64,
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+pub fn list(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    search: &Search,
+    offset: i64,
+    limit: i64,
+) -> Result<ListPage> {
+    let filtered = || {
+        let mut q = certificates::table
+            .filter(certificates::practice_id.eq(practice_id.to_owned()))
+            .into_boxed();
+        if let Some(name) = search.name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            q = q.filter(
+                certificates::search_name
+                    .like(escape_like(&name.to_lowercase()))
+                    .escape('\\'),
+            );
+        }
+        if let Some(kvnr) = search.kvnr.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            q = q.filter(certificates::kvnr.eq(kvnr.to_uppercase()));
+        }
+        if let Some(from) = search.from {
+            q = q.filter(certificates::determined_on.ge(from));
+        }
+        if let Some(to) = search.to {
+            q = q.filter(certificates::determined_on.le(to));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let items = filtered()
+        .order((certificates::created_at.desc(), certificates::id.desc()))
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 200))
+        .select((
+            certificates::id,
+            certificates::kind,
+            certificates::display_name,
+            certificates::kvnr,
+            certificates::insurer_ik,
+            certificates::determined_on,
+            certificates::incapable_until,
+            certificates::created_at,
+        ))
+        .load(conn)?;
+    Ok(ListPage { items, total })
+}
+
+/// Rows in `certificates` and `audit_log`, for tests and the dashboard.
+pub fn row_counts(conn: &mut AnyConnection) -> Result<(i64, i64)> {
+    let c = certificates::table.count().get_result(conn)?;
+    let a = audit_log::table.count().get_result(conn)?;
+    Ok((c, a))
+}

@@ -1,0 +1,99 @@
+//! Diesel schema, shared by both backends (the common subset: text, dates, timestamps, integers).
+
+diesel::table! {
+    practices (id) {
+        id -> Text,
+        bsnr -> Text,
+        name -> Text,
+        street -> Text,
+        postal_code -> Text,
+        city -> Text,
+        phone -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    doctors (id) {
+        id -> Text,
+        practice_id -> Text,
+        lanr -> Text,
+        name -> Text,
+        specialty -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        practice_id -> Text,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (token_hash) {
+        token_hash -> Text,
+        practice_id -> Text,
+        label -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    certificates (id) {
+        id -> Text,
+        practice_id -> Text,
+        submission_key -> Nullable<Text>,
+        kind -> Text,
+        kvnr -> Text,
+        search_name -> Text,
+        display_name -> Text,
+        insurer_ik -> Text,
+        determined_on -> Date,
+        incapable_until -> Date,
+        document -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        practice_id -> Text,
+        actor -> Text,
+        action -> Text,
+        certificate_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(doctors -> practices (practice_id));
+diesel::joinable!(users -> practices (practice_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(certificates -> practices (practice_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    practices,
+    doctors,
+    users,
+    sessions,
+    api_tokens,
+    certificates,
+    audit_log,
+);

@@ -1,0 +1,209 @@
+//! JSON API for practice software (`Authorization: Bearer <practice token>`).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::form::from_json;
+use super::{read_body, ApiClient, ApiError, AppState, WebError};
+use crate::capture::{self, CaptureError};
+use crate::domain::{parse_date, Certificate, CertificateDraft, FieldError};
+use crate::storage::{self, Actor, Captured, ListItem, Search};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/certificates", web::post().to(create))
+            .route("/certificates", web::get().to(list))
+            .route("/certificates/search", web::post().to(search))
+            .route("/certificates/{id}", web::get().to(show)),
+    );
+}
+
+/// A certificate as the API returns it.
+#[derive(Serialize)]
+struct CertificateBody {
+    id: Uuid,
+    created_at: String,
+    certificate: Certificate,
+}
+
+fn require_json(req: &HttpRequest) -> Result<(), WebError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if ct.starts_with("application/json") {
+        Ok(())
+    } else {
+        Err(WebError::MediaType("application/json"))
+    }
+}
+
+/// `POST /api/v1/certificates`: 201 with `Location`, or 200 with the certificate stored
+/// before under the same `Idempotency-Key`.
+async fn create(
+    req: HttpRequest,
+    client: ApiClient,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&req)?;
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let draft: CertificateDraft = from_json(&body)?;
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.chars().take(200).collect());
+    let actor = Actor {
+        practice_id: client.practice_id.clone(),
+        name: "api-token".into(),
+        channel: "api",
+    };
+    let captured = capture::submit(&state.db, actor, draft, key)
+        .await
+        .map_err(|e| match e {
+            CaptureError::Invalid(errors) => WebError::Invalid(errors),
+            CaptureError::Storage(e) => WebError::Storage(e),
+        })?;
+    let body = load(&state, &client, captured.id()).await?;
+    let location = format!("/api/v1/certificates/{}", captured.id());
+    let mut response = match captured {
+        Captured::Created(_) => HttpResponse::Created(),
+        Captured::AlreadyStored(_) => HttpResponse::Ok(),
+    };
+    Ok(response.insert_header((header::LOCATION, location)).json(body))
+}
+
+async fn load(state: &AppState, client: &ApiClient, id: Uuid) -> Result<CertificateBody, ApiError> {
+    let practice = client.practice_id.clone();
+    let stored = state
+        .db
+        .run(move |c| storage::get(c, &practice, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(CertificateBody {
+        id,
+        created_at: stored.created_at.and_utc().to_rfc3339(),
+        certificate: stored.certificate,
+    })
+}
+
+/// `GET /api/v1/certificates/{id}`: only the practice's own certificates exist for it.
+async fn show(
+    client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    Ok(HttpResponse::Ok().json(load(&state, &client, id).await?))
+}
+
+/// Query of the list: no health data in URLs, so the KVNR is only searchable by `POST …/search`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ListQuery {
+    page: Option<i64>,
+    per_page: Option<i64>,
+    name: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SearchBody {
+    page: Option<i64>,
+    per_page: Option<i64>,
+    name: Option<String>,
+    kvnr: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ListItemBody {
+    id: String,
+    kind: String,
+    name: String,
+    insurer_ik: String,
+    determined_on: NaiveDate,
+    until: NaiveDate,
+    created_at: String,
+}
+
+impl From<ListItem> for ListItemBody {
+    fn from(i: ListItem) -> Self {
+        Self {
+            id: i.id,
+            kind: i.kind,
+            name: i.display_name,
+            insurer_ik: i.insurer_ik,
+            determined_on: i.determined_on,
+            until: i.until,
+            created_at: i.created_at.and_utc().to_rfc3339(),
+        }
+    }
+}
+
+fn optional_date(v: Option<&str>, field: &str, label: &'static str) -> Result<Option<NaiveDate>, FieldError> {
+    v.filter(|s| !s.trim().is_empty())
+        .map(|s| parse_date(s, label).map_err(|e| FieldError::new(field, e.to_string())))
+        .transpose()
+}
+
+async fn list(
+    client: ApiClient,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q: ListQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| FieldError::new("query", "Abfrage ungültig: erlaubt sind page, per_page, name, from, to"))?;
+    let body = SearchBody {
+        page: q.page,
+        per_page: q.per_page,
+        name: q.name,
+        kvnr: None,
+        from: q.from,
+        to: q.to,
+    };
+    page(client, &state, body).await
+}
+
+async fn search(
+    req: HttpRequest,
+    client: ApiClient,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&req)?;
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    page(client, &state, from_json(&body)?).await
+}
+
+async fn page(client: ApiClient, state: &AppState, q: SearchBody) -> Result<HttpResponse, ApiError> {
+    let search = Search {
+        name: q.name,
+        kvnr: q.kvnr,
+        from: optional_date(q.from.as_deref(), "from", "von")?,
+        to: optional_date(q.to.as_deref(), "to", "bis")?,
+    };
+    let page = q.page.unwrap_or(1).max(1);
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 200);
+    let practice = client.practice_id;
+    let result = state
+        .db
+        .run(move |c| storage::list(c, &practice, &search, (page - 1) * per_page, per_page))
+        .await?;
+    let items: Vec<ListItemBody> = result.items.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "items": items,
+        "page": page,
+        "per_page": per_page,
+        "total": result.total,
+    })))
+}

@@ -1,0 +1,200 @@
+//! HTTP: the German staff UI, the JSON API for practice software, health endpoints.
+//! Handlers are short: parse → call one function → render.
+
+mod api;
+pub mod form;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+
+use crate::domain::FieldError;
+use crate::storage::{Database, StorageError};
+
+pub use session::{ApiClient, Staff, SESSION_COOKIE};
+
+/// Settings the handlers need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub session_ttl: Duration,
+    /// Mark cookies `Secure` (behind TLS).
+    pub secure_cookies: bool,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub settings: Arc<Settings>,
+}
+
+/// Errors of the web layer. API handlers answer them as JSON (see [`ApiError`]), pages as HTML.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("Eingaben ungültig")]
+    Invalid(Vec<FieldError>),
+    #[error("Anfrage zu groß (höchstens {0} Bytes)")]
+    TooLarge(usize),
+    #[error("Inhaltstyp nicht unterstützt: {0} erwartet")]
+    MediaType(&'static str),
+    #[error("Anmeldung erforderlich")]
+    LoginRequired,
+    #[error("Zugriff verweigert: {0}")]
+    Forbidden(&'static str),
+    #[error("Nicht gefunden")]
+    NotFound,
+    #[error("Interner Fehler")]
+    Storage(#[from] StorageError),
+    #[error("Interner Fehler")]
+    Internal(String),
+}
+
+impl WebError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn log(&self) {
+        // Only our own messages are logged: no request data, so no health data.
+        if let Self::Storage(e) = self {
+            tracing::error!(error = %e, "storage failure");
+        } else if let Self::Internal(e) = self {
+            tracing::error!(error = %e, "internal failure");
+        }
+    }
+
+    fn errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::Invalid(errors) => errors.clone(),
+            other => vec![FieldError::new("", other.to_string())],
+        }
+    }
+}
+
+impl From<FieldError> for WebError {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(vec![e])
+    }
+}
+
+/// HTML rendering for pages.
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        if matches!(self, Self::LoginRequired) {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .finish();
+        }
+        let body = pages::error_page(self.status(), &self.to_string());
+        HttpResponse::build(self.status())
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}
+
+/// The same errors as JSON: `{"errors":[{"field":…,"message":…}]}`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ApiError(#[from] pub WebError);
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        Self(WebError::Storage(e))
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.0 {
+            WebError::LoginRequired => StatusCode::UNAUTHORIZED,
+            ref e => e.status(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.0.log();
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self.0, WebError::LoginRequired) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(serde_json::json!({ "errors": self.0.errors() }))
+    }
+}
+
+/// Reads the body up to the configured limit (answering 413 beyond it).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, WebError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| WebError::TooLarge(limit))?;
+        if body.len() + chunk.len() > limit {
+            return Err(WebError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Routes of the whole application.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz))
+        .configure(api::routes)
+        .configure(pages::routes);
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.db.ping().await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("database unavailable")
+        }
+    }
+}
+
+/// Headers on every response: no sniffing, no framing, no referrer, a strict CSP, and no
+/// caching of pages that hold health data.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .add((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .add((header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+        ))
+        .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+}

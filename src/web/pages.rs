@@ -1,0 +1,419 @@
+//! The German staff UI: login, "Neue AU", list with search, detail. Post/redirect/get.
+
+use std::collections::BTreeMap;
+
+use actix_web::cookie::{time, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::form::{form_pairs, from_form, form_value};
+use super::{read_body, AppState, Staff, WebError, SESSION_COOKIE};
+use crate::auth;
+use crate::capture::{self, CaptureError};
+use crate::domain::{
+    parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError, Practice,
+};
+use crate::storage::{self, Actor, ListItem, Search};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/static/app.css", web::get().to(stylesheet))
+        .route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/certificates", web::get().to(list))
+        .route("/certificates", web::post().to(create))
+        .route("/certificates/search", web::post().to(search))
+        .route("/certificates/new", web::get().to(new_form))
+        .route("/certificates/{id}", web::get().to(detail));
+}
+
+fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
+    let body = page.render().map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+async fn home() -> HttpResponse {
+    see_other("/certificates")
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/app.css"))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    status: u16,
+    message: &'a str,
+}
+
+/// The body of an error page (used by [`WebError`]'s HTML rendering).
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    let page = ErrorPage {
+        nav_user: None,
+        csrf: "",
+        status: status.as_u16(),
+        message,
+    };
+    page.render()
+        .unwrap_or_else(|_| format!("{} {message}", status.as_u16()))
+}
+
+// --- login ------------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+async fn login_form() -> Result<HttpResponse, WebError> {
+    let page = LoginPage {
+        nav_user: None,
+        csrf: "",
+        username: "",
+        error: None,
+    };
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let form: LoginForm = from_form(&body)?;
+    let username = form.username.trim().to_owned();
+    let lookup = username.clone();
+    let user = state.db.run(move |c| storage::find_user(c, &lookup)).await?;
+    let password = form.password;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| auth::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let verified = web::block(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let Some(user) = user.filter(|_| verified) else {
+        tracing::info!("login failed");
+        let page = LoginPage {
+            nav_user: None,
+            csrf: "",
+            username: &username,
+            error: Some("Benutzername oder Passwort ist falsch."),
+        };
+        return html(StatusCode::UNAUTHORIZED, &page);
+    };
+    let token = auth::new_token();
+    let (hash, csrf) = (auth::token_hash(&token), auth::new_token());
+    let ttl = state.settings.session_ttl;
+    let expires = storage::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
+    let user_id = user.id.clone();
+    state
+        .db
+        .run(move |c| storage::create_session(c, &hash, &user_id, &csrf, expires))
+        .await?;
+    tracing::info!(user = %user.username, "login");
+    let cookie = Cookie::build(SESSION_COOKIE, token)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.settings.secure_cookies)
+        .max_age(time::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(43_200)))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/certificates"))
+        .cookie(cookie)
+        .finish())
+}
+
+fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
+    Ok(form_pairs(body)?
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v))
+}
+
+async fn logout(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    staff.check_csrf(csrf_of(&body)?.as_deref())?;
+    let hash = staff.token_hash.clone();
+    state.db.run(move |c| storage::delete_session(c, &hash)).await?;
+    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
+    gone.make_removal();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .cookie(gone)
+        .finish())
+}
+
+// --- list and search --------------------------------------------------------------------------
+
+const PER_PAGE: i64 = 25;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Filter {
+    name: String,
+    kvnr: String,
+    from: String,
+    to: String,
+    page: Option<String>,
+    csrf: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    filter: Filter,
+    errors: Vec<FieldError>,
+    items: Vec<ListItem>,
+    total: i64,
+    page: i64,
+    pages: i64,
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<i64>,
+}
+
+async fn list(staff: Staff, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, WebError> {
+    render_list(&staff, &state, Filter::default(), q.page.unwrap_or(1)).await
+}
+
+async fn search(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let filter: Filter = from_form(&body)?;
+    staff.check_csrf(filter.csrf.as_deref())?;
+    let page = filter.page.as_deref().and_then(|p| p.parse().ok()).unwrap_or(1);
+    render_list(&staff, &state, filter, page).await
+}
+
+async fn render_list(staff: &Staff, state: &AppState, filter: Filter, page: i64) -> Result<HttpResponse, WebError> {
+    let mut errors = Vec::new();
+    let mut date = |value: &str, field: &str, label| match parse_date(value, label) {
+        _ if value.trim().is_empty() => None,
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(FieldError::new(field, e.to_string()));
+            None
+        }
+    };
+    let search = Search {
+        name: Some(filter.name.clone()),
+        kvnr: Some(filter.kvnr.clone()),
+        from: date(&filter.from, "from", "Festgestellt von"),
+        to: date(&filter.to, "to", "Festgestellt bis"),
+    };
+    let page = page.max(1);
+    let practice = staff.user.practice_id.clone();
+    let result = state
+        .db
+        .run(move |c| storage::list(c, &practice, &search, (page - 1) * PER_PAGE, PER_PAGE))
+        .await?;
+    let view = ListPage {
+        nav_user: Some(&staff.user.username),
+        csrf: &staff.user.csrf_token,
+        filter,
+        errors,
+        items: result.items,
+        total: result.total,
+        page,
+        pages: (result.total + PER_PAGE - 1) / PER_PAGE,
+    };
+    html(StatusCode::OK, &view)
+}
+
+// --- capture ----------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "new.html")]
+struct NewPage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    form_token: String,
+    draft: CertificateDraft,
+    diagnosis_rows: Vec<DiagnosisDraft>,
+    errors: Vec<FieldError>,
+    by_field: BTreeMap<String, String>,
+    practice: Practice,
+    doctors: Vec<Doctor>,
+    kinds: Vec<(String, String)>,
+    causes: Vec<(String, String)>,
+    insured_types: Vec<(String, String)>,
+    certainties: Vec<(String, String)>,
+    sides: Vec<(String, String)>,
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+impl NewPage<'_> {
+    fn err(&self, field: &str) -> Option<&str> {
+        self.by_field.get(field).map(String::as_str)
+    }
+
+    fn err_at(&self, index: &usize, field: &str) -> Option<&str> {
+        self.err(&format!("diagnoses[{index}].{field}"))
+    }
+}
+
+async fn render_form(
+    staff: &Staff,
+    state: &AppState,
+    draft: CertificateDraft,
+    form_token: String,
+    errors: Vec<FieldError>,
+) -> Result<HttpResponse, WebError> {
+    let practice_id = staff.user.practice_id.clone();
+    let (practice, doctors) = state.db.run(move |c| storage::master_data(c, &practice_id)).await?;
+    let mut diagnosis_rows = draft.diagnoses.clone();
+    diagnosis_rows.resize(diagnosis_rows.len().max(6), DiagnosisDraft::default());
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let page = NewPage {
+        nav_user: Some(&staff.user.username),
+        csrf: &staff.user.csrf_token,
+        form_token,
+        by_field: errors.iter().map(|e| (e.field.clone(), e.message.clone())).collect(),
+        errors,
+        draft,
+        diagnosis_rows,
+        practice,
+        doctors,
+        kinds: CertificateKind::ALL
+            .iter()
+            .map(|k| (k.code().to_owned(), k.label().to_owned()))
+            .collect(),
+        causes: Cause::ALL
+            .iter()
+            .map(|c| (c.code().to_owned(), c.label().to_owned()))
+            .collect(),
+        insured_types: pairs(&[("1", "Mitglied"), ("3", "Familienversicherte"), ("5", "Rentner")]),
+        certainties: pairs(&[
+            ("G", "gesichert"),
+            ("V", "Verdacht"),
+            ("Z", "Zustand nach"),
+            ("A", "ausgeschlossen"),
+        ]),
+        sides: pairs(&[("R", "rechts"), ("L", "links"), ("B", "beidseits")]),
+    };
+    html(status, &page)
+}
+
+async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let today = crate::domain::berlin_today(chrono::Utc::now()).format("%d.%m.%Y").to_string();
+    let draft = CertificateDraft {
+        kind: "ERST".into(),
+        issued_on: Some(today.clone()),
+        period: crate::domain::PeriodDraft {
+            since: Some(today.clone()),
+            until: String::new(),
+            determined_on: today,
+        },
+        insurer: crate::domain::InsurerDraft {
+            insured_type: "1".into(),
+            special_group: Some("00".into()),
+            dmp: Some("00".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    render_form(&staff, &state, draft, Uuid::new_v4().to_string(), Vec::new()).await
+}
+
+/// Splits the form into the draft and the hidden fields (CSRF, one-time form token).
+fn parse_capture_form(body: &[u8]) -> Result<(CertificateDraft, Option<String>, Option<String>), FieldError> {
+    let mut value = form_value(body)?;
+    let mut take = |key: &str| {
+        value
+            .as_object_mut()
+            .and_then(|o| o.remove(key))
+            .and_then(|v| v.as_str().map(str::to_owned))
+    };
+    let (csrf, token) = (take("csrf"), take("form_token"));
+    let token = token.filter(|t| Uuid::parse_str(t).is_ok());
+    let draft = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError::new(path.clone(), format!("{path}: ungültiger Wert"))
+    })?;
+    Ok((draft, csrf, token))
+}
+
+async fn create(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let (draft, csrf, token) = parse_capture_form(&body)?;
+    staff.check_csrf(csrf.as_deref())?;
+    let actor = Actor {
+        practice_id: staff.user.practice_id.clone(),
+        name: staff.user.username.clone(),
+        channel: "web",
+    };
+    let form_token = token.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
+    match capture::submit(&state.db, actor, draft.clone(), token).await {
+        Ok(captured) => Ok(see_other(&format!("/certificates/{}", captured.id()))),
+        Err(CaptureError::Invalid(errors)) => render_form(&staff, &state, draft, form_token, errors).await,
+        Err(CaptureError::Storage(e)) => Err(e.into()),
+    }
+}
+
+// --- detail -----------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "detail.html")]
+struct DetailPage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    c: crate::domain::Certificate,
+    created_at: chrono::NaiveDateTime,
+    created_by: String,
+}
+
+async fn detail(staff: Staff, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let practice = staff.user.practice_id.clone();
+    let stored = state
+        .db
+        .run(move |c| storage::get(c, &practice, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let page = DetailPage {
+        nav_user: Some(&staff.user.username),
+        csrf: &staff.user.csrf_token,
+        c: stored.certificate,
+        created_at: stored.created_at,
+        created_by: stored.created_by,
+    };
+    html(StatusCode::OK, &page)
+}

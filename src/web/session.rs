@@ -1,0 +1,92 @@
+//! Who is asking: a logged-in staff member (session cookie) or practice software (bearer token).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+
+use super::{ApiError, AppState, WebError};
+use crate::auth::token_hash;
+use crate::storage::{self, SessionUser};
+
+/// Name of the session cookie (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "au_relay_session";
+
+/// A logged-in staff member. Extracting it from a request without a valid session answers
+/// with a redirect to the login page: no staff page is ever open.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub user: SessionUser,
+    pub token_hash: String,
+}
+
+impl Staff {
+    /// Refuses a form whose CSRF token does not belong to this session.
+    pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), WebError> {
+        if sent.is_some_and(|s| constant_time_eq(s.as_bytes(), self.user.csrf_token.as_bytes())) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden("Formular abgelaufen, bitte Seite neu laden"))
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| WebError::Internal("application state missing".into()))
+}
+
+impl FromRequest for Staff {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let cookie = req.cookie(SESSION_COOKIE).map(|c| token_hash(c.value()));
+        let state = state(req);
+        Box::pin(async move {
+            let (state, hash) = (state?, cookie.ok_or(WebError::LoginRequired)?);
+            let lookup = hash.clone();
+            let user = state
+                .db
+                .run(move |c| storage::session_user(c, &lookup))
+                .await?
+                .ok_or(WebError::LoginRequired)?;
+            Ok(Staff { user, token_hash: hash })
+        })
+    }
+}
+
+/// Practice software authenticated by `Authorization: Bearer <token>`.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub practice_id: String,
+}
+
+impl FromRequest for ApiClient {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| token_hash(t.trim()));
+        let state = state(req);
+        Box::pin(async move {
+            let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
+            let practice_id = state
+                .db
+                .run(move |c| storage::api_token_practice(c, &hash))
+                .await?
+                .ok_or(WebError::LoginRequired)?;
+            Ok(ApiClient { practice_id })
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! Test harness: every test gets its own database (a SQLite file in a temp dir, or a fresh
+//! PostgreSQL database when `AU_RELAY_TEST_BACKEND=postgres`) and its own server on port 0.
+#![allow(dead_code)]
+
+use au_relay::app::{self, ServeConfig};
+use au_relay::storage::{self, Database};
+use diesel::{Connection, RunQueryDsl};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Database,
+    pub client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The backend this run tests: `sqlite` (default) or `postgres`.
+pub fn backend() -> String {
+    std::env::var("AU_RELAY_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+/// A new, empty database URL for one test.
+pub fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    if backend() == "postgres" {
+        let admin = std::env::var("AU_RELAY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("aurelay_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = diesel::PgConnection::establish(&admin).expect("PostgreSQL for tests");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .expect("create test database");
+        let (base, _) = admin.rsplit_once('/').expect("admin URL with a database");
+        (format!("{base}/{name}"), None)
+    } else {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = dir.path().join("test.db").to_string_lossy().into_owned();
+        (url, Some(dir))
+    }
+}
+
+pub fn config() -> ServeConfig {
+    ServeConfig {
+        bind: "127.0.0.1:0".into(),
+        demo: false,
+        max_body_bytes: 64 * 1024,
+        session_hours: 1,
+        secure_cookies: false,
+        workers: 2,
+    }
+}
+
+impl TestApp {
+    /// A migrated database seeded with the demo practice, and a server on it.
+    pub async fn spawn() -> Self {
+        let (url, dir) = fresh_database();
+        let db = Database::connect(&url, 4).expect("connect");
+        db.migrate().expect("migrate");
+        app::seed_demo(&db).expect("seed");
+        let running = app::start(db.clone(), &config()).expect("start");
+        tokio::spawn(running.server);
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            base: format!("http://127.0.0.1:{}", running.port),
+            db,
+            client,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// (certificates, audit rows)
+    pub fn rows(&self) -> (i64, i64) {
+        storage::row_counts(&mut self.db.conn().expect("conn")).expect("counts")
+    }
+
+    pub async fn post_api(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/certificates"))
+            .bearer_auth("demo-token")
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/certificates"))
+            .bearer_auth("demo-token")
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs in as demo/demo; returns the CSRF token of the session.
+    pub async fn login(&self) -> String {
+        let r = self
+            .client
+            .post(self.url("/login"))
+            .form(&[("username", "demo"), ("password", "demo")])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 303, "login failed");
+        let page = self.get_text("/certificates/new").await;
+        hidden(&page, "csrf")
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("body")
+    }
+}
+
+/// The value of a hidden input in a page.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in page")) + marker.len();
+    page[start..].split('"').next().unwrap_or_default().to_owned()
+}
+
+/// Today in Germany as the app sees it.
+pub fn today() -> chrono::NaiveDate {
+    au_relay::domain::berlin_today(chrono::Utc::now())
+}
+
+/// A valid certificate as the JSON API takes it.
+pub fn valid_body() -> Value {
+    let t = today();
+    json!({
+        "kind": "ERST",
+        "patient": {
+            "kvnr": "A123456780",
+            "first_name": "Jürgen",
+            "last_name": "Müller-Lüdenscheidt",
+            "birth_date": "1980-04-01",
+            "street": "Straße",
+            "house_number": "5",
+            "postal_code": "30159",
+            "city": "Hannover"
+        },
+        "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "insured_type": "1"},
+        "period": {
+            "since": (t - chrono::Duration::days(1)).to_string(),
+            "until": (t + chrono::Duration::days(3)).to_string(),
+            "determined_on": t.to_string()
+        },
+        "diagnoses": [{"code": "J06.9", "certainty": "G"}]
+    })
+}
