@@ -83,9 +83,10 @@ pub fn start(db: Database, config: &ServeConfig) -> anyhow::Result<Running> {
             .app_data(data.clone())
             .wrap(security_headers())
             // Path only, never the query string: no health data in logs.
-            .wrap(middleware::Logger::new("%{METHOD}xi %U %s %Dms").custom_request_replace("METHOD", |r| {
-                r.method().to_string()
-            }))
+            .wrap(
+                middleware::Logger::new("%{METHOD}xi %U %s %Dms")
+                    .custom_request_replace("METHOD", |r| r.method().to_string()),
+            )
             .configure(routes)
     })
     .listen(listener)?;

@@ -10,16 +10,35 @@ use au_relay::storage::{self, Database};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "au-relay", version, about = "Keeps German sick notes flowing when the eAU route fails")]
+#[command(
+    name = "au-relay",
+    version,
+    about = "Keeps German sick notes flowing when the eAU route fails"
+)]
 struct Cli {
     /// SQLite file (default) or postgres:// URL.
-    #[arg(long, global = true, env = "AU_RELAY_DATABASE_URL", default_value = "au-relay.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "AU_RELAY_DATABASE_URL",
+        default_value = "au-relay.db"
+    )]
     database_url: String,
     /// Largest number of pooled database connections.
-    #[arg(long, global = true, env = "AU_RELAY_DB_POOL_SIZE", default_value_t = 8)]
+    #[arg(
+        long,
+        global = true,
+        env = "AU_RELAY_DB_POOL_SIZE",
+        default_value_t = 8
+    )]
     db_pool_size: u32,
     /// Log format: text or json.
-    #[arg(long, global = true, env = "AU_RELAY_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "AU_RELAY_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
@@ -105,7 +124,8 @@ fn init_logging(format: &str) {
 }
 
 fn open(cli: &Cli) -> anyhow::Result<Database> {
-    let db = Database::connect(&cli.database_url, cli.db_pool_size).context("opening the database")?;
+    let db =
+        Database::connect(&cli.database_url, cli.db_pool_size).context("opening the database")?;
     let ran = db.migrate()?;
     if ran > 0 {
         tracing::info!(migrations = ran, "database migrated");
@@ -173,7 +193,11 @@ async fn main() -> anyhow::Result<()> {
             println!("practice {} added", practice.bsnr);
             Ok(())
         }
-        Some(Command::User(UserCommand::Add { bsnr, username, role })) => {
+        Some(Command::User(UserCommand::Add {
+            bsnr,
+            username,
+            role,
+        })) => {
             let id = practice_id(&db, bsnr)?;
             let hash = auth::hash_password(&read_password()?)?;
             let mut conn = db.conn()?;

@@ -1,4 +1,5 @@
 //! The JSON API for practice software, black-box against a running server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -30,7 +31,10 @@ async fn a_valid_certificate_is_stored_with_its_document_uuid_and_location() {
     let id = body["id"].as_str().unwrap();
     assert_eq!(body["certificate"]["document_id"], id);
     assert_eq!(location, format!("/api/v1/certificates/{id}"));
-    assert_eq!(body["certificate"]["patient"]["last_name"], "Müller-Lüdenscheidt");
+    assert_eq!(
+        body["certificate"]["patient"]["last_name"],
+        "Müller-Lüdenscheidt"
+    );
     assert_eq!(body["certificate"]["practice"]["bsnr"], "031234567");
     assert_eq!(body["certificate"]["doctor"]["lanr"], "838382202");
     assert_eq!(app.rows(), (1, 1));
@@ -63,7 +67,13 @@ async fn an_invalid_certificate_names_every_failing_field_and_writes_nothing() {
     let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(
         fields,
-        ["diagnoses", "insurer.ik", "patient.birth_date", "patient.kvnr", "period.since"]
+        [
+            "diagnoses",
+            "insurer.ik",
+            "patient.birth_date",
+            "patient.kvnr",
+            "period.since"
+        ]
     );
     let kvnr = &errors.iter().find(|(f, _)| f == "patient.kvnr").unwrap().1;
     assert_eq!(kvnr, "Versicherten-Nr.: Prüfziffer stimmt nicht");
@@ -81,11 +91,31 @@ async fn bad_bodies_get_a_german_4xx_naming_the_field_and_no_row() {
     let cases: Vec<(reqwest::Body, &str, u16, &str)> = vec![
         ("".into(), "application/json", 422, "body"),
         ("{".into(), "application/json", 422, "body"),
-        (b"{\"kind\": \"\xff\"}".to_vec().into(), "application/json", 422, "kind"),
+        (
+            b"{\"kind\": \"\xff\"}".to_vec().into(),
+            "application/json",
+            422,
+            "kind",
+        ),
         ("42".into(), "application/json", 422, "body"),
-        (wrong_type.to_string().into(), "application/json", 422, "patient.first_name"),
-        (script.to_string().into(), "application/json", 422, "patient.first_name"),
-        (json!({"unknown": 1}).to_string().into(), "application/json", 422, "unknown"),
+        (
+            wrong_type.to_string().into(),
+            "application/json",
+            422,
+            "patient.first_name",
+        ),
+        (
+            script.to_string().into(),
+            "application/json",
+            422,
+            "patient.first_name",
+        ),
+        (
+            json!({"unknown": 1}).to_string().into(),
+            "application/json",
+            422,
+            "unknown",
+        ),
         (valid_body().to_string().into(), "text/plain", 415, ""),
         ("x".repeat(70 * 1024).into(), "application/json", 413, ""),
     ];
@@ -97,7 +127,12 @@ async fn bad_bodies_get_a_german_4xx_naming_the_field_and_no_row() {
         if !field.is_empty() {
             assert_eq!(errors[0].0, field);
         }
-        assert!(errors.iter().all(|(_, m)| !m.is_empty() && !m.contains("expected")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|(_, m)| !m.is_empty() && !m.contains("expected")),
+            "{errors:?}"
+        );
     }
     assert_eq!(app.rows(), (0, 0));
 }
@@ -110,7 +145,10 @@ async fn sql_looking_names_are_stored_as_plain_text() {
     let r = app.post_api(&body).await;
     assert_eq!(r.status(), 201);
     let stored: Value = r.json().await.unwrap();
-    assert_eq!(stored["certificate"]["patient"]["last_name"], "O'Brien\"; DROP TABLE x; --");
+    assert_eq!(
+        stored["certificate"]["patient"]["last_name"],
+        "O'Brien\"; DROP TABLE x; --"
+    );
     assert_eq!(app.rows(), (1, 1));
 }
 
@@ -138,7 +176,12 @@ async fn a_repeated_idempotency_key_returns_the_first_certificate() {
 #[tokio::test]
 async fn without_a_valid_token_nothing_is_visible() {
     let app = TestApp::spawn().await;
-    let r = app.client.get(app.url("/api/v1/certificates")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/certificates"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = app
         .client
@@ -170,7 +213,12 @@ async fn the_list_is_paginated_newest_first_and_searchable() {
     assert_eq!(p1["total"], 3);
     assert_eq!(p1["items"].as_array().unwrap().len(), 2);
     assert_eq!(p1["items"][0]["name"], "Cäsar, Jürgen");
-    let p2: Value = page("per_page=2&page=2").await.unwrap().json().await.unwrap();
+    let p2: Value = page("per_page=2&page=2")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(p2["items"].as_array().unwrap().len(), 1);
     assert_eq!(p2["items"][0]["name"], "Adler, Jürgen");
     let found: Value = page("name=c%C3%A4s").await.unwrap().json().await.unwrap();
@@ -196,14 +244,24 @@ async fn the_list_is_paginated_newest_first_and_searchable() {
 async fn another_practice_sees_none_of_the_certificates() {
     let app = TestApp::spawn().await;
     let r = app.post_api(&valid_body()).await;
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let (practice, mut doctor) = au_relay::domain::demo_practice().unwrap();
     let mut other = practice.clone();
     other.bsnr = au_relay::domain::Bsnr::parse("021234567").unwrap();
     doctor.lanr = au_relay::domain::Lanr::parse("123456699").unwrap();
     let token = au_relay::auth::token_hash("other-token");
-    au_relay::storage::add_practice(&mut app.db.conn().unwrap(), &other, &doctor, None, Some(&token)).unwrap();
+    au_relay::storage::add_practice(
+        &mut app.db.conn().unwrap(),
+        &other,
+        &doctor,
+        None,
+        Some(&token),
+    )
+    .unwrap();
 
     let r = app
         .client

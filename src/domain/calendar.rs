@@ -41,14 +41,32 @@ mod tests {
 
     #[test]
     fn the_german_date_turns_at_local_midnight() {
-        assert_eq!(berlin_today(at("2026-11-24T22:59:59Z")).to_string(), "2026-11-24");
-        assert_eq!(berlin_today(at("2026-11-24T23:00:00Z")).to_string(), "2026-11-25");
+        assert_eq!(
+            berlin_today(at("2026-11-24T22:59:59Z")).to_string(),
+            "2026-11-24"
+        );
+        assert_eq!(
+            berlin_today(at("2026-11-24T23:00:00Z")).to_string(),
+            "2026-11-25"
+        );
         // Summer time: UTC+2.
-        assert_eq!(berlin_today(at("2026-07-01T21:59:59Z")).to_string(), "2026-07-01");
-        assert_eq!(berlin_today(at("2026-07-01T22:00:00Z")).to_string(), "2026-07-02");
+        assert_eq!(
+            berlin_today(at("2026-07-01T21:59:59Z")).to_string(),
+            "2026-07-01"
+        );
+        assert_eq!(
+            berlin_today(at("2026-07-01T22:00:00Z")).to_string(),
+            "2026-07-02"
+        );
         // 2026: summer time from 29 March, until 25 October.
-        assert_eq!(berlin_today(at("2026-03-29T22:30:00Z")).to_string(), "2026-03-30");
-        assert_eq!(berlin_today(at("2026-10-25T22:30:00Z")).to_string(), "2026-10-25");
+        assert_eq!(
+            berlin_today(at("2026-03-29T22:30:00Z")).to_string(),
+            "2026-03-30"
+        );
+        assert_eq!(
+            berlin_today(at("2026-10-25T22:30:00Z")).to_string(),
+            "2026-10-25"
+        );
         assert!(is_weekend(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()));
     }
 }

@@ -34,7 +34,10 @@ impl CertificateKind {
         Self::ALL
             .into_iter()
             .find(|k| k.code() == code.trim())
-            .ok_or(DomainError::Format("Art der Bescheinigung", "ERST, FOLGE, ERST_END oder FOLGE_END"))
+            .ok_or(DomainError::Format(
+                "Art der Bescheinigung",
+                "ERST, FOLGE, ERST_END oder FOLGE_END",
+            ))
     }
 
     /// Erstbescheinigung (ERST or ERST_END): "AU seit" must be given.
@@ -71,7 +74,12 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Self; 4] = [Self::Accident, Self::WorkAccident, Self::Ser, Self::OccupationalDisease];
+    pub const ALL: [Self; 4] = [
+        Self::Accident,
+        Self::WorkAccident,
+        Self::Ser,
+        Self::OccupationalDisease,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
@@ -178,11 +186,16 @@ impl Icd10Code {
             && b[2].is_ascii_digit();
         let tail_ok = match &b[3.min(b.len())..] {
             [] => true,
-            [b'.', rest @ ..] => (1..=2).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit),
+            [b'.', rest @ ..] => {
+                (1..=2).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit)
+            }
             _ => false,
         };
         if !(head_ok && tail_ok) {
-            return Err(DomainError::Format(FIELD, "z. B. J06.9, ohne Sonderzeichen wie ! * +"));
+            return Err(DomainError::Format(
+                FIELD,
+                "z. B. J06.9, ohne Sonderzeichen wie ! * +",
+            ));
         }
         Ok(Self(s))
     }

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use super::{
-    is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis,
-    Doctor, DomainError, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr,
-    Lanr, Measures, Patient, Practice, Side, MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SPECIAL_GROUPS,
+    is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
+    DomainError, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr,
+    Measures, Patient, Practice, Side, MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SPECIAL_GROUPS,
 };
 
 /// The AU as entered. Every field is a string (or a flag) so that whatever was typed can be
@@ -51,7 +51,11 @@ pub struct CertificateDraft {
     #[serde(deserialize_with = "lenient_bool")]
     pub sick_pay_case: bool,
     #[validate(
-        length(min = 1, max = 6, message = "Diagnosen: ein bis sechs ICD-10-Codes angeben"),
+        length(
+            min = 1,
+            max = 6,
+            message = "Diagnosen: ein bis sechs ICD-10-Codes angeben"
+        ),
         nested
     )]
     pub diagnoses: Vec<DiagnosisDraft>,
@@ -131,7 +135,11 @@ pub struct MeasuresDraft {
     #[serde(deserialize_with = "lenient_bool")]
     pub reintegration: bool,
     #[serde(deserialize_with = "empty_as_none")]
-    #[validate(length(min = 1, max = 70, message = "Sonstige Maßnahmen: höchstens 70 Zeichen"))]
+    #[validate(length(
+        min = 1,
+        max = 70,
+        message = "Sonstige Maßnahmen: höchstens 70 Zeichen"
+    ))]
     pub other: Option<String>,
 }
 
@@ -334,7 +342,10 @@ impl Errors {
 impl Certificate {
     /// Validates a draft against the field rules and the AU rules (DOMAIN.md §2.2, §3.4) and
     /// builds the certificate, or names every failing field.
-    pub fn from_draft(draft: &CertificateDraft, ctx: &CaptureContext) -> Result<Self, Vec<FieldError>> {
+    pub fn from_draft(
+        draft: &CertificateDraft,
+        ctx: &CaptureContext,
+    ) -> Result<Self, Vec<FieldError>> {
         let Err(invalid) = draft.validate() else {
             return draft_rules(draft, ctx);
         };
@@ -363,7 +374,11 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
         None => Some(today),
     };
     if let Some(issued) = issued_on {
-        e.rule(issued > today, "issued_on", "Ausstellungsdatum: darf nicht in der Zukunft liegen");
+        e.rule(
+            issued > today,
+            "issued_on",
+            "Ausstellungsdatum: darf nicht in der Zukunft liegen",
+        );
     }
     let period = kind.and_then(|k| period(&d.period, k, d.backdating_confirmed, today, &mut e));
     let cause = d.cause.as_deref().map(Cause::parse).transpose();
@@ -395,37 +410,50 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
     }
 
     match (kind, patient, coverage, doctor, issued_on, period, cause) {
-        (Some(kind), Some(patient), Some(coverage), Some(doctor), Some(issued_on), Some(period), Some(cause))
-            if e.0.is_empty() =>
-        {
-            Ok(Certificate {
-                document_id: ctx.document_id,
-                kind,
-                patient,
-                coverage,
-                practice: ctx.practice.clone(),
-                doctor,
-                issued_on,
-                icd_version: u16::try_from(issued_on.year()).unwrap_or(2026),
-                period,
-                cause,
-                measures,
-                sick_pay_case: d.sick_pay_case,
-                diagnoses: diagnoses.into_iter().flatten().collect(),
-                diagnosis_text: d.diagnosis_text.clone(),
-                backdating_confirmed: d.backdating_confirmed
-                    && period.since.is_some_and(|s| backdated_days(s, period.determined_on) > MAX_BACKDATING_DAYS),
-            })
-        }
+        (
+            Some(kind),
+            Some(patient),
+            Some(coverage),
+            Some(doctor),
+            Some(issued_on),
+            Some(period),
+            Some(cause),
+        ) if e.0.is_empty() => Ok(Certificate {
+            document_id: ctx.document_id,
+            kind,
+            patient,
+            coverage,
+            practice: ctx.practice.clone(),
+            doctor,
+            issued_on,
+            icd_version: u16::try_from(issued_on.year()).unwrap_or(2026),
+            period,
+            cause,
+            measures,
+            sick_pay_case: d.sick_pay_case,
+            diagnoses: diagnoses.into_iter().flatten().collect(),
+            diagnosis_text: d.diagnosis_text.clone(),
+            backdating_confirmed: d.backdating_confirmed
+                && period
+                    .since
+                    .is_some_and(|s| backdated_days(s, period.determined_on) > MAX_BACKDATING_DAYS),
+        }),
         _ => Err(e.0),
     }
 }
 
 fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient> {
     let kvnr = e.take("patient.kvnr", Kvnr::parse(&p.kvnr));
-    let birth_date = e.take("patient.birth_date", parse_date(&p.birth_date, "Geburtsdatum"));
+    let birth_date = e.take(
+        "patient.birth_date",
+        parse_date(&p.birth_date, "Geburtsdatum"),
+    );
     if let Some(b) = birth_date {
-        e.rule(b > today, "patient.birth_date", "Geburtsdatum: darf nicht in der Zukunft liegen");
+        e.rule(
+            b > today,
+            "patient.birth_date",
+            "Geburtsdatum: darf nicht in der Zukunft liegen",
+        );
     }
     let first_name = text(&p.first_name, "patient.first_name", "Vorname", 45, e);
     let last_name = text(&p.last_name, "patient.last_name", "Name", 45, e);
@@ -445,7 +473,13 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
     })
 }
 
-fn text(value: &str, field: &str, label: &'static str, max: usize, e: &mut Errors) -> Option<String> {
+fn text(
+    value: &str,
+    field: &str,
+    label: &'static str,
+    max: usize,
+    e: &mut Errors,
+) -> Option<String> {
     let v = value.trim();
     let r = if v.is_empty() {
         Err(DomainError::Required(label))
@@ -461,7 +495,11 @@ fn coverage(i: &InsurerDraft, e: &mut Errors) -> Option<Coverage> {
     let ik = e.take("insurer.ik", InsurerIk::parse(&i.ik));
     let name = text(&i.name, "insurer.name", "Krankenkasse", 45, e);
     let insured_type = e.take("insurer.insured_type", InsuredType::parse(&i.insured_type));
-    let valid_until = i.valid_until.as_deref().map(|s| parse_date(s, "Versichert bis")).transpose();
+    let valid_until = i
+        .valid_until
+        .as_deref()
+        .map(|s| parse_date(s, "Versichert bis"))
+        .transpose();
     let valid_until = e.take("insurer.valid_until", valid_until);
     let special_group = i.special_group.as_deref().unwrap_or("00").trim().to_owned();
     let dmp = i.dmp.as_deref().unwrap_or("00").trim().to_owned();
@@ -506,23 +544,41 @@ fn period(
     today: NaiveDate,
     e: &mut Errors,
 ) -> Option<IncapacityPeriod> {
-    let until = e.take("period.until", parse_date(&p.until, "Voraussichtlich arbeitsunfähig bis"));
-    let determined = e.take("period.determined_on", parse_date(&p.determined_on, "Festgestellt am"));
+    let until = e.take(
+        "period.until",
+        parse_date(&p.until, "Voraussichtlich arbeitsunfähig bis"),
+    );
+    let determined = e.take(
+        "period.determined_on",
+        parse_date(&p.determined_on, "Festgestellt am"),
+    );
     let since = match (&p.since, kind.is_initial()) {
         (Some(s), true) => Some(e.take("period.since", parse_date(s, "AU seit"))?),
         (None, true) => {
-            e.rule(true, "period.since", "AU seit: bei einer Erstbescheinigung anzugeben");
+            e.rule(
+                true,
+                "period.since",
+                "AU seit: bei einer Erstbescheinigung anzugeben",
+            );
             return None;
         }
         (Some(_), false) => {
-            e.rule(true, "period.since", "AU seit: bei einer Folgebescheinigung nicht anzugeben");
+            e.rule(
+                true,
+                "period.since",
+                "AU seit: bei einer Folgebescheinigung nicht anzugeben",
+            );
             return None;
         }
         (None, false) => None,
     };
     let (until, determined) = (until?, determined?);
     let before = e.0.len();
-    e.rule(determined > today, "period.determined_on", "Festgestellt am: darf nicht in der Zukunft liegen");
+    e.rule(
+        determined > today,
+        "period.determined_on",
+        "Festgestellt am: darf nicht in der Zukunft liegen",
+    );
     e.rule(
         (until - determined).num_days() > MAX_DAYS_AHEAD,
         "period.until",
@@ -534,8 +590,16 @@ fn period(
         "Voraussichtlich arbeitsunfähig bis: darf nicht vor „festgestellt am“ liegen",
     );
     if let Some(since) = since {
-        e.rule(since > until, "period.since", "AU seit: darf nicht nach „voraussichtlich bis“ liegen");
-        e.rule(since > determined, "period.since", "AU seit: darf nicht nach „festgestellt am“ liegen");
+        e.rule(
+            since > until,
+            "period.since",
+            "AU seit: darf nicht nach „voraussichtlich bis“ liegen",
+        );
+        e.rule(
+            since > determined,
+            "period.since",
+            "AU seit: darf nicht nach „festgestellt am“ liegen",
+        );
         e.rule(
             backdated_days(since, determined) > MAX_BACKDATING_DAYS && !backdating_confirmed,
             "backdating_confirmed",
@@ -551,7 +615,10 @@ fn period(
 
 fn diagnosis(d: &DiagnosisDraft, i: usize, e: &mut Errors) -> Option<Diagnosis> {
     let code = e.take(&format!("diagnoses[{i}].code"), Icd10Code::parse(&d.code));
-    let certainty = d.certainty.as_deref().map_or(Ok(Certainty::G), Certainty::parse);
+    let certainty = d
+        .certainty
+        .as_deref()
+        .map_or(Ok(Certainty::G), Certainty::parse);
     let certainty = e.take(&format!("diagnoses[{i}].certainty"), certainty);
     let side = d.side.as_deref().map(Side::parse).transpose();
     let side = e.take(&format!("diagnoses[{i}].side"), side);
@@ -623,7 +690,10 @@ mod tests {
         let c = Certificate::from_draft(&draft(), &ctx()).unwrap();
         assert_eq!(c.kind, CertificateKind::Erst);
         assert_eq!(c.diagnoses_line(), "J06.9 G, M54.5 G L");
-        assert_eq!(c.period.determined_on, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
+        assert_eq!(
+            c.period.determined_on,
+            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
+        );
         assert_eq!(c.issued_on, ctx().today);
         assert_eq!(c.doctor.lanr.as_str(), "838382202");
         assert!(!c.backdating_confirmed);
@@ -634,13 +704,25 @@ mod tests {
         let errors = Certificate::from_draft(&CertificateDraft::default(), &ctx()).unwrap_err();
         let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         for f in [
-            "kind", "patient.kvnr", "patient.first_name", "patient.birth_date", "insurer.ik",
-            "insurer.name", "insurer.insured_type", "period.until", "period.determined_on", "diagnoses",
+            "kind",
+            "patient.kvnr",
+            "patient.first_name",
+            "patient.birth_date",
+            "insurer.ik",
+            "insurer.name",
+            "insurer.insured_type",
+            "period.until",
+            "period.determined_on",
+            "diagnoses",
         ] {
             assert!(names.contains(&f), "{f} missing in {names:?}");
         }
         let kvnr = errors.iter().find(|e| e.field == "patient.kvnr").unwrap();
-        assert!(kvnr.message.starts_with("Versicherten-Nr."), "{}", kvnr.message);
+        assert!(
+            kvnr.message.starts_with("Versicherten-Nr."),
+            "{}",
+            kvnr.message
+        );
     }
 
     #[test]
@@ -677,17 +759,31 @@ mod tests {
     fn backdating_beyond_three_days_needs_confirmation_and_is_recorded() {
         let mut d = draft();
         d.period.since = Some("2026-11-22".into()); // exactly 3 days
-        assert!(!Certificate::from_draft(&d, &ctx()).unwrap().backdating_confirmed);
+        assert!(
+            !Certificate::from_draft(&d, &ctx())
+                .unwrap()
+                .backdating_confirmed
+        );
         d.period.since = Some("2026-11-21".into()); // 4 days
         assert_eq!(fields(&d), ["backdating_confirmed"]);
         d.backdating_confirmed = true;
-        assert!(Certificate::from_draft(&d, &ctx()).unwrap().backdating_confirmed);
+        assert!(
+            Certificate::from_draft(&d, &ctx())
+                .unwrap()
+                .backdating_confirmed
+        );
     }
 
     #[test]
     fn one_to_six_diagnoses_and_seven_are_refused() {
         let mut d = draft();
-        d.diagnoses = vec![DiagnosisDraft { code: "J06.9".into(), ..Default::default() }; 7];
+        d.diagnoses = vec![
+            DiagnosisDraft {
+                code: "J06.9".into(),
+                ..Default::default()
+            };
+            7
+        ];
         assert_eq!(fields(&d), ["diagnoses"]);
         d.diagnoses.truncate(6);
         assert!(Certificate::from_draft(&d, &ctx()).is_ok());

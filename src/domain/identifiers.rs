@@ -42,7 +42,9 @@ impl Kvnr {
     pub fn parse_structure(input: &str) -> Result<Self, DomainError> {
         let s = input.trim();
         let mut chars = s.chars();
-        let first = chars.next().ok_or(DomainError::Required("Versicherten-Nr."))?;
+        let first = chars
+            .next()
+            .ok_or(DomainError::Required("Versicherten-Nr."))?;
         let rest: String = chars.collect();
         if s.chars().count() != 10 || !first.is_ascii_uppercase() || digits_of(&rest).is_none() {
             return Err(DomainError::Format(
@@ -118,7 +120,10 @@ impl Lanr {
             .filter(|d| d.len() == 9)
             .ok_or(DomainError::Format(FIELD, "genau neun Ziffern"))?;
         if s == "888888800" {
-            return Err(DomainError::Format(FIELD, "888888800 ist nicht mehr zulässig"));
+            return Err(DomainError::Format(
+                FIELD,
+                "888888800 ist nicht mehr zulässig",
+            ));
         }
         let pseudo = s == "999999900"
             || s.starts_with("555555")
@@ -270,7 +275,14 @@ mod tests {
 
     #[test]
     fn kvnr_shape_errors() {
-        for bad in ["", "a123456780", "A12345678", "A1234567800", "ÄA23456780", "1234567890"] {
+        for bad in [
+            "",
+            "a123456780",
+            "A12345678",
+            "A1234567800",
+            "ÄA23456780",
+            "1234567890",
+        ] {
             assert!(Kvnr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -287,7 +299,13 @@ mod tests {
 
     #[test]
     fn lanr_test_vectors_from_domain_md() {
-        for ok in ["838382202", "123456699", "999999900", "444444400", "555555100"] {
+        for ok in [
+            "838382202",
+            "123456699",
+            "999999900",
+            "444444400",
+            "555555100",
+        ] {
             assert!(Lanr::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["838382302", "123456799", "888888800", "12345669"] {
@@ -297,14 +315,26 @@ mod tests {
 
     #[test]
     fn bsnr_formats() {
-        for ok in ["010123499", "031234567", "351234567", "741234563", "981234500"] {
+        for ok in [
+            "010123499",
+            "031234567",
+            "351234567",
+            "741234563",
+            "981234500",
+        ] {
             assert!(Bsnr::parse(ok).is_ok(), "{ok}");
         }
         // The KBV eAU examples' BSNR has no KV region: readable by structure only.
         assert!(Bsnr::parse("345678901").is_err());
         assert!(Bsnr::parse_structure("345678901").is_ok());
         assert!(Bsnr::parse_structure("34567890").is_err());
-        for bad in ["041234567", "001234567", "03123456", "0312345678", "03123456x"] {
+        for bad in [
+            "041234567",
+            "001234567",
+            "03123456",
+            "0312345678",
+            "03123456x",
+        ] {
             assert!(Bsnr::parse(bad).is_err(), "{bad}");
         }
     }
@@ -326,11 +356,18 @@ mod tests {
             .enumerate()
             .map(|(i, x)| cross_sum(x * if i % 2 == 0 { 2 } else { 1 }))
             .sum();
-        prefix.iter().chain([sum % 10].iter()).map(|d| d.to_string()).collect()
+        prefix
+            .iter()
+            .chain([sum % 10].iter())
+            .map(|d| d.to_string())
+            .collect()
     }
 
     fn replace_digit(s: &str, pos: usize, new: char) -> String {
-        s.chars().enumerate().map(|(i, c)| if i == pos { new } else { c }).collect()
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| if i == pos { new } else { c })
+            .collect()
     }
 
     proptest! {

@@ -152,7 +152,13 @@ pub fn create_user(
 pub fn find_user(conn: &mut AnyConnection, username: &str) -> Result<Option<UserRow>> {
     Ok(users::table
         .filter(users::username.eq(username))
-        .select((users::id, users::practice_id, users::username, users::password_hash, users::role))
+        .select((
+            users::id,
+            users::practice_id,
+            users::username,
+            users::password_hash,
+            users::role,
+        ))
         .first(conn)
         .optional()?)
 }
@@ -191,16 +197,24 @@ pub fn session_user(conn: &mut AnyConnection, token_hash: &str) -> Result<Option
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::expires_at.gt(now()))
-        .select((users::id, users::username, users::practice_id, users::role, sessions::csrf_token))
+        .select((
+            users::id,
+            users::username,
+            users::practice_id,
+            users::role,
+            sessions::csrf_token,
+        ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(user_id, username, practice_id, role, csrf_token)| SessionUser {
-        user_id,
-        username,
-        practice_id,
-        role,
-        csrf_token,
-    }))
+    Ok(row.map(
+        |(user_id, username, practice_id, role, csrf_token)| SessionUser {
+            user_id,
+            username,
+            practice_id,
+            role,
+            csrf_token,
+        },
+    ))
 }
 
 pub fn delete_session(conn: &mut AnyConnection, token_hash: &str) -> Result<()> {
@@ -209,7 +223,12 @@ pub fn delete_session(conn: &mut AnyConnection, token_hash: &str) -> Result<()> 
     Ok(())
 }
 
-pub fn create_api_token(conn: &mut AnyConnection, token_hash: &str, practice_id: &str, label: &str) -> Result<()> {
+pub fn create_api_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    practice_id: &str,
+    label: &str,
+) -> Result<()> {
     diesel::insert_into(api_tokens::table)
         .values((
             api_tokens::token_hash.eq(token_hash),

@@ -84,13 +84,19 @@ pub fn capture(
                 Some(key) => by_submission_key(conn, &actor.practice_id, key)?,
                 None => None,
             };
-            existing.map(Captured::AlreadyStored).ok_or(StorageError::Query(e))
+            existing
+                .map(Captured::AlreadyStored)
+                .ok_or(StorageError::Query(e))
         }
         Err(e) => Err(e.into()),
     }
 }
 
-fn by_submission_key(conn: &mut AnyConnection, practice_id: &str, key: &str) -> Result<Option<Uuid>> {
+fn by_submission_key(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    key: &str,
+) -> Result<Option<Uuid>> {
     let id: Option<String> = certificates::table
         .filter(certificates::practice_id.eq(practice_id))
         .filter(certificates::submission_key.eq(key))
@@ -131,11 +137,19 @@ pub struct StoredCertificate {
 }
 
 /// One certificate of a practice; another practice's id finds nothing.
-pub fn get(conn: &mut AnyConnection, practice_id: &str, id: Uuid) -> Result<Option<StoredCertificate>> {
+pub fn get(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    id: Uuid,
+) -> Result<Option<StoredCertificate>> {
     let row: Option<(String, NaiveDateTime, String)> = certificates::table
         .filter(certificates::id.eq(id.to_string()))
         .filter(certificates::practice_id.eq(practice_id))
-        .select((certificates::document, certificates::created_at, certificates::created_by))
+        .select((
+            certificates::document,
+            certificates::created_at,
+            certificates::created_by,
+        ))
         .first(conn)
         .optional()?;
     row.map(|(doc, created_at, created_by)| {
@@ -203,14 +217,24 @@ pub fn list(
         let mut q = certificates::table
             .filter(certificates::practice_id.eq(practice_id.to_owned()))
             .into_boxed();
-        if let Some(name) = search.name.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(name) = search
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             q = q.filter(
                 certificates::search_name
                     .like(escape_like(&name.to_lowercase()))
                     .escape('\\'),
             );
         }
-        if let Some(kvnr) = search.kvnr.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(kvnr) = search
+            .kvnr
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             q = q.filter(certificates::kvnr.eq(kvnr.to_uppercase()));
         }
         if let Some(from) = search.from {

@@ -132,8 +132,12 @@ impl Database {
     pub fn migrate(&self) -> Result<usize> {
         let mut conn = self.conn()?;
         let ran = match &mut *conn {
-            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+            AnyConnection::Sqlite(c) => {
+                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len())
+            }
+            AnyConnection::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len()),
         };
         ran.map_err(|e| StorageError::Migration(e.to_string()))
     }
@@ -143,7 +147,9 @@ impl Database {
         let mut conn = self.conn()?;
         let reverted = match &mut *conn {
             AnyConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            AnyConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+            AnyConnection::Postgres(c) => c
+                .revert_all_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len()),
         };
         reverted.map_err(|e| StorageError::Migration(e.to_string()))
     }

@@ -76,7 +76,9 @@ async fn create(
         Captured::Created(_) => HttpResponse::Created(),
         Captured::AlreadyStored(_) => HttpResponse::Ok(),
     };
-    Ok(response.insert_header((header::LOCATION, location)).json(body))
+    Ok(response
+        .insert_header((header::LOCATION, location))
+        .json(body))
 }
 
 async fn load(state: &AppState, client: &ApiClient, id: Uuid) -> Result<CertificateBody, ApiError> {
@@ -150,7 +152,11 @@ impl From<ListItem> for ListItemBody {
     }
 }
 
-fn optional_date(v: Option<&str>, field: &str, label: &'static str) -> Result<Option<NaiveDate>, FieldError> {
+fn optional_date(
+    v: Option<&str>,
+    field: &str,
+    label: &'static str,
+) -> Result<Option<NaiveDate>, FieldError> {
     v.filter(|s| !s.trim().is_empty())
         .map(|s| parse_date(s, label).map_err(|e| FieldError::new(field, e.to_string())))
         .transpose()
@@ -161,8 +167,12 @@ async fn list(
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let q: ListQuery = serde_urlencoded::from_str(req.query_string())
-        .map_err(|_| FieldError::new("query", "Abfrage ungültig: erlaubt sind page, per_page, name, from, to"))?;
+    let q: ListQuery = serde_urlencoded::from_str(req.query_string()).map_err(|_| {
+        FieldError::new(
+            "query",
+            "Abfrage ungültig: erlaubt sind page, per_page, name, from, to",
+        )
+    })?;
     let body = SearchBody {
         page: q.page,
         per_page: q.per_page,
@@ -185,7 +195,11 @@ async fn search(
     page(client, &state, from_json(&body)?).await
 }
 
-async fn page(client: ApiClient, state: &AppState, q: SearchBody) -> Result<HttpResponse, ApiError> {
+async fn page(
+    client: ApiClient,
+    state: &AppState,
+    q: SearchBody,
+) -> Result<HttpResponse, ApiError> {
     let search = Search {
         name: q.name,
         kvnr: q.kvnr,

@@ -20,7 +20,10 @@ fn located(path: String, message: impl Into<String>) -> FieldError {
 /// Decodes a JSON body; type errors name the field (`patient.first_name: …`).
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(located(String::new(), "Anfrage ist leer: JSON-Objekt erwartet"));
+        return Err(located(
+            String::new(),
+            "Anfrage ist leer: JSON-Objekt erwartet",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -42,7 +45,11 @@ fn german_serde_message(english: &str) -> String {
     } else if english.starts_with("unknown field") {
         "unbekanntes Feld".to_owned()
     } else if english.contains("erwartet") {
-        english.split(" at line").next().unwrap_or(english).to_owned()
+        english
+            .split(" at line")
+            .next()
+            .unwrap_or(english)
+            .to_owned()
     } else {
         "ungültiger Wert".to_owned()
     }
@@ -65,8 +72,10 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, FieldError> {
             let mut kv = part.splitn(2, |b| *b == b'=');
             let key = String::from_utf8(percent_decode(kv.next().unwrap_or_default()))
                 .map_err(|_| located(String::new(), "Feldname ist kein gültiges UTF-8"))?;
-            let value = String::from_utf8(percent_decode(kv.next().unwrap_or_default()))
-                .map_err(|_| FieldError::new(key.clone(), format!("{key}: kein gültiger Text (UTF-8)")))?;
+            let value =
+                String::from_utf8(percent_decode(kv.next().unwrap_or_default())).map_err(|_| {
+                    FieldError::new(key.clone(), format!("{key}: kein gültiger Text (UTF-8)"))
+                })?;
             Ok((key, value))
         })
         .collect()

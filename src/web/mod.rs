@@ -189,12 +189,20 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// caching of pages that hold health data.
 pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
-        .add((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .add((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .add((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .add((header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .add((
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .add((
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+            HeaderValue::from_static(
+                "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            ),
         ))
         .add((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
 }

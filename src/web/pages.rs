@@ -9,12 +9,13 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::form::{form_pairs, from_form, form_value};
+use super::form::{form_pairs, form_value, from_form};
 use super::{read_body, AppState, Staff, WebError, SESSION_COOKIE};
 use crate::auth;
 use crate::capture::{self, CaptureError};
 use crate::domain::{
-    parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError, Practice,
+    parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
+    Practice,
 };
 use crate::storage::{self, Actor, ListItem, Search};
 
@@ -32,7 +33,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
-    let body = page.render().map_err(|e| WebError::Internal(e.to_string()))?;
+    let body = page
+        .render()
+        .map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(body))
@@ -105,16 +108,23 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+async fn login(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let form: LoginForm = from_form(&body)?;
     let username = form.username.trim().to_owned();
     let lookup = username.clone();
-    let user = state.db.run(move |c| storage::find_user(c, &lookup)).await?;
+    let user = state
+        .db
+        .run(move |c| storage::find_user(c, &lookup))
+        .await?;
     let password = form.password;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| auth::dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let hash = user.as_ref().map_or_else(
+        || auth::dummy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
     let verified = web::block(move || auth::verify_password(&password, &hash))
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?;
@@ -131,7 +141,8 @@ async fn login(state: web::Data<AppState>, payload: web::Payload) -> Result<Http
     let token = auth::new_token();
     let (hash, csrf) = (auth::token_hash(&token), auth::new_token());
     let ttl = state.settings.session_ttl;
-    let expires = storage::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
+    let expires =
+        storage::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
     let user_id = user.id.clone();
     state
         .db
@@ -143,7 +154,9 @@ async fn login(state: web::Data<AppState>, payload: web::Payload) -> Result<Http
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(state.settings.secure_cookies)
-        .max_age(time::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(43_200)))
+        .max_age(time::Duration::seconds(
+            i64::try_from(ttl.as_secs()).unwrap_or(43_200),
+        ))
         .finish();
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/certificates"))
@@ -158,11 +171,18 @@ fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
         .map(|(_, v)| v))
 }
 
-async fn logout(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+async fn logout(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     staff.check_csrf(csrf_of(&body)?.as_deref())?;
     let hash = staff.token_hash.clone();
-    state.db.run(move |c| storage::delete_session(c, &hash)).await?;
+    state
+        .db
+        .run(move |c| storage::delete_session(c, &hash))
+        .await?;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();
     Ok(HttpResponse::SeeOther()
@@ -204,19 +224,36 @@ struct PageQuery {
     page: Option<i64>,
 }
 
-async fn list(staff: Staff, state: web::Data<AppState>, q: web::Query<PageQuery>) -> Result<HttpResponse, WebError> {
+async fn list(
+    staff: Staff,
+    state: web::Data<AppState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, WebError> {
     render_list(&staff, &state, Filter::default(), q.page.unwrap_or(1)).await
 }
 
-async fn search(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+async fn search(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let filter: Filter = from_form(&body)?;
     staff.check_csrf(filter.csrf.as_deref())?;
-    let page = filter.page.as_deref().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let page = filter
+        .page
+        .as_deref()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
     render_list(&staff, &state, filter, page).await
 }
 
-async fn render_list(staff: &Staff, state: &AppState, filter: Filter, page: i64) -> Result<HttpResponse, WebError> {
+async fn render_list(
+    staff: &Staff,
+    state: &AppState,
+    filter: Filter,
+    page: i64,
+) -> Result<HttpResponse, WebError> {
     let mut errors = Vec::new();
     let mut date = |value: &str, field: &str, label| match parse_date(value, label) {
         _ if value.trim().is_empty() => None,
@@ -273,7 +310,10 @@ struct NewPage<'a> {
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
 }
 
 impl NewPage<'_> {
@@ -294,7 +334,10 @@ async fn render_form(
     errors: Vec<FieldError>,
 ) -> Result<HttpResponse, WebError> {
     let practice_id = staff.user.practice_id.clone();
-    let (practice, doctors) = state.db.run(move |c| storage::master_data(c, &practice_id)).await?;
+    let (practice, doctors) = state
+        .db
+        .run(move |c| storage::master_data(c, &practice_id))
+        .await?;
     let mut diagnosis_rows = draft.diagnoses.clone();
     diagnosis_rows.resize(diagnosis_rows.len().max(6), DiagnosisDraft::default());
     let status = if errors.is_empty() {
@@ -306,7 +349,10 @@ async fn render_form(
         nav_user: Some(&staff.user.username),
         csrf: &staff.user.csrf_token,
         form_token,
-        by_field: errors.iter().map(|e| (e.field.clone(), e.message.clone())).collect(),
+        by_field: errors
+            .iter()
+            .map(|e| (e.field.clone(), e.message.clone()))
+            .collect(),
         errors,
         draft,
         diagnosis_rows,
@@ -320,7 +366,11 @@ async fn render_form(
             .iter()
             .map(|c| (c.code().to_owned(), c.label().to_owned()))
             .collect(),
-        insured_types: pairs(&[("1", "Mitglied"), ("3", "Familienversicherte"), ("5", "Rentner")]),
+        insured_types: pairs(&[
+            ("1", "Mitglied"),
+            ("3", "Familienversicherte"),
+            ("5", "Rentner"),
+        ]),
         certainties: pairs(&[
             ("G", "gesichert"),
             ("V", "Verdacht"),
@@ -333,7 +383,9 @@ async fn render_form(
 }
 
 async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let today = crate::domain::berlin_today(chrono::Utc::now()).format("%d.%m.%Y").to_string();
+    let today = crate::domain::berlin_today(chrono::Utc::now())
+        .format("%d.%m.%Y")
+        .to_string();
     let draft = CertificateDraft {
         kind: "ERST".into(),
         issued_on: Some(today.clone()),
@@ -350,11 +402,20 @@ async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespon
         },
         ..Default::default()
     };
-    render_form(&staff, &state, draft, Uuid::new_v4().to_string(), Vec::new()).await
+    render_form(
+        &staff,
+        &state,
+        draft,
+        Uuid::new_v4().to_string(),
+        Vec::new(),
+    )
+    .await
 }
 
 /// Splits the form into the draft and the hidden fields (CSRF, one-time form token).
-fn parse_capture_form(body: &[u8]) -> Result<(CertificateDraft, Option<String>, Option<String>), FieldError> {
+fn parse_capture_form(
+    body: &[u8],
+) -> Result<(CertificateDraft, Option<String>, Option<String>), FieldError> {
     let mut value = form_value(body)?;
     let mut take = |key: &str| {
         value
@@ -371,7 +432,11 @@ fn parse_capture_form(body: &[u8]) -> Result<(CertificateDraft, Option<String>, 
     Ok((draft, csrf, token))
 }
 
-async fn create(staff: Staff, state: web::Data<AppState>, payload: web::Payload) -> Result<HttpResponse, WebError> {
+async fn create(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let (draft, csrf, token) = parse_capture_form(&body)?;
     staff.check_csrf(csrf.as_deref())?;
@@ -383,7 +448,9 @@ async fn create(staff: Staff, state: web::Data<AppState>, payload: web::Payload)
     let form_token = token.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
     match capture::submit(&state.db, actor, draft.clone(), token).await {
         Ok(captured) => Ok(see_other(&format!("/certificates/{}", captured.id()))),
-        Err(CaptureError::Invalid(errors)) => render_form(&staff, &state, draft, form_token, errors).await,
+        Err(CaptureError::Invalid(errors)) => {
+            render_form(&staff, &state, draft, form_token, errors).await
+        }
         Err(CaptureError::Storage(e)) => Err(e.into()),
     }
 }
@@ -400,7 +467,11 @@ struct DetailPage<'a> {
     created_by: String,
 }
 
-async fn detail(staff: Staff, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, WebError> {
+async fn detail(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
     let practice = staff.user.practice_id.clone();
     let stored = state

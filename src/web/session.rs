@@ -26,7 +26,9 @@ impl Staff {
         if sent.is_some_and(|s| constant_time_eq(s.as_bytes(), self.user.csrf_token.as_bytes())) {
             Ok(())
         } else {
-            Err(WebError::Forbidden("Formular abgelaufen, bitte Seite neu laden"))
+            Err(WebError::Forbidden(
+                "Formular abgelaufen, bitte Seite neu laden",
+            ))
         }
     }
 }
@@ -56,7 +58,10 @@ impl FromRequest for Staff {
                 .run(move |c| storage::session_user(c, &lookup))
                 .await?
                 .ok_or(WebError::LoginRequired)?;
-            Ok(Staff { user, token_hash: hash })
+            Ok(Staff {
+                user,
+                token_hash: hash,
+            })
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Test harness: every test gets its own database (a SQLite file in a temp dir, or a fresh
 //! PostgreSQL database when `AU_RELAY_TEST_BACKEND=postgres`) and its own server on port 0.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use au_relay::app::{self, ServeConfig};
 use au_relay::storage::{self, Database};
@@ -90,7 +90,11 @@ impl TestApp {
             .expect("request")
     }
 
-    pub async fn post_raw(&self, body: impl Into<reqwest::Body>, content_type: &str) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/certificates"))
             .bearer_auth("demo-token")
@@ -130,8 +134,15 @@ impl TestApp {
 /// The value of a hidden input in a page.
 pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in page")) + marker.len();
-    page[start..].split('"').next().unwrap_or_default().to_owned()
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in page"))
+        + marker.len();
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Today in Germany as the app sees it.
