@@ -106,7 +106,15 @@ impl ResponseError for WebError {
                 .insert_header((header::LOCATION, "/login"))
                 .finish();
         }
-        let body = pages::error_page(self.status(), &self.to_string());
+        let message = match self {
+            Self::Invalid(errors) => errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        let body = pages::error_page(self.status(), &message);
         HttpResponse::build(self.status())
             .content_type("text/html; charset=utf-8")
             .body(body)

@@ -424,6 +424,10 @@ fn parse_capture_form(
             .and_then(|v| v.as_str().map(str::to_owned))
     };
     let (csrf, token) = (take("csrf"), take("form_token"));
+    // A diagnosis row without a code is an unused row (its selects always send a value).
+    if let Some(rows) = value.get_mut("diagnoses").and_then(|v| v.as_array_mut()) {
+        rows.retain(|row| row.get("code").is_some());
+    }
     let token = token.filter(|t| Uuid::parse_str(t).is_ok());
     let draft = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();

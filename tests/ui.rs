@@ -1,0 +1,273 @@
+//! The German staff UI, black-box over HTTP (forms, redirects, cookies).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{hidden, today, TestApp};
+
+fn de(d: chrono::NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
+/// A filled "Neue AU" form as the browser sends it.
+fn form(csrf: &str, token: &str) -> Vec<(String, String)> {
+    let t = today();
+    [
+        ("csrf", csrf.to_owned()),
+        ("form_token", token.to_owned()),
+        ("kind", "ERST".into()),
+        ("issued_on", de(t)),
+        ("patient.last_name", "Müller-Lüdenscheidt".into()),
+        ("patient.first_name", "Jürgen".into()),
+        ("patient.birth_date", "01.04.1980".into()),
+        ("patient.kvnr", "A123456780".into()),
+        ("patient.street", "Straße".into()),
+        ("patient.house_number", "5".into()),
+        ("patient.postal_code", "30159".into()),
+        ("patient.city", "Hannover".into()),
+        ("insurer.name", "AOK Niedersachsen".into()),
+        ("insurer.ik", "109500969".into()),
+        ("insurer.insured_type", "1".into()),
+        ("insurer.special_group", "00".into()),
+        ("insurer.dmp", "00".into()),
+        ("insurer.wop", "".into()),
+        ("insurer.valid_until", "".into()),
+        ("doctor_lanr", "838382202".into()),
+        ("period.since", de(t)),
+        ("period.until", de(t + chrono::Duration::days(4))),
+        ("period.determined_on", de(t)),
+        ("cause", "".into()),
+        ("diagnoses[0].code", "J06.9".into()),
+        ("diagnoses[0].certainty", "G".into()),
+        ("diagnoses[0].side", "".into()),
+        ("diagnoses[1].code", "".into()),
+        ("diagnoses[1].certainty", "G".into()),
+        ("diagnoses[1].side", "".into()),
+        ("diagnosis_text", "".into()),
+        ("measures.other", "".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn set(form: &mut [(String, String)], key: &str, value: &str) {
+    form.iter_mut().find(|(k, _)| k == key).expect(key).1 = value.to_owned();
+}
+
+async fn post_form(app: &TestApp, path: &str, form: &[(String, String)]) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_staff_page_requires_a_login() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/certificates",
+        "/certificates/new",
+        "/certificates/00000000-0000-0000-0000-000000000000",
+    ] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/login");
+    }
+    let r = post_form(&app, "/certificates", &form("x", "y")).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.rows(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_in_german() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", "demo"), ("password", "falsch")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Benutzername oder Passwort ist falsch"));
+}
+
+#[tokio::test]
+async fn staff_capture_a_certificate_with_umlauts_and_find_it_in_the_list() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let page = app.get_text("/certificates/new").await;
+    assert!(page.contains("Praxis Dr. Muster"), "practice pre-filled");
+    assert!(page.contains("838382202"), "doctor pre-filled");
+    let token = hidden(&page, "form_token");
+
+    let r = post_form(&app, "/certificates", &form(&csrf, &token)).await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/certificates/"));
+    let detail = app.get_text(&location).await;
+    assert!(detail.contains("Müller-Lüdenscheidt, Jürgen"));
+    assert!(detail.contains("Straße 5"));
+    assert!(detail.contains("J06.9 G"));
+
+    let list = app.get_text("/certificates").await;
+    assert!(list.contains("Müller-Lüdenscheidt, Jürgen"));
+    let found = post_form(
+        &app,
+        "/certificates/search",
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("name".into(), "LÜDEN".into()),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        found.contains("Müller-Lüdenscheidt, Jürgen"),
+        "case-insensitive umlaut search"
+    );
+    let none = post_form(
+        &app,
+        "/certificates/search",
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("kvnr".into(), "B123456781".into()),
+        ],
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(none.contains("Keine Bescheinigungen gefunden"));
+}
+
+#[tokio::test]
+async fn a_double_submitted_form_creates_one_certificate() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let token = hidden(&app.get_text("/certificates/new").await, "form_token");
+    let f = form(&csrf, &token);
+    let (a, b) = tokio::join!(
+        post_form(&app, "/certificates", &f),
+        post_form(&app, "/certificates", &f)
+    );
+    assert_eq!(
+        (a.status(), b.status()),
+        (303.try_into().unwrap(), 303.try_into().unwrap())
+    );
+    assert_eq!(a.headers()["location"], b.headers()["location"]);
+    assert_eq!(app.rows(), (1, 1));
+}
+
+#[tokio::test]
+async fn errors_are_shown_per_field_in_german_and_keep_what_was_typed() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let mut f = form(&csrf, "4f3c2a51-0000-4000-8000-000000000001");
+    set(&mut f, "patient.kvnr", "A123456789");
+    set(&mut f, "patient.first_name", "<script>alert(1)</script>");
+    set(&mut f, "patient.birth_date", "30.02.2026");
+    set(&mut f, "diagnoses[1].code", "XYZ");
+    let r = post_form(&app, "/certificates", &f).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Versicherten-Nr.: Prüfziffer stimmt nicht"));
+    assert!(page.contains("Geburtsdatum: ungültiges Format"));
+    assert!(page.contains("ICD-10-Code: ungültiges Format"));
+    assert!(page.contains("value=\"A123456789\""), "typed KVNR kept");
+    assert!(page.contains("value=\"30.02.2026\""), "typed date kept");
+    assert!(
+        page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+        "name escaped"
+    );
+    assert!(!page.contains("<script>alert(1)</script>"));
+    assert_eq!(app.rows(), (0, 0));
+}
+
+#[tokio::test]
+async fn html_in_a_name_is_stored_and_shown_escaped() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let mut f = form(&csrf, "4f3c2a51-0000-4000-8000-000000000002");
+    set(&mut f, "patient.last_name", "<b>Fett</b>");
+    let r = post_form(&app, "/certificates", &f).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let errs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("class=\"error\"") || l.contains("<li>"))
+        .collect();
+    assert_eq!(status, 303, "{errs:?}");
+    let list = app.get_text("/certificates").await;
+    assert!(!list.contains("<b>Fett</b>"));
+    assert!(list.contains("&#60;b&#62;Fett") || list.contains("&lt;b&gt;Fett"));
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let r = post_form(
+        &app,
+        "/certificates",
+        &form("forged", "4f3c2a51-0000-4000-8000-000000000003"),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.rows(), (0, 0));
+}
+
+#[tokio::test]
+async fn broken_utf8_in_a_form_is_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let body = format!("csrf={csrf}&patient.first_name=J%FCrgen");
+    let r = app
+        .client
+        .post(app.url("/certificates"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("patient.first_name: kein gültiger Text"));
+    assert_eq!(app.rows(), (0, 0));
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let r = post_form(&app, "/logout", &[("csrf".into(), csrf)]).await;
+    assert_eq!(r.status(), 303);
+    let r = app
+        .client
+        .get(app.url("/certificates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
