@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 fn variables_in(text: &str) -> BTreeSet<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("AU_RELAY_") && !w.starts_with("AU_RELAY_TEST_"))
+        .filter(|w| w.len() > 9 && w.starts_with("AU_RELAY_") && !w.starts_with("AU_RELAY_TEST_"))
         .map(str::to_owned)
         .collect()
 }
