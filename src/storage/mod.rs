@@ -72,7 +72,9 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for Pragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> std::result::Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
             c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                // busy_timeout first: switching to WAL needs a lock that another new
+                // connection may hold for a moment.
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                  PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
@@ -98,6 +100,7 @@ impl Database {
         };
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
+            .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager::<AnyConnection>::new(url))
