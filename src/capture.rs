@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::{berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError};
-use crate::storage::{self, Actor, Captured, Database, StorageError};
+use crate::storage::{self, Actor, Captured, Database, NewCertificate, Origin, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -33,7 +33,14 @@ pub async fn submit(
             Ok(c) => c,
             Err(errors) => return Ok(Err(errors)),
         };
-        storage::capture(conn, &actor, submission_key.as_deref(), &certificate).map(Ok)
+        let new = NewCertificate {
+            certificate: &certificate,
+            origin: Origin::Capture,
+            submission_key: submission_key.as_deref(),
+            fhir_xml: None,
+            print_only: certificate.is_print_only(),
+        };
+        storage::capture(conn, &actor, new).map(Ok)
     })
     .await?
     .map_err(CaptureError::Invalid)

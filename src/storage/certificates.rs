@@ -21,16 +21,50 @@ pub struct Actor {
 pub enum Captured {
     /// Stored now.
     Created(Uuid),
-    /// This submission was stored before (double-submitted form, repeated API call).
+    /// This submission was stored before (double-submitted form, repeated API call, the same
+    /// bundle imported again).
     AlreadyStored(Uuid),
+    /// A different document already holds this document UUID (KBV KP5-06).
+    Conflict(Uuid),
 }
 
 impl Captured {
     pub fn id(&self) -> Uuid {
         match self {
-            Self::Created(id) | Self::AlreadyStored(id) => *id,
+            Self::Created(id) | Self::AlreadyStored(id) | Self::Conflict(id) => *id,
         }
     }
+}
+
+/// Where a certificate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Typed in (form or JSON); its XML document is written by AU-Relay.
+    Capture,
+    /// A KBV bundle received from practice software; its bytes are kept as received.
+    Import,
+}
+
+impl Origin {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Capture => "capture",
+            Self::Import => "import",
+        }
+    }
+}
+
+/// A certificate about to be stored.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCertificate<'a> {
+    pub certificate: &'a Certificate,
+    pub origin: Origin,
+    /// Form token or `Idempotency-Key`: a repetition returns the first certificate.
+    pub submission_key: Option<&'a str>,
+    /// The KBV eAU XML document (UTF-8).
+    pub fhir_xml: Option<&'a str>,
+    /// Never sent electronically (PKV, SKT without KVNR, Personengruppe 07, …).
+    pub print_only: bool,
 }
 
 /// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
@@ -38,36 +72,51 @@ fn search_name(c: &Certificate) -> String {
     format!("{} {}", c.patient.last_name, c.patient.first_name).to_lowercase()
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// Stores a certificate and its audit row in one transaction. A repeated `submission_key`
-/// returns the certificate stored the first time instead of a second one.
+/// returns the certificate stored the first time instead of a second one; a repeated document
+/// UUID is the same document when its XML is byte-identical, else a conflict.
 ///
 /// The transaction writes before it reads, so SQLite takes its write lock at the first
 /// statement and waits on `busy_timeout` instead of failing on a lock upgrade.
 pub fn capture(
     conn: &mut AnyConnection,
     actor: &Actor,
-    submission_key: Option<&str>,
-    cert: &Certificate,
+    new: NewCertificate<'_>,
 ) -> Result<Captured> {
+    let cert = new.certificate;
     let document = serde_json::to_string(cert)?;
     let id = cert.document_id.to_string();
+    let hash = new.fhir_xml.map(sha256_hex);
     let stored = conn.transaction(|conn| {
         let at = now();
         diesel::insert_into(certificates::table)
             .values((
-                certificates::id.eq(&id),
-                certificates::practice_id.eq(&actor.practice_id),
-                certificates::submission_key.eq(submission_key),
-                certificates::kind.eq(cert.kind.code()),
-                certificates::kvnr.eq(cert.patient.kvnr.as_str()),
-                certificates::search_name.eq(search_name(cert)),
-                certificates::display_name.eq(cert.patient.display_name()),
-                certificates::insurer_ik.eq(cert.coverage.ik.as_str()),
-                certificates::determined_on.eq(cert.period.determined_on),
-                certificates::incapable_until.eq(cert.period.until),
-                certificates::document.eq(&document),
-                certificates::created_by.eq(&actor.name),
-                certificates::created_at.eq(at),
+                (
+                    certificates::id.eq(&id),
+                    certificates::practice_id.eq(&actor.practice_id),
+                    certificates::submission_key.eq(new.submission_key),
+                    certificates::kind.eq(cert.kind.code()),
+                    certificates::kvnr.eq(cert.patient.kvnr.as_str()),
+                    certificates::search_name.eq(search_name(cert)),
+                    certificates::display_name.eq(cert.patient.display_name()),
+                    certificates::insurer_ik.eq(cert.coverage.ik.as_str()),
+                    certificates::determined_on.eq(cert.period.determined_on),
+                    certificates::incapable_until.eq(cert.period.until),
+                ),
+                (
+                    certificates::document.eq(&document),
+                    certificates::created_by.eq(&actor.name),
+                    certificates::created_at.eq(at),
+                    certificates::origin.eq(new.origin.code()),
+                    certificates::fhir_xml.eq(new.fhir_xml),
+                    certificates::fhir_sha256.eq(hash.as_deref()),
+                    certificates::print_only.eq(new.print_only),
+                ),
             ))
             .execute(conn)?;
         let detail = if cert.backdating_confirmed {
@@ -75,21 +124,60 @@ pub fn capture(
         } else {
             ""
         };
-        audit(conn, actor, "certificate.captured", Some(&id), detail)
+        let action = match new.origin {
+            Origin::Capture => "certificate.captured",
+            Origin::Import => "certificate.imported",
+        };
+        audit(conn, actor, action, Some(&id), detail)
     });
     match stored {
         Ok(()) => Ok(Captured::Created(cert.document_id)),
         Err(e) if is_unique_violation(&e) => {
-            let existing = match submission_key {
-                Some(key) => by_submission_key(conn, &actor.practice_id, key)?,
-                None => None,
-            };
-            existing
-                .map(Captured::AlreadyStored)
-                .ok_or(StorageError::Query(e))
+            if let Some(key) = new.submission_key {
+                if let Some(first) = by_submission_key(conn, &actor.practice_id, key)? {
+                    return Ok(Captured::AlreadyStored(first));
+                }
+            }
+            let existing: Option<(String, Option<String>)> = certificates::table
+                .find(&id)
+                .select((certificates::practice_id, certificates::fhir_sha256))
+                .first(conn)
+                .optional()?;
+            match existing {
+                Some((practice, stored_hash))
+                    if practice == actor.practice_id && stored_hash == hash =>
+                {
+                    Ok(Captured::AlreadyStored(cert.document_id))
+                }
+                Some(_) => Ok(Captured::Conflict(cert.document_id)),
+                None => Err(StorageError::Query(e)),
+            }
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The stored KBV XML document of a practice's certificate.
+pub fn fhir_xml(conn: &mut AnyConnection, practice_id: &str, id: Uuid) -> Result<Option<String>> {
+    let xml: Option<Option<String>> = certificates::table
+        .filter(certificates::id.eq(id.to_string()))
+        .filter(certificates::practice_id.eq(practice_id))
+        .select(certificates::fhir_xml)
+        .first(conn)
+        .optional()?;
+    Ok(xml.flatten())
+}
+
+/// Records that copies were printed (who, when, which copies) in the audit trail.
+pub fn record_print(conn: &mut AnyConnection, actor: &Actor, id: Uuid, what: &str) -> Result<()> {
+    audit(
+        conn,
+        actor,
+        "certificate.printed",
+        Some(&id.to_string()),
+        what,
+    )?;
+    Ok(())
 }
 
 fn by_submission_key(

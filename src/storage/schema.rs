@@ -68,6 +68,10 @@ diesel::table! {
         document -> Text,
         created_by -> Text,
         created_at -> Timestamp,
+        origin -> Text,
+        fhir_xml -> Nullable<Text>,
+        fhir_sha256 -> Nullable<Text>,
+        print_only -> Bool,
     }
 }
 

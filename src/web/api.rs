@@ -70,11 +70,14 @@ async fn create(
             CaptureError::Invalid(errors) => WebError::Invalid(errors),
             CaptureError::Storage(e) => WebError::Storage(e),
         })?;
+    if let Captured::Conflict(_) = captured {
+        return Err(WebError::Conflict("Dokument-ID bereits mit anderem Inhalt vergeben").into());
+    }
     let body = load(&state, &client, captured.id()).await?;
     let location = format!("/api/v1/certificates/{}", captured.id());
     let mut response = match captured {
         Captured::Created(_) => HttpResponse::Created(),
-        Captured::AlreadyStored(_) => HttpResponse::Ok(),
+        Captured::AlreadyStored(_) | Captured::Conflict(_) => HttpResponse::Ok(),
     };
     Ok(response
         .insert_header((header::LOCATION, location))

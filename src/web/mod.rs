@@ -51,6 +51,8 @@ pub enum WebError {
     Forbidden(&'static str),
     #[error("Nicht gefunden")]
     NotFound,
+    #[error("Konflikt: {0}")]
+    Conflict(&'static str),
     #[error("Interner Fehler")]
     Storage(#[from] StorageError),
     #[error("Interner Fehler")]
@@ -66,6 +68,7 @@ impl WebError {
             Self::LoginRequired => StatusCode::SEE_OTHER,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
