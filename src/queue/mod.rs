@@ -1,0 +1,6 @@
+//! The durable queue: what to do with an insurer's answer and when to try again.
+//! (Outbox rows, claims and workers build on these rules.)
+
+pub mod policy;
+
+pub use policy::{backoff, classify, kbv_error_code, Answer, Verdict, MAX_ATTEMPTS};

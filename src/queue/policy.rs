@@ -1,0 +1,223 @@
+//! Answer classification (DOMAIN.md §1.3, DESIGN.md §4–5) and the retry schedule.
+
+use std::time::Duration;
+
+/// What came back from one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTTP answer; `body` is only read for a KBV OperationOutcome.
+    Http {
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
+    /// No answer: refused, reset, timed out.
+    Transport(String),
+}
+
+/// What the queue does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The insurer has the document (2xx, or 409 "already have it").
+    Delivered,
+    /// Try the same bytes again later; `not_before` honours `Retry-After`.
+    Retry {
+        not_before: Option<Duration>,
+        reason: String,
+    },
+    /// KBV codes 100–104: the document must be regenerated with a new UUID; staff are told.
+    Regenerate { code: u16 },
+    /// Needs a human (KBV 105, or a 4xx that no retry will fix).
+    Dead { reason: String },
+}
+
+/// Attempts before a delivery is dead (outside a declared Störung).
+pub const MAX_ATTEMPTS: u32 = 25;
+
+const KBV_ERROR_SYSTEM: &str = "KBV_CS_SFHIR_EAU_AU_ERROR_KASSE";
+
+/// The KBV error code (`KBV_CS_SFHIR_EAU_AU_ERROR_KASSE`) of an insurer's OperationOutcome.
+pub fn kbv_error_code(body: &str) -> Option<u16> {
+    let after_system = &body[body.find(KBV_ERROR_SYSTEM)? + KBV_ERROR_SYSTEM.len()..];
+    let code = &after_system[after_system.find("<code")?..];
+    let value = &code[code.find("value=\"")? + 7..];
+    value[..value.find('"')?].trim().parse().ok()
+}
+
+/// Classifies an answer. During a declared Störung every error answer is retryable
+/// (BITMARCK answered almost everything with errors for ~54 h).
+pub fn classify(answer: &Answer, outage_declared: bool) -> Verdict {
+    let verdict = match answer {
+        Answer::Transport(e) => Verdict::Retry {
+            not_before: None,
+            reason: format!("keine Antwort: {e}"),
+        },
+        Answer::Http { status, .. } if (200..300).contains(status) || *status == 409 => {
+            Verdict::Delivered
+        }
+        Answer::Http {
+            status,
+            retry_after,
+            ..
+        } if *status == 429 || *status >= 500 => Verdict::Retry {
+            not_before: *retry_after,
+            reason: format!("HTTP {status}"),
+        },
+        Answer::Http { status, body, .. } => match kbv_error_code(body) {
+            Some(code @ 100..=104) => Verdict::Regenerate { code },
+            Some(105) => Verdict::Dead {
+                reason: "KBV 105: die zu stornierende eAU war abgewiesen".into(),
+            },
+            Some(code @ (201..=204 | 301..=314)) => Verdict::Retry {
+                not_before: None,
+                reason: format!("KBV {code}: erneut senden"),
+            },
+            Some(code) => Verdict::Dead {
+                reason: format!("KBV {code}: unbekannter Fehlercode"),
+            },
+            None => Verdict::Dead {
+                reason: format!("HTTP {status} ohne KBV-Fehlermeldung"),
+            },
+        },
+    };
+    match verdict {
+        Verdict::Regenerate { code } if outage_declared => Verdict::Retry {
+            not_before: None,
+            reason: format!("KBV {code} während Störung"),
+        },
+        Verdict::Dead { reason } if outage_declared => Verdict::Retry {
+            not_before: None,
+            reason: format!("{reason} (während Störung)"),
+        },
+        other => other,
+    }
+}
+
+/// Delay before attempt `attempt + 1` (`attempt` ≥ 1 failed so far): 1, 2, 4 … minutes, capped
+/// at 4 hours, so 25 attempts span about three days. `jitter` in [-1, 1] spreads it by ±20 %.
+/// A `Retry-After` longer than the schedule wins.
+pub fn backoff(attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+    const CAP_SECS: u64 = 4 * 3600;
+    let exp = attempt.saturating_sub(1).min(20);
+    let base = (60u64 << exp).min(CAP_SECS);
+    let factor = 1.0 + 0.2 * jitter.clamp(-1.0, 1.0);
+    let scheduled = Duration::from_secs_f64(base as f64 * factor);
+    retry_after.map_or(scheduled, |r| r.max(scheduled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, body: &str) -> Answer {
+        Answer::Http {
+            status,
+            retry_after: None,
+            body: body.into(),
+        }
+    }
+
+    fn outcome(code: u16) -> String {
+        format!(
+            r#"<OperationOutcome xmlns="http://hl7.org/fhir"><issue><severity value="fatal"/><code value="processing"/>
+<details><coding><system value="https://fhir.kbv.de/CodeSystem/KBV_CS_SFHIR_EAU_AU_ERROR_KASSE"/>
+<code value="{code}"/><display value="x"/></coding></details></issue></OperationOutcome>"#
+        )
+    }
+
+    #[test]
+    fn success_and_already_have_it_are_delivered() {
+        assert_eq!(classify(&http(201, ""), false), Verdict::Delivered);
+        assert_eq!(classify(&http(200, ""), false), Verdict::Delivered);
+        assert_eq!(classify(&http(409, ""), false), Verdict::Delivered);
+    }
+
+    #[test]
+    fn the_kbv_error_code_table_is_classified() {
+        for code in 100..=104 {
+            assert_eq!(
+                classify(&http(422, &outcome(code)), false),
+                Verdict::Regenerate { code }
+            );
+        }
+        assert!(matches!(
+            classify(&http(422, &outcome(105)), false),
+            Verdict::Dead { .. }
+        ));
+        for code in [
+            201, 202, 203, 204, 301, 303, 304, 305, 307, 309, 310, 311, 313, 314,
+        ] {
+            assert!(
+                matches!(
+                    classify(&http(422, &outcome(code)), false),
+                    Verdict::Retry { .. }
+                ),
+                "{code}"
+            );
+        }
+        assert_eq!(kbv_error_code(&outcome(307)), Some(307));
+        assert_eq!(kbv_error_code("<html>"), None);
+    }
+
+    #[test]
+    fn overload_server_errors_and_silence_are_transient() {
+        let busy = Answer::Http {
+            status: 503,
+            retry_after: Some(Duration::from_secs(120)),
+            body: String::new(),
+        };
+        assert_eq!(
+            classify(&busy, false),
+            Verdict::Retry {
+                not_before: Some(Duration::from_secs(120)),
+                reason: "HTTP 503".into()
+            }
+        );
+        assert!(matches!(
+            classify(&http(429, ""), false),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&http(500, ""), false),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&Answer::Transport("connection refused".into()), false),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&http(400, "bad"), false),
+            Verdict::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn during_a_stoerung_every_error_is_retryable() {
+        for answer in [
+            http(422, &outcome(100)),
+            http(422, &outcome(105)),
+            http(403, ""),
+            http(400, "x"),
+        ] {
+            assert!(
+                matches!(classify(&answer, true), Verdict::Retry { .. }),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(classify(&http(201, ""), true), Verdict::Delivered);
+    }
+
+    #[test]
+    fn twenty_five_attempts_span_about_three_days() {
+        let total: Duration = (1..MAX_ATTEMPTS).map(|a| backoff(a, 0.0, None)).sum();
+        let hours = total.as_secs() / 3600;
+        assert!((60..=80).contains(&hours), "{hours} h");
+        assert_eq!(backoff(1, 0.0, None), Duration::from_secs(60));
+        assert_eq!(backoff(30, 0.0, None), Duration::from_secs(4 * 3600));
+        assert_eq!(backoff(1, 1.0, None), Duration::from_secs(72));
+        assert_eq!(
+            backoff(1, 0.0, Some(Duration::from_secs(600))),
+            Duration::from_secs(600)
+        );
+    }
+}
