@@ -37,7 +37,7 @@ async fn a_valid_certificate_is_stored_with_its_document_uuid_and_location() {
     );
     assert_eq!(body["certificate"]["practice"]["bsnr"], "031234567");
     assert_eq!(body["certificate"]["doctor"]["lanr"], "838382202");
-    assert_eq!(app.rows(), (1, 1));
+    assert_eq!(app.rows(), (1, 1, 1));
 
     let fetched: Value = app
         .client
@@ -77,7 +77,7 @@ async fn an_invalid_certificate_names_every_failing_field_and_writes_nothing() {
     );
     let kvnr = &errors.iter().find(|(f, _)| f == "patient.kvnr").unwrap().1;
     assert_eq!(kvnr, "Versicherten-Nr.: Prüfziffer stimmt nicht");
-    assert_eq!(app.rows(), (0, 0));
+    assert_eq!(app.rows(), (0, 0, 0));
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn bad_bodies_get_a_german_4xx_naming_the_field_and_no_row() {
             "{errors:?}"
         );
     }
-    assert_eq!(app.rows(), (0, 0));
+    assert_eq!(app.rows(), (0, 0, 0));
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn sql_looking_names_are_stored_as_plain_text() {
         stored["certificate"]["patient"]["last_name"],
         "O'Brien\"; DROP TABLE x; --"
     );
-    assert_eq!(app.rows(), (1, 1));
+    assert_eq!(app.rows(), (1, 1, 1));
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn a_repeated_idempotency_key_returns_the_first_certificate() {
     assert_eq!(second.status(), 200);
     let second: Value = second.json().await.unwrap();
     assert_eq!(first["id"], second["id"]);
-    assert_eq!(app.rows(), (1, 1));
+    assert_eq!(app.rows(), (1, 1, 1));
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn without_a_valid_token_nothing_is_visible() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(app.rows(), (0, 0));
+    assert_eq!(app.rows(), (0, 0, 0));
 }
 
 #[tokio::test]
@@ -282,4 +282,13 @@ async fn another_practice_sees_none_of_the_certificates() {
         .await
         .unwrap();
     assert_eq!(list["total"], 0);
+}
+
+#[tokio::test]
+async fn a_print_only_certificate_is_stored_without_an_insurer_delivery() {
+    let app = TestApp::spawn().await;
+    let mut body = valid_body();
+    body["insurer"]["special_group"] = json!("07");
+    assert_eq!(app.post_api(&body).await.status(), 201);
+    assert_eq!(app.rows(), (1, 0, 1));
 }

@@ -77,7 +77,8 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-/// Stores a certificate and its audit row in one transaction. A repeated `submission_key`
+/// Stores a certificate, its insurer delivery (unless print-only) and its audit row in one
+/// transaction. A repeated `submission_key`
 /// returns the certificate stored the first time instead of a second one; a repeated document
 /// UUID is the same document when its XML is byte-identical, else a conflict.
 ///
@@ -124,6 +125,15 @@ pub fn capture(
         } else {
             ""
         };
+        if !new.print_only {
+            super::outbox::enqueue(
+                conn,
+                &id,
+                &actor.practice_id,
+                cert.coverage.ik.as_str(),
+                super::outbox::DocumentKind::Eau,
+            )?;
+        }
         let action = match new.origin {
             Origin::Capture => "certificate.captured",
             Origin::Import => "certificate.imported",
@@ -352,9 +362,10 @@ pub fn list(
     Ok(ListPage { items, total })
 }
 
-/// Rows in `certificates` and `audit_log`, for tests and the dashboard.
-pub fn row_counts(conn: &mut AnyConnection) -> Result<(i64, i64)> {
+/// Rows in `certificates`, `deliveries` and `audit_log`, for tests and the dashboard.
+pub fn row_counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64)> {
     let c = certificates::table.count().get_result(conn)?;
+    let d = super::schema::deliveries::table.count().get_result(conn)?;
     let a = audit_log::table.count().get_result(conn)?;
-    Ok((c, a))
+    Ok((c, d, a))
 }

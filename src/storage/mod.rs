@@ -3,6 +3,7 @@
 
 mod accounts;
 mod certificates;
+mod outbox;
 pub mod schema;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use accounts::*;
 pub use certificates::*;
+pub use outbox::{backlog, deliveries_of, enqueue, state, DeliveryRow, DocumentKind};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

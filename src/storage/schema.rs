@@ -101,3 +101,36 @@ diesel::allow_tables_to_appear_in_same_query!(
     certificates,
     audit_log,
 );
+
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        certificate_id -> Text,
+        practice_id -> Text,
+        insurer_ik -> Text,
+        document_kind -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> BigInt,
+        delivery_id -> Text,
+        at -> Timestamp,
+        outcome -> Text,
+        http_status -> Nullable<Integer>,
+        detail -> Text,
+        duration_ms -> Integer,
+    }
+}
+
+diesel::joinable!(deliveries -> certificates (certificate_id));
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+diesel::allow_tables_to_appear_in_same_query!(deliveries, delivery_attempts, certificates);

@@ -469,6 +469,26 @@ struct DetailPage<'a> {
     c: crate::domain::Certificate,
     created_at: chrono::NaiveDateTime,
     created_by: String,
+    deliveries: Vec<storage::DeliveryRow>,
+}
+
+/// German label of a delivery state.
+fn delivery_label(state: &str) -> &'static str {
+    match state {
+        storage::state::PENDING => "wartet auf Versand",
+        storage::state::IN_FLIGHT => "wird gesendet",
+        storage::state::DELIVERED => "bei der Krankenkasse angekommen",
+        storage::state::NEEDS_NEW_ID => "abgewiesen: neu erstellen",
+        storage::state::DEAD => "fehlgeschlagen: bitte prüfen",
+        storage::state::WITHDRAWN => "zurückgezogen",
+        _ => "unbekannt",
+    }
+}
+
+impl DetailPage<'_> {
+    fn delivery_label(&self, state: &str) -> &'static str {
+        delivery_label(state)
+    }
 }
 
 async fn detail(
@@ -478,12 +498,18 @@ async fn detail(
 ) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
     let practice = staff.user.practice_id.clone();
-    let stored = state
+    let (stored, deliveries) = state
         .db
-        .run(move |c| storage::get(c, &practice, id))
-        .await?
-        .ok_or(WebError::NotFound)?;
+        .run(move |c| {
+            Ok((
+                storage::get(c, &practice, id)?,
+                storage::deliveries_of(c, &practice, id)?,
+            ))
+        })
+        .await?;
+    let stored = stored.ok_or(WebError::NotFound)?;
     let page = DetailPage {
+        deliveries,
         nav_user: Some(&staff.user.username),
         csrf: &staff.user.csrf_token,
         c: stored.certificate,

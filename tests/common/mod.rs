@@ -75,8 +75,8 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    /// (certificates, audit rows)
-    pub fn rows(&self) -> (i64, i64) {
+    /// (certificates, deliveries, audit rows)
+    pub fn rows(&self) -> (i64, i64, i64) {
         storage::row_counts(&mut self.db.conn().expect("conn")).expect("counts")
     }
 
