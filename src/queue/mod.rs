@@ -2,5 +2,7 @@
 //! (Outbox rows, claims and workers build on these rules.)
 
 pub mod policy;
+pub mod worker;
 
 pub use policy::{backoff, classify, kbv_error_code, Answer, Verdict, MAX_ATTEMPTS};
+pub use worker::{run, run_once, WorkerSettings};

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod certificates;
+mod destinations;
 mod outbox;
 pub mod schema;
 
@@ -15,7 +16,11 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use accounts::*;
 pub use certificates::*;
-pub use outbox::{backlog, deliveries_of, enqueue, state, DeliveryRow, DocumentKind};
+pub use destinations::*;
+pub use outbox::{
+    attempts_of, backlog, claim_due, deliveries_of, enqueue, finish_attempt, state, states,
+    Claimed, DeliveryRow, DocumentKind, Finish,
+};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

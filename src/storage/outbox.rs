@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::deliveries;
+use super::schema::{certificates, deliveries, delivery_attempts, destinations};
 use super::{now, AnyConnection, Result};
 
 /// What a delivery carries.
@@ -113,5 +113,218 @@ pub fn backlog(
             min(deliveries::created_at),
         ))
         .order(deliveries::insurer_ik)
+        .load(conn)?)
+}
+
+/// A claimed delivery with what its push needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub certificate_id: String,
+    pub insurer_ik: String,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub push_url: Option<String>,
+    pub auth_header: Option<String>,
+    pub outage: bool,
+    /// The exact bytes to send.
+    pub fhir_xml: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
+     WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
+       WHERE ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
+         AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+       ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+     RETURNING id";
+
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
+     WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
+       WHERE ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
+         AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+       ORDER BY d.created_at, d.id LIMIT ?3) \
+     RETURNING id";
+
+/// Claims up to `limit` due deliveries of available destinations (pushable, not paused, breaker
+/// not open), oldest first, for `lease`. A lease that runs out (a crashed worker) makes the
+/// delivery claimable again. PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several instances never
+/// claim the same row; SQLite: one immediate (write-locked) transaction.
+pub fn claim_due(
+    conn: &mut AnyConnection,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<Claimed>> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    let at = now();
+    let ids: Vec<ClaimedId> = match conn {
+        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Timestamp, _>(at + lease)
+            .bind::<Timestamp, _>(at)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            diesel::sql_query(CLAIM_SQLITE)
+                .bind::<Timestamp, _>(at + lease)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+        })?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
+    let rows: Vec<(String, String, String, i32, Option<String>)> = deliveries::table
+        .inner_join(certificates::table)
+        .filter(deliveries::id.eq_any(&ids))
+        .order((deliveries::created_at, deliveries::id))
+        .select((
+            deliveries::id,
+            deliveries::certificate_id,
+            deliveries::insurer_ik,
+            deliveries::attempts,
+            certificates::fhir_xml,
+        ))
+        .load(conn)?;
+    let iks: Vec<&String> = rows.iter().map(|r| &r.2).collect();
+    let targets: Vec<(String, Option<String>, Option<String>, bool)> = destinations::table
+        .filter(destinations::ik.eq_any(iks))
+        .select((
+            destinations::ik,
+            destinations::push_url,
+            destinations::auth_header,
+            destinations::outage,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, certificate_id, insurer_ik, attempts, fhir_xml)| {
+            let target = targets.iter().find(|t| t.0 == insurer_ik);
+            Claimed {
+                id,
+                certificate_id,
+                attempts,
+                push_url: target.and_then(|t| t.1.clone()),
+                auth_header: target.and_then(|t| t.2.clone()),
+                outage: target.is_some_and(|t| t.3),
+                insurer_ik,
+                fhir_xml,
+            }
+        })
+        .collect())
+}
+
+/// The result of one attempt, as the queue decided it.
+#[derive(Debug, Clone)]
+pub struct Finish<'a> {
+    pub delivery_id: &'a str,
+    pub insurer_ik: &'a str,
+    /// New state of the delivery (see [`state`]).
+    pub state: &'static str,
+    /// For `pending`: when to try again.
+    pub next_attempt_at: Option<NaiveDateTime>,
+    /// `delivered`, `retry`, `needs_new_id`, `dead`.
+    pub outcome: &'static str,
+    pub http_status: Option<i32>,
+    pub detail: &'a str,
+    pub duration_ms: i32,
+    /// Whether the insurer itself failed (counts towards opening its breaker).
+    pub insurer_failed: bool,
+}
+
+/// Records an attempt, moves the delivery on and updates the destination's breaker, in one
+/// transaction. The breaker opens after `open_after` consecutive insurer failures; the first
+/// probe follows after `probe_in`.
+pub fn finish_attempt(
+    conn: &mut AnyConnection,
+    f: &Finish<'_>,
+    open_after: i32,
+    probe_in: chrono::Duration,
+) -> Result<()> {
+    let at = now();
+    conn.transaction(|c| {
+        diesel::insert_into(delivery_attempts::table)
+            .values((
+                delivery_attempts::delivery_id.eq(f.delivery_id),
+                delivery_attempts::at.eq(at),
+                delivery_attempts::outcome.eq(f.outcome),
+                delivery_attempts::http_status.eq(f.http_status),
+                delivery_attempts::detail.eq(f.detail),
+                delivery_attempts::duration_ms.eq(f.duration_ms),
+            ))
+            .execute(c)?;
+        let delivered = f.state == state::DELIVERED;
+        diesel::update(deliveries::table.find(f.delivery_id))
+            .set((
+                deliveries::state.eq(f.state),
+                deliveries::lease_until.eq(None::<NaiveDateTime>),
+                deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
+                deliveries::last_error.eq((!delivered).then_some(f.detail)),
+                deliveries::delivered_at.eq(delivered.then_some(at)),
+            ))
+            .execute(c)?;
+        let target = destinations::table.find(f.insurer_ik);
+        if delivered {
+            diesel::update(target)
+                .set((
+                    destinations::breaker.eq(super::breaker::CLOSED),
+                    destinations::consecutive_failures.eq(0),
+                    destinations::last_success_at.eq(at),
+                    destinations::updated_at.eq(at),
+                ))
+                .execute(c)?;
+        } else if f.insurer_failed {
+            let failures: i32 = target.select(destinations::consecutive_failures).first(c)?;
+            let was: String = target.select(destinations::breaker).first(c)?;
+            let open = failures + 1 >= open_after || was == super::breaker::HALF_OPEN;
+            diesel::update(target)
+                .set((
+                    destinations::consecutive_failures.eq(failures + 1),
+                    destinations::last_error.eq(f.detail),
+                    destinations::updated_at.eq(at),
+                ))
+                .execute(c)?;
+            if open {
+                diesel::update(target)
+                    .set((
+                        destinations::breaker.eq(super::breaker::OPEN),
+                        destinations::probe_at.eq(at + probe_in),
+                    ))
+                    .execute(c)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Accepted attempts and all attempts of a delivery, for tests and the dashboard.
+pub fn attempts_of(
+    conn: &mut AnyConnection,
+    delivery_id: &str,
+) -> Result<Vec<(String, Option<i32>, String)>> {
+    Ok(delivery_attempts::table
+        .filter(delivery_attempts::delivery_id.eq(delivery_id))
+        .order(delivery_attempts::id)
+        .select((
+            delivery_attempts::outcome,
+            delivery_attempts::http_status,
+            delivery_attempts::detail,
+        ))
+        .load(conn)?)
+}
+
+/// Counts of a practice's deliveries by state.
+pub fn states(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    Ok(deliveries::table
+        .group_by(deliveries::state)
+        .select((deliveries::state, count_star()))
+        .order(deliveries::state)
         .load(conn)?)
 }

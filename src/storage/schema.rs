@@ -134,3 +134,22 @@ diesel::table! {
 diesel::joinable!(deliveries -> certificates (certificate_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(deliveries, delivery_attempts, certificates);
+
+diesel::table! {
+    destinations (ik) {
+        ik -> Text,
+        name -> Text,
+        push_url -> Nullable<Text>,
+        health_url -> Nullable<Text>,
+        auth_header -> Nullable<Text>,
+        breaker -> Text,
+        consecutive_failures -> Integer,
+        probe_at -> Nullable<Timestamp>,
+        outage -> Bool,
+        outage_since -> Nullable<Timestamp>,
+        paused -> Bool,
+        last_success_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}

@@ -1,0 +1,202 @@
+//! A fake insurer implementing the push contract, switchable at run time. Used by tests, the
+//! demo (`serve --demo`) and `au-relay fake-insurer`.
+//!
+//! - `POST /eau` takes a document (`Idempotency-Key` = bundle UUID): 201 the first time, 409
+//!   for a UUID it already has; every accepted push is counted per UUID.
+//! - `GET /health`: 200 when up, 503 when down.
+//! - `PUT /control/mode` with `up`, `down`, `flapping`, `error:<KBV code>` or `slow:<ms>`;
+//!   `GET /control/counts`: `{"<uuid>": n, …}`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+
+/// How the fake insurer behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Up,
+    /// 503 to everything.
+    Down,
+    /// Alternates between accepting and 503.
+    Flapping,
+    /// Answers 422 with a KBV OperationOutcome carrying this error code.
+    Error(u16),
+    /// Accepts after a delay.
+    Slow(Duration),
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        match s {
+            "up" => Some(Self::Up),
+            "down" => Some(Self::Down),
+            "flapping" => Some(Self::Flapping),
+            _ => {
+                if let Some(code) = s.strip_prefix("error:") {
+                    code.parse().ok().map(Self::Error)
+                } else {
+                    let ms = s.strip_prefix("slow:")?.parse().ok()?;
+                    Some(Self::Slow(Duration::from_millis(ms)))
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    mode: Mode,
+    flap: bool,
+    counts: BTreeMap<String, u32>,
+}
+
+/// Handle of a running fake insurer.
+#[derive(Clone)]
+pub struct FakeInsurer {
+    state: Arc<Mutex<State>>,
+    pub port: u16,
+}
+
+impl FakeInsurer {
+    /// Starts on `127.0.0.1:port` (0 = any free port) on the current actix/tokio runtime.
+    pub fn start(port: u16) -> std::io::Result<(Self, actix_web::dev::Server)> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Up,
+            flap: false,
+            counts: BTreeMap::new(),
+        }));
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                .route("/eau", web::post().to(accept))
+                .route("/health", web::get().to(health))
+                .route("/control/mode", web::put().to(set_mode))
+                .route("/control/counts", web::get().to(counts))
+        })
+        .workers(1)
+        .listen(listener)?
+        .run();
+        Ok((Self { state, port }, server))
+    }
+
+    pub fn push_url(&self) -> String {
+        format!("http://127.0.0.1:{}/eau", self.port)
+    }
+
+    pub fn health_url(&self) -> String {
+        format!("http://127.0.0.1:{}/health", self.port)
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        if let Ok(mut s) = self.state.lock() {
+            s.mode = mode;
+        }
+    }
+
+    /// Accepted pushes per document UUID.
+    pub fn counts(&self) -> BTreeMap<String, u32> {
+        self.state
+            .lock()
+            .map(|s| s.counts.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn outcome(code: u16) -> String {
+    format!(
+        r#"<OperationOutcome xmlns="http://hl7.org/fhir"><issue><severity value="fatal"/><code value="processing"/><details><coding><system value="https://fhir.kbv.de/CodeSystem/KBV_CS_SFHIR_EAU_AU_ERROR_KASSE"/><code value="{code}"/></coding></details></issue></OperationOutcome>"#
+    )
+}
+
+/// What the current mode answers (and whether to count the document as accepted).
+fn decide(state: &Mutex<State>) -> (Mode, bool) {
+    let Ok(mut s) = state.lock() else {
+        return (Mode::Down, false);
+    };
+    let accept = match s.mode {
+        Mode::Up | Mode::Slow(_) => true,
+        Mode::Down | Mode::Error(_) => false,
+        Mode::Flapping => {
+            s.flap = !s.flap;
+            s.flap
+        }
+    };
+    (s.mode, accept)
+}
+
+async fn accept(
+    req: HttpRequest,
+    state: web::Data<Mutex<State>>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (mode, accept) = decide(&state);
+    if let Mode::Slow(delay) = mode {
+        tokio::time::sleep(delay).await;
+    }
+    if let Mode::Error(code) = mode {
+        return HttpResponse::UnprocessableEntity()
+            .content_type("application/fhir+xml")
+            .body(outcome(code));
+    }
+    if !accept {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .finish();
+    }
+    let Some(key) = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return HttpResponse::BadRequest().body("Idempotency-Key fehlt");
+    };
+    if body.is_empty() {
+        return HttpResponse::BadRequest().body("leeres Dokument");
+    }
+    let first = match state.lock() {
+        Ok(mut s) => {
+            let n = s.counts.entry(key).or_insert(0);
+            *n += 1;
+            *n == 1
+        }
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    if first {
+        HttpResponse::Created().finish()
+    } else {
+        HttpResponse::Conflict().finish()
+    }
+}
+
+async fn health(state: web::Data<Mutex<State>>) -> HttpResponse {
+    let mode = state.lock().map(|s| s.mode).unwrap_or(Mode::Down);
+    if mode == Mode::Down {
+        HttpResponse::ServiceUnavailable().finish()
+    } else {
+        HttpResponse::Ok().body("ok")
+    }
+}
+
+async fn set_mode(state: web::Data<Mutex<State>>, body: String) -> HttpResponse {
+    match (Mode::parse(&body), state.lock()) {
+        (Some(mode), Ok(mut s)) => {
+            s.mode = mode;
+            HttpResponse::NoContent().finish()
+        }
+        _ => HttpResponse::BadRequest().body("up | down | flapping | error:<code> | slow:<ms>"),
+    }
+}
+
+async fn counts(state: web::Data<Mutex<State>>) -> HttpResponse {
+    let counts = state.lock().map(|s| s.counts.clone()).unwrap_or_default();
+    HttpResponse::Ok().json(counts)
+}

@@ -1,0 +1,91 @@
+//! The push contract (DESIGN.md §5): `POST {endpoint}` with the KBV XML document,
+//! `Content-Type: application/fhir+xml`, `Idempotency-Key: <bundle uuid>`.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use uuid::Uuid;
+
+use crate::queue::Answer;
+
+/// A shared HTTP client with an overall timeout per request.
+#[derive(Clone)]
+pub struct PushClient {
+    client: reqwest::Client,
+}
+
+impl PushClient {
+    pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(8)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// `GET {health_url}`: whether the destination answers 2xx.
+    pub async fn probe(&self, health_url: &str) -> bool {
+        self.client
+            .get(health_url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+}
+
+/// Pushes one document and returns the answer and how long it took. Bodies of answers are
+/// read up to 64 KiB (enough for an OperationOutcome).
+pub async fn push(
+    client: &PushClient,
+    endpoint: &str,
+    authorization: Option<&str>,
+    document_id: Uuid,
+    xml: Vec<u8>,
+) -> (Answer, Duration) {
+    let started = Instant::now();
+    let mut request = client
+        .client
+        .post(endpoint)
+        .header(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+xml"),
+        )
+        .header("Idempotency-Key", document_id.to_string())
+        .body(xml);
+    if let Some(auth) = authorization {
+        request = request.header(AUTHORIZATION, auth);
+    }
+    let answer = match request.send().await {
+        Err(e) => Answer::Transport(transport_reason(&e)),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = match response.bytes().await {
+                Ok(b) => String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned(),
+                Err(e) => return (Answer::Transport(transport_reason(&e)), started.elapsed()),
+            };
+            Answer::Http {
+                status,
+                retry_after,
+                body,
+            }
+        }
+    };
+    (answer, started.elapsed())
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "Zeitüberschreitung".into()
+    } else if e.is_connect() {
+        "Verbindung abgelehnt".into()
+    } else {
+        "Verbindung abgebrochen".into()
+    }
+}

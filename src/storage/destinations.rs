@@ -1,0 +1,148 @@
+//! Insurer destinations: configuration, the circuit breaker, the manual Störung, pause.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{deliveries, destinations};
+use super::{now, AnyConnection, Result};
+
+/// Breaker states.
+pub mod breaker {
+    pub const CLOSED: &str = "closed";
+    pub const OPEN: &str = "open";
+    pub const HALF_OPEN: &str = "half_open";
+}
+
+/// How to reach an insurer.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationConfig {
+    pub ik: String,
+    pub name: String,
+    /// `None`: pull only (the insurer imports its queue itself).
+    pub push_url: Option<String>,
+    pub health_url: Option<String>,
+    /// Sent as the `Authorization` header.
+    pub auth_header: Option<String>,
+}
+
+/// Creates or reconfigures a destination, keeping its state.
+pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Result<()> {
+    let at = now();
+    let updated = diesel::update(destinations::table.find(&d.ik))
+        .set((
+            destinations::name.eq(&d.name),
+            destinations::push_url.eq(&d.push_url),
+            destinations::health_url.eq(&d.health_url),
+            destinations::auth_header.eq(&d.auth_header),
+            destinations::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(destinations::table)
+            .values((
+                destinations::ik.eq(&d.ik),
+                destinations::name.eq(&d.name),
+                destinations::push_url.eq(&d.push_url),
+                destinations::health_url.eq(&d.health_url),
+                destinations::auth_header.eq(&d.auth_header),
+                destinations::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Declares or clears a Störung for an insurer.
+pub fn set_outage(conn: &mut AnyConnection, ik: &str, outage: bool) -> Result<()> {
+    let since = outage.then(now);
+    diesel::update(destinations::table.find(ik))
+        .set((
+            destinations::outage.eq(outage),
+            destinations::outage_since.eq(since),
+            destinations::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Pauses or resumes pushing to an insurer.
+pub fn set_paused(conn: &mut AnyConnection, ik: &str, paused: bool) -> Result<()> {
+    diesel::update(destinations::table.find(ik))
+        .set((
+            destinations::paused.eq(paused),
+            destinations::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A destination as the workers and the dashboard see it.
+#[derive(Debug, Clone, Queryable)]
+pub struct DestinationRow {
+    pub ik: String,
+    pub name: String,
+    pub push_url: Option<String>,
+    pub health_url: Option<String>,
+    pub auth_header: Option<String>,
+    pub breaker: String,
+    pub consecutive_failures: i32,
+    pub probe_at: Option<NaiveDateTime>,
+    pub outage: bool,
+    pub outage_since: Option<NaiveDateTime>,
+    pub paused: bool,
+    pub last_success_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn destination(conn: &mut AnyConnection, ik: &str) -> Result<Option<DestinationRow>> {
+    Ok(destinations::table.find(ik).first(conn).optional()?)
+}
+
+pub fn all_destinations(conn: &mut AnyConnection) -> Result<Vec<DestinationRow>> {
+    Ok(destinations::table.order(destinations::ik).load(conn)?)
+}
+
+/// Open destinations whose probe is due.
+pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String>)>> {
+    Ok(destinations::table
+        .filter(destinations::breaker.eq(breaker::OPEN))
+        .filter(destinations::probe_at.le(now()))
+        .select((destinations::ik, destinations::health_url))
+        .load(conn)?)
+}
+
+/// Records a probe. A healthy answer half-opens the breaker and makes the insurer's backlog
+/// due now: it drains the moment the insurer is back.
+pub fn record_probe(
+    conn: &mut AnyConnection,
+    ik: &str,
+    healthy: bool,
+    retry_in: chrono::Duration,
+) -> Result<()> {
+    conn.transaction(|c| {
+        if healthy {
+            diesel::update(destinations::table.find(ik))
+                .set((
+                    destinations::breaker.eq(breaker::HALF_OPEN),
+                    destinations::updated_at.eq(now()),
+                ))
+                .execute(c)?;
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::insurer_ik.eq(ik))
+                    .filter(deliveries::state.eq(super::state::PENDING)),
+            )
+            .set(deliveries::next_attempt_at.eq(now()))
+            .execute(c)?;
+        } else {
+            diesel::update(destinations::table.find(ik))
+                .set((
+                    destinations::probe_at.eq(now() + retry_in),
+                    destinations::updated_at.eq(now()),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}

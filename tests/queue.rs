@@ -1,0 +1,216 @@
+//! The durable queue against a real fake insurer over HTTP, on the backend under test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use au_relay::domain::{demo_practice, CaptureContext, Certificate, CertificateDraft};
+use au_relay::insurers::fake::{FakeInsurer, Mode};
+use au_relay::insurers::PushClient;
+use au_relay::queue::{run_once, WorkerSettings};
+use au_relay::storage::{self, Actor, Database, DestinationConfig, NewCertificate, Origin};
+use common::{fresh_database, today, valid_body};
+
+const IK: &str = "109500969";
+
+struct Setup {
+    db: Database,
+    insurer: FakeInsurer,
+    client: PushClient,
+    settings: WorkerSettings,
+    practice_id: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn setup() -> Setup {
+    let (url, dir) = fresh_database();
+    let db = Database::connect(&url, 4).unwrap();
+    db.migrate().unwrap();
+    au_relay::app::seed_demo(&db).unwrap();
+    let (insurer, server) = FakeInsurer::start(0).unwrap();
+    tokio::spawn(server);
+    let mut conn = db.conn().unwrap();
+    storage::upsert_destination(
+        &mut conn,
+        &DestinationConfig {
+            ik: IK.into(),
+            name: "AOK Niedersachsen".into(),
+            push_url: Some(insurer.push_url()),
+            health_url: Some(insurer.health_url()),
+            auth_header: None,
+        },
+    )
+    .unwrap();
+    let bsnr = demo_practice().unwrap().0.bsnr;
+    let practice_id = storage::practice_id_by_bsnr(&mut conn, &bsnr)
+        .unwrap()
+        .unwrap();
+    let settings = WorkerSettings {
+        backoff_unit: Duration::from_millis(1),
+        probe_every: Duration::from_millis(1),
+        idle_poll: Duration::from_millis(5),
+        ..WorkerSettings::default()
+    };
+    Setup {
+        db,
+        insurer,
+        client: PushClient::new(Duration::from_secs(5)).unwrap(),
+        settings,
+        practice_id,
+        _dir: dir,
+    }
+}
+
+/// Stores `n` certificates with an XML document each; returns their UUIDs.
+fn capture(s: &Setup, n: usize) -> Vec<String> {
+    let draft: CertificateDraft = serde_json::from_value(valid_body()).unwrap();
+    let (practice, doctor) = demo_practice().unwrap();
+    let actor = Actor {
+        practice_id: s.practice_id.clone(),
+        name: "test".into(),
+        channel: "test",
+    };
+    let mut conn = s.db.conn().unwrap();
+    (0..n)
+        .map(|_| {
+            let ctx = CaptureContext {
+                practice: practice.clone(),
+                doctors: vec![doctor.clone()],
+                today: today(),
+                document_id: uuid::Uuid::new_v4(),
+            };
+            let cert = Certificate::from_draft(&draft, &ctx).unwrap();
+            let xml = format!(
+                "<Bundle><identifier><value value=\"urn:uuid:{}\"/></identifier></Bundle>",
+                cert.document_id
+            );
+            let new = NewCertificate {
+                certificate: &cert,
+                origin: Origin::Capture,
+                submission_key: None,
+                fhir_xml: Some(&xml),
+                print_only: false,
+            };
+            storage::capture(&mut conn, &actor, new).unwrap();
+            cert.document_id.to_string()
+        })
+        .collect()
+}
+
+fn states(s: &Setup) -> Vec<(String, i64)> {
+    storage::states(&mut s.db.conn().unwrap()).unwrap()
+}
+
+async fn drain(s: &Setup, rounds: usize) {
+    for _ in 0..rounds {
+        run_once(&s.db, &s.client, &s.settings).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn while_the_insurer_is_down_certificates_wait_and_each_arrives_once_when_it_is_back() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Down);
+    let ids = capture(&s, 10);
+    drain(&s, 10).await;
+    assert_eq!(states(&s), [("pending".to_string(), 10)]);
+    let dest = storage::destination(&mut s.db.conn().unwrap(), IK)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dest.breaker, "open",
+        "breaker opened after repeated failures"
+    );
+    assert!(s.insurer.counts().is_empty());
+
+    s.insurer.set_mode(Mode::Up);
+    drain(&s, 10).await;
+    assert_eq!(states(&s), [("delivered".to_string(), 10)]);
+    let counts = s.insurer.counts();
+    assert_eq!(counts.len(), 10);
+    for id in ids {
+        assert_eq!(counts.get(&id), Some(&1), "{id} accepted exactly once");
+    }
+    let dest = storage::destination(&mut s.db.conn().unwrap(), IK)
+        .unwrap()
+        .unwrap();
+    assert_eq!(dest.breaker, "closed");
+}
+
+#[tokio::test]
+async fn a_kbv_error_100_asks_for_a_new_document_but_not_during_a_stoerung() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Error(100));
+    capture(&s, 1);
+    drain(&s, 2).await;
+    assert_eq!(states(&s), [("needs_new_id".to_string(), 1)]);
+
+    storage::set_outage(&mut s.db.conn().unwrap(), IK, true).unwrap();
+    capture(&s, 1);
+    drain(&s, 3).await;
+    let st = states(&s);
+    assert!(st.contains(&("pending".to_string(), 1)), "{st:?}");
+    s.insurer.set_mode(Mode::Up);
+    drain(&s, 5).await;
+    assert!(states(&s).contains(&("delivered".to_string(), 1)));
+}
+
+#[tokio::test]
+async fn every_attempt_is_kept_with_its_answer() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Flapping);
+    capture(&s, 4);
+    drain(&s, 20).await;
+    assert_eq!(states(&s), [("delivered".to_string(), 4)]);
+    let mut conn = s.db.conn().unwrap();
+    let delivery = storage::deliveries_of(
+        &mut conn,
+        &s.practice_id,
+        s.insurer.counts().keys().next().unwrap().parse().unwrap(),
+    )
+    .unwrap()
+    .remove(0);
+    let attempts = storage::attempts_of(&mut conn, &delivery.id).unwrap();
+    assert_eq!(attempts.last().unwrap().0, "delivered");
+    assert_eq!(delivery.attempts as usize, attempts.len());
+}
+
+#[tokio::test]
+async fn a_paused_insurer_is_not_sent_to_until_resumed() {
+    let s = setup().await;
+    storage::set_paused(&mut s.db.conn().unwrap(), IK, true).unwrap();
+    capture(&s, 3);
+    drain(&s, 3).await;
+    assert!(s.insurer.counts().is_empty());
+    storage::set_paused(&mut s.db.conn().unwrap(), IK, false).unwrap();
+    drain(&s, 3).await;
+    assert_eq!(s.insurer.counts().len(), 3);
+}
+
+#[tokio::test]
+async fn two_workers_never_push_one_document_twice() {
+    let s = setup().await;
+    capture(&s, 200);
+    let settings = WorkerSettings {
+        batch: 10,
+        ..s.settings.clone()
+    };
+    let worker = |settings: WorkerSettings| {
+        let (db, client) = (s.db.clone(), s.client.clone());
+        async move {
+            for _ in 0..60 {
+                run_once(&db, &client, &settings).await.unwrap();
+            }
+        }
+    };
+    tokio::join!(worker(settings.clone()), worker(settings));
+    assert_eq!(states(&s), [("delivered".to_string(), 200)]);
+    let counts = s.insurer.counts();
+    assert_eq!(counts.len(), 200);
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "a document was pushed twice"
+    );
+}
