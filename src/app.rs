@@ -8,6 +8,9 @@ use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth;
 use crate::domain::demo_practice;
+use crate::insurers::fake::FakeInsurer;
+use crate::insurers::PushClient;
+use crate::queue::WorkerSettings;
 use crate::storage::{self, Database};
 use crate::web::{routes, security_headers, AppState, Settings};
 
@@ -32,6 +35,67 @@ pub struct ServeConfig {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "AU_RELAY_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    #[command(flatten)]
+    pub queue: QueueConfig,
+}
+
+/// Settings of the queue workers (`serve` and `worker`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueueConfig {
+    /// Run the insurer queue workers in this process.
+    #[arg(long = "queue", env = "AU_RELAY_QUEUE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// Pushes in flight at once per process.
+    #[arg(long, env = "AU_RELAY_QUEUE_CONCURRENCY", default_value_t = 16)]
+    pub queue_concurrency: usize,
+    /// Overall timeout of one push to an insurer, in seconds.
+    #[arg(long, env = "AU_RELAY_PUSH_TIMEOUT_SECS", default_value_t = 30)]
+    pub push_timeout_secs: u64,
+}
+
+impl QueueConfig {
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            concurrency: self.queue_concurrency.max(1),
+            ..WorkerSettings::default()
+        }
+    }
+
+    pub fn client(&self) -> anyhow::Result<PushClient> {
+        Ok(PushClient::new(Duration::from_secs(
+            self.push_timeout_secs.max(1),
+        ))?)
+    }
+}
+
+/// The demo insurer's IK (AOK Niedersachsen in the KBV examples).
+pub const DEMO_IK: &str = "109500969";
+
+/// Starts the in-process fake insurer of the demo and points the demo IK's destination at it.
+pub fn start_demo_insurer(db: &Database) -> anyhow::Result<(FakeInsurer, actix_web::dev::Server)> {
+    let (fake, server) = FakeInsurer::start(0)?;
+    storage::upsert_destination(
+        &mut *db.conn()?,
+        &storage::DestinationConfig {
+            ik: DEMO_IK.into(),
+            name: "Demo-Krankenkasse (AOK Niedersachsen)".into(),
+            push_url: Some(fake.push_url()),
+            health_url: Some(fake.health_url()),
+            auth_header: None,
+        },
+    )?;
+    Ok((fake, server))
+}
+
+/// Spawns the queue workers on the current runtime; they stop when `stop` turns true.
+pub fn spawn_workers(
+    db: Database,
+    config: &QueueConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let client = config.client()?;
+    let settings = config.worker_settings();
+    Ok(tokio::spawn(crate::queue::run(db, client, settings, stop)))
 }
 
 /// Creates the demo practice, its doctor, the user `demo`/`demo` and the API token
@@ -60,7 +124,11 @@ pub struct Running {
 }
 
 /// Binds and builds the server (not yet awaited). Port 0 picks a free port (tests).
-pub fn start(db: Database, config: &ServeConfig) -> anyhow::Result<Running> {
+pub fn start(
+    db: Database,
+    config: &ServeConfig,
+    demo_insurer: Option<FakeInsurer>,
+) -> anyhow::Result<Running> {
     let bind = if config.demo {
         let port = config.bind.rsplit(':').next().unwrap_or("8080");
         format!("127.0.0.1:{port}")
@@ -76,6 +144,7 @@ pub fn start(db: Database, config: &ServeConfig) -> anyhow::Result<Running> {
             session_ttl: Duration::from_secs(config.session_hours.max(1) * 3600),
             secure_cookies: config.secure_cookies,
         }),
+        demo_insurer,
     };
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {

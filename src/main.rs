@@ -52,6 +52,16 @@ enum Command {
     Serve(ServeConfig),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run only the insurer queue workers (no web server).
+    Worker(au_relay::app::QueueConfig),
+    /// Run a fake insurer implementing the push contract (for demos and tests).
+    FakeInsurer {
+        #[arg(long, default_value_t = 8090)]
+        port: u16,
+    },
+    /// Manage insurer destinations.
+    #[command(subcommand)]
+    Destination(DestinationCommand),
     /// Manage practices.
     #[command(subcommand)]
     Practice(PracticeCommand),
@@ -85,6 +95,32 @@ enum PracticeCommand {
         doctor_name: String,
         #[arg(long, default_value = "")]
         specialty: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DestinationCommand {
+    /// Add or reconfigure where an insurer (IK) receives pushed documents.
+    Set {
+        #[arg(long)]
+        ik: String,
+        #[arg(long)]
+        name: String,
+        /// Omit for an insurer that imports its queue itself (pull only).
+        #[arg(long)]
+        push_url: Option<String>,
+        #[arg(long)]
+        health_url: Option<String>,
+        /// Sent as the Authorization header, e.g. "Bearer …".
+        #[arg(long, env = "AU_RELAY_DESTINATION_AUTH")]
+        auth_header: Option<String>,
+    },
+    /// Declare (--on true) or clear (--on false) a Störung for an insurer.
+    Outage {
+        #[arg(long)]
+        ik: String,
+        #[arg(long, action = clap::ArgAction::Set)]
+        on: bool,
     },
 }
 
@@ -164,6 +200,42 @@ async fn main() -> anyhow::Result<()> {
         None => serve(db, &cli.serve).await,
         Some(Command::Serve(config)) => serve(db, config).await,
         Some(Command::Migrate) => Ok(()),
+        Some(Command::Worker(config)) => {
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            tracing::info!("queue worker running");
+            app::spawn_workers(db, config, rx)?.await?;
+            Ok(())
+        }
+        Some(Command::FakeInsurer { port }) => {
+            let (fake, server) = au_relay::insurers::fake::FakeInsurer::start(*port)?;
+            tracing::info!(push = %fake.push_url(), health = %fake.health_url(), "fake insurer running");
+            server.await?;
+            Ok(())
+        }
+        Some(Command::Destination(DestinationCommand::Set {
+            ik,
+            name,
+            push_url,
+            health_url,
+            auth_header,
+        })) => {
+            let ik = au_relay::domain::InsurerIk::parse(ik)?;
+            let config = storage::DestinationConfig {
+                ik: ik.to_string(),
+                name: name.clone(),
+                push_url: push_url.clone(),
+                health_url: health_url.clone(),
+                auth_header: auth_header.clone(),
+            };
+            storage::upsert_destination(&mut *db.conn()?, &config)?;
+            println!("destination {ik} saved");
+            Ok(())
+        }
+        Some(Command::Destination(DestinationCommand::Outage { ik, on })) => {
+            storage::set_outage(&mut *db.conn()?, ik, *on)?;
+            println!("Störung {ik}: {on}");
+            Ok(())
+        }
         Some(Command::Practice(PracticeCommand::Add {
             bsnr,
             name,
@@ -217,14 +289,30 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
+    let mut demo_insurer = None;
     if config.demo {
         if app::seed_demo(&db)? {
             tracing::info!("demo data seeded: practice \"Praxis Dr. Muster\", user demo/demo, API token demo-token");
         }
+        let (fake, server) = app::start_demo_insurer(&db)?;
+        tokio::spawn(server);
+        tracing::info!(port = fake.port, ik = app::DEMO_IK, "demo insurer running");
+        demo_insurer = Some(fake);
         tracing::warn!("demo mode: listening on 127.0.0.1 only");
     }
-    let running = app::start(db, config)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = if config.queue.enabled {
+        Some(app::spawn_workers(db.clone(), &config.queue, stopped)?)
+    } else {
+        None
+    };
+    let running = app::start(db, config, demo_insurer)?;
     tracing::info!("AU-Relay at http://127.0.0.1:{}/", running.port);
     running.server.await?;
+    // The server stopped (SIGINT/SIGTERM): let the workers finish their round.
+    let _ = stop.send(true);
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
     Ok(())
 }

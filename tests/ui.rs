@@ -275,3 +275,50 @@ async fn health_and_readiness_answer() {
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn the_dispatch_dashboard_lists_what_is_unsent_and_records_a_stoerung() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let mut conn = app.db.conn().unwrap();
+    au_relay::storage::upsert_destination(
+        &mut conn,
+        &au_relay::storage::DestinationConfig {
+            ik: "109500969".into(),
+            name: "AOK Niedersachsen".into(),
+            push_url: Some("http://127.0.0.1:9/eau".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(app.post_api(&common::valid_body()).await.status(), 201);
+    let page = app.get_text("/queue").await;
+    assert!(page.contains("AOK Niedersachsen"));
+    assert!(
+        page.contains("Müller-Lüdenscheidt, Jürgen"),
+        "unsent certificate listed"
+    );
+    assert!(page.contains("wartet auf Versand"));
+
+    let r = post_form(
+        &app,
+        "/queue/109500969/outage",
+        &[("csrf".into(), csrf.clone()), ("on".into(), "true".into())],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let dest = au_relay::storage::destination(&mut conn, "109500969")
+        .unwrap()
+        .unwrap();
+    assert!(dest.outage);
+    assert!(app.get_text("/queue").await.contains("Störung gemeldet"));
+    let r = post_form(
+        &app,
+        "/queue/109500969/outage",
+        &[("on".into(), "false".into())],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "no CSRF token, no change");
+    let r = post_form(&app, "/queue/999999999/retry", &[("csrf".into(), csrf)]).await;
+    assert_eq!(r.status(), 404);
+}

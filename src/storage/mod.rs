@@ -17,10 +17,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use accounts::*;
 pub use certificates::*;
 pub use destinations::*;
-pub use outbox::{
-    attempts_of, backlog, claim_due, deliveries_of, enqueue, finish_attempt, state, states,
-    Claimed, DeliveryRow, DocumentKind, Finish,
-};
+pub use outbox::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -328,3 +328,52 @@ pub fn states(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
         .order(deliveries::state)
         .load(conn)?)
 }
+
+/// A delivery not (yet) at the insurer, as listed on the dashboard.
+#[derive(Debug, Clone, Queryable)]
+pub struct UnsentRow {
+    pub certificate_id: String,
+    pub display_name: String,
+    pub insurer_ik: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A practice's deliveries that have not reached the insurer, oldest first.
+pub fn unsent(conn: &mut AnyConnection, practice_id: &str, limit: i64) -> Result<Vec<UnsentRow>> {
+    Ok(deliveries::table
+        .inner_join(certificates::table)
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+        .order((deliveries::created_at, deliveries::id))
+        .limit(limit)
+        .select((
+            deliveries::certificate_id,
+            certificates::display_name,
+            deliveries::insurer_ik,
+            deliveries::state,
+            deliveries::attempts,
+            deliveries::next_attempt_at,
+            deliveries::last_error,
+            deliveries::created_at,
+        ))
+        .load(conn)?)
+}
+
+/// "Alle erneut senden": makes every waiting or dead delivery of the insurer due now. The
+/// attempt history stays.
+pub fn retry_all(conn: &mut AnyConnection, ik: &str) -> Result<usize> {
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::insurer_ik.eq(ik))
+            .filter(deliveries::state.eq_any([state::PENDING, state::DEAD])),
+    )
+    .set((
+        deliveries::state.eq(state::PENDING),
+        deliveries::next_attempt_at.eq(now()),
+    ))
+    .execute(conn)?)
+}

@@ -4,6 +4,7 @@
 mod api;
 pub mod form;
 mod pages;
+mod queue;
 mod session;
 
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Settings {
 pub struct AppState {
     pub db: Database,
     pub settings: Arc<Settings>,
+    /// The in-process fake insurer of `serve --demo`, switchable from the dashboard.
+    pub demo_insurer: Option<crate::insurers::fake::FakeInsurer>,
 }
 
 /// Errors of the web layer. API handlers answer them as JSON (see [`ApiError`]), pages as HTML.
@@ -177,6 +180,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
         .configure(api::routes)
+        .configure(queue::routes)
         .configure(pages::routes);
 }
 

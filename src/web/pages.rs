@@ -32,7 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/certificates/{id}", web::get().to(detail));
 }
 
-fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
+pub(super) fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
     let body = page
         .render()
         .map_err(|e| WebError::Internal(e.to_string()))?;
@@ -41,7 +41,7 @@ fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebErr
         .body(body))
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(super) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
@@ -473,7 +473,7 @@ struct DetailPage<'a> {
 }
 
 /// German label of a delivery state.
-fn delivery_label(state: &str) -> &'static str {
+pub(super) fn delivery_label(state: &str) -> &'static str {
     match state {
         storage::state::PENDING => "wartet auf Versand",
         storage::state::IN_FLIGHT => "wird gesendet",

@@ -46,6 +46,11 @@ pub fn config() -> ServeConfig {
         session_hours: 1,
         secure_cookies: false,
         workers: 2,
+        queue: app::QueueConfig {
+            enabled: false,
+            queue_concurrency: 4,
+            push_timeout_secs: 5,
+        },
     }
 }
 
@@ -56,7 +61,7 @@ impl TestApp {
         let db = Database::connect(&url, 4).expect("connect");
         db.migrate().expect("migrate");
         app::seed_demo(&db).expect("seed");
-        let running = app::start(db.clone(), &config()).expect("start");
+        let running = app::start(db.clone(), &config(), None).expect("start");
         tokio::spawn(running.server);
         let client = reqwest::Client::builder()
             .cookie_store(true)

@@ -1,0 +1,201 @@
+//! The dispatch dashboard (German): insurer states, backlog, unsent certificates, and the
+//! actions Störung, pause and "Alle erneut senden".
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use chrono::NaiveDateTime;
+use serde::Deserialize;
+
+use super::form::from_form;
+use super::pages::{delivery_label, html, see_other};
+use super::{read_body, AppState, Staff, WebError};
+use crate::insurers::fake::Mode;
+use crate::storage::{self, breaker, Actor};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/queue", web::get().to(dashboard))
+        .route("/queue/demo-insurer", web::post().to(demo_insurer))
+        .route("/queue/{ik}/{action}", web::post().to(act));
+}
+
+struct DestinationView {
+    ik: String,
+    name: String,
+    pushable: bool,
+    status: &'static str,
+    outage: bool,
+    paused: bool,
+    backlog: i64,
+    oldest: String,
+    last_success: String,
+    last_error: String,
+}
+
+struct UnsentView {
+    certificate_id: String,
+    display_name: String,
+    insurer_ik: String,
+    state: String,
+    state_label: &'static str,
+    attempts: i32,
+    next_attempt: String,
+    last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage<'a> {
+    nav_user: Option<&'a str>,
+    csrf: &'a str,
+    demo_port: Option<u16>,
+    rows: Vec<DestinationView>,
+    unsent: Vec<UnsentView>,
+}
+
+fn when(t: Option<NaiveDateTime>) -> String {
+    t.map_or_else(
+        || "–".into(),
+        |t| format!("{} UTC", t.format("%d.%m.%Y %H:%M")),
+    )
+}
+
+fn status(d: &storage::DestinationRow) -> &'static str {
+    if d.paused {
+        "angehalten"
+    } else if d.outage {
+        "Störung gemeldet"
+    } else if d.breaker == breaker::OPEN {
+        "nicht erreichbar"
+    } else if d.breaker == breaker::HALF_OPEN {
+        "wird geprüft"
+    } else if d.push_url.is_none() {
+        "Abruf durch die Kasse"
+    } else {
+        "erreichbar"
+    }
+}
+
+async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let practice = staff.user.practice_id.clone();
+    let (destinations, backlog, unsent) = state
+        .db
+        .run(move |c| {
+            Ok((
+                storage::all_destinations(c)?,
+                storage::backlog(c, &practice)?,
+                storage::unsent(c, &practice, 200)?,
+            ))
+        })
+        .await?;
+    let rows = destinations
+        .iter()
+        .map(|d| {
+            let (count, oldest) = backlog
+                .iter()
+                .find(|(ik, _, _)| *ik == d.ik)
+                .map_or((0, None), |(_, n, t)| (*n, *t));
+            DestinationView {
+                ik: d.ik.clone(),
+                name: d.name.clone(),
+                pushable: d.push_url.is_some(),
+                status: status(d),
+                outage: d.outage,
+                paused: d.paused,
+                backlog: count,
+                oldest: when(oldest),
+                last_success: when(d.last_success_at),
+                last_error: d.last_error.clone().unwrap_or_else(|| "–".into()),
+            }
+        })
+        .collect();
+    let unsent = unsent
+        .into_iter()
+        .map(|u| UnsentView {
+            state_label: delivery_label(&u.state),
+            certificate_id: u.certificate_id,
+            display_name: u.display_name,
+            insurer_ik: u.insurer_ik,
+            state: u.state,
+            attempts: u.attempts,
+            next_attempt: when(Some(u.next_attempt_at)),
+            last_error: u.last_error.unwrap_or_else(|| "–".into()),
+        })
+        .collect();
+    let page = QueuePage {
+        nav_user: Some(&staff.user.username),
+        csrf: &staff.user.csrf_token,
+        demo_port: state.demo_insurer.as_ref().map(|f| f.port),
+        rows,
+        unsent,
+    };
+    html(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: Option<String>,
+    on: Option<String>,
+    mode: Option<String>,
+}
+
+async fn read_action(
+    staff: &Staff,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<ActionForm, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let form: ActionForm = from_form(&body)?;
+    staff.check_csrf(form.csrf.as_deref())?;
+    Ok(form)
+}
+
+async fn act(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let form = read_action(&staff, &state, payload).await?;
+    let (ik, action) = path.into_inner();
+    let on = form.on.as_deref() == Some("true");
+    let actor = Actor {
+        practice_id: staff.user.practice_id.clone(),
+        name: staff.user.username.clone(),
+        channel: "web",
+    };
+    state
+        .db
+        .run(move |c| {
+            if storage::destination(c, &ik)?.is_none() {
+                return Ok(false);
+            }
+            let what = match action.as_str() {
+                "outage" => storage::set_outage(c, &ik, on).map(|()| "destination.outage"),
+                "pause" => storage::set_paused(c, &ik, on).map(|()| "destination.paused"),
+                "retry" => storage::retry_all(c, &ik).map(|_| "destination.retry_all"),
+                _ => return Ok(false),
+            }?;
+            storage::audit(c, &actor, what, None, &format!("IK {ik}: {on}"))?;
+            Ok(true)
+        })
+        .await?
+        .then(|| see_other("/queue"))
+        .ok_or(WebError::NotFound)
+}
+
+async fn demo_insurer(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let form = read_action(&staff, &state, payload).await?;
+    let fake = state.demo_insurer.as_ref().ok_or(WebError::NotFound)?;
+    let mode = form
+        .mode
+        .as_deref()
+        .and_then(Mode::parse)
+        .ok_or(WebError::NotFound)?;
+    fake.set_mode(mode);
+    Ok(see_other("/queue"))
+}
