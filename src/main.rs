@@ -139,11 +139,14 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create an API token for a practice and print it once.
+    /// Create an API token and print it once: for practice software (--bsnr) or for an
+    /// insurer's pull import (--insurer <IK>).
     Create {
+        #[arg(long, conflicts_with = "insurer", required_unless_present = "insurer")]
+        bsnr: Option<String>,
         #[arg(long)]
-        bsnr: String,
-        #[arg(long, default_value = "Praxissoftware")]
+        insurer: Option<String>,
+        #[arg(long, default_value = "API")]
         label: String,
     },
 }
@@ -151,7 +154,10 @@ enum TokenCommand {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("AU_RELAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
     if format == "json" {
         builder.json().init();
     } else {
@@ -277,11 +283,24 @@ async fn main() -> anyhow::Result<()> {
             println!("user {username} added");
             Ok(())
         }
-        Some(Command::Token(TokenCommand::Create { bsnr, label })) => {
-            let id = practice_id(&db, bsnr)?;
+        Some(Command::Token(TokenCommand::Create {
+            bsnr,
+            insurer,
+            label,
+        })) => {
             let token = auth::new_token();
-            let mut conn = db.conn()?;
-            storage::create_api_token(&mut conn, &auth::token_hash(&token), &id, label)?;
+            let hash = auth::token_hash(&token);
+            match (bsnr, insurer) {
+                (Some(bsnr), _) => {
+                    let id = practice_id(&db, bsnr)?;
+                    storage::create_api_token(&mut *db.conn()?, &hash, &id, label)?;
+                }
+                (None, Some(ik)) => {
+                    let ik = au_relay::domain::InsurerIk::parse(ik)?;
+                    storage::create_insurer_token(&mut *db.conn()?, &hash, ik.as_str(), label)?;
+                }
+                (None, None) => bail!("--bsnr or --insurer is required"),
+            }
             println!("{token}");
             Ok(())
         }

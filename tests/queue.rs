@@ -5,12 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use au_relay::domain::{demo_practice, CaptureContext, Certificate, CertificateDraft};
 use au_relay::insurers::fake::{FakeInsurer, Mode};
 use au_relay::insurers::PushClient;
 use au_relay::queue::{run_once, WorkerSettings};
-use au_relay::storage::{self, Actor, Database, DestinationConfig, NewCertificate, Origin};
-use common::{fresh_database, today, valid_body};
+use au_relay::storage::{self, Database, DestinationConfig};
+use common::fresh_database;
 
 const IK: &str = "109500969";
 
@@ -42,10 +41,7 @@ async fn setup() -> Setup {
         },
     )
     .unwrap();
-    let bsnr = demo_practice().unwrap().0.bsnr;
-    let practice_id = storage::practice_id_by_bsnr(&mut conn, &bsnr)
-        .unwrap()
-        .unwrap();
+    let practice_id = common::demo_practice_id(&db);
     let settings = WorkerSettings {
         backoff_unit: Duration::from_millis(1),
         probe_every: Duration::from_millis(1),
@@ -62,40 +58,8 @@ async fn setup() -> Setup {
     }
 }
 
-/// Stores `n` certificates with an XML document each; returns their UUIDs.
 fn capture(s: &Setup, n: usize) -> Vec<String> {
-    let draft: CertificateDraft = serde_json::from_value(valid_body()).unwrap();
-    let (practice, doctor) = demo_practice().unwrap();
-    let actor = Actor {
-        practice_id: s.practice_id.clone(),
-        name: "test".into(),
-        channel: "test",
-    };
-    let mut conn = s.db.conn().unwrap();
-    (0..n)
-        .map(|_| {
-            let ctx = CaptureContext {
-                practice: practice.clone(),
-                doctors: vec![doctor.clone()],
-                today: today(),
-                document_id: uuid::Uuid::new_v4(),
-            };
-            let cert = Certificate::from_draft(&draft, &ctx).unwrap();
-            let xml = format!(
-                "<Bundle><identifier><value value=\"urn:uuid:{}\"/></identifier></Bundle>",
-                cert.document_id
-            );
-            let new = NewCertificate {
-                certificate: &cert,
-                origin: Origin::Capture,
-                submission_key: None,
-                fhir_xml: Some(&xml),
-                print_only: false,
-            };
-            storage::capture(&mut conn, &actor, new).unwrap();
-            cert.document_id.to_string()
-        })
-        .collect()
+    common::store_certificates(&s.db, &s.practice_id, IK, n)
 }
 
 fn states(s: &Setup) -> Vec<(String, i64)> {

@@ -4,6 +4,7 @@
 mod accounts;
 mod certificates;
 mod destinations;
+mod insurer_export;
 mod outbox;
 pub mod schema;
 
@@ -17,6 +18,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 pub use accounts::*;
 pub use certificates::*;
 pub use destinations::*;
+pub use insurer_export::*;
 pub use outbox::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -193,9 +195,11 @@ impl Database {
     }
 }
 
-/// The current time as stored: UTC without offset.
+/// The current time as stored: UTC without offset, in microseconds (PostgreSQL's precision,
+/// so both backends compare and round-trip timestamps alike).
 pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
 }
 
 /// Whether an error is a unique-constraint violation.

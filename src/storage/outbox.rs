@@ -260,15 +260,21 @@ pub fn finish_attempt(
             ))
             .execute(c)?;
         let delivered = f.state == state::DELIVERED;
-        diesel::update(deliveries::table.find(f.delivery_id))
-            .set((
-                deliveries::state.eq(f.state),
-                deliveries::lease_until.eq(None::<NaiveDateTime>),
-                deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
-                deliveries::last_error.eq((!delivered).then_some(f.detail)),
-                deliveries::delivered_at.eq(delivered.then_some(at)),
-            ))
-            .execute(c)?;
+        // Only a delivery still in flight moves on: one acknowledged by a pull meanwhile
+        // stays delivered, whatever this push's answer was.
+        diesel::update(
+            deliveries::table
+                .find(f.delivery_id)
+                .filter(deliveries::state.eq(state::IN_FLIGHT)),
+        )
+        .set((
+            deliveries::state.eq(f.state),
+            deliveries::lease_until.eq(None::<NaiveDateTime>),
+            deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
+            deliveries::last_error.eq((!delivered).then_some(f.detail)),
+            deliveries::delivered_at.eq(delivered.then_some(at)),
+        ))
+        .execute(c)?;
         let target = destinations::table.find(f.insurer_ik);
         if delivered {
             diesel::update(target)

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod form;
+mod insurer_api;
 mod pages;
 mod queue;
 mod session;
@@ -180,6 +181,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
         .configure(api::routes)
+        .configure(insurer_api::routes)
         .configure(queue::routes)
         .configure(pages::routes);
 }

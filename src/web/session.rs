@@ -37,6 +37,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The SHA-256 of the request's bearer token.
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| token_hash(t.trim()))
+}
+
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
@@ -77,12 +86,7 @@ impl FromRequest for ApiClient {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| token_hash(t.trim()));
+        let token = bearer(req);
         let state = state(req);
         Box::pin(async move {
             let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
@@ -92,6 +96,31 @@ impl FromRequest for ApiClient {
                 .await?
                 .ok_or(WebError::LoginRequired)?;
             Ok(ApiClient { practice_id })
+        })
+    }
+}
+
+/// An insurer authenticated by its bearer token; it sees only its own IK.
+#[derive(Debug, Clone)]
+pub struct InsurerClient {
+    pub ik: String,
+}
+
+impl FromRequest for InsurerClient {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req);
+        let state = state(req);
+        Box::pin(async move {
+            let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
+            let ik = state
+                .db
+                .run(move |c| storage::insurer_token_ik(c, &hash))
+                .await?
+                .ok_or(WebError::LoginRequired)?;
+            Ok(InsurerClient { ik })
         })
     }
 }

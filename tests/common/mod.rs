@@ -179,3 +179,51 @@ pub fn valid_body() -> Value {
         "diagnoses": [{"code": "J06.9", "certainty": "G"}]
     })
 }
+
+/// The id of the seeded demo practice.
+pub fn demo_practice_id(db: &Database) -> String {
+    let bsnr = au_relay::domain::demo_practice().unwrap().0.bsnr;
+    storage::practice_id_by_bsnr(&mut db.conn().unwrap(), &bsnr)
+        .unwrap()
+        .unwrap()
+}
+
+/// Stores `n` valid certificates for insurer `ik`, each with an XML document, directly in
+/// the database; returns their document UUIDs.
+pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) -> Vec<String> {
+    use au_relay::domain::{demo_practice, CaptureContext, Certificate, CertificateDraft};
+    let mut body = valid_body();
+    body["insurer"]["ik"] = json!(ik);
+    let draft: CertificateDraft = serde_json::from_value(body).unwrap();
+    let (practice, doctor) = demo_practice().unwrap();
+    let actor = storage::Actor {
+        practice_id: practice_id.to_owned(),
+        name: "test".into(),
+        channel: "test",
+    };
+    let mut conn = db.conn().unwrap();
+    (0..n)
+        .map(|_| {
+            let ctx = CaptureContext {
+                practice: practice.clone(),
+                doctors: vec![doctor.clone()],
+                today: today(),
+                document_id: uuid::Uuid::new_v4(),
+            };
+            let cert = Certificate::from_draft(&draft, &ctx).unwrap();
+            let xml = format!(
+                "<Bundle xmlns=\"http://hl7.org/fhir\"><identifier><value value=\"urn:uuid:{}\"/></identifier></Bundle>",
+                cert.document_id
+            );
+            let new = storage::NewCertificate {
+                certificate: &cert,
+                origin: storage::Origin::Capture,
+                submission_key: None,
+                fhir_xml: Some(&xml),
+                print_only: false,
+            };
+            storage::capture(&mut conn, &actor, new).unwrap();
+            cert.document_id.to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! The pull side: insurers import their queue with a token bound to their IK and acknowledge
+//! what they imported.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{certificates, deliveries, delivery_attempts, insurer_tokens};
+use super::{now, state, AnyConnection, Result, StorageError};
+
+pub fn create_insurer_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    ik: &str,
+    label: &str,
+) -> Result<()> {
+    diesel::insert_into(insurer_tokens::table)
+        .values((
+            insurer_tokens::token_hash.eq(token_hash),
+            insurer_tokens::ik.eq(ik),
+            insurer_tokens::label.eq(label),
+            insurer_tokens::created_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The IK of a valid (not revoked) insurer token; records its use.
+pub fn insurer_token_ik(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<String>> {
+    let ik: Option<String> = insurer_tokens::table
+        .find(token_hash)
+        .filter(insurer_tokens::revoked_at.is_null())
+        .select(insurer_tokens::ik)
+        .first(conn)
+        .optional()?;
+    if ik.is_some() {
+        diesel::update(insurer_tokens::table.find(token_hash))
+            .set(insurer_tokens::last_used_at.eq(now()))
+            .execute(conn)?;
+    }
+    Ok(ik)
+}
+
+/// Position in an insurer's export: after this delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: NaiveDateTime,
+    pub delivery_id: String,
+}
+
+impl Cursor {
+    /// `<microseconds since epoch>_<delivery id>`: opaque to insurers.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}_{}",
+            self.created_at.and_utc().timestamp_micros(),
+            self.delivery_id
+        )
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (micros, id) = s.split_once('_')?;
+        let created_at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        Uuid::parse_str(id).ok()?;
+        Some(Self {
+            created_at,
+            delivery_id: id.to_owned(),
+        })
+    }
+}
+
+/// One exported document.
+#[derive(Debug, Clone)]
+pub struct ExportItem {
+    pub cursor: Cursor,
+    pub document_id: String,
+    pub kind: String,
+    pub xml: String,
+}
+
+/// Up to `limit` documents of an IK not yet delivered, after `after`, in a stable order.
+pub fn export_page(
+    conn: &mut AnyConnection,
+    ik: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<ExportItem>> {
+    let mut q = deliveries::table
+        .inner_join(certificates::table)
+        .filter(deliveries::insurer_ik.eq(ik.to_owned()))
+        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT, state::DEAD]))
+        .filter(certificates::fhir_xml.is_not_null())
+        .into_boxed();
+    if let Some(c) = after {
+        q = q.filter(
+            deliveries::created_at
+                .gt(c.created_at)
+                .or(deliveries::created_at
+                    .eq(c.created_at)
+                    .and(deliveries::id.gt(c.delivery_id.clone()))),
+        );
+    }
+    let rows: Vec<(String, NaiveDateTime, String, String, Option<String>)> = q
+        .order((deliveries::created_at, deliveries::id))
+        .limit(limit.clamp(1, 1000))
+        .select((
+            deliveries::id,
+            deliveries::created_at,
+            deliveries::certificate_id,
+            deliveries::document_kind,
+            certificates::fhir_xml,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, created_at, document_id, kind, xml)| {
+            Some(ExportItem {
+                cursor: Cursor {
+                    created_at,
+                    delivery_id: id,
+                },
+                document_id,
+                kind,
+                xml: xml?,
+            })
+        })
+        .collect())
+}
+
+/// Marks the IK's deliveries of these documents as delivered (an acknowledged document is
+/// never pushed again). Other IKs' documents and unknown ids are ignored. Returns how many
+/// were acknowledged now.
+pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) -> Result<usize> {
+    let ids: Vec<String> = document_ids.iter().map(Uuid::to_string).collect();
+    conn.transaction::<_, StorageError, _>(|c| {
+        let open: Vec<String> = deliveries::table
+            .filter(deliveries::insurer_ik.eq(ik))
+            .filter(deliveries::certificate_id.eq_any(&ids))
+            .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+            .select(deliveries::id)
+            .load(c)?;
+        let at = now();
+        for id in &open {
+            diesel::insert_into(delivery_attempts::table)
+                .values((
+                    delivery_attempts::delivery_id.eq(id),
+                    delivery_attempts::at.eq(at),
+                    delivery_attempts::outcome.eq("acknowledged"),
+                    delivery_attempts::detail.eq("von der Krankenkasse abgerufen"),
+                    delivery_attempts::duration_ms.eq(0),
+                ))
+                .execute(c)?;
+        }
+        diesel::update(deliveries::table.filter(deliveries::id.eq_any(&open)))
+            .set((
+                deliveries::state.eq(state::DELIVERED),
+                deliveries::delivered_at.eq(at),
+                deliveries::lease_until.eq(None::<NaiveDateTime>),
+                deliveries::last_error.eq(None::<String>),
+            ))
+            .execute(c)?;
+        Ok(open.len())
+    })
+}

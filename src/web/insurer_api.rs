@@ -1,0 +1,162 @@
+//! The insurers' pull API: `GET /api/insurer/v1/documents` (streamed, constant memory) and
+//! `POST /api/insurer/v1/acknowledgements`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::form::from_json;
+use super::session::InsurerClient;
+use super::{read_body, ApiError, AppState, WebError};
+use crate::domain::FieldError;
+use crate::storage::{self, Cursor, Database};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/insurer/v1")
+            .route("/documents", web::get().to(documents))
+            .route("/acknowledgements", web::post().to(acknowledge)),
+    );
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct DocumentsQuery {
+    after: Option<String>,
+    limit: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    id: &'a str,
+    kind: &'a str,
+    created: String,
+    cursor: String,
+    /// The exact document a push would send (KBV XML, UTF-8).
+    document: &'a str,
+}
+
+/// Rows fetched from the database per step of the stream.
+const PAGE: i64 = 200;
+
+enum Phase {
+    Start { limit: u64 },
+    Items { left: u64, first: bool },
+    Done,
+}
+
+/// `{"items":[…],"next":"<cursor>"}`, streamed page by page: memory stays constant whatever
+/// `limit` is. `next` is the cursor to continue after the last item.
+async fn documents(
+    client: InsurerClient,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q: DocumentsQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| FieldError::new("query", "Abfrage ungültig: erlaubt sind after und limit"))?;
+    let after = match q.after.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            Cursor::decode(s)
+                .ok_or_else(|| FieldError::new("after", "after: ungültiger Cursor"))?,
+        ),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000_000);
+    let (db, ik) = (state.db.clone(), client.ik);
+    let stream =
+        futures_util::stream::unfold((Phase::Start { limit }, after), move |(phase, last)| {
+            let (db, ik) = (db.clone(), ik.clone());
+            async move { step(&db, &ik, phase, last).await }
+        });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .streaming(stream))
+}
+
+type Chunk = Result<web::Bytes, WebError>;
+type Step = Option<(Chunk, (Phase, Option<Cursor>))>;
+
+fn tail(last: Option<Cursor>) -> Step {
+    let next = serde_json::Value::String(last.as_ref().map(Cursor::encode).unwrap_or_default());
+    Some((
+        Ok(web::Bytes::from(format!("],\"next\":{next}}}"))),
+        (Phase::Done, last),
+    ))
+}
+
+async fn step(db: &Database, ik: &str, phase: Phase, last: Option<Cursor>) -> Step {
+    let (left, first) = match phase {
+        Phase::Done => return None,
+        Phase::Start { limit } => {
+            let start = web::Bytes::from_static(b"{\"items\":[");
+            return Some((
+                Ok(start),
+                (
+                    Phase::Items {
+                        left: limit,
+                        first: true,
+                    },
+                    last,
+                ),
+            ));
+        }
+        Phase::Items { left: 0, .. } => return tail(last),
+        Phase::Items { left, first } => (left, first),
+    };
+    let take = i64::try_from(left.min(PAGE as u64)).unwrap_or(PAGE);
+    let (ik, after) = (ik.to_owned(), last.clone());
+    let page = match db
+        .run(move |c| storage::export_page(c, &ik, after.as_ref(), take))
+        .await
+    {
+        Ok(p) if p.is_empty() => return tail(last),
+        Ok(p) => p,
+        Err(e) => return Some((Err(WebError::Storage(e)), (Phase::Done, last))),
+    };
+    let mut out = Vec::with_capacity(page.len() * 4096);
+    for (i, item) in page.iter().enumerate() {
+        if !(first && i == 0) {
+            out.push(b',');
+        }
+        let body = Item {
+            id: &item.document_id,
+            kind: &item.kind,
+            created: item.cursor.created_at.and_utc().to_rfc3339(),
+            cursor: item.cursor.encode(),
+            document: &item.xml,
+        };
+        if let Err(e) = serde_json::to_writer(&mut out, &body) {
+            return Some((Err(WebError::Internal(e.to_string())), (Phase::Done, last)));
+        }
+    }
+    let n = page.len() as u64;
+    // A short page means the queue is exhausted.
+    let left = if n < take as u64 { 0 } else { left - n };
+    let last = page.last().map(|i| i.cursor.clone());
+    Some((
+        Ok(web::Bytes::from(out)),
+        (Phase::Items { left, first: false }, last),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Acknowledgement {
+    ids: Vec<Uuid>,
+}
+
+async fn acknowledge(
+    client: InsurerClient,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let ack: Acknowledgement = from_json(&body)?;
+    let ik = client.ik;
+    let n = state
+        .db
+        .run(move |c| storage::acknowledge(c, &ik, &ack.ids))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "acknowledged": n })))
+}
