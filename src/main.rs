@@ -95,6 +95,9 @@ enum PracticeCommand {
         doctor_name: String,
         #[arg(long, default_value = "")]
         specialty: String,
+        /// Land (ISO code such as NI, BY, BE) whose public holidays count for deadlines.
+        #[arg(long, default_value = "NI")]
+        land: String,
     },
 }
 
@@ -252,7 +255,10 @@ async fn main() -> anyhow::Result<()> {
             lanr,
             doctor_name,
             specialty,
+            land,
         })) => {
+            let land = au_relay::domain::Land::parse(land)
+                .ok_or_else(|| anyhow::anyhow!("unknown Land {land}: use BW, BY, BE, BB, HB, HH, HE, MV, NI, NW, RP, SL, SN, ST, SH or TH"))?;
             let practice = Practice {
                 bsnr: Bsnr::parse(bsnr)?,
                 name: name.clone(),
@@ -267,7 +273,8 @@ async fn main() -> anyhow::Result<()> {
                 specialty: specialty.clone(),
             };
             let mut conn = db.conn()?;
-            storage::add_practice(&mut conn, &practice, &doctor, None, None)?;
+            let id = storage::add_practice(&mut conn, &practice, &doctor, None, None)?;
+            storage::set_practice_land(&mut conn, &id, land)?;
             println!("practice {} added", practice.bsnr);
             Ok(())
         }

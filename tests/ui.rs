@@ -322,3 +322,38 @@ async fn the_dispatch_dashboard_lists_what_is_unsent_and_records_a_stoerung() {
     let r = post_form(&app, "/queue/999999999/retry", &[("csrf".into(), csrf)]).await;
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn an_eau_unsent_past_the_next_working_day_is_listed_for_posting_and_an_old_stoerung_asks_again(
+) {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let practice = common::demo_practice_id(&app.db);
+    common::store_certificates(&app.db, &practice, "109500969", 1);
+    let fresh = app.get_text("/queue").await;
+    assert!(fresh.contains("Keine Ausfertigung muss heute per Post versandt werden"));
+
+    let mut conn = app.db.conn().unwrap();
+    conn.batch_execute("UPDATE deliveries SET created_at = '2026-11-02 09:00:00'")
+        .unwrap();
+    au_relay::storage::upsert_destination(
+        &mut conn,
+        &au_relay::storage::DestinationConfig {
+            ik: "109500969".into(),
+            name: "AOK Niedersachsen".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    au_relay::storage::set_outage(&mut conn, "109500969", true).unwrap();
+    conn.batch_execute("UPDATE destinations SET outage_confirmed_at = '2026-11-01 09:00:00'")
+        .unwrap();
+    let page = app.get_text("/queue").await;
+    assert!(
+        page.contains("überfällig seit 03.11.2026"),
+        "captured Monday 2 Nov, due Tuesday 3 Nov"
+    );
+    assert!(page.contains("KK-Ausfertigung drucken"));
+    assert!(page.contains("Störung besteht weiter"));
+}

@@ -162,6 +162,28 @@ pub fn add_working_days(land: Land, d: NaiveDate, n: u32) -> NaiveDate {
     day
 }
 
+/// The paper fallback of an eAU that has not reached the insurer (TA P5-04 AK5, P6-03): it
+/// must be delivered by the end of the next working day after capture, else the KK copy goes
+/// by post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostDeadline {
+    /// Still time for the electronic route, until the end of `post_by`.
+    InTime { post_by: NaiveDate },
+    /// Last working day: post the KK copy today if it is still unsent tonight.
+    PostToday,
+    /// The deadline passed on `post_by`: post it now (and the reminder is due).
+    Overdue { post_by: NaiveDate },
+}
+
+pub fn post_deadline(land: Land, captured_on: NaiveDate, today: NaiveDate) -> PostDeadline {
+    let post_by = add_working_days(land, captured_on, 1);
+    match today.cmp(&post_by) {
+        std::cmp::Ordering::Less => PostDeadline::InTime { post_by },
+        std::cmp::Ordering::Equal => PostDeadline::PostToday,
+        std::cmp::Ordering::Greater => PostDeadline::Overdue { post_by },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +272,37 @@ mod tests {
             "Berlin one-off 2025"
         );
         assert!(!holidays(Land::BE, 2026).contains(&"05-08".to_owned()));
+    }
+
+    #[test]
+    fn an_unsent_eau_goes_by_post_at_the_end_of_the_next_working_day() {
+        // Captured Thursday before Easter 2026 in Lower Saxony: next working day is Tuesday.
+        let captured = d("2026-04-02");
+        assert_eq!(
+            post_deadline(Land::NI, captured, d("2026-04-06")),
+            PostDeadline::InTime {
+                post_by: d("2026-04-07")
+            }
+        );
+        assert_eq!(
+            post_deadline(Land::NI, captured, d("2026-04-07")),
+            PostDeadline::PostToday
+        );
+        assert_eq!(
+            post_deadline(Land::NI, captured, d("2026-04-08")),
+            PostDeadline::Overdue {
+                post_by: d("2026-04-07")
+            }
+        );
+        // Fronleichnam: a holiday in Bavaria, not in Lower Saxony.
+        assert_eq!(
+            post_deadline(Land::NI, d("2026-06-03"), d("2026-06-04")),
+            PostDeadline::PostToday
+        );
+        assert!(matches!(
+            post_deadline(Land::BY, d("2026-06-03"), d("2026-06-04")),
+            PostDeadline::InTime { .. }
+        ));
     }
 
     #[test]

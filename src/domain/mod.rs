@@ -9,7 +9,10 @@ mod identifiers;
 pub use calendar::{berlin_today, is_weekend};
 pub use certificate::*;
 pub use draft::*;
-pub use holidays::{add_working_days, easter_sunday, is_working_day, public_holidays, Land};
+pub use holidays::{
+    add_working_days, easter_sunday, is_working_day, post_deadline, public_holidays, Land,
+    PostDeadline,
+};
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
 
 /// Why a single value is not acceptable. The `&'static str` is the German field label.

@@ -22,6 +22,7 @@ struct PracticeRow {
     city: String,
     phone: String,
     _created_at: NaiveDateTime,
+    _land: String,
 }
 
 /// Inserts a practice and returns its id.
@@ -40,6 +41,27 @@ pub fn create_practice(conn: &mut AnyConnection, p: &Practice) -> Result<String>
         ))
         .execute(conn)?;
     Ok(id)
+}
+
+/// The Land of a practice (its public holidays).
+pub fn practice_land(conn: &mut AnyConnection, practice_id: &str) -> Result<crate::domain::Land> {
+    let code: String = practices::table
+        .find(practice_id)
+        .select(practices::land)
+        .first(conn)?;
+    crate::domain::Land::parse(&code).ok_or_else(|| invalid(format!("unknown Land {code}")))
+}
+
+/// Sets the Land of a practice.
+pub fn set_practice_land(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    land: crate::domain::Land,
+) -> Result<()> {
+    diesel::update(practices::table.find(practice_id))
+        .set(practices::land.eq(land.code()))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Adds a practice with its first doctor and, optionally, a staff user `(name, password hash)`

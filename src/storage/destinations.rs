@@ -59,9 +59,22 @@ pub fn set_outage(conn: &mut AnyConnection, ik: &str, outage: bool) -> Result<()
         .set((
             destinations::outage.eq(outage),
             destinations::outage_since.eq(since),
+            destinations::outage_confirmed_at.eq(since),
             destinations::updated_at.eq(now()),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Confirms that a declared Störung still holds (asked every 7 days).
+pub fn confirm_outage(conn: &mut AnyConnection, ik: &str) -> Result<()> {
+    diesel::update(
+        destinations::table
+            .find(ik)
+            .filter(destinations::outage.eq(true)),
+    )
+    .set(destinations::outage_confirmed_at.eq(now()))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -93,6 +106,7 @@ pub struct DestinationRow {
     pub last_success_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
     pub updated_at: NaiveDateTime,
+    pub outage_confirmed_at: Option<NaiveDateTime>,
 }
 
 pub fn destination(conn: &mut AnyConnection, ik: &str) -> Result<Option<DestinationRow>> {

@@ -10,6 +10,7 @@ diesel::table! {
         city -> Text,
         phone -> Text,
         created_at -> Timestamp,
+        land -> Text,
     }
 }
 
@@ -151,6 +152,7 @@ diesel::table! {
         last_success_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
         updated_at -> Timestamp,
+        outage_confirmed_at -> Nullable<Timestamp>,
     }
 }
 

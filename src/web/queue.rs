@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::form::from_form;
 use super::pages::{delivery_label, html, see_other};
 use super::{read_body, AppState, Staff, WebError};
+use crate::domain::{berlin_today, post_deadline, PostDeadline};
 use crate::insurers::fake::Mode;
 use crate::storage::{self, breaker, Actor};
 
@@ -30,6 +31,16 @@ struct DestinationView {
     oldest: String,
     last_success: String,
     last_error: String,
+    /// A declared Störung older than 7 days asks for confirmation.
+    confirm_due: bool,
+}
+
+struct PostView {
+    certificate_id: String,
+    display_name: String,
+    insurer_ik: String,
+    captured_on: String,
+    overdue_since: Option<String>,
 }
 
 struct UnsentView {
@@ -51,6 +62,7 @@ struct QueuePage<'a> {
     demo_port: Option<u16>,
     rows: Vec<DestinationView>,
     unsent: Vec<UnsentView>,
+    post_today: Vec<PostView>,
 }
 
 fn when(t: Option<NaiveDateTime>) -> String {
@@ -78,16 +90,38 @@ fn status(d: &storage::DestinationRow) -> &'static str {
 
 async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let practice = staff.user.practice_id.clone();
-    let (destinations, backlog, unsent) = state
+    let (destinations, backlog, unsent, land) = state
         .db
         .run(move |c| {
             Ok((
                 storage::all_destinations(c)?,
                 storage::backlog(c, &practice)?,
-                storage::unsent(c, &practice, 200)?,
+                storage::unsent(c, &practice, 500)?,
+                storage::practice_land(c, &practice)?,
             ))
         })
         .await?;
+    let now = chrono::Utc::now();
+    let today = berlin_today(now);
+    let post_today = unsent
+        .iter()
+        .filter_map(|u| {
+            let captured_on = berlin_today(u.created_at.and_utc());
+            let overdue_since = match post_deadline(land, captured_on, today) {
+                PostDeadline::InTime { .. } => return None,
+                PostDeadline::PostToday => None,
+                PostDeadline::Overdue { post_by } => Some(post_by.format("%d.%m.%Y").to_string()),
+            };
+            Some(PostView {
+                certificate_id: u.certificate_id.clone(),
+                display_name: u.display_name.clone(),
+                insurer_ik: u.insurer_ik.clone(),
+                captured_on: captured_on.format("%d.%m.%Y").to_string(),
+                overdue_since,
+            })
+        })
+        .collect();
+    let week_ago = now.naive_utc() - chrono::Duration::days(7);
     let rows = destinations
         .iter()
         .map(|d| {
@@ -106,6 +140,7 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
                 oldest: when(oldest),
                 last_success: when(d.last_success_at),
                 last_error: d.last_error.clone().unwrap_or_else(|| "–".into()),
+                confirm_due: d.outage && d.outage_confirmed_at.is_none_or(|t| t < week_ago),
             }
         })
         .collect();
@@ -128,6 +163,7 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
         demo_port: state.demo_insurer.as_ref().map(|f| f.port),
         rows,
         unsent,
+        post_today,
     };
     html(StatusCode::OK, &page)
 }
@@ -174,6 +210,9 @@ async fn act(
                 "outage" => storage::set_outage(c, &ik, on).map(|()| "destination.outage"),
                 "pause" => storage::set_paused(c, &ik, on).map(|()| "destination.paused"),
                 "retry" => storage::retry_all(c, &ik).map(|_| "destination.retry_all"),
+                "confirm" => {
+                    storage::confirm_outage(c, &ik).map(|()| "destination.outage_confirmed")
+                }
                 _ => return Ok(false),
             }?;
             storage::audit(c, &actor, what, None, &format!("IK {ik}: {on}"))?;
