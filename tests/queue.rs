@@ -178,3 +178,41 @@ async fn two_workers_never_push_one_document_twice() {
         "a document was pushed twice"
     );
 }
+
+/// Two instances (each its own connection pool and HTTP client, as two processes would have)
+/// drain one database: 10 000 documents on PostgreSQL, 2 000 on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_drain_a_large_backlog_without_pushing_a_document_twice() {
+    let s = setup().await;
+    let n = if common::backend() == "postgres" {
+        10_000
+    } else {
+        2_000
+    };
+    let practice = s.practice_id.clone();
+    let db = s.db.clone();
+    tokio::task::spawn_blocking(move || common::store_certificates(&db, &practice, IK, n))
+        .await
+        .unwrap();
+    let url = s.db.url().to_owned();
+    let instance = |url: String| {
+        let settings = WorkerSettings {
+            batch: 100,
+            concurrency: 16,
+            ..s.settings.clone()
+        };
+        async move {
+            let db = Database::connect(&url, 4).unwrap();
+            let client = PushClient::new(Duration::from_secs(10)).unwrap();
+            while run_once(&db, &client, &settings).await.unwrap() > 0 {}
+        }
+    };
+    tokio::join!(instance(url.clone()), instance(url));
+    assert_eq!(states(&s), [("delivered".to_string(), n as i64)]);
+    let counts = s.insurer.counts();
+    assert_eq!(counts.len(), n);
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "a document was pushed twice"
+    );
+}

@@ -94,12 +94,14 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for Pragmas {
 pub struct Database {
     pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
+    url: String,
 }
 
 impl Database {
     /// Opens a pool for the URL: `postgres://…` or a SQLite path / `sqlite://` URL.
     pub fn connect(url: &str, max_connections: u32) -> Result<Self> {
         let backend = Backend::of(url);
+        let given = url.to_owned();
         let url = match backend {
             Backend::Sqlite => url.strip_prefix("sqlite://").unwrap_or(url),
             Backend::Postgres => url,
@@ -111,11 +113,20 @@ impl Database {
             .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager::<AnyConnection>::new(url))
             .map_err(|e| StorageError::Migration(format!("cannot open database: {e}")))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: given,
+        })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The URL this pool was opened with (to open another pool on the same database).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn conn(&self) -> Result<PooledConnection<ConnectionManager<AnyConnection>>> {
