@@ -29,6 +29,9 @@ pub struct ServeConfig {
     /// Lifetime of a staff session in hours.
     #[arg(long, env = "AU_RELAY_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,
+    /// A staff session unused this many minutes ends (idle timeout).
+    #[arg(long, env = "AU_RELAY_SESSION_IDLE_MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
     /// Mark cookies Secure (set when served over TLS).
     #[arg(long, env = "AU_RELAY_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
@@ -142,6 +145,7 @@ pub fn start(
         settings: Arc::new(Settings {
             max_body_bytes: config.max_body_bytes,
             session_ttl: Duration::from_secs(config.session_hours.max(1) * 3600),
+            session_idle: Duration::from_secs(config.session_idle_minutes.max(1) * 60),
             secure_cookies: config.secure_cookies,
         }),
         demo_insurer,

@@ -357,3 +357,93 @@ async fn an_eau_unsent_past_the_next_working_day_is_listed_for_posting_and_an_ol
     assert!(page.contains("KK-Ausfertigung drucken"));
     assert!(page.contains("Störung besteht weiter"));
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_throttle_the_account_with_a_german_message() {
+    let app = TestApp::spawn().await;
+    let attempt = |password: &'static str| {
+        app.client
+            .post(app.url("/login"))
+            .form(&[("username", "demo"), ("password", password)])
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("falsch").await.unwrap().status(), 401);
+    }
+    let r = attempt("demo").await.unwrap();
+    assert_eq!(r.status(), 429, "even the right password waits");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Zu viele fehlgeschlagene Anmeldungen"));
+}
+
+#[tokio::test]
+async fn a_login_issues_a_new_session_and_ends_the_presented_one() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let cookie = |r: &reqwest::Response| {
+        r.cookies()
+            .find(|c| c.name() == au_relay::web::SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+    };
+    let first = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", "demo"), ("password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    let first_token = cookie(&first).unwrap();
+    let second = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", "demo"), ("password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    let second_token = cookie(&second).unwrap();
+    assert_ne!(first_token, second_token);
+    let stale = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url("/certificates"))
+        .header(
+            "Cookie",
+            format!("{}={first_token}", au_relay::web::SESSION_COOKIE),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 303, "the replaced session no longer works");
+}
+
+#[tokio::test]
+async fn an_idle_session_ends() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    assert_eq!(
+        app.client
+            .get(app.url("/certificates"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.db
+        .conn()
+        .unwrap()
+        .batch_execute("UPDATE sessions SET last_seen_at = '2026-01-01 00:00:00'")
+        .unwrap();
+    let r = app
+        .client
+        .get(app.url("/certificates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{api_tokens, doctors, practices, sessions, users};
+use super::schema::{api_tokens, doctors, login_failures, practices, sessions, users};
 use super::{now, AnyConnection, Result, StorageError};
 use crate::domain::{Bsnr, Doctor, Lanr, Practice};
 
@@ -209,16 +209,25 @@ pub fn create_session(
             sessions::csrf_token.eq(csrf_token),
             sessions::created_at.eq(now()),
             sessions::expires_at.eq(expires_at),
+            sessions::last_seen_at.eq(now()),
         ))
         .execute(conn)?;
     Ok(())
 }
 
-pub fn session_user(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<SessionUser>> {
+/// The user of a session that is neither expired (absolute) nor idle longer than `idle`;
+/// marks the session as seen.
+pub fn session_user(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    idle: chrono::Duration,
+) -> Result<Option<SessionUser>> {
+    let at = now();
     let row: Option<(String, String, String, String, String)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
-        .filter(sessions::expires_at.gt(now()))
+        .filter(sessions::expires_at.gt(at))
+        .filter(sessions::last_seen_at.gt(at - idle))
         .select((
             users::id,
             users::username,
@@ -269,4 +278,37 @@ pub fn api_token_practice(conn: &mut AnyConnection, token_hash: &str) -> Result<
         .select(api_tokens::practice_id)
         .first(conn)
         .optional()?)
+}
+
+/// Failed logins of a subject (`user:<name>` or `ip:<address>`) since `since`.
+pub fn login_failures_since(
+    conn: &mut AnyConnection,
+    subject: &str,
+    since: NaiveDateTime,
+) -> Result<i64> {
+    Ok(login_failures::table
+        .filter(login_failures::subject.eq(subject))
+        .filter(login_failures::at.gt(since))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn record_login_failure(conn: &mut AnyConnection, subjects: &[&str]) -> Result<()> {
+    let at = now();
+    for subject in subjects {
+        diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::subject.eq(*subject),
+                login_failures::at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Forgets an account's failures after a successful login.
+pub fn clear_login_failures(conn: &mut AnyConnection, subject: &str) -> Result<()> {
+    diesel::delete(login_failures::table.filter(login_failures::subject.eq(subject)))
+        .execute(conn)?;
+    Ok(())
 }

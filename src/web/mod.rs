@@ -26,7 +26,10 @@ pub use session::{ApiClient, Staff, SESSION_COOKIE};
 pub struct Settings {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Absolute lifetime of a staff session.
     pub session_ttl: Duration,
+    /// A session unused this long ends.
+    pub session_idle: Duration,
     /// Mark cookies `Secure` (behind TLS).
     pub secure_cookies: bool,
 }
@@ -57,6 +60,8 @@ pub enum WebError {
     NotFound,
     #[error("Konflikt: {0}")]
     Conflict(&'static str),
+    #[error("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in 15 Minuten erneut.")]
+    Throttled,
     #[error("Interner Fehler")]
     Storage(#[from] StorageError),
     #[error("Interner Fehler")]
@@ -73,6 +78,7 @@ impl WebError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

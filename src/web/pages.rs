@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -108,18 +108,43 @@ struct LoginForm {
     password: String,
 }
 
+/// Failed logins within this window count towards throttling.
+const THROTTLE_WINDOW_MINUTES: i64 = 15;
+/// Failures per account, and per client address, before logins are refused for a while.
+const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+const MAX_FAILURES_PER_ADDRESS: i64 = 30;
+
 async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let form: LoginForm = from_form(&body)?;
     let username = form.username.trim().to_owned();
-    let lookup = username.clone();
-    let user = state
+    let account = format!("user:{}", username.to_lowercase());
+    let address = format!(
+        "ip:{}",
+        req.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    let (lookup, subjects) = (username.clone(), (account.clone(), address.clone()));
+    let (user, throttled) = state
         .db
-        .run(move |c| storage::find_user(c, &lookup))
+        .run(move |c| {
+            let since = storage::now() - chrono::Duration::minutes(THROTTLE_WINDOW_MINUTES);
+            let throttled = storage::login_failures_since(c, &subjects.0, since)?
+                >= MAX_FAILURES_PER_ACCOUNT
+                || storage::login_failures_since(c, &subjects.1, since)?
+                    >= MAX_FAILURES_PER_ADDRESS;
+            Ok((storage::find_user(c, &lookup)?, throttled))
+        })
         .await?;
+    if throttled {
+        tracing::warn!("login throttled");
+        return Err(WebError::Throttled);
+    }
     let password = form.password;
     let hash = user.as_ref().map_or_else(
         || auth::dummy_hash().to_owned(),
@@ -130,6 +155,10 @@ async fn login(
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let Some(user) = user.filter(|_| verified) else {
         tracing::info!("login failed");
+        state
+            .db
+            .run(move |c| storage::record_login_failure(c, &[&account, &address]))
+            .await?;
         let page = LoginPage {
             nav_user: None,
             csrf: "",
@@ -138,6 +167,10 @@ async fn login(
         };
         return html(StatusCode::UNAUTHORIZED, &page);
     };
+    // A new session id on every login (no session fixation): a presented one ends here.
+    let old = req
+        .cookie(SESSION_COOKIE)
+        .map(|c| auth::token_hash(c.value()));
     let token = auth::new_token();
     let (hash, csrf) = (auth::token_hash(&token), auth::new_token());
     let ttl = state.settings.session_ttl;
@@ -146,7 +179,13 @@ async fn login(
     let user_id = user.id.clone();
     state
         .db
-        .run(move |c| storage::create_session(c, &hash, &user_id, &csrf, expires))
+        .run(move |c| {
+            if let Some(old) = old {
+                storage::delete_session(c, &old)?;
+            }
+            storage::clear_login_failures(c, &account)?;
+            storage::create_session(c, &hash, &user_id, &csrf, expires)
+        })
         .await?;
     tracing::info!(user = %user.username, "login");
     let cookie = Cookie::build(SESSION_COOKIE, token)

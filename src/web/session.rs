@@ -62,9 +62,11 @@ impl FromRequest for Staff {
         Box::pin(async move {
             let (state, hash) = (state?, cookie.ok_or(WebError::LoginRequired)?);
             let lookup = hash.clone();
+            let idle = chrono::Duration::from_std(state.settings.session_idle)
+                .unwrap_or(chrono::Duration::minutes(30));
             let user = state
                 .db
-                .run(move |c| storage::session_user(c, &lookup))
+                .run(move |c| storage::session_user(c, &lookup, idle))
                 .await?
                 .ok_or(WebError::LoginRequired)?;
             Ok(Staff {

@@ -44,6 +44,7 @@ pub fn config() -> ServeConfig {
         demo: false,
         max_body_bytes: 64 * 1024,
         session_hours: 1,
+        session_idle_minutes: 30,
         secure_cookies: false,
         workers: 2,
         queue: app::QueueConfig {

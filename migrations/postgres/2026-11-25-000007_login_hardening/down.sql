@@ -1,0 +1,2 @@
+DROP TABLE login_failures;
+ALTER TABLE sessions DROP COLUMN last_seen_at;
