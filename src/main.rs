@@ -152,6 +152,22 @@ enum TokenCommand {
         #[arg(long, default_value = "API")]
         label: String,
     },
+    /// List the tokens of a practice or an insurer (id, label, created, last use, revoked).
+    List {
+        #[arg(long, conflicts_with = "insurer", required_unless_present = "insurer")]
+        bsnr: Option<String>,
+        #[arg(long)]
+        insurer: Option<String>,
+    },
+    /// Revoke a token by the id shown in the list.
+    Revoke {
+        #[arg(long, conflicts_with = "insurer", required_unless_present = "insurer")]
+        bsnr: Option<String>,
+        #[arg(long)]
+        insurer: Option<String>,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 fn init_logging(format: &str) {
@@ -288,6 +304,43 @@ async fn main() -> anyhow::Result<()> {
             let mut conn = db.conn()?;
             storage::create_user(&mut conn, &id, username, &hash, role)?;
             println!("user {username} added");
+            Ok(())
+        }
+        Some(Command::Token(TokenCommand::List { bsnr, insurer })) => {
+            let tokens = match (bsnr, insurer) {
+                (Some(bsnr), _) => {
+                    storage::list_api_tokens(&mut *db.conn()?, &practice_id(&db, bsnr)?)?
+                }
+                (None, Some(ik)) => storage::list_insurer_tokens(&mut *db.conn()?, ik)?,
+                (None, None) => bail!("--bsnr or --insurer is required"),
+            };
+            let when = |t: Option<chrono::NaiveDateTime>| {
+                t.map_or_else(|| "-".to_owned(), |t| t.to_string())
+            };
+            for t in tokens {
+                println!(
+                    "{}  {}  created {}  last used {}  revoked {}",
+                    t.id,
+                    t.label,
+                    t.created_at,
+                    when(t.last_used_at),
+                    when(t.revoked_at)
+                );
+            }
+            Ok(())
+        }
+        Some(Command::Token(TokenCommand::Revoke { bsnr, insurer, id })) => {
+            let revoked = match (bsnr, insurer) {
+                (Some(bsnr), _) => {
+                    storage::revoke_api_token(&mut *db.conn()?, &practice_id(&db, bsnr)?, id)?
+                }
+                (None, Some(ik)) => storage::revoke_insurer_token(&mut *db.conn()?, ik, id)?,
+                (None, None) => bail!("--bsnr or --insurer is required"),
+            };
+            if !revoked {
+                bail!("no active token with id {id}");
+            }
+            println!("token {id} revoked");
             Ok(())
         }
         Some(Command::Token(TokenCommand::Create {

@@ -292,3 +292,20 @@ async fn a_print_only_certificate_is_stored_without_an_insurer_delivery() {
     assert_eq!(app.post_api(&body).await.status(), 201);
     assert_eq!(app.rows(), (1, 0, 1));
 }
+
+#[tokio::test]
+async fn a_revoked_token_no_longer_works_and_use_is_recorded() {
+    let app = TestApp::spawn().await;
+    let practice = common::demo_practice_id(&app.db);
+    assert_eq!(app.post_api(&valid_body()).await.status(), 201);
+    let mut conn = app.db.conn().unwrap();
+    let tokens = au_relay::storage::list_api_tokens(&mut conn, &practice).unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].last_used_at.is_some());
+    assert!(
+        !au_relay::storage::revoke_api_token(&mut conn, &practice, "abc").unwrap(),
+        "short ids never match"
+    );
+    assert!(au_relay::storage::revoke_api_token(&mut conn, &practice, &tokens[0].id).unwrap());
+    assert_eq!(app.post_api(&valid_body()).await.status(), 401);
+}

@@ -271,13 +271,84 @@ pub fn create_api_token(
     Ok(())
 }
 
-/// The practice an API token belongs to.
+/// The practice a valid (not revoked) API token belongs to; records its use.
 pub fn api_token_practice(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<String>> {
-    Ok(api_tokens::table
+    let practice: Option<String> = api_tokens::table
         .find(token_hash)
+        .filter(api_tokens::revoked_at.is_null())
         .select(api_tokens::practice_id)
         .first(conn)
-        .optional()?)
+        .optional()?;
+    if practice.is_some() {
+        diesel::update(api_tokens::table.find(token_hash))
+            .set(api_tokens::last_used_at.eq(now()))
+            .execute(conn)?;
+    }
+    Ok(practice)
+}
+
+/// A token as listed to its owner: never the token, only a short id (hash prefix).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: String,
+    pub label: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+/// Length of the hash prefix that identifies a token in listings.
+pub const TOKEN_ID_LEN: usize = 12;
+
+pub(super) type TokenRow = (
+    String,
+    String,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+pub(super) fn token_info(
+    (hash, label, created_at, last_used_at, revoked_at): TokenRow,
+) -> TokenInfo {
+    TokenInfo {
+        id: hash.chars().take(TOKEN_ID_LEN).collect(),
+        label,
+        created_at,
+        last_used_at,
+        revoked_at,
+    }
+}
+
+pub fn list_api_tokens(conn: &mut AnyConnection, practice_id: &str) -> Result<Vec<TokenInfo>> {
+    let rows: Vec<TokenRow> = api_tokens::table
+        .filter(api_tokens::practice_id.eq(practice_id))
+        .order(api_tokens::created_at)
+        .select((
+            api_tokens::token_hash,
+            api_tokens::label,
+            api_tokens::created_at,
+            api_tokens::last_used_at,
+            api_tokens::revoked_at,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().map(token_info).collect())
+}
+
+/// Revokes the practice's token whose id (hash prefix) is given; returns whether one was.
+pub fn revoke_api_token(conn: &mut AnyConnection, practice_id: &str, id: &str) -> Result<bool> {
+    if id.len() < TOKEN_ID_LEN {
+        return Ok(false);
+    }
+    let n = diesel::update(
+        api_tokens::table
+            .filter(api_tokens::practice_id.eq(practice_id))
+            .filter(api_tokens::token_hash.like(format!("{id}%")))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(now()))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Failed logins of a subject (`user:<name>` or `ip:<address>`) since `since`.

@@ -41,6 +41,36 @@ pub fn insurer_token_ik(conn: &mut AnyConnection, token_hash: &str) -> Result<Op
     Ok(ik)
 }
 
+pub fn list_insurer_tokens(conn: &mut AnyConnection, ik: &str) -> Result<Vec<super::TokenInfo>> {
+    let rows: Vec<super::accounts::TokenRow> = insurer_tokens::table
+        .filter(insurer_tokens::ik.eq(ik))
+        .order(insurer_tokens::created_at)
+        .select((
+            insurer_tokens::token_hash,
+            insurer_tokens::label,
+            insurer_tokens::created_at,
+            insurer_tokens::last_used_at,
+            insurer_tokens::revoked_at,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().map(super::accounts::token_info).collect())
+}
+
+pub fn revoke_insurer_token(conn: &mut AnyConnection, ik: &str, id: &str) -> Result<bool> {
+    if id.len() < super::TOKEN_ID_LEN {
+        return Ok(false);
+    }
+    let n = diesel::update(
+        insurer_tokens::table
+            .filter(insurer_tokens::ik.eq(ik))
+            .filter(insurer_tokens::token_hash.like(format!("{id}%")))
+            .filter(insurer_tokens::revoked_at.is_null()),
+    )
+    .set(insurer_tokens::revoked_at.eq(now()))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Position in an insurer's export: after this delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {

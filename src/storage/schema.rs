@@ -60,6 +60,8 @@ diesel::table! {
         practice_id -> Text,
         label -> Text,
         created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
