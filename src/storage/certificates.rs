@@ -178,6 +178,12 @@ pub fn fhir_xml(conn: &mut AnyConnection, practice_id: &str, id: Uuid) -> Result
     Ok(xml.flatten())
 }
 
+/// Records that a certificate was looked at (who, when, how).
+pub fn record_view(conn: &mut AnyConnection, actor: &Actor, id: Uuid) -> Result<()> {
+    audit(conn, actor, "certificate.viewed", Some(&id.to_string()), "")?;
+    Ok(())
+}
+
 /// Records that copies were printed (who, when, which copies) in the audit trail.
 pub fn record_print(conn: &mut AnyConnection, actor: &Actor, id: Uuid, what: &str) -> Result<()> {
     audit(

@@ -537,13 +537,19 @@ async fn detail(
 ) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
     let practice = staff.user.practice_id.clone();
+    let actor = Actor {
+        practice_id: practice.clone(),
+        name: staff.user.username.clone(),
+        channel: "web",
+    };
     let (stored, deliveries) = state
         .db
         .run(move |c| {
-            Ok((
-                storage::get(c, &practice, id)?,
-                storage::deliveries_of(c, &practice, id)?,
-            ))
+            let stored = storage::get(c, &practice, id)?;
+            if stored.is_some() {
+                storage::record_view(c, &actor, id)?;
+            }
+            Ok((stored, storage::deliveries_of(c, &practice, id)?))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
