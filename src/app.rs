@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::Service;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth;
@@ -149,11 +150,24 @@ pub fn start(
             secure_cookies: config.secure_cookies,
         }),
         demo_insurer,
+        http_metrics: Arc::default(),
     };
+    let http_metrics = state.http_metrics.clone();
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
+        let observed = http_metrics.clone();
         App::new()
             .app_data(data.clone())
+            .wrap_fn(move |req, srv| {
+                let started = std::time::Instant::now();
+                let observed = observed.clone();
+                let call = srv.call(req);
+                async move {
+                    let res = call.await?;
+                    observed.observe(res.status().as_u16(), started.elapsed());
+                    Ok(res)
+                }
+            })
             .wrap(security_headers())
             // Path only, never the query string: no health data in logs.
             .wrap(

@@ -447,3 +447,25 @@ async fn an_idle_session_ends() {
         .unwrap();
     assert_eq!(r.status(), 303);
 }
+
+#[tokio::test]
+async fn metrics_show_latency_backlog_and_destinations_without_personal_data() {
+    let app = TestApp::spawn().await;
+    au_relay::storage::upsert_destination(
+        &mut app.db.conn().unwrap(),
+        &au_relay::storage::DestinationConfig {
+            ik: "109500969".into(),
+            name: "AOK Niedersachsen".into(),
+            push_url: Some("http://127.0.0.1:9/eau".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(app.post_api(&common::valid_body()).await.status(), 201);
+    let m = app.get_text("/metrics").await;
+    assert!(m.contains("au_relay_http_request_duration_seconds_count"));
+    assert!(m.contains("au_relay_backlog{ik=\"109500969\"} 1"), "{m}");
+    assert!(m.contains("au_relay_deliveries{state=\"pending\"} 1"));
+    assert!(m.contains("au_relay_destination_up{ik=\"109500969\",breaker=\"closed\""));
+    assert!(!m.contains("A123456780") && !m.contains("Müller"));
+}

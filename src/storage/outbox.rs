@@ -383,3 +383,18 @@ pub fn retry_all(conn: &mut AnyConnection, ik: &str) -> Result<usize> {
     ))
     .execute(conn)?)
 }
+
+/// Backlog of every insurer across all practices: `(ik, waiting, oldest)`, for `/metrics`.
+pub fn backlog_all(conn: &mut AnyConnection) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    use diesel::dsl::{count_star, min};
+    Ok(deliveries::table
+        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
+        .group_by(deliveries::insurer_ik)
+        .select((
+            deliveries::insurer_ik,
+            count_star(),
+            min(deliveries::created_at),
+        ))
+        .order(deliveries::insurer_ik)
+        .load(conn)?)
+}

@@ -4,6 +4,7 @@
 mod api;
 pub mod form;
 mod insurer_api;
+pub mod metrics;
 mod pages;
 mod queue;
 mod session;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The in-process fake insurer of `serve --demo`, switchable from the dashboard.
     pub demo_insurer: Option<crate::insurers::fake::FakeInsurer>,
+    pub http_metrics: Arc<metrics::HttpMetrics>,
 }
 
 /// Errors of the web layer. API handlers answer them as JSON (see [`ApiError`]), pages as HTML.
@@ -186,6 +188,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
+        .service(web::resource("/metrics").get(metrics::metrics))
         .configure(api::routes)
         .configure(insurer_api::routes)
         .configure(queue::routes)

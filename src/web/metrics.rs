@@ -1,0 +1,136 @@
+//! `GET /metrics` in the Prometheus text format: HTTP latency, queue backlog and age per
+//! insurer, deliveries by state, destination states. No personal data.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+
+use super::{AppState, WebError};
+use crate::storage;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// HTTP counters, shared by all workers.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    by_class: [AtomicU64; 5],
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, status: u16, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        let class = usize::from((status / 100).clamp(1, 5)) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP au_relay_http_request_duration_seconds Time to answer HTTP requests."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE au_relay_http_request_duration_seconds histogram"
+        );
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "au_relay_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "au_relay_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "au_relay_http_request_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "au_relay_http_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP au_relay_http_responses_total HTTP responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE au_relay_http_responses_total counter");
+        for (i, n) in self.by_class.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "au_relay_http_responses_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                n.load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let (states, backlog, destinations) = state
+        .db
+        .run(|c| {
+            Ok((
+                storage::states(c)?,
+                storage::backlog_all(c)?,
+                storage::all_destinations(c)?,
+            ))
+        })
+        .await?;
+    let mut out = String::with_capacity(4096);
+    state.http_metrics.render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP au_relay_deliveries Insurer deliveries by state."
+    );
+    let _ = writeln!(out, "# TYPE au_relay_deliveries gauge");
+    for (s, n) in states {
+        let _ = writeln!(out, "au_relay_deliveries{{state=\"{s}\"}} {n}");
+    }
+    let now = storage::now();
+    let _ = writeln!(
+        out,
+        "# HELP au_relay_backlog Deliveries waiting per insurer."
+    );
+    let _ = writeln!(out, "# TYPE au_relay_backlog gauge");
+    let _ = writeln!(
+        out,
+        "# HELP au_relay_backlog_oldest_seconds Age of the oldest waiting delivery per insurer."
+    );
+    let _ = writeln!(out, "# TYPE au_relay_backlog_oldest_seconds gauge");
+    for (ik, n, oldest) in backlog {
+        let age = oldest.map_or(0, |t| (now - t).num_seconds().max(0));
+        let _ = writeln!(out, "au_relay_backlog{{ik=\"{ik}\"}} {n}");
+        let _ = writeln!(out, "au_relay_backlog_oldest_seconds{{ik=\"{ik}\"}} {age}");
+    }
+    let _ = writeln!(out, "# HELP au_relay_destination_up Whether an insurer takes pushes (breaker closed, no Störung, not paused).");
+    let _ = writeln!(out, "# TYPE au_relay_destination_up gauge");
+    for d in destinations {
+        let up = d.breaker == storage::breaker::CLOSED && !d.outage && !d.paused;
+        let _ = writeln!(
+            out,
+            "au_relay_destination_up{{ik=\"{}\",breaker=\"{}\",outage=\"{}\",paused=\"{}\"}} {}",
+            d.ik,
+            d.breaker,
+            d.outage,
+            d.paused,
+            u8::from(up)
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out))
+}
