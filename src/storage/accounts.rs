@@ -99,6 +99,7 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
         postal_code: row.postal_code,
         city: row.city,
         phone: row.phone,
+        id_kind: Default::default(),
     };
     let rows: Vec<(String, String, String)> = doctors::table
         .filter(doctors::practice_id.eq(practice_id))
@@ -112,6 +113,9 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
                 lanr: Lanr::parse(&lanr).map_err(invalid)?,
                 name,
                 specialty,
+                qualification: Default::default(),
+                id_kind: Default::default(),
+                name_parts: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
