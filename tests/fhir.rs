@@ -722,3 +722,25 @@ fn write_samples() {
     );
     println!("{n} samples in {}", dir.display());
 }
+
+#[test]
+fn stored_certificates_without_the_new_fields_still_deserialize() {
+    let c = capture(&base_draft());
+    let mut json = serde_json::to_value(&c).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    for key in ["legal_basis", "pruefnummer", "asv_team", "responsible"] {
+        obj.remove(key);
+    }
+    obj["coverage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("payer_type");
+    obj["practice"].as_object_mut().unwrap().remove("id_kind");
+    let doctor = obj["doctor"].as_object_mut().unwrap();
+    doctor.remove("qualification");
+    doctor.remove("id_kind");
+    let old: Certificate = serde_json::from_value(json).unwrap();
+    assert_eq!(old, c);
+    assert_eq!(old.legal_basis, "00");
+    assert_eq!(old.coverage.payer_type, PayerType::Gkv);
+}
