@@ -302,7 +302,7 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
             "Composition: muss der erste Eintrag des Bundles sein",
         );
     }
-    let c = composition(comp, &bundle, cx);
+    let c = composition(comp, cx);
     let sections = Sections::new(comp, &bundle);
 
     let patient_res = expect(
@@ -489,12 +489,6 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
     })
 }
 
-impl Node {
-    fn value_of(&self, child: &str) -> Option<&str> {
-        self.val(&[child])
-    }
-}
-
 fn document_id(root: &Node, cx: &mut Cx) -> Option<Uuid> {
     let v = cx.req(root, "Bundle", &["identifier", "value"], "Dokumenten-ID")?;
     if root.val(&["identifier", "system"]) != Some(sys::URN) {
@@ -529,7 +523,7 @@ struct Comp<'a> {
     attester: Option<&'a str>,
 }
 
-fn composition<'a>(r: Res<'a>, _b: &Bundle<'a>, cx: &mut Cx) -> Comp<'a> {
+fn composition<'a>(r: Res<'a>, cx: &mut Cx) -> Comp<'a> {
     let n = r.node;
     let loc = r.loc();
     if r.profile() != Some("KBV_PR_EAU_Composition") {

@@ -47,6 +47,11 @@ impl Node {
         self.at(path).and_then(Node::value)
     }
 
+    /// The `value` attribute of the named child.
+    pub fn value_of(&self, child: &str) -> Option<&str> {
+        self.val(&[child])
+    }
+
     /// The extension with the given url.
     pub fn extension(&self, url: &str) -> Option<&Node> {
         self.children
