@@ -370,7 +370,13 @@ impl Coverage {
 /// The insured person. `Debug` is redacted: names and dates are health data.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Patient {
-    pub kvnr: Kvnr,
+    /// Versicherten-ID. `None` only for an imported SKT case identified by its KVK number
+    /// ([`Patient::kvk_number`]); captured certificates always have one.
+    pub kvnr: Option<Kvnr>,
+    /// KVK-Versichertennummer (6..12 characters) of a "sonstiger Kostenträger" patient
+    /// without Versicherten-ID; mutually exclusive with `kvnr` (TA Table 23).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvk_number: Option<String>,
     pub first_name: String,
     pub last_name: String,
     pub birth_date: NaiveDate,
@@ -387,6 +393,15 @@ impl fmt::Debug for Patient {
 }
 
 impl Patient {
+    /// The number printed as "Versicherten-Nr.": the KVNR, else the KVK number.
+    pub fn insured_number(&self) -> &str {
+        match (&self.kvnr, &self.kvk_number) {
+            (Some(k), _) => k.as_str(),
+            (None, Some(k)) => k,
+            (None, None) => "",
+        }
+    }
+
     /// "Müller-Lüdenscheidt, Jürgen" as on Muster 1.
     pub fn display_name(&self) -> String {
         format!("{}, {}", self.last_name, self.first_name)
@@ -641,8 +656,9 @@ impl Certificate {
             .join(", ")
     }
 
-    /// Whether this certificate never goes to an insurer electronically.
+    /// Whether this certificate never goes to an insurer electronically: see
+    /// [`Coverage::is_print_only`], plus patients without Versicherten-ID (SKT with KVK number).
     pub fn is_print_only(&self) -> bool {
-        self.coverage.is_print_only()
+        self.coverage.is_print_only() || self.patient.kvnr.is_none()
     }
 }

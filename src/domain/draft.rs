@@ -467,7 +467,8 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
     let postal_code = text(&p.postal_code, "patient.postal_code", "PLZ", 10, e);
     let city = text(&p.city, "patient.city", "Ort", 40, e);
     Some(Patient {
-        kvnr: kvnr?,
+        kvnr: Some(kvnr?),
+        kvk_number: None,
         first_name: first_name?,
         last_name: last_name?,
         birth_date: birth_date.filter(|b| *b <= today)?,

@@ -712,6 +712,7 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
     let n = r.node;
     let loc = r.loc();
     let mut kvnr = None;
+    let mut kvk_number = None;
     let mut found = false;
     for (i, id) in n.all("identifier") {
         let system = id.val(&["system"]).unwrap_or_default();
@@ -727,12 +728,26 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
             }
         } else if system == sys::KVK {
             found = true;
-            cx.err(
-                IssueCode::NotSupported,
-                l,
-                "Versicherten-ID: KVK-Versichertennummer ohne Versicherten-ID (SKT) wird noch nicht übernommen – bitte Ausfertigung Krankenkasse drucken",
-            );
+            let v = id.value_of("value").unwrap_or_default();
+            if (6..=12).contains(&v.chars().count())
+                && v.chars().all(|ch| ch.is_ascii_alphanumeric())
+            {
+                kvk_number = Some(v.to_owned());
+            } else {
+                cx.err(
+                    IssueCode::Value,
+                    l,
+                    "KVK-Versichertennummer: 6 bis 12 Buchstaben oder Ziffern",
+                );
+            }
         }
+    }
+    if kvnr.is_some() && kvk_number.is_some() {
+        cx.err(
+            IssueCode::BusinessRule,
+            loc.clone() + ".identifier",
+            "Versicherten-ID und KVK-Versichertennummer: nur eine von beiden angeben",
+        );
     }
     if !found {
         cx.err(
@@ -786,8 +801,12 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
     }
     let addr = address(n, &loc, "des Versicherten", cx);
     let (street, house_number, postal_code, city) = addr?;
+    if kvnr.is_none() && kvk_number.is_none() {
+        return None;
+    }
     Some(Patient {
-        kvnr: kvnr?,
+        kvnr,
+        kvk_number,
         first_name: first_name?,
         last_name: last_name?,
         birth_date: birth_date.filter(|b| issued_on.map_or(true, |i| *b <= i))?,

@@ -185,6 +185,12 @@ fn check(c: &Certificate) -> Result<(), FhirError> {
             "AU seit genau bei Erstbescheinigungen angeben",
         );
     }
+    if c.patient.kvnr.is_none() && c.patient.kvk_number.is_none() {
+        return invalid(
+            "patient.kvnr",
+            "Versicherten-ID oder KVK-Versichertennummer fehlt",
+        );
+    }
     if c.practice.phone.trim().is_empty() {
         return invalid("practice.phone", "Telefonnummer der Praxis fehlt");
     }
@@ -395,7 +401,11 @@ fn patient(w: &mut Writer, c: &Certificate, ids: &Ids) {
     } else {
         sys::KVID_GKV
     };
-    identifier(w, sys::ID_TYPE_DE, "KVZ10", system, p.kvnr.as_str());
+    match (&p.kvnr, &p.kvk_number) {
+        (Some(kvnr), _) => identifier(w, sys::ID_TYPE_DE, "KVZ10", system, kvnr.as_str()),
+        (None, Some(kvk)) => identifier(w, sys::KBV_ID_TYPE, "kvk", sys::KVK, kvk),
+        (None, None) => {}
+    }
     w.open("name").leaf("use", "official");
     family(w, &p.last_name);
     w.leaf("given", &p.first_name)
