@@ -4,6 +4,7 @@ pub mod app;
 pub mod auth;
 pub mod capture;
 pub mod domain;
+pub mod fhir;
 pub mod insurers;
 pub mod queue;
 pub mod storage;

@@ -282,11 +282,15 @@ async fn main() -> anyhow::Result<()> {
                 postal_code: postal_code.clone(),
                 city: city.clone(),
                 phone: phone.clone(),
+                id_kind: Default::default(),
             };
             let doctor = Doctor {
                 lanr: Lanr::parse(lanr)?,
                 name: doctor_name.clone(),
                 specialty: specialty.clone(),
+                qualification: Default::default(),
+                id_kind: Default::default(),
+                name_parts: None,
             };
             let mut conn = db.conn()?;
             let id = storage::add_practice(&mut conn, &practice, &doctor, None, None)?;

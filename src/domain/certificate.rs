@@ -280,6 +280,57 @@ impl InsuredType {
     }
 }
 
+/// Kostenträgertyp (`Coverage.type`, `versicherungsart-de-basis`; DOMAIN.md §2, TA Table 23).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PayerType {
+    /// Gesetzliche Krankenversicherung.
+    #[default]
+    Gkv,
+    /// Berufsgenossenschaft.
+    Bg,
+    /// Sonstiger Kostenträger.
+    Skt,
+    /// Unfallkasse.
+    Uk,
+    /// Private Krankenversicherung (no eAU yet, TA "Hinweis … PKV").
+    Pkv,
+    /// Selbstzahler.
+    Sel,
+}
+
+impl PayerType {
+    pub const ALL: [Self; 6] = [
+        Self::Gkv,
+        Self::Bg,
+        Self::Skt,
+        Self::Uk,
+        Self::Pkv,
+        Self::Sel,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Gkv => "GKV",
+            Self::Bg => "BG",
+            Self::Skt => "SKT",
+            Self::Uk => "UK",
+            Self::Pkv => "PKV",
+            Self::Sel => "SEL",
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.code() == code.trim())
+            .ok_or(DomainError::Format(
+                "Kostenträgertyp",
+                "GKV, BG, SKT, UK, PKV oder SEL",
+            ))
+    }
+}
+
 /// Besondere Personengruppe codes (`KBV_CS_SFHIR_KBV_PERSONENGRUPPE`).
 pub const SPECIAL_GROUPS: &[&str] = &["00", "04", "06", "07", "08", "09"];
 
@@ -303,19 +354,29 @@ pub struct Coverage {
     pub dmp: String,
     /// Versicherungsschutz Ende.
     pub valid_until: Option<NaiveDate>,
+    /// Kostenträgertyp; certificates stored before this field existed are GKV.
+    #[serde(default)]
+    pub payer_type: PayerType,
 }
 
 impl Coverage {
-    /// Cases that never go to an insurer electronically (DOMAIN.md §2.1 item 6).
+    /// Cases that never go to an insurer electronically (DOMAIN.md §2.1 item 6): besondere
+    /// Personengruppe `07` (insured abroad), PKV and Selbstzahler (no eAU for them yet).
     pub fn is_print_only(&self) -> bool {
-        self.special_group == "07"
+        self.special_group == "07" || matches!(self.payer_type, PayerType::Pkv | PayerType::Sel)
     }
 }
 
 /// The insured person. `Debug` is redacted: names and dates are health data.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Patient {
-    pub kvnr: Kvnr,
+    /// Versicherten-ID. `None` only for an imported SKT case identified by its KVK number
+    /// ([`Patient::kvk_number`]); captured certificates always have one.
+    pub kvnr: Option<Kvnr>,
+    /// KVK-Versichertennummer (6..12 characters) of a "sonstiger Kostenträger" patient
+    /// without Versicherten-ID; mutually exclusive with `kvnr` (TA Table 23).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvk_number: Option<String>,
     pub first_name: String,
     pub last_name: String,
     pub birth_date: NaiveDate,
@@ -332,21 +393,146 @@ impl fmt::Debug for Patient {
 }
 
 impl Patient {
+    /// The number printed as "Versicherten-Nr.": the KVNR, else the KVK number.
+    pub fn insured_number(&self) -> &str {
+        match (&self.kvnr, &self.kvk_number) {
+            (Some(k), _) => k.as_str(),
+            (None, Some(k)) => k,
+            (None, None) => "",
+        }
+    }
+
     /// "Müller-Lüdenscheidt, Jürgen" as on Muster 1.
     pub fn display_name(&self) -> String {
         format!("{}, {}", self.last_name, self.first_name)
     }
 }
 
+/// Which number identifies the issuing organisation (`Organization.identifier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PracticeIdKind {
+    /// Betriebsstättennummer (KBV_NS_Base_BSNR).
+    #[default]
+    Bsnr,
+    /// KZV-Abrechnungsnummer of a dental practice.
+    Kzva,
+    /// Standortnummer of a hospital site (§ 75 Abs. 1a SGB V).
+    Standortnummer,
+}
+
 /// The practice (Betriebsstätte) from master data, snapshotted into every certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Practice {
+    /// The nine-digit number of the organisation; its kind is [`Practice::id_kind`].
     pub bsnr: Bsnr,
+    #[serde(default)]
+    pub id_kind: PracticeIdKind,
     pub name: String,
     pub street: String,
     pub postal_code: String,
     pub city: String,
     pub phone: String,
+}
+
+/// Berufsgruppe of the issuing person (`KBV_CS_FOR_Qualification_Type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Qualification {
+    /// `00` Arzt
+    #[default]
+    Doctor,
+    /// `01` Zahnarzt (identified by a ZANR)
+    Dentist,
+    /// `03` Arzt in Weiterbildung
+    Trainee,
+    /// `04` Arzt als Vertreter
+    Substitute,
+}
+
+impl Qualification {
+    pub const ALL: [Self; 4] = [Self::Doctor, Self::Dentist, Self::Trainee, Self::Substitute];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Doctor => "00",
+            Self::Dentist => "01",
+            Self::Trainee => "03",
+            Self::Substitute => "04",
+        }
+    }
+
+    pub fn parse(code: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|q| q.code() == code.trim())
+            .ok_or(DomainError::Format("Berufsgruppe", "00, 01, 03 oder 04"))
+    }
+}
+
+/// How the doctor's number is transmitted (`Practitioner.identifier` / qualification).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoctorIdKind {
+    /// LANR (KBV_NS_Base_ANR), or ZANR for dentists.
+    #[default]
+    Lanr,
+    /// ASV-Fachgruppennummer `555555nff` (a KBV pseudo-LANR), sent as a qualification.
+    AsvFachgruppe,
+    /// No number transmitted (e.g. Arzt in Weiterbildung with a responsible person);
+    /// [`Doctor::lanr`] then holds the KBV pseudo-number `999999900` "ohne LANR".
+    None,
+}
+
+/// Name parts as in FHIR `HumanName` (prefix such as "Dr. med.", given, family).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonName {
+    pub prefix: Option<String>,
+    pub given: String,
+    pub family: String,
+}
+
+impl PersonName {
+    /// "Dr. med. Maria Muster".
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        for part in [
+            self.prefix.as_deref(),
+            Some(self.given.as_str()),
+            Some(self.family.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(part);
+        }
+        out
+    }
+
+    /// Splits a display name: leading words ending in `.` are the prefix, the last word is the
+    /// family name, the rest the given name(s).
+    pub fn split(name: &str) -> Self {
+        let words: Vec<&str> = name.split_whitespace().collect();
+        let n_prefix = words
+            .iter()
+            .take(words.len().saturating_sub(1))
+            .take_while(|w| w.ends_with('.'))
+            .count();
+        let (prefix, rest) = words.split_at(n_prefix);
+        let (family, given) = match rest.split_last() {
+            Some((f, g)) => ((*f).to_owned(), g.join(" ")),
+            None => (String::new(), String::new()),
+        };
+        Self {
+            prefix: (!prefix.is_empty()).then(|| prefix.join(" ")),
+            given,
+            family,
+        }
+    }
 }
 
 /// The certifying doctor.
@@ -355,6 +541,22 @@ pub struct Doctor {
     pub lanr: Lanr,
     pub name: String,
     pub specialty: String,
+    #[serde(default)]
+    pub qualification: Qualification,
+    #[serde(default)]
+    pub id_kind: DoctorIdKind,
+    /// Name parts when they differ from [`PersonName::split`] of `name` (imported bundles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_parts: Option<PersonName>,
+}
+
+impl Doctor {
+    /// The name parts as transmitted.
+    pub fn person_name(&self) -> PersonName {
+        self.name_parts
+            .clone()
+            .unwrap_or_else(|| PersonName::split(&self.name))
+    }
 }
 
 /// AU dates. `since` exists exactly for Erstbescheinigungen.
@@ -407,6 +609,32 @@ pub struct Certificate {
     pub diagnosis_text: Option<String>,
     /// Staff confirmed a back-dating of more than three days.
     pub backdating_confirmed: bool,
+    /// Kennzeichen Rechtsgrundlage (`KBV_CS_SFHIR_KBV_STATUSKENNZEICHEN`), `00` unless ASV etc.
+    #[serde(default = "default_legal_basis")]
+    pub legal_basis: String,
+    /// KBV Prüfnummer of the software that wrote the bundle (author Device).
+    #[serde(default = "default_pruefnummer")]
+    pub pruefnummer: String,
+    /// ASV-Teamnummer (PractitionerRole), sent with legal basis `01`/`11`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asv_team: Option<String>,
+    /// Responsible person (`Composition.attester`) for Weiterbildung / Vertreter cases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible: Option<Doctor>,
+}
+
+/// Legal basis "00" (no special legal basis).
+pub const DEFAULT_LEGAL_BASIS: &str = "00";
+/// Prüfnummer written into bundles produced by AU-Relay. Placeholder: the KBV test number used in
+/// the KBV examples, until AU-Relay has its own certification number.
+pub const SOFTWARE_PRUEFNUMMER: &str = "Y/400/2107/36/999";
+
+fn default_legal_basis() -> String {
+    DEFAULT_LEGAL_BASIS.to_owned()
+}
+
+fn default_pruefnummer() -> String {
+    SOFTWARE_PRUEFNUMMER.to_owned()
 }
 
 impl fmt::Debug for Certificate {
@@ -428,8 +656,9 @@ impl Certificate {
             .join(", ")
     }
 
-    /// Whether this certificate never goes to an insurer electronically.
+    /// Whether this certificate never goes to an insurer electronically: see
+    /// [`Coverage::is_print_only`], plus patients without Versicherten-ID (SKT with KVK number).
     pub fn is_print_only(&self) -> bool {
-        self.coverage.is_print_only()
+        self.coverage.is_print_only() || self.patient.kvnr.is_none()
     }
 }

@@ -19,7 +19,8 @@ use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKin
 use super::{
     is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
     DomainError, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr,
-    Measures, Patient, Practice, Side, MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SPECIAL_GROUPS,
+    Measures, Patient, PayerType, Practice, Side, DEFAULT_LEGAL_BASIS, MAX_BACKDATING_DAYS,
+    MAX_DAYS_AHEAD, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
 };
 
 /// The AU as entered. Every field is a string (or a flag) so that whatever was typed can be
@@ -437,6 +438,10 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
                 && period
                     .since
                     .is_some_and(|s| backdated_days(s, period.determined_on) > MAX_BACKDATING_DAYS),
+            legal_basis: DEFAULT_LEGAL_BASIS.to_owned(),
+            pruefnummer: SOFTWARE_PRUEFNUMMER.to_owned(),
+            asv_team: None,
+            responsible: None,
         }),
         _ => Err(e.0),
     }
@@ -462,7 +467,8 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
     let postal_code = text(&p.postal_code, "patient.postal_code", "PLZ", 10, e);
     let city = text(&p.city, "patient.city", "Ort", 40, e);
     Some(Patient {
-        kvnr: kvnr?,
+        kvnr: Some(kvnr?),
+        kvk_number: None,
         first_name: first_name?,
         last_name: last_name?,
         birth_date: birth_date.filter(|b| *b <= today)?,
@@ -512,6 +518,7 @@ fn coverage(i: &InsurerDraft, e: &mut Errors) -> Option<Coverage> {
         special_group,
         dmp,
         valid_until: valid_until?,
+        payer_type: PayerType::Gkv,
     })
 }
 
@@ -639,11 +646,15 @@ pub fn demo_practice() -> Result<(Practice, Doctor), DomainError> {
             postal_code: "30159".into(),
             city: "Hannover".into(),
             phone: "0511 123456".into(),
+            id_kind: Default::default(),
         },
         Doctor {
             lanr: Lanr::parse("838382202")?,
             name: "Dr. med. Maria Muster".into(),
             specialty: "Fachärztin für Allgemeinmedizin".into(),
+            qualification: Default::default(),
+            id_kind: Default::default(),
+            name_parts: None,
         },
     ))
 }

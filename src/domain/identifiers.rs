@@ -84,6 +84,19 @@ impl Kvnr {
 pub struct InsurerIk(String);
 
 impl InsurerIk {
+    /// Nine digits, check digit not verified. Used for imported KBV bundles: the KBV examples
+    /// carry IKs such as `123456789` and `278600000` that fail the check digit (a warning there).
+    pub fn parse_structure(input: &str) -> Result<Self, DomainError> {
+        let s = input.trim();
+        digits_of(s)
+            .filter(|d| d.len() == 9)
+            .ok_or(DomainError::Format(
+                "Kostenträgerkennung (IK)",
+                "genau neun Ziffern",
+            ))?;
+        Ok(Self(s.to_owned()))
+    }
+
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         const FIELD: &str = "Kostenträgerkennung (IK)";
         let s = input.trim();
@@ -227,8 +240,8 @@ macro_rules! display_and_redacted_debug {
 display_and_redacted_debug!(Kvnr => true, InsurerIk => false, Lanr => false, Bsnr => false);
 
 /// Serde as plain strings. Deserialising re-validates with the given parser, so a stored or
-/// received value can never bypass the rules. A stored KVNR is read by its structure only: an
-/// imported KBV bundle may legitimately carry one that fails the check digit.
+/// received value can never bypass the rules. A stored KVNR or IK is read by its structure only:
+/// an imported KBV bundle may legitimately carry one that fails the check digit.
 macro_rules! serde_as_string {
     ($($t:ident => $parse:path),* $(,)?) => {$(
         impl serde::Serialize for $t {
@@ -247,7 +260,7 @@ macro_rules! serde_as_string {
 
 serde_as_string!(
     Kvnr => Kvnr::parse_structure,
-    InsurerIk => InsurerIk::parse,
+    InsurerIk => InsurerIk::parse_structure,
     Lanr => Lanr::parse,
     Bsnr => Bsnr::parse_structure,
 );

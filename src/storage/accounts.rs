@@ -121,6 +121,7 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
         postal_code: row.postal_code,
         city: row.city,
         phone: row.phone,
+        id_kind: Default::default(),
     };
     let rows: Vec<(String, String, String)> = doctors::table
         .filter(doctors::practice_id.eq(practice_id))
@@ -134,6 +135,9 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
                 lanr: Lanr::parse(&lanr).map_err(invalid)?,
                 name,
                 specialty,
+                qualification: Default::default(),
+                id_kind: Default::default(),
+                name_parts: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -102,7 +102,7 @@ pub fn capture(
                     certificates::practice_id.eq(&actor.practice_id),
                     certificates::submission_key.eq(new.submission_key),
                     certificates::kind.eq(cert.kind.code()),
-                    certificates::kvnr.eq(cert.patient.kvnr.as_str()),
+                    certificates::kvnr.eq(cert.patient.insured_number()),
                     certificates::search_name.eq(search_name(cert)),
                     certificates::display_name.eq(cert.patient.display_name()),
                     certificates::insurer_ik.eq(cert.coverage.ik.as_str()),

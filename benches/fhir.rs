@@ -1,0 +1,64 @@
+//! FHIR throughput per core: writing a certificate as a KBV eAU bundle and reading (parsing and
+//! validating) a bundle back. `cargo bench --bench fhir`; figures in BENCHMARKS.md "FHIR".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use au_relay::domain::{demo_practice, CaptureContext, Certificate, CertificateDraft};
+use au_relay::fhir;
+use chrono::{NaiveDate, TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use uuid::Uuid;
+
+fn certificate(n_diagnoses: usize) -> Certificate {
+    let (practice, doctor) = demo_practice().unwrap();
+    let ctx = CaptureContext {
+        practice,
+        doctors: vec![doctor],
+        today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        document_id: Uuid::from_u128(42),
+    };
+    let codes = ["J06.9", "M54.5", "S82.28", "E10.20", "N08.3", "S42.3"];
+    let draft: CertificateDraft = serde_json::from_value(serde_json::json!({
+        "kind": "ERST",
+        "patient": {
+            "kvnr": "A123456780", "first_name": "Jürgen", "last_name": "Müller-Lüdenscheidt",
+            "birth_date": "1980-04-01", "street": "Hauptstraße", "house_number": "5",
+            "postal_code": "30159", "city": "Hannover"
+        },
+        "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "insured_type": "1", "wop": "17"},
+        "period": {"since": "2026-11-24", "until": "2026-11-28", "determined_on": "2026-11-25"},
+        "diagnoses": codes[..n_diagnoses].iter().map(|c| serde_json::json!({"code": c})).collect::<Vec<_>>(),
+        "diagnosis_text": "Fieber seit drei Tagen",
+        "measures": {"d_arzt": true, "other": "Physiotherapie"}
+    }))
+    .unwrap();
+    Certificate::from_draft(&draft, &ctx).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let at = Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap();
+    let kbv = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../shared/fixtures/gematik-eau/KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml",
+    ))
+    .unwrap();
+    for n in [1, 6] {
+        let cert = certificate(n);
+        let xml = fhir::write_at(&cert, at).unwrap();
+        let mut g = c.benchmark_group(format!("fhir/{n}_icd"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("write", |b| {
+            b.iter(|| fhir::write_at(black_box(&cert), at).unwrap())
+        });
+        g.bench_function("read", |b| b.iter(|| fhir::read(black_box(&xml)).unwrap()));
+        g.finish();
+        println!("fhir/{n}_icd bundle size: {} bytes", xml.len());
+    }
+    let mut g = c.benchmark_group("fhir/kbv_example");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("read", |b| b.iter(|| fhir::read(black_box(&kbv)).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

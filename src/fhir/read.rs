@@ -1,0 +1,1565 @@
+//! Incoming `KBV_PR_EAU_Bundle` → validated [`Certificate`] or the list of issues.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use super::write::sys;
+use super::xml::{self, Node};
+use super::{ImportedEau, Issue, IssueCode, ACCEPTED_VERSIONS, SD};
+use crate::domain::{
+    is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
+    DoctorIdKind, DomainError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr,
+    Measures, Patient, PayerType, PersonName, Practice, PracticeIdKind, Qualification, Side,
+    MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SPECIAL_GROUPS,
+};
+
+/// Collected findings while reading.
+struct Cx {
+    issues: Vec<Issue>,
+}
+
+impl Cx {
+    fn err(&mut self, code: IssueCode, loc: impl Into<String>, msg: impl Into<String>) {
+        self.issues.push(Issue::error(code, loc, msg));
+    }
+
+    fn warn(&mut self, code: IssueCode, loc: impl Into<String>, msg: impl Into<String>) {
+        self.issues.push(Issue::warning(code, loc, msg));
+    }
+
+    fn domain<T>(&mut self, loc: &str, r: Result<T, DomainError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let code = match e {
+                    DomainError::Required(_) => IssueCode::Required,
+                    _ => IssueCode::Value,
+                };
+                self.err(code, loc, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The `value` at `path` below `node`, or a "fehlt" error.
+    fn req<'a>(
+        &mut self,
+        node: &'a Node,
+        base: &str,
+        path: &[&str],
+        label: &str,
+    ) -> Option<&'a str> {
+        let v = node.val(path).filter(|v| !v.trim().is_empty());
+        if v.is_none() {
+            self.err(
+                IssueCode::Required,
+                format!("{base}.{}", path.join(".")),
+                format!("{label}: Angabe fehlt"),
+            );
+        }
+        v
+    }
+
+    /// Length rule of TA Table 23 (characters, not bytes).
+    fn len(&mut self, v: Option<&str>, loc: &str, label: &str, max: usize) -> Option<String> {
+        let v = v?;
+        if v.chars().count() > max {
+            self.err(
+                IssueCode::Value,
+                loc,
+                format!("{label}: höchstens {max} Zeichen"),
+            );
+            return None;
+        }
+        Some(v.to_owned())
+    }
+
+    fn text(
+        &mut self,
+        node: &Node,
+        base: &str,
+        path: &[&str],
+        label: &str,
+        max: usize,
+    ) -> Option<String> {
+        let v = self.req(node, base, path, label);
+        self.len(v, &format!("{base}.{}", path.join(".")), label, max)
+    }
+
+    fn date(&mut self, v: Option<&str>, loc: &str, label: &str) -> Option<NaiveDate> {
+        let v = v?;
+        let d = (v.len() == 10)
+            .then(|| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+            .flatten();
+        if d.is_none() {
+            self.err(
+                IssueCode::Value,
+                loc,
+                format!("{label}: kein gültiges Datum (JJJJ-MM-TT)"),
+            );
+        }
+        d
+    }
+}
+
+/// One resource of the bundle with its FHIRPath-like location.
+#[derive(Clone, Copy)]
+struct Res<'a> {
+    node: &'a Node,
+    index: usize,
+}
+
+impl Res<'_> {
+    fn loc(&self) -> String {
+        format!("Bundle.entry[{}].resource", self.index)
+    }
+
+    fn profile(&self) -> Option<&str> {
+        self.node
+            .val(&["meta", "profile"])
+            .and_then(|p| p.strip_prefix(SD))
+            .map(|p| p.split('|').next().unwrap_or(p))
+    }
+}
+
+/// Id part of a reference: `Patient/abc`, `urn:uuid:abc` or a full URL.
+fn ref_id(reference: &str) -> &str {
+    reference.rsplit(['/', ':']).next().unwrap_or(reference)
+}
+
+struct Bundle<'a> {
+    by_id: HashMap<&'a str, Res<'a>>,
+    all: Vec<Res<'a>>,
+}
+
+impl<'a> Bundle<'a> {
+    fn resolve(&self, reference: Option<&str>) -> Option<Res<'a>> {
+        reference.and_then(|r| self.by_id.get(ref_id(r)).copied())
+    }
+
+    fn by_profile(&self, name: &str) -> Vec<Res<'a>> {
+        self.all
+            .iter()
+            .filter(|r| r.profile() == Some(name))
+            .copied()
+            .collect()
+    }
+}
+
+/// Reads and validates an eAU bundle (DOMAIN.md §3, TA Table 23, AU rules).
+pub fn read(bytes: &[u8]) -> Result<ImportedEau, Vec<Issue>> {
+    let mut cx = Cx { issues: Vec::new() };
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        cx.err(
+            IssueCode::Structure,
+            "Bundle",
+            "Zeichensatz: UTF-8 ohne BOM erwartet, die Datei beginnt mit einem Byte-Order-Mark",
+        );
+    }
+    if std::str::from_utf8(bytes).is_err() {
+        cx.err(
+            IssueCode::Structure,
+            "Bundle",
+            "Zeichensatz: die Datei ist kein gültiges UTF-8",
+        );
+        return Err(cx.issues);
+    }
+    let root = match xml::parse(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            cx.err(IssueCode::Structure, "Bundle", e.to_string());
+            return Err(cx.issues);
+        }
+    };
+    let Some(version) = check_profile(&root, &mut cx) else {
+        return Err(cx.issues);
+    };
+    let certificate = certificate(&root, &mut cx);
+    let (errors, warnings): (Vec<Issue>, Vec<Issue>) =
+        cx.issues.into_iter().partition(Issue::is_error);
+    match certificate {
+        Some(certificate) if errors.is_empty() => Ok(ImportedEau {
+            print_only: certificate.is_print_only(),
+            certificate,
+            profile_version: version,
+            warnings,
+        }),
+        _ => {
+            let mut all = errors;
+            if all.is_empty() {
+                all.push(Issue::error(
+                    IssueCode::Structure,
+                    "Bundle",
+                    "Bundle: unvollständig, keine Bescheinigung lesbar",
+                ));
+            }
+            all.extend(warnings);
+            Err(all)
+        }
+    }
+}
+
+fn check_profile(root: &Node, cx: &mut Cx) -> Option<String> {
+    if root.name != "Bundle" {
+        cx.err(
+            IssueCode::Structure,
+            root.name.clone(),
+            format!("Wurzelelement: Bundle erwartet, {} gefunden", root.name),
+        );
+        return None;
+    }
+    let profile = cx.req(
+        root,
+        "Bundle",
+        &["meta", "profile"],
+        "Profil (meta.profile)",
+    )?;
+    let (base, version) = profile.split_once('|').unwrap_or((profile, ""));
+    let loc = "Bundle.meta.profile";
+    if base == format!("{SD}KBV_PR_EAU_Storno_Bundle") {
+        cx.err(
+            IssueCode::NotSupported,
+            loc,
+            "Profil: dies ist ein Storno-Bundle (KBV_PR_EAU_Storno_Bundle), keine eAU",
+        );
+        return None;
+    }
+    if base != format!("{SD}KBV_PR_EAU_Bundle") {
+        cx.err(
+            IssueCode::NotSupported,
+            loc,
+            format!("Profil: KBV_PR_EAU_Bundle erwartet, {base} gefunden"),
+        );
+        return None;
+    }
+    if ACCEPTED_VERSIONS.contains(&version) {
+        return Some(version.to_owned());
+    }
+    let message = if version.starts_with("1.1") || version.starts_with("1.0") {
+        format!(
+            "Profilversion {version}: wird nicht mehr angenommen – die Krankenkassen verarbeiten \
+             seit 01.04.2026 nur noch eAU nach KBV-Profil 1.2.1 (TA P5-08); bitte mit aktueller \
+             Praxissoftware neu erzeugen"
+        )
+    } else {
+        format!("Profilversion „{version}“: unbekannt, erwartet 1.2 (Regeln 1.2.1)")
+    };
+    cx.issues.push(Issue {
+        severity: super::Severity::Fatal,
+        code: IssueCode::NotSupported,
+        location: loc.into(),
+        message,
+    });
+    None
+}
+
+fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
+    let document_id = document_id(root, cx);
+    if root.val(&["type"]) != Some("document") {
+        cx.err(
+            IssueCode::CodeInvalid,
+            "Bundle.type",
+            "Bundle-Typ: „document“ erwartet",
+        );
+    }
+    let mut bundle = Bundle {
+        by_id: HashMap::new(),
+        all: Vec::new(),
+    };
+    for (index, entry) in root.all("entry") {
+        let Some(node) = entry.child("resource").and_then(|r| r.children.first()) else {
+            cx.err(
+                IssueCode::Required,
+                format!("Bundle.entry[{index}].resource"),
+                "Eintrag ohne Ressource",
+            );
+            continue;
+        };
+        let res = Res { node, index };
+        if let Some(id) = node.val(&["id"]) {
+            bundle.by_id.insert(id, res);
+        }
+        if let Some(full) = entry.val(&["fullUrl"]) {
+            bundle.by_id.entry(ref_id(full)).or_insert(res);
+        }
+        bundle.all.push(res);
+    }
+    let Some(comp) = bundle
+        .all
+        .iter()
+        .copied()
+        .find(|r| r.node.name == "Composition")
+    else {
+        cx.err(IssueCode::Required, "Bundle.entry", "Composition: fehlt");
+        return None;
+    };
+    if bundle.all.first().map(|r| r.node.name.as_str()) != Some("Composition") {
+        cx.err(
+            IssueCode::Structure,
+            comp.loc(),
+            "Composition: muss der erste Eintrag des Bundles sein",
+        );
+    }
+    let c = composition(comp, cx);
+    let sections = Sections::new(comp, &bundle);
+
+    let patient_res = expect(
+        cx, &bundle, comp, c.subject, "Patient", "subject", "Patient",
+    );
+    let author_res = expect(
+        cx,
+        &bundle,
+        comp,
+        c.author,
+        "Practitioner",
+        "author",
+        "Arzt",
+    );
+    let org_res = expect(
+        cx,
+        &bundle,
+        comp,
+        c.custodian,
+        "Organization",
+        "custodian",
+        "Betriebsstätte",
+    );
+    let responsible = c.attester.and_then(|a| {
+        expect(
+            cx,
+            &bundle,
+            comp,
+            Some(a),
+            "Practitioner",
+            "attester[0].party",
+            "Verantwortliche Person",
+        )
+    });
+
+    let coverage_res = sections
+        .first("Coverage")
+        .or_else(|| bundle.by_profile("KBV_PR_FOR_Coverage").first().copied());
+    let au_res = sections.first("AU_Condition").or_else(|| {
+        bundle
+            .by_profile("KBV_PR_EAU_Condition_AU")
+            .first()
+            .copied()
+    });
+    let icd_res = {
+        let s = sections.all("ICD");
+        if s.is_empty() {
+            bundle.by_profile("KBV_PR_EAU_Condition_ICD")
+        } else {
+            s
+        }
+    };
+    let text_res = sections.first("ICD_Text").or_else(|| {
+        bundle
+            .by_profile("KBV_PR_EAU_Condition_Text")
+            .first()
+            .copied()
+    });
+    let steps_res = {
+        let s = sections.all("AU_weiter");
+        if s.is_empty() {
+            bundle.by_profile("KBV_PR_EAU_ServiceRequest_steps")
+        } else {
+            s
+        }
+    };
+    let role_res = sections.first("FOR_PractitionerRole").or_else(|| {
+        bundle
+            .by_profile("KBV_PR_FOR_PractitionerRole")
+            .first()
+            .copied()
+    });
+
+    let coverage = match coverage_res {
+        Some(r) => coverage(r, cx),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                comp.loc() + ".section",
+                "Krankenversicherungsverhältnis (Coverage): fehlt",
+            );
+            None
+        }
+    };
+    let pkv = coverage
+        .as_ref()
+        .is_some_and(|c| c.payer_type == PayerType::Pkv);
+    let patient = patient_res.and_then(|r| patient(r, c.issued_on, cx));
+    let sel = coverage
+        .as_ref()
+        .is_some_and(|c| c.payer_type == PayerType::Sel);
+    let doctor = author_res.and_then(|r| practitioner(r, responsible.is_some(), sel, cx));
+    let responsible = match responsible {
+        Some(r) => Some(practitioner(r, false, sel, cx)?),
+        None => None,
+    };
+    let practice = org_res.and_then(|r| organization(r, cx));
+    let au = match au_res {
+        Some(r) => condition_au(r, c.kind, pkv, cx),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                comp.loc() + ".section",
+                "AU-Angaben (Condition_AU): fehlen",
+            );
+            None
+        }
+    };
+    let (diagnoses, icd_version) = diagnoses(&icd_res, comp, cx);
+    let diagnosis_text = text_res.and_then(|r| {
+        let v = cx.req(r.node, &r.loc(), &["code", "text"], "Hinweise zur Diagnose");
+        cx.len(v, &(r.loc() + ".code.text"), "Hinweise zur Diagnose", 70)
+    });
+    let measures = measures(&steps_res, cx);
+    let asv_team = role_res.and_then(|r| {
+        let id = r.node.at(&["organization", "identifier"]);
+        let loc = r.loc() + ".organization.identifier.value";
+        match id {
+            Some(i) if i.val(&["system"]) == Some(sys::ASV_TEAM) => {
+                let v = i.value_of("value");
+                let ok = v.is_some_and(|v| v.len() == 9 && v.bytes().all(|b| b.is_ascii_digit()));
+                if !ok {
+                    cx.err(IssueCode::Value, loc, "ASV-Teamnummer: genau neun Ziffern");
+                }
+                v.filter(|_| ok).map(str::to_owned)
+            }
+            _ => {
+                cx.warn(
+                    IssueCode::NotSupported,
+                    loc,
+                    "PractitionerRole: nur die ASV-Teamnummer wird übernommen",
+                );
+                None
+            }
+        }
+    });
+    if let Some(lb) = &c.legal_basis {
+        if (lb == "01" || lb == "11") && asv_team.is_none() {
+            cx.err(
+                IssueCode::Required,
+                comp.loc() + ".section",
+                "ASV-Teamnummer: bei Kennzeichen Rechtsgrundlage 01/11 anzugeben",
+            );
+        }
+    }
+    if let (Some(d), Some(r)) = (&doctor, &responsible) {
+        if d.qualification == Qualification::Doctor
+            && d.id_kind == DoctorIdKind::Lanr
+            && d.lanr == r.lanr
+        {
+            cx.warn(
+                IssueCode::BusinessRule,
+                comp.loc() + ".attester[0]",
+                "Verantwortliche Person: identisch mit dem ausstellenden Arzt",
+            );
+        }
+    }
+    let (period, backdated) = au?;
+    Some(Certificate {
+        document_id: document_id?,
+        kind: c.kind?,
+        patient: patient?,
+        coverage: coverage?,
+        practice: practice?,
+        doctor: doctor?,
+        issued_on: c.issued_on?,
+        period,
+        cause: c_cause(au_res, cx)?,
+        measures: measures?,
+        sick_pay_case: au_res.is_some_and(|r| {
+            r.node
+                .extension(sys::SEVEN_WEEKS)
+                .and_then(|e| e.val(&["valueBoolean"]))
+                == Some("true")
+        }),
+        icd_version: icd_version?,
+        diagnoses: diagnoses?,
+        diagnosis_text,
+        backdating_confirmed: backdated,
+        legal_basis: c.legal_basis?,
+        pruefnummer: c.pruefnummer?,
+        asv_team,
+        responsible,
+    })
+}
+
+fn document_id(root: &Node, cx: &mut Cx) -> Option<Uuid> {
+    let v = cx.req(root, "Bundle", &["identifier", "value"], "Dokumenten-ID")?;
+    if root.val(&["identifier", "system"]) != Some(sys::URN) {
+        cx.err(
+            IssueCode::Value,
+            "Bundle.identifier.system",
+            "Dokumenten-ID: System urn:ietf:rfc:3986 erwartet",
+        );
+    }
+    let id = v
+        .strip_prefix("urn:uuid:")
+        .filter(|u| u.len() == 36)
+        .and_then(|u| Uuid::parse_str(u).ok());
+    if id.is_none() {
+        cx.err(
+            IssueCode::Value,
+            "Bundle.identifier.value",
+            "Dokumenten-ID: urn:uuid: mit einer UUID (36 Zeichen) erwartet",
+        );
+    }
+    id
+}
+
+struct Comp<'a> {
+    kind: Option<CertificateKind>,
+    issued_on: Option<NaiveDate>,
+    legal_basis: Option<String>,
+    pruefnummer: Option<String>,
+    subject: Option<&'a str>,
+    author: Option<&'a str>,
+    custodian: Option<&'a str>,
+    attester: Option<&'a str>,
+}
+
+fn composition<'a>(r: Res<'a>, cx: &mut Cx) -> Comp<'a> {
+    let n = r.node;
+    let loc = r.loc();
+    if r.profile() != Some("KBV_PR_EAU_Composition") {
+        cx.err(
+            IssueCode::Value,
+            loc.clone() + ".meta.profile",
+            "Composition: Profil KBV_PR_EAU_Composition erwartet",
+        );
+    }
+    let ty = n.child("type");
+    let kind = match ty.and_then(|t| t.coding(sys::AU_TYPE)) {
+        Some(c) => {
+            let v = c.value_of("code").unwrap_or_default();
+            cx.domain(
+                &(loc.clone() + ".type.coding[0].code"),
+                CertificateKind::parse(v),
+            )
+        }
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".type.coding",
+                "Art der Bescheinigung (KBV_CS_EAU_AU_Type): fehlt",
+            );
+            None
+        }
+    };
+    match ty
+        .and_then(|t| t.coding(sys::FORMULAR_ART))
+        .and_then(|c| c.value_of("code"))
+    {
+        Some("e010") => {}
+        other => cx.err(
+            IssueCode::CodeInvalid,
+            loc.clone() + ".type.coding[1].code",
+            format!(
+                "Formularart: e010 erwartet, {} gefunden",
+                other.unwrap_or("nichts")
+            ),
+        ),
+    }
+    if n.val(&["status"]) != Some("final") {
+        cx.err(
+            IssueCode::CodeInvalid,
+            loc.clone() + ".status",
+            "Status der Composition: „final“ erwartet",
+        );
+    }
+    let date = cx.req(n, &loc, &["date"], "Ausstellungsdatum");
+    let issued_on = cx.date(date, &(loc.clone() + ".date"), "Ausstellungsdatum");
+    let legal_basis = match n.extension(sys::LEGAL_BASIS_EX) {
+        Some(e) => {
+            let v = e.val(&["valueCoding", "code"]).unwrap_or_default();
+            if v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit()) {
+                Some(v.to_owned())
+            } else {
+                cx.err(
+                    IssueCode::CodeInvalid,
+                    loc.clone() + ".extension[0].valueCoding.code",
+                    "Kennzeichen Rechtsgrundlage: zwei Ziffern erwartet",
+                );
+                None
+            }
+        }
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".extension",
+                "Kennzeichen Rechtsgrundlage: Angabe fehlt",
+            );
+            None
+        }
+    };
+    let mut author = None;
+    let mut pruefnummer = None;
+    for (i, a) in n.all("author") {
+        match a.val(&["type"]) {
+            Some("Practitioner") => author = a.val(&["reference"]),
+            Some("Device") => {
+                let p = a
+                    .at(&["identifier"])
+                    .filter(|id| id.val(&["system"]) == Some(sys::PRUEFNUMMER))
+                    .and_then(|id| id.value_of("value"));
+                let l = format!("{loc}.author[{i}].identifier.value");
+                match p {
+                    Some(p) if (6..=17).contains(&p.chars().count()) => {
+                        pruefnummer = Some(p.to_owned())
+                    }
+                    Some(_) => cx.err(IssueCode::Value, l, "Prüfnummer: 6 bis 17 Zeichen"),
+                    None => cx.err(IssueCode::Required, l, "Prüfnummer: Angabe fehlt"),
+                }
+            }
+            _ => {}
+        }
+    }
+    if author.is_none() {
+        cx.err(
+            IssueCode::Required,
+            loc.clone() + ".author",
+            "Ausstellende Person (author Practitioner): fehlt",
+        );
+    }
+    if pruefnummer.is_none()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.message.starts_with("Prüfnummer"))
+    {
+        cx.err(
+            IssueCode::Required,
+            loc.clone() + ".author",
+            "Prüfnummer (author Device): fehlt",
+        );
+    }
+    Comp {
+        kind,
+        issued_on,
+        legal_basis,
+        pruefnummer,
+        subject: n.val(&["subject", "reference"]),
+        author,
+        custodian: n.val(&["custodian", "reference"]),
+        attester: n.val(&["attester", "party", "reference"]),
+    }
+}
+
+struct Sections<'a> {
+    list: Vec<(&'a str, Option<Res<'a>>)>,
+}
+
+impl<'a> Sections<'a> {
+    fn new(comp: Res<'a>, b: &Bundle<'a>) -> Self {
+        let list = comp
+            .node
+            .all("section")
+            .map(|(_, s)| {
+                let code = s
+                    .child("code")
+                    .and_then(|c| c.coding(sys::SECTION))
+                    .and_then(|c| c.value_of("code"))
+                    .unwrap_or_default();
+                (code, b.resolve(s.val(&["entry", "reference"])))
+            })
+            .collect();
+        Self { list }
+    }
+
+    fn all(&self, code: &str) -> Vec<Res<'a>> {
+        self.list
+            .iter()
+            .filter(|(c, _)| *c == code)
+            .filter_map(|(_, r)| *r)
+            .collect()
+    }
+
+    fn first(&self, code: &str) -> Option<Res<'a>> {
+        self.all(code).into_iter().next()
+    }
+}
+
+/// Resolves a Composition reference and checks the resource type.
+fn expect<'a>(
+    cx: &mut Cx,
+    b: &Bundle<'a>,
+    comp: Res<'a>,
+    reference: Option<&str>,
+    resource: &str,
+    element: &str,
+    label: &str,
+) -> Option<Res<'a>> {
+    let r = reference?;
+    match b.resolve(Some(r)) {
+        Some(res) if res.node.name == resource => Some(res),
+        _ => {
+            cx.err(
+                IssueCode::Structure,
+                format!("{}.{element}.reference", comp.loc()),
+                format!("{label}: Referenz {r} zeigt auf keine {resource}-Ressource im Bundle"),
+            );
+            None
+        }
+    }
+}
+
+fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Patient> {
+    let n = r.node;
+    let loc = r.loc();
+    let mut kvnr = None;
+    let mut kvk_number = None;
+    let mut found = false;
+    for (i, id) in n.all("identifier") {
+        let system = id.val(&["system"]).unwrap_or_default();
+        let l = format!("{loc}.identifier[{i}].value");
+        if system == sys::KVID_GKV || system == sys::KVID_PKV {
+            found = true;
+            let v = id.value_of("value").unwrap_or_default();
+            kvnr = cx.domain(&l, Kvnr::parse_structure(v));
+            if let Some(k) = &kvnr {
+                if !k.check_digit_ok() {
+                    cx.warn(IssueCode::Value, l, "Versicherten-ID (KVNR): Prüfziffer stimmt nicht (übernommen, bitte prüfen)");
+                }
+            }
+        } else if system == sys::KVK {
+            found = true;
+            let v = id.value_of("value").unwrap_or_default();
+            if (6..=12).contains(&v.chars().count())
+                && v.chars().all(|ch| ch.is_ascii_alphanumeric())
+            {
+                kvk_number = Some(v.to_owned());
+            } else {
+                cx.err(
+                    IssueCode::Value,
+                    l,
+                    "KVK-Versichertennummer: 6 bis 12 Buchstaben oder Ziffern",
+                );
+            }
+        }
+    }
+    if kvnr.is_some() && kvk_number.is_some() {
+        cx.err(
+            IssueCode::BusinessRule,
+            loc.clone() + ".identifier",
+            "Versicherten-ID und KVK-Versichertennummer: nur eine von beiden angeben",
+        );
+    }
+    if !found {
+        cx.err(
+            IssueCode::Required,
+            loc.clone() + ".identifier",
+            "Versicherten-ID (KVNR): Angabe fehlt",
+        );
+    }
+    let name = n.child("name");
+    let (last_name, first_name) = match name {
+        Some(nm) => {
+            let nl = format!("{loc}.name[0]");
+            let family = cx.text(nm, &nl, &["family"], "Name des Versicherten", 45);
+            let given: Vec<&str> = nm.all("given").filter_map(|(_, g)| g.value()).collect();
+            let given = if given.is_empty() {
+                cx.err(
+                    IssueCode::Required,
+                    nl.clone() + ".given",
+                    "Vorname des Versicherten: Angabe fehlt",
+                );
+                None
+            } else {
+                cx.len(
+                    Some(&given.join(" ")),
+                    &(nl + ".given"),
+                    "Vorname des Versicherten",
+                    45,
+                )
+            };
+            (family, given)
+        }
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".name",
+                "Name des Versicherten: Angabe fehlt",
+            );
+            (None, None)
+        }
+    };
+    let birth = cx.req(n, &loc, &["birthDate"], "Geburtsdatum");
+    let birth_date = cx.date(birth, &(loc.clone() + ".birthDate"), "Geburtsdatum");
+    if let (Some(b), Some(i)) = (birth_date, issued_on) {
+        if b > i {
+            cx.err(
+                IssueCode::BusinessRule,
+                loc.clone() + ".birthDate",
+                "Geburtsdatum: darf nicht in der Zukunft (nach dem Ausstellungsdatum) liegen",
+            );
+        }
+    }
+    let addr = address(n, &loc, "des Versicherten", cx);
+    let (street, house_number, postal_code, city) = addr?;
+    if kvnr.is_none() && kvk_number.is_none() {
+        return None;
+    }
+    Some(Patient {
+        kvnr,
+        kvk_number,
+        first_name: first_name?,
+        last_name: last_name?,
+        birth_date: birth_date.filter(|b| issued_on.map_or(true, |i| *b <= i))?,
+        street,
+        house_number,
+        postal_code,
+        city,
+    })
+}
+
+/// Street, house number, PLZ, city of the first address.
+fn address(
+    n: &Node,
+    loc: &str,
+    whose: &str,
+    cx: &mut Cx,
+) -> Option<(String, String, String, String)> {
+    let Some(a) = n.child("address") else {
+        cx.err(
+            IssueCode::Required,
+            format!("{loc}.address"),
+            format!("Anschrift {whose}: Angabe fehlt"),
+        );
+        return None;
+    };
+    let al = format!("{loc}.address[0]");
+    let line = a.child("line");
+    let street_ext = line
+        .and_then(|l| l.extension(sys::STREET_NAME))
+        .and_then(|e| e.val(&["valueString"]));
+    let house_ext = line
+        .and_then(|l| l.extension(sys::HOUSE_NUMBER))
+        .and_then(|e| e.val(&["valueString"]));
+    let line_value = line.and_then(Node::value);
+    let street = match street_ext.or(line_value) {
+        Some(s) => cx.len(
+            Some(s.trim()),
+            &(al.clone() + ".line"),
+            &format!("Straße {whose}"),
+            46,
+        ),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                al.clone() + ".line",
+                format!("Straße {whose}: Angabe fehlt"),
+            );
+            None
+        }
+    };
+    let house = if street_ext.is_some() {
+        cx.len(
+            Some(house_ext.unwrap_or_default().trim()),
+            &(al.clone() + ".line"),
+            &format!("Hausnummer {whose}"),
+            9,
+        )
+    } else {
+        Some(String::new())
+    };
+    let postal = cx.text(a, &al, &["postalCode"], &format!("PLZ {whose}"), 10);
+    let city = cx.text(a, &al, &["city"], &format!("Ort {whose}"), 40);
+    Some((street?, house?, postal?, city?))
+}
+
+fn person_name(n: &Node, loc: &str, cx: &mut Cx) -> Option<PersonName> {
+    let Some(nm) = n.child("name") else {
+        cx.err(
+            IssueCode::Required,
+            format!("{loc}.name"),
+            "Name des Arztes: Angabe fehlt",
+        );
+        return None;
+    };
+    let nl = format!("{loc}.name[0]");
+    let family = cx.text(nm, &nl, &["family"], "Name des Arztes", 45)?;
+    let given: Vec<&str> = nm.all("given").filter_map(|(_, g)| g.value()).collect();
+    let given = cx.len(
+        Some(&given.join(" ")),
+        &(nl.clone() + ".given"),
+        "Vorname des Arztes",
+        45,
+    )?;
+    let prefix: Vec<&str> = nm.all("prefix").filter_map(|(_, g)| g.value()).collect();
+    let prefix = if prefix.is_empty() {
+        None
+    } else {
+        Some(cx.len(
+            Some(&prefix.join(" ")),
+            &(nl + ".prefix"),
+            "Titel des Arztes",
+            20,
+        )?)
+    };
+    Some(PersonName {
+        prefix,
+        given,
+        family,
+    })
+}
+
+fn practitioner(r: Res<'_>, has_responsible: bool, sel: bool, cx: &mut Cx) -> Option<Doctor> {
+    let n = r.node;
+    let loc = r.loc();
+    let mut qualification = None;
+    let mut specialty = String::new();
+    let mut asv = None;
+    for (i, q) in n.all("qualification") {
+        let Some(code) = q.child("code") else {
+            continue;
+        };
+        let ql = format!("{loc}.qualification[{i}].code.coding[0].code");
+        if let Some(c) = code.coding(sys::QUALIFICATION) {
+            qualification = cx.domain(
+                &ql,
+                Qualification::parse(c.value_of("code").unwrap_or_default()),
+            );
+        } else if code.coding(sys::BERUFSBEZEICHNUNG).is_some() {
+            if let Some(t) = code.val(&["text"]) {
+                specialty = t.to_owned();
+            }
+        } else if let Some(c) = code.coding(sys::ASV_FACHGRUPPE) {
+            asv = Some((ql, c.value_of("code").unwrap_or_default()));
+        }
+    }
+    if qualification.is_none()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.location.starts_with(&loc) && i.location.contains("qualification"))
+    {
+        cx.err(
+            IssueCode::Required,
+            loc.clone() + ".qualification",
+            "Berufsgruppe (KBV_CS_FOR_Qualification_Type): Angabe fehlt",
+        );
+    }
+    let mut number = None;
+    for (i, id) in n.all("identifier") {
+        let system = id.val(&["system"]).unwrap_or_default();
+        let l = format!("{loc}.identifier[{i}].value");
+        let v = id.value_of("value").unwrap_or_default();
+        if system == sys::ANR {
+            number = cx.domain(&l, Lanr::parse(v)).map(|x| (x, false));
+        } else if system == sys::ZANR {
+            number = cx
+                .domain(
+                    &l,
+                    Lanr::parse(v).map_err(|_| {
+                        DomainError::Format(
+                            "Zahnarzt-Nr. (ZANR)",
+                            "neun Ziffern mit gültiger Prüfziffer",
+                        )
+                    }),
+                )
+                .map(|x| (x, true));
+        }
+    }
+    let (lanr, id_kind) = match (number, asv) {
+        (Some((lanr, zanr)), _) => {
+            if zanr != (qualification == Some(Qualification::Dentist)) {
+                cx.err(
+                    IssueCode::BusinessRule,
+                    loc.clone() + ".identifier",
+                    "Arzt-Nr.: ZANR genau für Zahnärzte (Berufsgruppe 01)",
+                );
+            }
+            (lanr, DoctorIdKind::Lanr)
+        }
+        (None, Some((l, code))) => (
+            cx.domain(&l, Lanr::parse(code))?,
+            DoctorIdKind::AsvFachgruppe,
+        ),
+        (None, None) => {
+            // TA Table 23: the number is mandatory except for Selbstzahler and for an Arzt in
+            // Weiterbildung (03) with a responsible person.
+            if sel || (has_responsible && qualification == Some(Qualification::Trainee)) {
+                (
+                    cx.domain(&(loc.clone() + ".identifier"), Lanr::parse("999999900"))?,
+                    DoctorIdKind::None,
+                )
+            } else {
+                if !cx
+                    .issues
+                    .iter()
+                    .any(|i| i.location.starts_with(&(loc.clone() + ".identifier")))
+                {
+                    cx.err(
+                        IssueCode::Required,
+                        loc.clone() + ".identifier",
+                        "Arzt-Nr. (LANR/ZANR): Angabe fehlt",
+                    );
+                }
+                return None;
+            }
+        }
+    };
+    let parts = person_name(n, &loc, cx)?;
+    let name = parts.display();
+    let name_parts = (PersonName::split(&name) != parts).then_some(parts);
+    Some(Doctor {
+        lanr,
+        name,
+        specialty,
+        qualification: qualification?,
+        id_kind,
+        name_parts,
+    })
+}
+
+fn organization(r: Res<'_>, cx: &mut Cx) -> Option<Practice> {
+    let n = r.node;
+    let loc = r.loc();
+    let mut number = None;
+    for (i, id) in n.all("identifier") {
+        let system = id.val(&["system"]).unwrap_or_default();
+        let l = format!("{loc}.identifier[{i}].value");
+        let v = id.value_of("value").unwrap_or_default();
+        let (kind, label) = match system {
+            sys::BSNR => (Some(PracticeIdKind::Bsnr), "Betriebsstätten-Nr. (BSNR)"),
+            sys::KZVA => (Some(PracticeIdKind::Kzva), "KZV-Abrechnungsnummer"),
+            sys::STANDORT => (Some(PracticeIdKind::Standortnummer), "Standortnummer"),
+            sys::IKNR => (None, "Institutionskennzeichen der Einrichtung"),
+            _ => continue,
+        };
+        if !(v.len() == 9 && v.bytes().all(|b| b.is_ascii_digit())) {
+            cx.err(
+                IssueCode::Value,
+                l,
+                format!("{label}: genau neun Ziffern (1.2.1: -for-laengeBSNR), „{v}“ gefunden"),
+            );
+            continue;
+        }
+        match kind {
+            Some(k) => number = cx.domain(&l, Bsnr::parse_structure(v)).map(|b| (b, k)),
+            None => cx.err(
+                IssueCode::NotSupported,
+                l,
+                "Einrichtung mit IK statt BSNR: wird noch nicht übernommen",
+            ),
+        }
+    }
+    if number.is_none()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.location.starts_with(&(loc.clone() + ".identifier")))
+    {
+        cx.err(
+            IssueCode::Required,
+            loc.clone() + ".identifier",
+            "Betriebsstätten-Nr. (BSNR): Angabe fehlt",
+        );
+    }
+    let name = cx.text(n, &loc, &["name"], "Name der Einrichtung", 60);
+    let phone = n
+        .all("telecom")
+        .find(|(_, t)| t.val(&["system"]) == Some("phone"))
+        .and_then(|(_, t)| t.value_of("value"));
+    let phone = match phone {
+        Some(p) => cx.len(
+            Some(p),
+            &(loc.clone() + ".telecom"),
+            "Telefonnummer der Einrichtung",
+            30,
+        ),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".telecom",
+                "Telefonnummer der Einrichtung: Angabe fehlt",
+            );
+            None
+        }
+    };
+    let Some(a) = n.child("address") else {
+        cx.err(
+            IssueCode::Required,
+            loc + ".address",
+            "Anschrift der Einrichtung: Angabe fehlt",
+        );
+        return None;
+    };
+    let al = format!("{loc}.address[0]");
+    let street = cx.text(a, &al, &["line"], "Straße der Einrichtung", 56);
+    let postal = cx.text(a, &al, &["postalCode"], "PLZ der Einrichtung", 10);
+    let city = cx.text(a, &al, &["city"], "Ort der Einrichtung", 40);
+    let (bsnr, id_kind) = number?;
+    Some(Practice {
+        bsnr,
+        id_kind,
+        name: name?,
+        street: street?,
+        postal_code: postal?,
+        city: city?,
+        phone: phone?,
+    })
+}
+
+fn coverage(r: Res<'_>, cx: &mut Cx) -> Option<Coverage> {
+    let n = r.node;
+    let loc = r.loc();
+    let ty = n.child("type");
+    let payer = ty
+        .and_then(|t| {
+            t.coding(sys::VERSICHERUNGSART)
+                .or_else(|| t.coding(sys::PAYOR_TYPE_KBV))
+        })
+        .and_then(|c| c.value_of("code"));
+    let payer_type = match payer {
+        Some(p) => cx.domain(&(loc.clone() + ".type.coding[0].code"), PayerType::parse(p)),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".type",
+                "Kostenträgertyp: Angabe fehlt",
+            );
+            None
+        }
+    };
+    let ext = |url: &str| -> Option<(String, String)> {
+        let i = n
+            .children
+            .iter()
+            .filter(|c| c.name == "extension")
+            .position(|e| e.attr("url") == Some(url))?;
+        let v = n
+            .extension(url)
+            .and_then(|e| e.val(&["valueCoding", "code"]))
+            .unwrap_or_default();
+        Some((
+            v.to_owned(),
+            format!("{loc}.extension[{i}].valueCoding.code"),
+        ))
+    };
+    let group = ext(sys::PERSONENGRUPPE_EX);
+    let dmp = ext(sys::DMP_EX);
+    let wop = ext(sys::WOP_EX);
+    let art = ext(sys::VERSICHERTENART_EX);
+    let special_group = match group {
+        Some((v, _)) if SPECIAL_GROUPS.contains(&v.as_str()) => Some(v),
+        Some((_, l)) => {
+            cx.err(
+                IssueCode::CodeInvalid,
+                l,
+                "Besondere Personengruppe: 00, 04, 06, 07, 08 oder 09",
+            );
+            None
+        }
+        None => Some("00".to_owned()),
+    };
+    let dmp = match dmp {
+        Some((v, _)) if is_dmp_code(&v) => Some(v),
+        Some((_, l)) => {
+            cx.err(
+                IssueCode::CodeInvalid,
+                l,
+                "DMP-Kennzeichen: 00 bis 12 oder 30 bis 58",
+            );
+            None
+        }
+        None => Some("00".to_owned()),
+    };
+    let wop = match wop {
+        Some((v, _)) if v.len() == 2 && v.bytes().all(|b| b.is_ascii_digit()) => Some(Some(v)),
+        Some((_, l)) => {
+            cx.err(IssueCode::CodeInvalid, l, "WOP-Kennzeichen: zwei Ziffern");
+            None
+        }
+        None => Some(None),
+    };
+    let insured_type = match art {
+        Some((v, l)) => cx.domain(&l, InsuredType::parse(&v)),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".extension",
+                "Versichertenart: Angabe fehlt",
+            );
+            None
+        }
+    };
+    let payor = n.child("payor");
+    let ik = match payor.and_then(|p| p.child("identifier")) {
+        Some(id) if id.val(&["system"]) == Some(sys::IKNR) => {
+            let l = format!("{loc}.payor[0].identifier.value");
+            let v = id.value_of("value").unwrap_or_default();
+            let ik = cx.domain(&l, InsurerIk::parse_structure(v));
+            if ik.is_some() && InsurerIk::parse(v).is_err() {
+                cx.warn(
+                    IssueCode::Value,
+                    l,
+                    "Kostenträgerkennung (IK): Prüfziffer stimmt nicht (übernommen, bitte prüfen)",
+                );
+            }
+            ik
+        }
+        _ => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".payor[0].identifier",
+                "Kostenträgerkennung (IK): Angabe fehlt",
+            );
+            None
+        }
+    };
+    let name = match payor {
+        Some(p) => cx.text(
+            p,
+            &(loc.clone() + ".payor[0]"),
+            &["display"],
+            "Name des Kostenträgers",
+            45,
+        ),
+        None => None,
+    };
+    let end = n.val(&["period", "end"]);
+    let valid_until = match end {
+        Some(e) => Some(cx.date(
+            Some(e),
+            &(loc.clone() + ".period.end"),
+            "Versicherungsschutz-Ende",
+        )?),
+        None => None,
+    };
+    Some(Coverage {
+        ik: ik?,
+        name: name?,
+        wop: wop?,
+        insured_type: insured_type?,
+        special_group: special_group?,
+        dmp: dmp?,
+        valid_until,
+        payer_type: payer_type?,
+    })
+}
+
+const PKV_ONLY: &[(&str, &str)] = &[
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_unemployability",
+        "Arbeitsunfähigkeit (PKV)",
+    ),
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_admission_date",
+        "Aufnahmedatum (PKV)",
+    ),
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_discharge_date",
+        "Entlassdatum (PKV)",
+    ),
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_partially_employable",
+        "teilweise arbeitsfähig (PKV)",
+    ),
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_reintegration_date",
+        "Wiedereingliederung ab (PKV)",
+    ),
+];
+
+/// AU dates and rules; returns the period and whether it is back-dated beyond three days.
+fn condition_au(
+    r: Res<'_>,
+    kind: Option<CertificateKind>,
+    pkv: bool,
+    cx: &mut Cx,
+) -> Option<(IncapacityPeriod, bool)> {
+    let n = r.node;
+    let loc = r.loc();
+    for (url, label) in PKV_ONLY {
+        if n.extension(url).is_some() {
+            let msg = if pkv {
+                format!("{label}: PKV-Angabe wird nicht übernommen")
+            } else {
+                format!("{label}: PKV-Angabe bei einem gesetzlich Versicherten, wird ignoriert")
+            };
+            cx.warn(IssueCode::NotSupported, loc.clone() + ".extension", msg);
+        }
+    }
+    let determined = match n.extension(sys::ASSERTED_DATE) {
+        Some(e) => cx.date(
+            e.val(&["valueDateTime"]),
+            &(loc.clone() + ".extension.valueDateTime"),
+            "Festgestellt am",
+        ),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                loc.clone() + ".extension",
+                "Festgestellt am (condition-assertedDate): Angabe fehlt",
+            );
+            None
+        }
+    };
+    let since_loc = loc.clone() + ".onsetPeriod.start";
+    let until_loc = loc.clone() + ".onsetPeriod.end";
+    let since_raw = n.val(&["onsetPeriod", "start"]);
+    let since = match since_raw {
+        Some(s) => Some(cx.date(Some(s), &since_loc, "AU seit")?),
+        None => None,
+    };
+    let until_raw = cx.req(
+        n,
+        &loc,
+        &["onsetPeriod", "end"],
+        "Voraussichtlich arbeitsunfähig bis",
+    );
+    let until = cx.date(until_raw, &until_loc, "Voraussichtlich arbeitsunfähig bis");
+    let kind = kind?;
+    let before = cx.issues.iter().filter(|i| i.is_error()).count();
+    match (kind.is_initial(), since) {
+        (true, None) => cx.err(
+            IssueCode::Required,
+            since_loc.clone(),
+            "AU seit: bei einer Erstbescheinigung anzugeben",
+        ),
+        (false, Some(_)) => cx.err(
+            IssueCode::BusinessRule,
+            since_loc.clone(),
+            "AU seit: bei einer Folgebescheinigung nicht anzugeben",
+        ),
+        _ => {}
+    }
+    let (until, determined) = (until?, determined?);
+    if let Some(s) = since {
+        if until < s {
+            cx.err(
+                IssueCode::BusinessRule,
+                until_loc.clone(),
+                "Voraussichtlich arbeitsunfähig bis: darf nicht vor „AU seit“ liegen",
+            );
+        }
+        if s > determined {
+            cx.err(
+                IssueCode::BusinessRule,
+                since_loc.clone(),
+                "AU seit: darf nicht nach „festgestellt am“ liegen",
+            );
+        }
+    }
+    if (until - determined).num_days() > MAX_DAYS_AHEAD {
+        cx.err(
+            IssueCode::BusinessRule,
+            until_loc.clone(),
+            "Voraussichtlich arbeitsunfähig bis: höchstens 31 Tage nach „festgestellt am“",
+        );
+    }
+    if until < determined {
+        cx.err(
+            IssueCode::BusinessRule,
+            until_loc,
+            "Voraussichtlich arbeitsunfähig bis: darf nicht vor „festgestellt am“ liegen",
+        );
+    }
+    let backdated = since.is_some_and(|s| (determined - s).num_days() > MAX_BACKDATING_DAYS);
+    if backdated {
+        cx.warn(IssueCode::BusinessRule, since_loc, "AU seit: liegt mehr als 3 Tage vor „festgestellt am“ (Rückdatierung, AU-RL § 5 Abs. 3)");
+    }
+    let after = cx.issues.iter().filter(|i| i.is_error()).count();
+    (after == before).then_some((
+        IncapacityPeriod {
+            since,
+            until,
+            determined_on: determined,
+        },
+        backdated,
+    ))
+}
+
+/// The cause (`condition-dueTo`); `Some(None)` when absent, `None` when invalid.
+fn c_cause(au: Option<Res<'_>>, cx: &mut Cx) -> Option<Option<Cause>> {
+    let Some(r) = au else { return Some(None) };
+    match r.node.extension(sys::DUE_TO) {
+        None => Some(None),
+        Some(e) => {
+            let code = e
+                .at(&["valueCodeableConcept"])
+                .and_then(|v| v.coding(sys::URSACHE))
+                .and_then(|c| c.value_of("code"))
+                .unwrap_or_default();
+            cx.domain(
+                &(r.loc() + ".extension.valueCodeableConcept.coding[0].code"),
+                Cause::parse(code),
+            )
+            .map(Some)
+        }
+    }
+}
+
+fn diagnoses(
+    list: &[Res<'_>],
+    comp: Res<'_>,
+    cx: &mut Cx,
+) -> (Option<Vec<Diagnosis>>, Option<u16>) {
+    if list.is_empty() || list.len() > 6 {
+        cx.err(
+            IssueCode::BusinessRule,
+            comp.loc() + ".section",
+            format!(
+                "Diagnosen: ein bis sechs ICD-10-Codes angeben ({} gefunden)",
+                list.len()
+            ),
+        );
+        return (None, None);
+    }
+    let mut out = Vec::new();
+    let mut version: Option<u16> = None;
+    let mut ok = true;
+    for r in list {
+        let loc = r.loc();
+        let coding = r.node.child("code").and_then(|c| c.coding(sys::ICD10));
+        let Some(coding) = coding else {
+            cx.err(
+                IssueCode::Required,
+                loc + ".code.coding",
+                "ICD-10-Code: Angabe fehlt",
+            );
+            ok = false;
+            continue;
+        };
+        let cl = format!("{loc}.code.coding[0]");
+        let code = coding.value_of("code").unwrap_or_default();
+        let code = if (3..=6).contains(&code.len()) {
+            cx.domain(&(cl.clone() + ".code"), Icd10Code::parse(code))
+        } else {
+            cx.err(
+                IssueCode::Value,
+                cl.clone() + ".code",
+                "ICD-10-Code: 3 bis 6 Zeichen",
+            );
+            None
+        };
+        let v = coding.value_of("version").unwrap_or_default();
+        let year = (v.len() == 4).then(|| v.parse::<u16>().ok()).flatten();
+        match (year, version) {
+            (None, _) => cx.err(
+                IssueCode::Value,
+                cl.clone() + ".version",
+                "ICD-10-GM-Version: vierstellige Jahreszahl",
+            ),
+            (Some(y), Some(prev)) if y != prev => cx.err(
+                IssueCode::BusinessRule,
+                cl.clone() + ".version",
+                "ICD-10-GM-Version: alle Diagnosen aus demselben Katalogjahr",
+            ),
+            (Some(y), _) => version = Some(y),
+        }
+        let certainty = match coding
+            .extension(sys::SICHERHEIT_EX)
+            .and_then(|e| e.val(&["valueCoding", "code"]))
+        {
+            Some(c) => cx.domain(
+                &(cl.clone() + ".extension[0].valueCoding.code"),
+                Certainty::parse(c),
+            ),
+            None => {
+                cx.err(
+                    IssueCode::Required,
+                    cl.clone() + ".extension",
+                    "Diagnosesicherheit: Angabe fehlt",
+                );
+                None
+            }
+        };
+        let side = match coding
+            .extension(sys::SEITE_EX)
+            .and_then(|e| e.val(&["valueCoding", "code"]))
+        {
+            Some(s) => cx
+                .domain(
+                    &(cl.clone() + ".extension[1].valueCoding.code"),
+                    Side::parse(s),
+                )
+                .map(Some),
+            None => Some(None),
+        };
+        match (code, certainty, side) {
+            (Some(code), Some(certainty), Some(side)) => out.push(Diagnosis {
+                code,
+                certainty,
+                side,
+            }),
+            _ => ok = false,
+        }
+    }
+    (ok.then_some(out), version)
+}
+
+fn measures(list: &[Res<'_>], cx: &mut Cx) -> Option<Measures> {
+    let mut m = Measures::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut ok = true;
+    for r in list {
+        let loc = r.loc();
+        let code = r.node.child("code");
+        let value = code
+            .and_then(|c| c.coding(sys::SCHRITTE))
+            .and_then(|c| c.value_of("code"));
+        let cl = format!("{loc}.code.coding[0].code");
+        let Some(v) = value else {
+            cx.err(IssueCode::Required, cl, "Weitere Maßnahme: Code fehlt");
+            ok = false;
+            continue;
+        };
+        if seen.iter().any(|s| s == v) {
+            cx.err(
+                IssueCode::BusinessRule,
+                cl.clone(),
+                format!("Weitere Maßnahme „{v}“: höchstens einmal"),
+            );
+            ok = false;
+        }
+        seen.push(v.to_owned());
+        match v {
+            "d_arzt" => m.d_arzt = true,
+            "reha" => m.rehabilitation = true,
+            "wiedereingliederung" => m.reintegration = true,
+            "sonstige" => {
+                let t = code.and_then(|c| c.val(&["text"]));
+                match t {
+                    Some(t) if !t.trim().is_empty() => {
+                        m.other = cx.len(
+                            Some(t),
+                            &(loc.clone() + ".code.text"),
+                            "Sonstige Maßnahmen",
+                            70,
+                        );
+                        ok &= m.other.is_some();
+                    }
+                    _ => {
+                        cx.err(
+                            IssueCode::Required,
+                            loc + ".code.text",
+                            "Sonstige Maßnahmen: Text anzugeben",
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            "stationaere_heilbehandlung" => cx.warn(
+                IssueCode::NotSupported,
+                cl,
+                "Stationäre Heilbehandlung (PKV): wird nicht übernommen",
+            ),
+            other => {
+                cx.err(
+                    IssueCode::CodeInvalid,
+                    cl,
+                    format!("Weitere Maßnahme: unbekannter Code „{other}“"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(m)
+}

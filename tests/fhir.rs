@@ -1,0 +1,741 @@
+//! FHIR module: gematik/KBV fixtures, round trips (fixtures and proptest captures), Storno,
+//! OperationOutcome. Fixtures: `../shared/fixtures/gematik-eau` (see its NOTICE.md).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use au_relay::domain::{
+    demo_practice, CaptureContext, Certificate, CertificateDraft, DiagnosisDraft, Kvnr, PayerType,
+};
+use au_relay::fhir::{self, ImportedEau, Issue, IssueCode, Severity};
+use chrono::{NaiveDate, TimeZone, Utc};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/gematik-eau")
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures in {}", dir.display());
+    v
+}
+
+fn bundles(version: &str, kind: &str) -> Vec<(String, Vec<u8>)> {
+    files(
+        &fixtures()
+            .join("KBV_PR_EAU_Bundle")
+            .join(version)
+            .join(kind),
+    )
+    .into_iter()
+    .map(|p| {
+        let name = format!(
+            "{version}/{kind}/{}",
+            p.file_name().unwrap().to_string_lossy()
+        );
+        (name, std::fs::read(&p).unwrap())
+    })
+    .collect()
+}
+
+fn show(issues: &[Issue]) -> String {
+    issues.iter().map(|i| format!("\n  {i}")).collect()
+}
+
+fn at() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap()
+}
+
+/// write → read must give the same certificate.
+fn assert_round_trip(name: &str, c: &Certificate) -> ImportedEau {
+    let xml = fhir::write_at(c, at()).unwrap_or_else(|e| panic!("{name}: write: {e}"));
+    assert!(!xml.starts_with(&[0xEF, 0xBB, 0xBF]), "{name}: BOM");
+    let back = fhir::read(&xml).unwrap_or_else(|e| {
+        panic!(
+            "{name}: re-read failed:{}\n{}",
+            show(&e),
+            String::from_utf8_lossy(&xml)
+        )
+    });
+    assert_eq!(
+        serde_json::to_value(&back.certificate).unwrap(),
+        serde_json::to_value(c).unwrap(),
+        "{name}: round trip changed the certificate"
+    );
+    assert_eq!(&back.certificate, c, "{name}");
+    back
+}
+
+/// Fixtures of 1.2/1.2.1 that are in a `valid/` folder but are refused, with the reason.
+/// (file suffix, expected error location, word in the message)
+const REFUSED_VALID: &[(&str, &str, &str)] = &[
+    // Valid only under 1.2.0; the same files are in 1.2.1/invalid (BSNR length rule
+    // -for-laengeBSNR). Instances say `|1.2` either way, so 1.2.1 rules apply to all.
+    (
+        "1.2/valid/Beispiel_1-eAU_ERST_GKV-BSNR.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Betriebsstätten-Nr.",
+    ),
+    (
+        "1.2/valid/Beispiel_1-eAU_ERST_GKV-IKZ.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Institutionskennzeichen",
+    ),
+    // festgestellt 2020-02-03, AU seit 2022-09-29, bis 2022-10-10: breaks TA P310-04
+    // (bis ≤ festgestellt + 31 Tage), which the FHIR profile does not encode.
+    (
+        "1.2.1/valid/Beispiel_14-eAU_ERST_ASV.xml",
+        "Bundle.entry[4].resource.onsetPeriod.end",
+        "31 Tage",
+    ),
+    (
+        "1.2.1/valid/Beispiel_14-eAU_ERST_ASV_positiv.xml",
+        "Bundle.entry[4].resource.onsetPeriod.end",
+        "31 Tage",
+    ),
+];
+
+fn has_issue(issues: &[Issue], location: &str, word: &str) -> bool {
+    issues
+        .iter()
+        .any(|i| i.is_error() && i.location == location && i.message.contains(word))
+}
+
+#[test]
+fn every_valid_1_2_and_1_2_1_fixture_imports_and_round_trips() {
+    let mut imported = 0;
+    for version in ["1.2", "1.2.1"] {
+        for (name, xml) in bundles(version, "valid") {
+            let refused = REFUSED_VALID.iter().find(|(f, _, _)| *f == name);
+            match (fhir::read(&xml), refused) {
+                (Ok(i), None) => {
+                    imported += 1;
+                    assert_eq!(i.profile_version, "1.2", "{name}");
+                    let c = &i.certificate;
+                    let print_only =
+                        matches!(c.coverage.payer_type, PayerType::Pkv | PayerType::Sel)
+                            || c.patient.kvnr.is_none();
+                    assert_eq!(i.print_only, print_only, "{name}");
+                    assert!(i.warnings.iter().all(|w| !w.is_error()), "{name}");
+                    let again = assert_round_trip(&name, c);
+                    assert_eq!(again.print_only, i.print_only, "{name}");
+                }
+                (Err(e), None) => panic!("{name} refused:{}", show(&e)),
+                (Ok(_), Some(_)) => panic!("{name} imported but documented as refused"),
+                (Err(e), Some((_, loc, word))) => {
+                    assert!(
+                        has_issue(&e, loc, word),
+                        "{name}: expected {loc} / {word}:{}",
+                        show(&e)
+                    );
+                }
+            }
+        }
+    }
+    assert!(imported >= 45, "only {imported} fixtures imported");
+}
+
+#[test]
+fn the_official_kbv_examples_keep_their_content() {
+    let xml =
+        std::fs::read(fixtures().join("KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml"))
+            .unwrap();
+    let i = fhir::read(&xml).unwrap();
+    let c = &i.certificate;
+    assert_eq!(
+        c.document_id.to_string(),
+        "c038e978-a9f4-4656-b889-737b5c444cc9"
+    );
+    assert_eq!(c.patient.kvnr.as_ref().unwrap().as_str(), "X234567890");
+    assert_eq!(c.patient.last_name, "Königsstein");
+    assert_eq!(
+        (c.patient.street.as_str(), c.patient.house_number.as_str()),
+        ("Musterstr.", "1")
+    );
+    assert_eq!(c.doctor.lanr.as_str(), "838382202");
+    assert_eq!(c.doctor.name, "Dr. med. Paul Müller");
+    // The KBV example uses non-breaking spaces here; they are kept as sent.
+    assert_eq!(
+        c.doctor.specialty.replace('\u{a0}', " "),
+        "Facharzt für Innere Medizin: Kardiologie"
+    );
+    assert_eq!(c.practice.bsnr.as_str(), "031234567");
+    assert_eq!(c.coverage.ik.as_str(), "104212059");
+    assert_eq!(c.coverage.wop.as_deref(), Some("03"));
+    assert_eq!(c.legal_basis, "01");
+    assert_eq!(c.asv_team.as_deref(), Some("345678901"));
+    assert_eq!(c.pruefnummer, "Y/400/2107/36/999");
+    assert_eq!(
+        c.diagnoses_line(),
+        "E10.20 G, N08.3 G, S42.3 G L, S82.28 G R"
+    );
+    assert_eq!(c.icd_version, 2022);
+    assert_eq!(c.period.since, NaiveDate::from_ymd_opt(2020, 2, 3));
+    assert_eq!(c.issued_on, NaiveDate::from_ymd_opt(2026, 2, 3).unwrap());
+    // X234567890 fails the KVNR check digit: a warning naming the field, not an error.
+    let w = &i.warnings[0];
+    assert_eq!(w.severity, Severity::Warning);
+    assert_eq!(w.location, "Bundle.entry[1].resource.identifier[0].value");
+    assert!(
+        w.message.starts_with("Versicherten-ID (KVNR)"),
+        "{}",
+        w.message
+    );
+}
+
+#[test]
+fn weiterbildung_dentist_asv_and_pkv_cases_carry_their_specifics() {
+    let read = |f: &str| {
+        fhir::read(&std::fs::read(fixtures().join("KBV_PR_EAU_Bundle").join(f)).unwrap()).unwrap()
+    };
+    let wb = read("1.2.1/valid/Beispiel_9-eAU_FOLGE_Weiterbildung.xml").certificate;
+    assert_eq!(
+        wb.doctor.qualification,
+        au_relay::domain::Qualification::Trainee
+    );
+    assert_eq!(wb.responsible.as_ref().unwrap().lanr.as_str(), "838382202");
+    let za = read("1.2.1/valid/Beispiel_15-eAU_ERST_GKV_Zahnarzt.xml").certificate;
+    assert_eq!(
+        za.doctor.qualification,
+        au_relay::domain::Qualification::Dentist
+    );
+    assert_eq!(za.practice.id_kind, au_relay::domain::PracticeIdKind::Kzva);
+    let asv = read("1.2/valid/EEAU0_ccd9f64f-5066-5181-93cf-26a8d94fd560.xml").certificate;
+    assert_eq!(
+        asv.doctor.id_kind,
+        au_relay::domain::DoctorIdKind::AsvFachgruppe
+    );
+    assert_eq!(asv.doctor.lanr.as_str(), "555555523");
+    assert_eq!(
+        asv.practice.id_kind,
+        au_relay::domain::PracticeIdKind::Standortnummer
+    );
+    let pkv = read("1.2.1/valid/Beispiel_5-eAU_ERST_PKV.xml");
+    assert!(pkv.print_only);
+    assert_eq!(pkv.certificate.coverage.payer_type, PayerType::Pkv);
+    assert!(pkv
+        .warnings
+        .iter()
+        .any(|w| w.code == IssueCode::NotSupported && w.message.contains("PKV")));
+    let skt = read("1.2.1/valid/Beispiel_17_eAU_ERST_SKT_GKV_ID.xml");
+    assert!(!skt.print_only, "SKT with a KVNR goes electronically");
+    let kvk = read("1.2.1/valid/Beispiel_13-eAU_ERST_SKT_KVK.xml");
+    assert!(kvk.print_only, "SKT without Versicherten-ID is printed");
+    assert_eq!(kvk.certificate.coverage.payer_type, PayerType::Skt);
+    assert_eq!(kvk.certificate.patient.kvnr, None);
+    assert_eq!(kvk.certificate.patient.insured_number(), "700314");
+}
+
+/// (file, location of the expected error, word in its message)
+const INVALID: &[(&str, &str, &str)] = &[
+    (
+        "1.2/invalid/Beispiel_1-eAU_ERST_GKV-KSN.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Standortnummer",
+    ),
+    (
+        "1.2/invalid/Beispiel_1-eAU_ERST_GKV-KZVA.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "KZV-Abrechnungsnummer",
+    ),
+    (
+        "1.2/invalid/invalid-eau-geburtsdatumPatient.xml",
+        "Bundle.entry[1].resource.birthDate",
+        "Geburtsdatum",
+    ),
+    (
+        "1.2.1/invalid/Beispiel_1-eAU_ERST_GKV-BSNR.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Betriebsstätten-Nr.",
+    ),
+    (
+        "1.2.1/invalid/Beispiel_1-eAU_ERST_GKV-IKZ.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Institutionskennzeichen",
+    ),
+    (
+        "1.2.1/invalid/Beispiel_1-eAU_ERST_GKV-KSN.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "Standortnummer",
+    ),
+    (
+        "1.2.1/invalid/Beispiel_1-eAU_ERST_GKV-KZVA.xml",
+        "Bundle.entry[3].resource.identifier[0].value",
+        "KZV-Abrechnungsnummer",
+    ),
+];
+
+#[test]
+fn every_invalid_1_2_and_1_2_1_fixture_is_refused_naming_the_field() {
+    let mut n = 0;
+    for version in ["1.2", "1.2.1"] {
+        for (name, xml) in bundles(version, "invalid") {
+            let (_, loc, word) = INVALID
+                .iter()
+                .find(|(f, _, _)| *f == name)
+                .unwrap_or_else(|| panic!("{name}: no expectation"));
+            let issues = fhir::read(&xml).expect_err(&name);
+            assert!(has_issue(&issues, loc, word), "{name}:{}", show(&issues));
+            n += 1;
+        }
+    }
+    assert_eq!(n, INVALID.len());
+}
+
+#[test]
+fn profile_1_1_0_is_refused_with_the_reason() {
+    for kind in ["valid", "invalid"] {
+        for (name, xml) in bundles("1.1.0", kind) {
+            let issues = fhir::read(&xml).expect_err(&name);
+            let i = &issues[0];
+            assert_eq!(i.severity, Severity::Fatal, "{name}");
+            assert_eq!(i.code, IssueCode::NotSupported, "{name}");
+            assert_eq!(i.location, "Bundle.meta.profile");
+            assert!(
+                i.message.contains("1.1.0")
+                    && i.message.contains("01.04.2026")
+                    && i.message.contains("1.2.1"),
+                "{}",
+                i.message
+            );
+        }
+    }
+}
+
+#[test]
+fn storno_bundles_are_no_eau_and_ours_look_like_the_kbv_storno() {
+    for v in ["1.2", "1.2.1"] {
+        for f in files(
+            &fixtures()
+                .join("KBV_PR_EAU_Storno_Bundle")
+                .join(v)
+                .join("valid"),
+        ) {
+            let issues = fhir::read(&std::fs::read(&f).unwrap()).unwrap_err();
+            assert!(issues[0].message.contains("Storno"), "{}", issues[0]);
+        }
+    }
+    let c = capture(&base_draft());
+    let storno_id = Uuid::from_u128(7);
+    let xml = fhir::write_storno_at(&c, storno_id, c.issued_on, at()).unwrap();
+    let text = String::from_utf8(xml).unwrap();
+    let ours = element_paths(text.as_bytes());
+    let kbv = element_paths(
+        &std::fs::read(fixtures().join("KBV_PR_EAU_Storno_Bundle/1.2.1/valid/Beispiel_Storno.xml"))
+            .unwrap(),
+    );
+    assert_eq!(ours, kbv, "Storno structure differs from the KBV example");
+    assert!(text.contains(&format!("urn:uuid:{}", c.document_id)));
+    assert!(text.contains("KBV_PR_EAU_Storno_Bundle|1.2"));
+    assert_eq!(
+        fhir::storno_file_name(storno_id),
+        format!("EEAU0_Storno_{storno_id}.xml")
+    );
+}
+
+/// Element paths of a document in order (values ignored), for structural comparison.
+fn element_paths(xml: &[u8]) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let mut stack: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf).unwrap() {
+            Event::Start(e) => {
+                stack.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
+                out.push(stack.join("."));
+            }
+            Event::Empty(e) => {
+                let n = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                out.push(format!("{}.{n}", stack.join(".")));
+            }
+            Event::End(_) => {
+                stack.pop();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+#[test]
+fn a_written_bundle_has_the_structure_of_the_kbv_example() {
+    // Beispiel_1 (ERST, ASV, 4 ICD) read and written again: same elements in the same order.
+    let path = fixtures().join("KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml");
+    let kbv_xml = std::fs::read(path).unwrap();
+    let c = fhir::read(&kbv_xml).unwrap().certificate;
+    let ours = element_paths(&fhir::write_at(&c, at()).unwrap());
+    let kbv = element_paths(&kbv_xml);
+    assert_eq!(ours, kbv);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capture → write → read.
+
+fn ctx() -> CaptureContext {
+    let (practice, doctor) = demo_practice().unwrap();
+    CaptureContext {
+        practice,
+        doctors: vec![doctor],
+        today: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+        document_id: Uuid::from_u128(0x1234),
+    }
+}
+
+fn base_draft() -> CertificateDraft {
+    serde_json::from_value(serde_json::json!({
+        "kind": "ERST",
+        "patient": {
+            "kvnr": "A123456780", "first_name": "Jürgen", "last_name": "Müller-Lüdenscheidt",
+            "birth_date": "1980-04-01", "street": "Straße & <Weg>", "house_number": "5a",
+            "postal_code": "30159", "city": "Hannover"
+        },
+        "insurer": {"ik": "109500969", "name": "AOK \"Niedersachsen\"", "insured_type": "1", "wop": "17"},
+        "period": {"since": "2026-11-24", "until": "2026-11-28", "determined_on": "25.11.2026"},
+        "diagnoses": [{"code": "J06.9", "certainty": "G"}, {"code": "m54.5", "side": "L", "certainty": "V"}],
+        "diagnosis_text": "Hinweis: >3 Tage Fieber",
+        "cause": "2",
+        "sick_pay_case": true,
+        "measures": {"d_arzt": true, "reintegration": true, "other": "Physiotherapie"}
+    }))
+    .unwrap()
+}
+
+fn capture(d: &CertificateDraft) -> Certificate {
+    Certificate::from_draft(d, &ctx()).unwrap()
+}
+
+#[test]
+fn a_captured_certificate_round_trips_for_every_kind() {
+    for kind in ["ERST", "FOLGE", "ERST_END", "FOLGE_END"] {
+        let mut d = base_draft();
+        d.kind = kind.into();
+        if kind.starts_with("FOLGE") {
+            d.period.since = None;
+        }
+        let c = capture(&d);
+        let i = assert_round_trip(kind, &c);
+        assert!(!i.print_only);
+        assert!(i.warnings.is_empty(), "{kind}:{}", show(&i.warnings));
+    }
+    let c = capture(&base_draft());
+    assert_eq!(fhir::file_name(&c), format!("EEAU0_{}.xml", c.document_id));
+}
+
+#[test]
+fn besondere_personengruppe_07_imports_as_print_only() {
+    let mut d = base_draft();
+    d.insurer.special_group = Some("07".into());
+    assert!(assert_round_trip("07", &capture(&d)).print_only);
+}
+
+#[test]
+fn a_back_dating_beyond_three_days_is_a_warning_on_import() {
+    let mut d = base_draft();
+    d.period.since = Some("2026-11-20".into());
+    d.backdating_confirmed = true;
+    let i = assert_round_trip("backdated", &capture(&d));
+    assert!(i.certificate.backdating_confirmed);
+    let w = i
+        .warnings
+        .iter()
+        .find(|w| w.code == IssueCode::BusinessRule)
+        .unwrap();
+    assert!(
+        w.location.ends_with("onsetPeriod.start") && w.message.starts_with("AU seit"),
+        "{w}"
+    );
+}
+
+fn tampered(from: &str, to: &str) -> Vec<Issue> {
+    let c = capture(&base_draft());
+    let xml = String::from_utf8(fhir::write_at(&c, at()).unwrap()).unwrap();
+    assert!(xml.contains(from), "{from} not in bundle");
+    fhir::read(xml.replacen(from, to, 1).as_bytes()).unwrap_err()
+}
+
+/// Replaces the first `from` after `anchor`.
+fn tampered_after(anchor: &str, from: &str, to: &str) -> Vec<Issue> {
+    let c = capture(&base_draft());
+    let xml = String::from_utf8(fhir::write_at(&c, at()).unwrap()).unwrap();
+    let start = xml.find(anchor).unwrap();
+    let pos = start + xml[start..].find(from).unwrap();
+    let changed = format!("{}{to}{}", &xml[..pos], &xml[pos + from.len()..]);
+    fhir::read(changed.as_bytes()).unwrap_err()
+}
+
+fn assert_refused(issues: &[Issue], loc_end: &str, word: &str) {
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.is_error() && i.location.ends_with(loc_end) && i.message.contains(word)),
+        "expected …{loc_end} / {word}:{}",
+        show(issues)
+    );
+}
+
+#[test]
+fn broken_values_are_refused_naming_the_field() {
+    assert_refused(
+        &tampered("A123456780", "A12345678"),
+        "identifier[0].value",
+        "Versicherten-Nr.",
+    );
+    assert_refused(
+        &tampered("2026-11-28", "2026-12-27"),
+        "onsetPeriod.end",
+        "31 Tage",
+    );
+    assert_refused(
+        &tampered("2026-11-28", "2026-11-23"),
+        "onsetPeriod.end",
+        "AU seit",
+    );
+    assert_refused(
+        &tampered("<code value=\"ERST\"/>", "<code value=\"FOLGE\"/>"),
+        "onsetPeriod.start",
+        "Folgebescheinigung",
+    );
+    assert_refused(
+        &tampered("<code value=\"ERST\"/>", "<code value=\"ERSTE\"/>"),
+        "type.coding[0].code",
+        "Art der Bescheinigung",
+    );
+    assert_refused(
+        &tampered("<code value=\"J06.9\"/>", "<code value=\"J06.9!\"/>"),
+        "code.coding[0].code",
+        "ICD-10-Code",
+    );
+    assert_refused(
+        &tampered("Hinweis: &gt;3 Tage Fieber", &"x".repeat(71)),
+        "code.text",
+        "Hinweise zur Diagnose",
+    );
+    assert_refused(
+        &tampered("1980-04-01", "1980-02-30"),
+        "birthDate",
+        "Geburtsdatum",
+    );
+    assert_refused(
+        &tampered("109500969", "10950096"),
+        "payor[0].identifier.value",
+        "Kostenträgerkennung",
+    );
+    assert_refused(
+        &tampered("KBV_PR_EAU_Bundle|1.2", "KBV_PR_EAU_Bundle|1.3"),
+        "meta.profile",
+        "Profilversion",
+    );
+    let lf = tampered_after("KBV_CS_SFHIR_KBV_PERSONENGRUPPE", "\"00\"", "\"05\"");
+    assert_refused(
+        &lf,
+        "extension[0].valueCoding.code",
+        "Besondere Personengruppe",
+    );
+    let dmp = tampered_after("KBV_CS_SFHIR_KBV_DMP", "\"00\"", "\"13\"");
+    assert_refused(&dmp, "extension[1].valueCoding.code", "DMP-Kennzeichen");
+    // A KVNR failing its check digit is only a warning.
+    let c = capture(&base_draft());
+    let xml = String::from_utf8(fhir::write_at(&c, at()).unwrap()).unwrap();
+    let ok = fhir::read(xml.replace("A123456780", "A123456781").as_bytes()).unwrap();
+    assert!(ok.warnings.iter().any(|w| w.message.contains("Prüfziffer")));
+}
+
+#[test]
+fn seven_diagnoses_and_a_bom_are_refused() {
+    let c = capture(&base_draft());
+    let xml = fhir::write_at(&c, at()).unwrap();
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(&xml);
+    assert_refused(&fhir::read(&bom).unwrap_err(), "Bundle", "BOM");
+    let mut d = base_draft();
+    d.diagnoses = vec![
+        DiagnosisDraft {
+            code: "J06.9".into(),
+            ..Default::default()
+        };
+        6
+    ];
+    let mut c = capture(&d);
+    c.diagnoses.push(c.diagnoses[0].clone());
+    assert!(
+        fhir::write_at(&c, at()).is_err(),
+        "writer refuses 7 diagnoses"
+    );
+    assert_refused(&fhir::read(b"<Bundle").unwrap_err(), "Bundle", "XML");
+}
+
+#[test]
+fn the_operation_outcome_lists_every_issue_with_its_location() {
+    let issues = tampered("2026-11-28", "2026-12-27");
+    let oo = String::from_utf8(fhir::operation_outcome(&issues)).unwrap();
+    assert!(oo.starts_with("<?xml"));
+    assert_eq!(oo.matches("<issue>").count(), issues.len());
+    for i in &issues {
+        assert!(
+            oo.contains(&format!("<expression value=\"{}\"/>", i.location)),
+            "{oo}"
+        );
+    }
+    let paths = element_paths(oo.as_bytes());
+    assert!(paths.contains(&"OperationOutcome.issue.details.text".to_string()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: every certificate the capture accepts round-trips.
+
+fn kvnr_strategy() -> impl Strategy<Value = String> {
+    (proptest::char::range('A', 'Z'), "[0-9]{8}").prop_map(|(l, d)| {
+        let probe = Kvnr::parse_structure(&format!("{l}{d}0")).unwrap();
+        format!("{l}{d}{}", probe.expected_check_digit())
+    })
+}
+
+fn name_strategy() -> impl Strategy<Value = String> {
+    "[A-Za-zÄÖÜäöüßéè&<>\"'][A-Za-zÄÖÜäöüß .&'-]{0,30}[a-zäöü]"
+}
+
+prop_compose! {
+    fn draft_strategy()(
+        kind in 0usize..4,
+        kvnr in kvnr_strategy(),
+        first in name_strategy(),
+        last in name_strategy(),
+        street in name_strategy(),
+        house in "[0-9]{1,3}[a-c]?",
+        plz in "[0-9]{5}",
+        city in name_strategy(),
+        special in prop::sample::select(vec!["00", "04", "06", "07", "08", "09"]),
+        dmp in prop::sample::select(vec!["00", "01", "12", "30", "58"]),
+        wop in prop::option::of("[0-9]{2}"),
+        insured in prop::sample::select(vec!["1", "3", "5"]),
+        back in 0i64..8,
+        ahead in 0i64..=31,
+        codes in prop::collection::vec(
+            (prop::sample::select(vec!["J06.9", "M54.5", "S82.28", "U07.1", "A09", "E10.20"]),
+             prop::sample::select(vec!["G", "V", "Z", "A"]),
+             prop::option::of(prop::sample::select(vec!["R", "L", "B"]))), 1..=6),
+        text in prop::option::of("[A-Za-zäöü0-9 <>&]{0,69}[a-z]"),
+        cause in prop::option::of(prop::sample::select(vec!["1", "2", "3", "4"])),
+        flags in prop::collection::vec(any::<bool>(), 4),
+        other in prop::option::of("[A-Za-z][A-Za-z ]{0,68}"),
+        valid_until in prop::option::of(0i64..400),
+    ) -> CertificateDraft {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        let kind = ["ERST", "FOLGE", "ERST_END", "FOLGE_END"][kind];
+        let since = kind.starts_with("ERST").then(|| (today - chrono::Duration::days(back)).to_string());
+        serde_json::from_value(serde_json::json!({
+            "kind": kind,
+            "patient": {"kvnr": kvnr, "first_name": first, "last_name": last, "birth_date": "1970-01-31",
+                "street": street, "house_number": house, "postal_code": plz, "city": city},
+            "insurer": {"ik": "109500969", "name": "Krankenkasse", "insured_type": insured,
+                "special_group": special, "dmp": dmp, "wop": wop,
+                "valid_until": valid_until.map(|d| (today + chrono::Duration::days(d)).to_string())},
+            "period": {"since": since, "until": (today + chrono::Duration::days(ahead)).to_string(),
+                "determined_on": today.to_string()},
+            "diagnoses": codes.iter().map(|(c, s, side)| serde_json::json!({"code": c, "certainty": s, "side": side})).collect::<Vec<_>>(),
+            "diagnosis_text": text,
+            "cause": cause,
+            "sick_pay_case": flags[0],
+            "backdating_confirmed": back > 3,
+            "measures": {"d_arzt": flags[1], "rehabilitation": flags[2], "reintegration": flags[3], "other": other},
+        }))
+        .unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn every_captured_certificate_round_trips(d in draft_strategy()) {
+        let c = Certificate::from_draft(&d, &ctx());
+        prop_assume!(c.is_ok());
+        let c = c.unwrap();
+        let i = assert_round_trip("proptest", &c);
+        prop_assert_eq!(i.print_only, c.coverage.special_group == "07");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Writes sample bundles for `scripts/fhir-check.py`:
+/// `FHIR_SAMPLES=/tmp/fhir-samples cargo test --test fhir -- --ignored write_samples`.
+#[test]
+#[ignore]
+fn write_samples() {
+    let dir =
+        PathBuf::from(std::env::var("FHIR_SAMPLES").unwrap_or_else(|_| "/tmp/fhir-samples".into()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut n = 0;
+    let mut put = |name: String, bytes: Vec<u8>| {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        n += 1;
+    };
+    for kind in ["ERST", "FOLGE", "ERST_END", "FOLGE_END"] {
+        let mut d = base_draft();
+        d.kind = kind.into();
+        if kind.starts_with("FOLGE") {
+            d.period.since = None;
+        }
+        let c = capture(&d);
+        put(
+            format!("capture-{kind}-{}", fhir::file_name(&c)),
+            fhir::write_at(&c, at()).unwrap(),
+        );
+        if kind == "ERST" {
+            let id = Uuid::from_u128(99);
+            put(
+                fhir::storno_file_name(id),
+                fhir::write_storno_at(&c, id, c.issued_on, at()).unwrap(),
+            );
+        }
+    }
+    for version in ["1.2", "1.2.1"] {
+        for (name, xml) in bundles(version, "valid") {
+            if let Ok(i) = fhir::read(&xml) {
+                let short = name.replace('/', "_");
+                put(
+                    format!("reimport-{short}"),
+                    fhir::write_at(&i.certificate, at()).unwrap(),
+                );
+            }
+        }
+    }
+    put(
+        "OperationOutcome.xml".into(),
+        fhir::operation_outcome(&tampered("2026-11-28", "2026-12-27")),
+    );
+    println!("{n} samples in {}", dir.display());
+}
+
+#[test]
+fn stored_certificates_without_the_new_fields_still_deserialize() {
+    let c = capture(&base_draft());
+    let mut json = serde_json::to_value(&c).unwrap();
+    let obj = json.as_object_mut().unwrap();
+    for key in ["legal_basis", "pruefnummer", "asv_team", "responsible"] {
+        obj.remove(key);
+    }
+    obj["coverage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("payer_type");
+    obj["practice"].as_object_mut().unwrap().remove("id_kind");
+    let doctor = obj["doctor"].as_object_mut().unwrap();
+    doctor.remove("qualification");
+    doctor.remove("id_kind");
+    let old: Certificate = serde_json::from_value(json).unwrap();
+    assert_eq!(old, c);
+    assert_eq!(old.legal_basis, "00");
+    assert_eq!(old.coverage.payer_type, PayerType::Gkv);
+}
