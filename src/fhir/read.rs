@@ -809,7 +809,7 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
         kvk_number,
         first_name: first_name?,
         last_name: last_name?,
-        birth_date: birth_date.filter(|b| issued_on.map_or(true, |i| *b <= i))?,
+        birth_date: birth_date.filter(|b| issued_on.is_none_or(|i| *b <= i))?,
         street,
         house_number,
         postal_code,
