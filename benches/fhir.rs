@@ -39,7 +39,7 @@ fn certificate(n_diagnoses: usize) -> Certificate {
 fn bench(c: &mut Criterion) {
     let at = Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap();
     let kbv = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "../shared/fixtures/gematik-eau/KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml",
+        "tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml",
     ))
     .unwrap();
     for n in [1, 6] {

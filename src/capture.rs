@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use crate::domain::{berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError};
+use crate::fhir;
 use crate::storage::{self, Actor, Captured, Database, NewCertificate, Origin, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,21 @@ pub enum CaptureError {
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("writing the KBV document failed: {0}")]
+    Document(String),
+}
+
+/// The result of an import of a KBV bundle.
+#[derive(Debug)]
+pub enum Imported {
+    /// Stored (or the identical bytes were stored before), with the reader's warnings.
+    Stored {
+        captured: Captured,
+        warnings: Vec<fhir::Issue>,
+        print_only: bool,
+    },
+    /// The bundle is not acceptable: every issue with its location.
+    Invalid(Vec<fhir::Issue>),
 }
 
 /// Validates the draft against the practice's master data and stores it.
@@ -31,17 +47,56 @@ pub async fn submit(
         };
         let certificate = match Certificate::from_draft(&draft, &ctx) {
             Ok(c) => c,
-            Err(errors) => return Ok(Err(errors)),
+            Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
+        };
+        // The document the insurer will get, written once: replay sends these exact bytes.
+        let xml = match fhir::write(&certificate).map(String::from_utf8) {
+            Ok(Ok(xml)) => xml,
+            Ok(Err(e)) => return Ok(Err(CaptureError::Document(e.to_string()))),
+            Err(e) => return Ok(Err(CaptureError::Document(e.to_string()))),
         };
         let new = NewCertificate {
             certificate: &certificate,
             origin: Origin::Capture,
             submission_key: submission_key.as_deref(),
-            fhir_xml: None,
+            fhir_xml: Some(&xml),
             print_only: certificate.is_print_only(),
         };
         storage::capture(conn, &actor, new).map(Ok)
     })
     .await?
-    .map_err(CaptureError::Invalid)
+}
+
+/// Imports a KBV eAU bundle that practice software could not send: validated, stored with its
+/// own UUID and its original bytes (for replay), queued unless print-only.
+pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Imported, CaptureError> {
+    let imported = match fhir::read(&bytes) {
+        Ok(i) => i,
+        Err(issues) => return Ok(Imported::Invalid(issues)),
+    };
+    let Ok(xml) = String::from_utf8(bytes) else {
+        return Ok(Imported::Invalid(vec![fhir::Issue::error(
+            fhir::IssueCode::Structure,
+            "Bundle",
+            "Dokument ist kein gültiges UTF-8",
+        )]));
+    };
+    let print_only = imported.print_only || imported.certificate.is_print_only();
+    let captured = db
+        .run(move |conn| {
+            let new = NewCertificate {
+                certificate: &imported.certificate,
+                origin: Origin::Import,
+                submission_key: None,
+                fhir_xml: Some(&xml),
+                print_only,
+            };
+            storage::capture(conn, &actor, new).map(|c| (c, imported.warnings))
+        })
+        .await?;
+    Ok(Imported::Stored {
+        captured: captured.0,
+        warnings: captured.1,
+        print_only,
+    })
 }

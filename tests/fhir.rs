@@ -1,5 +1,5 @@
 //! FHIR module: gematik/KBV fixtures, round trips (fixtures and proptest captures), Storno,
-//! OperationOutcome. Fixtures: `../shared/fixtures/gematik-eau` (see its NOTICE.md).
+//! OperationOutcome. Fixtures: `tests/fixtures/gematik-eau` (copied from the gematik reference validator, see its NOTICE.md).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/gematik-eau")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gematik-eau")
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::form::from_json;
 use super::{read_body, ApiClient, ApiError, AppState, WebError};
-use crate::capture::{self, CaptureError};
+use crate::capture::{self, Imported};
 use crate::domain::{parse_date, Certificate, CertificateDraft, FieldError};
+use crate::fhir;
 use crate::storage::{self, Actor, Captured, ListItem, Search};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -18,7 +19,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/certificates", web::post().to(create))
             .route("/certificates", web::get().to(list))
             .route("/certificates/search", web::post().to(search))
-            .route("/certificates/{id}", web::get().to(show)),
+            .route("/certificates/{id}", web::get().to(show))
+            .route("/certificates/{id}/fhir", web::get().to(show_fhir))
+            .route("/fhir/eau", web::post().to(import_fhir)),
     );
 }
 
@@ -66,10 +69,7 @@ async fn create(
     };
     let captured = capture::submit(&state.db, actor, draft, key)
         .await
-        .map_err(|e| match e {
-            CaptureError::Invalid(errors) => WebError::Invalid(errors),
-            CaptureError::Storage(e) => WebError::Storage(e),
-        })?;
+        .map_err(WebError::from)?;
     if let Captured::Conflict(_) = captured {
         return Err(WebError::Conflict("Dokument-ID bereits mit anderem Inhalt vergeben").into());
     }
@@ -223,4 +223,101 @@ async fn page(
         "per_page": per_page,
         "total": result.total,
     })))
+}
+
+const FHIR_XML: &str = "application/fhir+xml";
+
+fn outcome_response(status: actix_web::http::StatusCode, issues: &[fhir::Issue]) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(FHIR_XML)
+        .body(fhir::operation_outcome(issues))
+}
+
+/// `POST /api/v1/fhir/eau`: a KBV eAU bundle practice software could not send. Stored under
+/// its own UUID with its original bytes: `201`; the same bytes again: `200`; other bytes under a
+/// known UUID: `409` (KBV KP5-06); invalid: `422` with an OperationOutcome naming every issue.
+async fn import_fhir(
+    req: HttpRequest,
+    client: ApiClient,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !(ct.starts_with(FHIR_XML) || ct.starts_with("application/xml")) {
+        return Err(WebError::MediaType(FHIR_XML).into());
+    }
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let actor = Actor {
+        practice_id: client.practice_id.clone(),
+        name: "api-token".into(),
+        channel: "fhir-import",
+    };
+    let (captured, warnings, print_only) = match capture::import(&state.db, actor, body.to_vec())
+        .await
+        .map_err(WebError::from)?
+    {
+        Imported::Invalid(issues) => {
+            return Ok(outcome_response(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                &issues,
+            ))
+        }
+        Imported::Stored {
+            captured,
+            warnings,
+            print_only,
+        } => (captured, warnings, print_only),
+    };
+    let id = captured.id();
+    if let Captured::Conflict(_) = captured {
+        let issue = fhir::Issue::error(
+            fhir::IssueCode::BusinessRule,
+            "Bundle.identifier",
+            "Dokument-ID ist bereits mit anderem Inhalt gespeichert (KP5-06)",
+        );
+        return Ok(outcome_response(
+            actix_web::http::StatusCode::CONFLICT,
+            &[issue],
+        ));
+    }
+    let mut response = match captured {
+        Captured::Created(_) => HttpResponse::Created(),
+        _ => HttpResponse::Ok(),
+    };
+    let body = load(&state, &client, id).await?;
+    Ok(response
+        .insert_header((header::LOCATION, format!("/api/v1/certificates/{id}")))
+        .json(serde_json::json!({
+            "id": body.id,
+            "created_at": body.created_at,
+            "print_only": print_only,
+            "warnings": warnings,
+            "certificate": body.certificate,
+        })))
+}
+
+/// `GET /api/v1/certificates/{id}/fhir`: the exact KBV document stored for the certificate.
+async fn show_fhir(
+    client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let practice = client.practice_id;
+    let xml = state
+        .db
+        .run(move |c| storage::fhir_xml(c, &practice, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(FHIR_XML)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"EEAU0_{id}.xml\""),
+        ))
+        .body(xml))
 }

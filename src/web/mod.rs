@@ -102,6 +102,17 @@ impl WebError {
     }
 }
 
+impl From<crate::capture::CaptureError> for WebError {
+    fn from(e: crate::capture::CaptureError) -> Self {
+        use crate::capture::CaptureError;
+        match e {
+            CaptureError::Invalid(errors) => Self::Invalid(errors),
+            CaptureError::Storage(e) => Self::Storage(e),
+            CaptureError::Document(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<FieldError> for WebError {
     fn from(e: FieldError) -> Self {
         Self::Invalid(vec![e])

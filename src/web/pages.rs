@@ -494,7 +494,7 @@ async fn create(
         Err(CaptureError::Invalid(errors)) => {
             render_form(&staff, &state, draft, form_token, errors).await
         }
-        Err(CaptureError::Storage(e)) => Err(e.into()),
+        Err(other) => Err(other.into()),
     }
 }
 
