@@ -55,12 +55,17 @@ pub struct QueueConfig {
     /// Overall timeout of one push to an insurer, in seconds.
     #[arg(long, env = "AU_RELAY_PUSH_TIMEOUT_SECS", default_value_t = 30)]
     pub push_timeout_secs: u64,
+    /// How long a claimed delivery stays with its worker before another may take it over
+    /// (after a crash), in seconds. Keep it well above the push timeout.
+    #[arg(long, env = "AU_RELAY_QUEUE_LEASE_SECS", default_value_t = 300)]
+    pub lease_secs: u64,
 }
 
 impl QueueConfig {
     pub fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
             concurrency: self.queue_concurrency.max(1),
+            lease: Duration::from_secs(self.lease_secs.max(1)),
             ..WorkerSettings::default()
         }
     }

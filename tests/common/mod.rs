@@ -51,6 +51,7 @@ pub fn config() -> ServeConfig {
             enabled: false,
             queue_concurrency: 4,
             push_timeout_secs: 5,
+            lease_secs: 60,
         },
     }
 }
