@@ -137,7 +137,7 @@ async fn every_attempt_is_kept_with_its_answer() {
     .unwrap()
     .remove(0);
     let attempts = storage::attempts_of(&mut conn, &delivery.id).unwrap();
-    assert_eq!(attempts.last().unwrap().0, "delivered");
+    assert_eq!(attempts.last().unwrap().outcome, "delivered");
     assert_eq!(delivery.attempts as usize, attempts.len());
 }
 
@@ -214,5 +214,48 @@ async fn two_instances_drain_a_large_backlog_without_pushing_a_document_twice() 
     assert!(
         counts.values().all(|c| *c == 1),
         "a document was pushed twice"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_document() {
+    let app = common::TestApp::spawn().await;
+    let (insurer, server) = FakeInsurer::start(0).unwrap();
+    tokio::spawn(server);
+    storage::upsert_destination(
+        &mut app.db.conn().unwrap(),
+        &DestinationConfig {
+            ik: IK.into(),
+            name: "AOK Niedersachsen".into(),
+            push_url: Some(insurer.push_url()),
+            health_url: Some(insurer.health_url()),
+            auth_header: None,
+        },
+    )
+    .unwrap();
+    insurer.set_mode(Mode::Error(301));
+    let r = app.post_api(&common::valid_body()).await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = PushClient::new(Duration::from_secs(5)).unwrap();
+    let settings = WorkerSettings {
+        backoff_unit: Duration::from_millis(1),
+        ..WorkerSettings::default()
+    };
+    run_once(&app.db, &client, &settings).await.unwrap();
+    insurer.set_mode(Mode::Up);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run_once(&app.db, &client, &settings).await.unwrap();
+    assert_eq!(insurer.counts().get(&id), Some(&1));
+
+    app.login().await;
+    let page = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(page.contains("bei der Krankenkasse angekommen"));
+    assert!(page.contains("Verlauf der Übermittlung (2 Versuche)"));
+    assert!(
+        page.contains("KBV 301"),
+        "the error answer is kept in the history"
     );
 }

@@ -309,15 +309,22 @@ pub fn finish_attempt(
     })
 }
 
-/// Accepted attempts and all attempts of a delivery, for tests and the dashboard.
-pub fn attempts_of(
-    conn: &mut AnyConnection,
-    delivery_id: &str,
-) -> Result<Vec<(String, Option<i32>, String)>> {
+/// One recorded attempt of a delivery.
+#[derive(Debug, Clone, Queryable)]
+pub struct AttemptRow {
+    pub at: NaiveDateTime,
+    pub outcome: String,
+    pub http_status: Option<i32>,
+    pub detail: String,
+}
+
+/// Every recorded attempt of a delivery, oldest first (the error history).
+pub fn attempts_of(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<AttemptRow>> {
     Ok(delivery_attempts::table
         .filter(delivery_attempts::delivery_id.eq(delivery_id))
         .order(delivery_attempts::id)
         .select((
+            delivery_attempts::at,
             delivery_attempts::outcome,
             delivery_attempts::http_status,
             delivery_attempts::detail,

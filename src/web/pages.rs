@@ -509,6 +509,8 @@ struct DetailPage<'a> {
     created_at: chrono::NaiveDateTime,
     created_by: String,
     deliveries: Vec<storage::DeliveryRow>,
+    /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
+    attempts: Vec<(String, storage::AttemptRow)>,
 }
 
 /// German label of a delivery state.
@@ -542,19 +544,27 @@ async fn detail(
         name: staff.user.username.clone(),
         channel: "web",
     };
-    let (stored, deliveries) = state
+    let (stored, deliveries, attempts) = state
         .db
         .run(move |c| {
             let stored = storage::get(c, &practice, id)?;
             if stored.is_some() {
                 storage::record_view(c, &actor, id)?;
             }
-            Ok((stored, storage::deliveries_of(c, &practice, id)?))
+            let deliveries = storage::deliveries_of(c, &practice, id)?;
+            let mut attempts = Vec::new();
+            for d in &deliveries {
+                for a in storage::attempts_of(c, &d.id)? {
+                    attempts.push((d.document_kind.clone(), a));
+                }
+            }
+            Ok((stored, deliveries, attempts))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
     let page = DetailPage {
         deliveries,
+        attempts,
         nav_user: Some(&staff.user.username),
         csrf: &staff.user.csrf_token,
         c: stored.certificate,
