@@ -3,7 +3,9 @@
 
 use uuid::Uuid;
 
-use crate::domain::{berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError};
+use crate::domain::{
+    add_working_days, berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError,
+};
 use crate::fhir;
 use crate::storage::{self, Actor, Captured, Database, NewCertificate, Origin, StorageError};
 
@@ -100,3 +102,37 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
         print_only,
     })
 }
+
+/// Cancels a certificate (Storno): an unsent eAU is withdrawn; a delivered one gets a Storno
+/// bundle queued behind it, within 120 working days of its delivery (TA P6-04).
+pub async fn cancel(
+    db: &Database,
+    actor: Actor,
+    id: Uuid,
+) -> Result<storage::Cancelled, CaptureError> {
+    db.run(move |conn| {
+        let Some(stored) = storage::get(conn, &actor.practice_id, id)? else {
+            return Ok(Ok(storage::Cancelled::NotFound));
+        };
+        let land = storage::practice_land(conn, &actor.practice_id)?;
+        let today = berlin_today(chrono::Utc::now());
+        let storno_id = Uuid::new_v4();
+        let xml = match fhir::write_storno(&stored.certificate, storno_id, today)
+            .map(String::from_utf8)
+        {
+            Ok(Ok(xml)) => xml,
+            Ok(Err(e)) => return Ok(Err(CaptureError::Document(e.to_string()))),
+            Err(e) => return Ok(Err(CaptureError::Document(e.to_string()))),
+        };
+        let storno = storage::StornoDocument { id: storno_id, xml };
+        let allowed = |delivered_at: chrono::NaiveDateTime| {
+            let sent_on = berlin_today(delivered_at.and_utc());
+            today <= add_working_days(land, sent_on, STORNO_WORKING_DAYS)
+        };
+        storage::cancel(conn, &actor, id, &storno, &allowed).map(Ok)
+    })
+    .await?
+}
+
+/// A delivered eAU may be cancelled within this many working days (TA P6-04).
+pub const STORNO_WORKING_DAYS: u32 = 120;

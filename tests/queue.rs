@@ -259,3 +259,143 @@ async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_d
         "the error answer is kept in the history"
     );
 }
+
+async fn cancel(app: &common::TestApp, id: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/certificates/{id}/cancel")))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn app_with_insurer() -> (common::TestApp, FakeInsurer) {
+    let app = common::TestApp::spawn().await;
+    let (insurer, server) = FakeInsurer::start(0).unwrap();
+    tokio::spawn(server);
+    storage::upsert_destination(
+        &mut app.db.conn().unwrap(),
+        &DestinationConfig {
+            ik: IK.into(),
+            name: "AOK".into(),
+            push_url: Some(insurer.push_url()),
+            health_url: Some(insurer.health_url()),
+            auth_header: None,
+        },
+    )
+    .unwrap();
+    (app, insurer)
+}
+
+async fn drain_app(app: &common::TestApp) {
+    let client = PushClient::new(Duration::from_secs(5)).unwrap();
+    for _ in 0..3 {
+        run_once(&app.db, &client, &WorkerSettings::default())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno_behind_it() {
+    let (app, insurer) = app_with_insurer().await;
+    storage::set_paused(&mut app.db.conn().unwrap(), IK, true).unwrap();
+    let unsent = app
+        .post_api(&common::valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let unsent = unsent["id"].as_str().unwrap().to_owned();
+    let r = cancel(&app, &unsent).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "withdrawn"
+    );
+    assert_eq!(cancel(&app, &unsent).await.status(), 409, "twice");
+    storage::set_paused(&mut app.db.conn().unwrap(), IK, false).unwrap();
+    drain_app(&app).await;
+    assert!(insurer.counts().is_empty(), "a withdrawn eAU is never sent");
+
+    let sent = app
+        .post_api(&common::valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let sent = sent["id"].as_str().unwrap().to_owned();
+    drain_app(&app).await;
+    let r = cancel(&app, &sent).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "storno_queued"
+    );
+    drain_app(&app).await;
+    let counts = insurer.counts();
+    assert_eq!(counts.get(&sent), Some(&1));
+    assert_eq!(
+        counts.len(),
+        2,
+        "the Storno went with its own UUID: {counts:?}"
+    );
+    assert_eq!(
+        storage::states(&mut app.db.conn().unwrap()).unwrap(),
+        [("delivered".to_string(), 2), ("withdrawn".to_string(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_storno_never_overtakes_its_eau_and_expires_after_120_working_days() {
+    use diesel::connection::SimpleConnection;
+    let (app, insurer) = app_with_insurer().await;
+    let id = app
+        .post_api(&common::valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = id["id"].as_str().unwrap().to_owned();
+    // A worker has claimed the eAU (in flight) when staff cancel.
+    let claimed = storage::claim_due(
+        &mut app.db.conn().unwrap(),
+        chrono::Duration::seconds(60),
+        10,
+    )
+    .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let r = cancel(&app, &id).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "storno_queued"
+    );
+    let again = storage::claim_due(
+        &mut app.db.conn().unwrap(),
+        chrono::Duration::seconds(60),
+        10,
+    )
+    .unwrap();
+    assert!(
+        again.is_empty(),
+        "the Storno waits while its eAU is not delivered"
+    );
+    assert!(insurer.counts().is_empty());
+
+    // Another certificate, delivered long ago: too late for a Storno.
+    let old = app
+        .post_api(&common::valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let old = old["id"].as_str().unwrap().to_owned();
+    app.db
+        .conn()
+        .unwrap()
+        .batch_execute(&format!(
+            "UPDATE deliveries SET state = 'delivered', delivered_at = '2025-01-02 10:00:00' WHERE certificate_id = '{old}'"
+        ))
+        .unwrap();
+    let r = cancel(&app, &old).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("120 Werktagen"));
+}

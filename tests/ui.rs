@@ -469,3 +469,27 @@ async fn metrics_show_latency_backlog_and_destinations_without_personal_data() {
     assert!(m.contains("au_relay_destination_up{ik=\"109500969\",breaker=\"closed\""));
     assert!(!m.contains("A123456780") && !m.contains("Müller"));
 }
+
+#[tokio::test]
+async fn staff_cancel_a_certificate_after_confirming() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let r = app.post_api(&common::valid_body()).await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/certificates/{id}/cancel");
+    let r = post_form(&app, &path, &[("csrf".into(), csrf.clone())]).await;
+    assert_eq!(r.status(), 422, "without the confirmation box");
+    let r = post_form(
+        &app,
+        &path,
+        &[("csrf".into(), csrf), ("confirm".into(), "on".into())],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let page = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(page.contains("Storniert am"));
+    assert!(page.contains("zurückgezogen"));
+}

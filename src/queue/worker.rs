@@ -118,7 +118,7 @@ async fn deliver(
     settings: &WorkerSettings,
     c: Claimed,
 ) -> Result<(), StorageError> {
-    let (answer, took) = match (&c.push_url, &c.fhir_xml, Uuid::parse_str(&c.certificate_id)) {
+    let (answer, took) = match (&c.push_url, &c.fhir_xml, Uuid::parse_str(&c.document_id)) {
         (Some(url), Some(xml), Ok(id)) => {
             push(
                 client,

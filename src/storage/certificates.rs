@@ -238,6 +238,7 @@ pub struct StoredCertificate {
     pub certificate: Certificate,
     pub created_at: NaiveDateTime,
     pub created_by: String,
+    pub cancelled_at: Option<NaiveDateTime>,
 }
 
 /// One certificate of a practice; another practice's id finds nothing.
@@ -246,21 +247,23 @@ pub fn get(
     practice_id: &str,
     id: Uuid,
 ) -> Result<Option<StoredCertificate>> {
-    let row: Option<(String, NaiveDateTime, String)> = certificates::table
+    let row: Option<(String, NaiveDateTime, String, Option<NaiveDateTime>)> = certificates::table
         .filter(certificates::id.eq(id.to_string()))
         .filter(certificates::practice_id.eq(practice_id))
         .select((
             certificates::document,
             certificates::created_at,
             certificates::created_by,
+            certificates::cancelled_at,
         ))
         .first(conn)
         .optional()?;
-    row.map(|(doc, created_at, created_by)| {
+    row.map(|(doc, created_at, created_by, cancelled_at)| {
         Ok(StoredCertificate {
             certificate: serde_json::from_str(&doc)?,
             created_at,
             created_by,
+            cancelled_at,
         })
     })
     .transpose()
@@ -374,4 +377,114 @@ pub fn row_counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64)> {
     let d = super::schema::deliveries::table.count().get_result(conn)?;
     let a = audit_log::table.count().get_result(conn)?;
     Ok((c, d, a))
+}
+
+/// What a cancellation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The eAU had not reached the insurer: withdrawn from the queue.
+    Withdrawn,
+    /// The eAU was delivered (or is being sent): a Storno is queued behind it.
+    StornoQueued,
+    /// Print-only certificate: only marked as cancelled.
+    Marked,
+    AlreadyCancelled,
+    /// More than 120 working days after delivery.
+    TooLate,
+    NotFound,
+}
+
+/// The Storno document prepared for a cancellation.
+#[derive(Debug, Clone)]
+pub struct StornoDocument {
+    pub id: Uuid,
+    pub xml: String,
+}
+
+enum Abort {
+    Outcome(Cancelled),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// Cancels a practice's certificate in one transaction: an unsent eAU is withdrawn; a
+/// delivered one (or one in flight) gets `storno` queued behind it, if `storno_allowed` says
+/// its delivery time is within the deadline. The first statement writes (SQLite lock order).
+pub fn cancel(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    id: Uuid,
+    storno: &StornoDocument,
+    storno_allowed: &dyn Fn(NaiveDateTime) -> bool,
+) -> Result<Cancelled> {
+    use super::schema::deliveries;
+    let key = id.to_string();
+    let result = conn.transaction::<Cancelled, Abort, _>(|c| {
+        let marked = diesel::update(
+            certificates::table
+                .filter(certificates::id.eq(&key))
+                .filter(certificates::practice_id.eq(&actor.practice_id))
+                .filter(certificates::cancelled_at.is_null()),
+        )
+        .set(certificates::cancelled_at.eq(now()))
+        .execute(c)?;
+        if marked == 0 {
+            let exists: i64 = certificates::table
+                .filter(certificates::id.eq(&key))
+                .filter(certificates::practice_id.eq(&actor.practice_id))
+                .count()
+                .get_result(c)?;
+            return Err(Abort::Outcome(if exists == 0 {
+                Cancelled::NotFound
+            } else {
+                Cancelled::AlreadyCancelled
+            }));
+        }
+        let eau: Option<(String, String, String, Option<NaiveDateTime>)> = deliveries::table
+            .filter(deliveries::certificate_id.eq(&key))
+            .filter(deliveries::document_kind.eq(super::DocumentKind::Eau.code()))
+            .select((
+                deliveries::id,
+                deliveries::insurer_ik,
+                deliveries::state,
+                deliveries::delivered_at,
+            ))
+            .first(c)
+            .optional()?;
+        let outcome = match eau {
+            None => Cancelled::Marked,
+            Some((delivery, _, st, _))
+                if st != super::state::DELIVERED && st != super::state::IN_FLIGHT =>
+            {
+                diesel::update(deliveries::table.find(&delivery))
+                    .set(deliveries::state.eq(super::state::WITHDRAWN))
+                    .execute(c)?;
+                Cancelled::Withdrawn
+            }
+            Some((_, ik, _, delivered_at)) => {
+                if delivered_at.is_some_and(|at| !storno_allowed(at)) {
+                    return Err(Abort::Outcome(Cancelled::TooLate));
+                }
+                let storno_id = storno.id.to_string();
+                super::enqueue_storno(c, &key, &actor.practice_id, &ik, &storno_id, &storno.xml)?;
+                Cancelled::StornoQueued
+            }
+        };
+        let detail = match outcome {
+            Cancelled::Withdrawn => "eAU zurückgezogen",
+            Cancelled::StornoQueued => "Storno eingereiht",
+            _ => "",
+        };
+        audit(c, actor, "certificate.cancelled", Some(&key), detail)?;
+        Ok(outcome)
+    });
+    match result {
+        Ok(outcome) | Err(Abort::Outcome(outcome)) => Ok(outcome),
+        Err(Abort::Db(e)) => Err(e.into()),
+    }
 }

@@ -119,7 +119,6 @@ pub fn export_page(
         .inner_join(certificates::table)
         .filter(deliveries::insurer_ik.eq(ik.to_owned()))
         .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT, state::DEAD]))
-        .filter(certificates::fhir_xml.is_not_null())
         .into_boxed();
     if let Some(c) = after {
         q = q.filter(
@@ -130,7 +129,16 @@ pub fn export_page(
                     .and(deliveries::id.gt(c.delivery_id.clone()))),
         );
     }
-    let rows: Vec<(String, NaiveDateTime, String, String, Option<String>)> = q
+    type Row = (
+        String,
+        NaiveDateTime,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = q
         .order((deliveries::created_at, deliveries::id))
         .limit(limit.clamp(1, 1000))
         .select((
@@ -139,21 +147,25 @@ pub fn export_page(
             deliveries::certificate_id,
             deliveries::document_kind,
             certificates::fhir_xml,
+            deliveries::document_id,
+            deliveries::document,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, created_at, document_id, kind, xml)| {
-            Some(ExportItem {
-                cursor: Cursor {
-                    created_at,
-                    delivery_id: id,
-                },
-                document_id,
-                kind,
-                xml: xml?,
-            })
-        })
+        .filter_map(
+            |(id, created_at, certificate_id, kind, certificate_xml, document_id, document)| {
+                Some(ExportItem {
+                    cursor: Cursor {
+                        created_at,
+                        delivery_id: id,
+                    },
+                    document_id: document_id.unwrap_or(certificate_id),
+                    kind,
+                    xml: document.or(certificate_xml)?,
+                })
+            },
+        )
         .collect())
 }
 
@@ -165,7 +177,13 @@ pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) ->
     conn.transaction::<_, StorageError, _>(|c| {
         let open: Vec<String> = deliveries::table
             .filter(deliveries::insurer_ik.eq(ik))
-            .filter(deliveries::certificate_id.eq_any(&ids))
+            .filter(
+                deliveries::document_id
+                    .eq_any(&ids)
+                    .or(deliveries::document_id
+                        .is_null()
+                        .and(deliveries::certificate_id.eq_any(&ids))),
+            )
             .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
             .select(deliveries::id)
             .load(c)?;

@@ -59,6 +59,34 @@ pub fn enqueue(
         .map(drop)
 }
 
+/// Adds a pending Storno delivery carrying its own document. Call inside a transaction.
+pub fn enqueue_storno(
+    conn: &mut AnyConnection,
+    certificate_id: &str,
+    practice_id: &str,
+    insurer_ik: &str,
+    storno_id: &str,
+    xml: &str,
+) -> QueryResult<()> {
+    let at = now();
+    diesel::insert_into(deliveries::table)
+        .values((
+            deliveries::id.eq(Uuid::new_v4().to_string()),
+            deliveries::certificate_id.eq(certificate_id),
+            deliveries::practice_id.eq(practice_id),
+            deliveries::insurer_ik.eq(insurer_ik),
+            deliveries::document_kind.eq(DocumentKind::Storno.code()),
+            deliveries::state.eq(state::PENDING),
+            deliveries::attempts.eq(0),
+            deliveries::next_attempt_at.eq(at),
+            deliveries::created_at.eq(at),
+            deliveries::document_id.eq(storno_id),
+            deliveries::document.eq(xml),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
 /// A delivery as shown to staff.
 #[derive(Debug, Clone, Queryable)]
 pub struct DeliveryRow {
@@ -121,6 +149,8 @@ pub fn backlog(
 pub struct Claimed {
     pub id: String,
     pub certificate_id: String,
+    /// The UUID of the document sent (the certificate's, or the Storno bundle's).
+    pub document_id: String,
     pub insurer_ik: String,
     /// Attempts including this one.
     pub attempts: i32,
@@ -141,6 +171,8 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
        WHERE ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
+           WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
      RETURNING id";
 
@@ -148,6 +180,8 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_unt
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
        WHERE ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
+           WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
        ORDER BY d.created_at, d.id LIMIT ?3) \
      RETURNING id";
 
@@ -180,7 +214,16 @@ pub fn claim_due(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
-    let rows: Vec<(String, String, String, i32, Option<String>)> = deliveries::table
+    type Row = (
+        String,
+        String,
+        String,
+        i32,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::id.eq_any(&ids))
         .order((deliveries::created_at, deliveries::id))
@@ -190,6 +233,8 @@ pub fn claim_due(
             deliveries::insurer_ik,
             deliveries::attempts,
             certificates::fhir_xml,
+            deliveries::document_id,
+            deliveries::document,
         ))
         .load(conn)?;
     let iks: Vec<&String> = rows.iter().map(|r| &r.2).collect();
@@ -204,19 +249,22 @@ pub fn claim_due(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, certificate_id, insurer_ik, attempts, fhir_xml)| {
-            let target = targets.iter().find(|t| t.0 == insurer_ik);
-            Claimed {
-                id,
-                certificate_id,
-                attempts,
-                push_url: target.and_then(|t| t.1.clone()),
-                auth_header: target.and_then(|t| t.2.clone()),
-                outage: target.is_some_and(|t| t.3),
-                insurer_ik,
-                fhir_xml,
-            }
-        })
+        .map(
+            |(id, certificate_id, insurer_ik, attempts, certificate_xml, document_id, document)| {
+                let target = targets.iter().find(|t| t.0 == insurer_ik);
+                Claimed {
+                    id,
+                    document_id: document_id.unwrap_or_else(|| certificate_id.clone()),
+                    certificate_id,
+                    attempts,
+                    push_url: target.and_then(|t| t.1.clone()),
+                    auth_header: target.and_then(|t| t.2.clone()),
+                    outage: target.is_some_and(|t| t.3),
+                    insurer_ik,
+                    fhir_xml: document.or(certificate_xml),
+                }
+            },
+        )
         .collect())
 }
 

@@ -84,6 +84,7 @@ diesel::table! {
         fhir_xml -> Nullable<Text>,
         fhir_sha256 -> Nullable<Text>,
         print_only -> Bool,
+        cancelled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -128,6 +129,8 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamp,
         delivered_at -> Nullable<Timestamp>,
+        document_id -> Nullable<Text>,
+        document -> Nullable<Text>,
     }
 }
 

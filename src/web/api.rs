@@ -21,6 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/certificates/search", web::post().to(search))
             .route("/certificates/{id}", web::get().to(show))
             .route("/certificates/{id}/fhir", web::get().to(show_fhir))
+            .route("/certificates/{id}/cancel", web::post().to(cancel))
             .route("/fhir/eau", web::post().to(import_fhir)),
     );
 }
@@ -320,4 +321,23 @@ async fn show_fhir(
             format!("inline; filename=\"EEAU0_{id}.xml\""),
         ))
         .body(xml))
+}
+
+/// `POST /api/v1/certificates/{id}/cancel`: Storno (or withdrawal of an unsent eAU).
+async fn cancel(
+    client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let actor = Actor {
+        practice_id: client.practice_id,
+        name: "api-token".into(),
+        channel: "api",
+    };
+    let outcome = capture::cancel(&state.db, actor, id)
+        .await
+        .map_err(WebError::from)?;
+    let outcome = super::cancel_outcome(outcome)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id, "outcome": outcome })))
 }

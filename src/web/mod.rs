@@ -62,6 +62,8 @@ pub enum WebError {
     NotFound,
     #[error("Konflikt: {0}")]
     Conflict(&'static str),
+    #[error("{0}")]
+    Rule(&'static str),
     #[error("Zu viele fehlgeschlagene Anmeldungen. Bitte versuchen Sie es in 15 Minuten erneut.")]
     Throttled,
     #[error("Interner Fehler")]
@@ -80,6 +82,7 @@ impl WebError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Rule(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,6 +113,23 @@ impl From<crate::capture::CaptureError> for WebError {
             CaptureError::Storage(e) => Self::Storage(e),
             CaptureError::Document(e) => Self::Internal(e),
         }
+    }
+}
+
+/// The answer to a cancellation, or why there is none.
+pub(crate) fn cancel_outcome(c: crate::storage::Cancelled) -> Result<&'static str, WebError> {
+    use crate::storage::Cancelled;
+    match c {
+        Cancelled::Withdrawn => Ok("withdrawn"),
+        Cancelled::StornoQueued => Ok("storno_queued"),
+        Cancelled::Marked => Ok("cancelled"),
+        Cancelled::AlreadyCancelled => {
+            Err(WebError::Conflict("Bescheinigung ist bereits storniert"))
+        }
+        Cancelled::TooLate => Err(WebError::Rule(
+            "Storno ist nur innerhalb von 120 Werktagen nach dem Versand möglich",
+        )),
+        Cancelled::NotFound => Err(WebError::NotFound),
     }
 }
 

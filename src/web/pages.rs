@@ -29,7 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/certificates", web::post().to(create))
         .route("/certificates/search", web::post().to(search))
         .route("/certificates/new", web::get().to(new_form))
-        .route("/certificates/{id}", web::get().to(detail));
+        .route("/certificates/{id}", web::get().to(detail))
+        .route("/certificates/{id}/cancel", web::post().to(cancel));
 }
 
 pub(super) fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
@@ -508,6 +509,7 @@ struct DetailPage<'a> {
     c: crate::domain::Certificate,
     created_at: chrono::NaiveDateTime,
     created_by: String,
+    cancelled_at: Option<chrono::NaiveDateTime>,
     deliveries: Vec<storage::DeliveryRow>,
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
     attempts: Vec<(String, storage::AttemptRow)>,
@@ -570,6 +572,39 @@ async fn detail(
         c: stored.certificate,
         created_at: stored.created_at,
         created_by: stored.created_by,
+        cancelled_at: stored.cancelled_at,
     };
     html(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    csrf: Option<String>,
+    confirm: Option<String>,
+}
+
+/// Storno from the detail page; needs the confirmation box ticked.
+async fn cancel(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let form: CancelForm = from_form(&body)?;
+    staff.check_csrf(form.csrf.as_deref())?;
+    if form.confirm.is_none() {
+        return Err(WebError::Invalid(vec![FieldError::new(
+            "confirm",
+            "Storno: bitte die Stornierung bestätigen",
+        )]));
+    }
+    let actor = Actor {
+        practice_id: staff.user.practice_id.clone(),
+        name: staff.user.username.clone(),
+        channel: "web",
+    };
+    super::cancel_outcome(capture::cancel(&state.db, actor, id).await?)?;
+    Ok(see_other(&format!("/certificates/{id}")))
 }
