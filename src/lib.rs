@@ -4,5 +4,6 @@ pub mod app;
 pub mod auth;
 pub mod capture;
 pub mod domain;
+pub mod pdf;
 pub mod storage;
 pub mod web;
