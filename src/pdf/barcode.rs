@@ -116,9 +116,7 @@ pub(crate) fn latin9(field: &'static str, value: &str) -> Result<Vec<u8>, PdfErr
             .chars()
             .find(|ch| {
                 let mut buf = [0u8; 4];
-                encoding_rs::ISO_8859_15
-                    .encode(ch.encode_utf8(&mut buf))
-                    .2
+                encoding_rs::ISO_8859_15.encode(ch.encode_utf8(&mut buf)).2
             })
             .unwrap_or('\u{FFFD}');
         return Err(PdfError::NotLatin9 { field, character });
@@ -219,8 +217,7 @@ mod tests {
         let payload = barcode_payload(&c).unwrap();
         let tail = payload.rsplit(|&b| b == b'\t').next().unwrap();
         assert_eq!(
-            tail,
-            b"R\xFCckenschmerz, \xDCbelkeit \xDF \xA4",
+            tail, b"R\xFCckenschmerz, \xDCbelkeit \xDF \xA4",
             "ü = 0xFC, Ü = 0xDC, ß = 0xDF, € = 0xA4 in ISO 8859-15"
         );
     }
@@ -278,7 +275,11 @@ mod tests {
         let symbol = Symbol::encode(&payload).unwrap();
         // start 17 + left indicator 17 + 7 × 17 + right indicator 17 + stop 18
         assert_eq!(symbol.width_modules(), 17 * 10 + 18);
-        assert!((symbol.width_mm() - 48.77).abs() < 0.1, "{}", symbol.width_mm());
+        assert!(
+            (symbol.width_mm() - 48.77).abs() < 0.1,
+            "{}",
+            symbol.width_mm()
+        );
         assert_eq!(crate::pdf::decode::decode_symbol(&symbol), payload);
     }
 }

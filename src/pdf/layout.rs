@@ -298,14 +298,26 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
     }
     let x = LEFT + 1.5;
 
-    c.text(x, 10.3, LABEL, Face::Regular, "Krankenkasse bzw. Kostenträger");
+    c.text(
+        x,
+        10.3,
+        LABEL,
+        Face::Regular,
+        "Krankenkasse bzw. Kostenträger",
+    );
     if let Some(p) = p {
         let wop = p.coverage.wop.as_deref().unwrap_or_default();
         c.text_right(P_RIGHT - 1.5, 14.6, VALUE, Face::Regular, wop);
         c.text_fit(x, 14.6, 66.0, VALUE, Face::Regular, &p.coverage.name);
     }
 
-    c.text(x, 18.3, LABEL, Face::Regular, "Name, Vorname des Versicherten");
+    c.text(
+        x,
+        18.3,
+        LABEL,
+        Face::Regular,
+        "Name, Vorname des Versicherten",
+    );
     c.text_right(P_RIGHT - 1.5, 18.3, LABEL, Face::Regular, "geb. am");
     if let Some(p) = p {
         let birth = date(Some(p.patient.birth_date));
@@ -362,8 +374,21 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
     };
     for (row, top) in [35.0, 43.5].into_iter().enumerate() {
         for (col, left) in cells.into_iter().enumerate() {
-            c.text(left + 1.5, top + 2.2, LABEL, Face::Regular, labels[row][col]);
-            c.text_fit(left + 1.5, top + 6.6, 22.0, VALUE, Face::Regular, &values[row][col]);
+            c.text(
+                left + 1.5,
+                top + 2.2,
+                LABEL,
+                Face::Regular,
+                labels[row][col],
+            );
+            c.text_fit(
+                left + 1.5,
+                top + 6.6,
+                22.0,
+                VALUE,
+                Face::Regular,
+                &values[row][col],
+            );
         }
     }
 }
@@ -371,17 +396,31 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
 fn title_block(c: &mut Canvas<'_>, form: &Form<'_>) {
     c.frame(RIGHT - 8.0, 8.0, 8.0, 8.0, FRAME);
     c.text_center(RIGHT - 8.0, RIGHT, 14.0, 12.0, Face::Bold, "1");
-    let size = c.fit("Arbeitsunfähigkeits-", RIGHT - 10.0 - COL2, 11.0, 7.0, Face::Bold);
+    let size = c.fit(
+        "Arbeitsunfähigkeits-",
+        RIGHT - 10.0 - COL2,
+        11.0,
+        7.0,
+        Face::Bold,
+    );
     c.text(COL2, 12.3, size, Face::Bold, "Arbeitsunfähigkeits-");
     c.text(COL2, 16.6, size, Face::Bold, "bescheinigung");
     let initial = form.cert.map(|c| c.kind.is_initial());
     c.checkbox(COL2, 22.5, 8.0, initial == Some(true), "Erstbescheinigung");
-    c.checkbox(COL2, 27.0, 8.0, initial == Some(false), "Folgebescheinigung");
+    c.checkbox(
+        COL2,
+        27.0,
+        8.0,
+        initial == Some(false),
+        "Folgebescheinigung",
+    );
 }
 
 fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
     let cert = form.cert;
-    let work = cert.and_then(|c| c.cause).is_some_and(Cause::is_work_related);
+    let work = cert
+        .and_then(|c| c.cause)
+        .is_some_and(Cause::is_work_related);
     let d_arzt = cert.is_some_and(|c| c.measures.d_arzt);
     c.checkbox(
         LEFT,
@@ -425,11 +464,23 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
             y += 2.5;
         }
         c.frame(box_x, top, P_RIGHT - box_x, h, THIN);
-        c.text(box_x + 2.0, top + h / 2.0 + 1.5, 9.5, Face::Regular, &date(value));
+        c.text(
+            box_x + 2.0,
+            top + h / 2.0 + 1.5,
+            9.5,
+            Face::Regular,
+            &date(value),
+        );
     }
 
     c.frame(LEFT, 91.0, P_RIGHT - LEFT, 8.0, FRAME);
-    let size = c.fit(form.copy.label(), P_RIGHT - LEFT - 3.0, 8.0, 5.0, Face::Bold);
+    let size = c.fit(
+        form.copy.label(),
+        P_RIGHT - LEFT - 3.0,
+        8.0,
+        5.0,
+        Face::Bold,
+    );
     c.text_center(LEFT, P_RIGHT, 96.2, size, Face::Bold, form.copy.label());
 }
 
@@ -452,12 +503,31 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
         c.text_fit(x, top + 10.5, max, 7.5, Face::Regular, &pr.street);
         let city = format!("{} {}", pr.postal_code, pr.city);
         c.text_fit(x, top + 14.0, max, 7.5, Face::Regular, &city);
-        c.text_fit(x, top + 17.5, max, 7.5, Face::Regular, &format!("Tel. {}", pr.phone));
-        c.text(x, top + 21.0, 7.5, Face::Regular, &format!("BSNR {}", pr.bsnr));
+        c.text_fit(
+            x,
+            top + 17.5,
+            max,
+            7.5,
+            Face::Regular,
+            &format!("Tel. {}", pr.phone),
+        );
+        c.text(
+            x,
+            top + 21.0,
+            7.5,
+            Face::Regular,
+            &format!("BSNR {}", pr.bsnr),
+        );
         let d = p.doctor;
         c.text_fit(x, top + 26.0, max, 8.0, Face::Regular, &d.name);
         c.text_fit(x, top + 29.5, max, 7.0, Face::Regular, &d.specialty);
-        c.text(x, top + 33.0, 7.5, Face::Regular, &format!("LANR {}", d.lanr));
+        c.text(
+            x,
+            top + 33.0,
+            7.5,
+            Face::Regular,
+            &format!("LANR {}", d.lanr),
+        );
     }
     c.line(COL2 + 10.0, top + 40.0, RIGHT - 2.0, top + 40.0, THIN);
     c.text_center(
@@ -499,11 +569,24 @@ fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
         }
     }
     let y = top + 2.0 * cell_h;
-    c.text(LEFT + 1.5, y + 2.2, 5.0, Face::Regular, "Hinweise zur Diagnose");
+    c.text(
+        LEFT + 1.5,
+        y + 2.2,
+        5.0,
+        Face::Regular,
+        "Hinweise zur Diagnose",
+    );
     let hint = cert
         .and_then(|c| c.diagnosis_text.as_deref())
         .unwrap_or_default();
-    c.text_fit(LEFT + 3.0, y + 6.3, RIGHT - LEFT - 5.0, 8.5, Face::Regular, hint);
+    c.text_fit(
+        LEFT + 3.0,
+        y + 6.3,
+        RIGHT - LEFT - 5.0,
+        8.5,
+        Face::Regular,
+        hint,
+    );
 
     let cause = cert.and_then(|c| c.cause);
     let y = top + 3.0 * cell_h + 5.0;
@@ -639,7 +722,13 @@ fn footer(c: &mut Canvas<'_>, form: &Form<'_>) {
         .cert
         .map(|c| c.document_id.to_string())
         .unwrap_or_else(|| "—".to_owned());
-    c.text(LEFT, 202.5, 5.5, Face::Regular, &format!("Dokumenten-ID: {id}"));
+    c.text(
+        LEFT,
+        202.5,
+        5.5,
+        Face::Regular,
+        &format!("Dokumenten-ID: {id}"),
+    );
     c.text_right(
         RIGHT,
         202.5,

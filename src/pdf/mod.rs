@@ -42,7 +42,9 @@ pub enum PdfError {
     #[error("Schrift {0} nicht lesbar")]
     Font(&'static str),
     /// A barcode value has a character that ISO 8859-15 cannot represent.
-    #[error("{field}: Zeichen {character:?} ist im Barcode-Zeichensatz ISO 8859-15 nicht darstellbar")]
+    #[error(
+        "{field}: Zeichen {character:?} ist im Barcode-Zeichensatz ISO 8859-15 nicht darstellbar"
+    )]
     NotLatin9 {
         field: &'static str,
         character: char,
