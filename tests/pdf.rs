@@ -526,6 +526,19 @@ fn write_sample_pdfs() {
         }
         let payload = barcode_payload(&c).unwrap();
         write(&dir, &format!("{name}-kk.payload"), &payload);
+        // The module matrix, top row first, for scripts/pdf-bench-reportlab.py.
+        let symbol = pdf::Symbol::encode(&payload).unwrap();
+        let modules: String = symbol
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&m| if m { '1' } else { '0' })
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        write(&dir, &format!("{name}-kk.modules"), modules.as_bytes());
         let a4 = render(&c, Copy::Kk, PaperSize::A4).unwrap();
         write(&dir, &format!("{name}-kk-a4.pdf"), &a4);
         std::fs::copy(

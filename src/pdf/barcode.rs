@@ -171,8 +171,7 @@ impl Symbol {
         (self.rows.len() as f32 * ROW_HEIGHT_MODULES + 2.0 * QUIET_ZONE_MODULES) * MODULE_MM
     }
 
-    /// Runs of dark modules per row: (row, first module, length). Used to draw one rectangle
-    /// per run instead of one per module.
+    /// Runs of dark modules per row: (row, first module, length).
     pub fn dark_runs(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
         self.rows.iter().enumerate().flat_map(|(r, row)| {
             let mut runs = Vec::new();
@@ -189,6 +188,34 @@ impl Symbol {
             }
             runs
         })
+    }
+
+    /// Dark rectangles to draw: runs that repeat in consecutive rows (start and stop pattern,
+    /// equal codewords) are merged into one taller block. (first row, first module, length,
+    /// rows).
+    pub fn dark_blocks(&self) -> Vec<(usize, usize, usize, usize)> {
+        let mut blocks: Vec<(usize, usize, usize, usize)> = Vec::new();
+        // Index into `blocks` of the block that ends in the previous row, by (start, length).
+        let mut open: std::collections::HashMap<(usize, usize), usize> = Default::default();
+        let mut next_open = std::collections::HashMap::new();
+        let mut current_row = 0;
+        for (r, start, len) in self.dark_runs() {
+            if r != current_row {
+                open = std::mem::take(&mut next_open);
+                current_row = r;
+            }
+            match open.remove(&(start, len)) {
+                Some(i) if blocks[i].0 + blocks[i].3 == r => {
+                    blocks[i].3 += 1;
+                    next_open.insert((start, len), i);
+                }
+                _ => {
+                    blocks.push((r, start, len, 1));
+                    next_open.insert((start, len), blocks.len() - 1);
+                }
+            }
+        }
+        blocks
     }
 }
 
@@ -281,5 +308,23 @@ mod tests {
             symbol.width_mm()
         );
         assert_eq!(crate::pdf::decode::decode_symbol(&symbol), payload);
+    }
+
+    #[test]
+    fn merged_blocks_cover_exactly_the_dark_modules() {
+        let payload = barcode_payload(&samples::full().unwrap()).unwrap();
+        let symbol = Symbol::encode(&payload).unwrap();
+        let mut painted = vec![vec![false; symbol.width_modules()]; symbol.rows.len()];
+        let blocks = symbol.dark_blocks();
+        for &(row, start, len, rows) in &blocks {
+            for line in painted.iter_mut().skip(row).take(rows) {
+                for m in line.iter_mut().skip(start).take(len) {
+                    assert!(!*m, "overlap");
+                    *m = true;
+                }
+            }
+        }
+        assert_eq!(painted, symbol.rows);
+        assert!(blocks.len() < symbol.dark_runs().count() * 9 / 10);
     }
 }

@@ -7,8 +7,8 @@ use printpdf::{FontId, ParsedFont};
 
 use super::PdfError;
 
-const REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-const BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold.ttf");
+const REGULAR: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Latin.ttf");
+const BOLD: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-Bold-Latin.ttf");
 
 pub(crate) struct Fonts {
     pub regular: ParsedFont,

@@ -4,7 +4,8 @@
 
 use chrono::NaiveDate;
 use printpdf::{
-    Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point, Pt, Rect, TextItem,
+    CurTransMat, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point, Pt, Rect,
+    TextItem,
 };
 
 use super::barcode::{Symbol, MODULE_MM, QUIET_ZONE_MODULES, ROW_HEIGHT_MODULES};
@@ -228,25 +229,37 @@ impl Canvas<'_> {
     }
 
     /// The PDF417 with its quiet zone, top left corner at (x, y) in layout mm. Positions
-    /// follow the paper scale, the modules keep their physical size (10 mil).
+    /// follow the paper scale, the modules keep their physical size (10 mil). The modules are
+    /// drawn in a coordinate system of one unit per module and row, so every rectangle is a
+    /// few small integers in the content stream.
     fn barcode(&mut self, x: f32, y: f32, symbol: &Symbol) {
         let qz = QUIET_ZONE_MODULES * MODULE_MM;
-        let row_h = ROW_HEIGHT_MODULES * MODULE_MM;
-        let left = x * self.scale + qz;
-        let top = y * self.scale + qz;
-        let mut ops = Vec::with_capacity(symbol.rows.len() * 40);
-        for (row, start, len) in symbol.dark_runs() {
-            let rect = Rect {
-                x: Mm(left + start as f32 * MODULE_MM).into_pt(),
-                y: Mm(self.page_h - top - (row as f32 + 1.0) * row_h).into_pt(),
-                width: Mm(len as f32 * MODULE_MM).into_pt(),
-                height: Mm(row_h).into_pt(),
-                mode: Some(PaintMode::Fill),
-                winding_order: None,
-            };
-            ops.push(Op::DrawRectangle { rectangle: rect });
-        }
-        self.ops.extend(ops);
+        let left = Mm(x * self.scale + qz).into_pt().0;
+        let top = Mm(self.page_h - y * self.scale - qz).into_pt().0;
+        let module = Mm(MODULE_MM).into_pt().0;
+        let row = Mm(ROW_HEIGHT_MODULES * MODULE_MM).into_pt().0;
+        self.ops.extend([
+            Op::SaveGraphicsState,
+            Op::SetTransformationMatrix {
+                matrix: CurTransMat::Raw([module, 0.0, 0.0, -row, left, top]),
+            },
+        ]);
+        let blocks = symbol.dark_blocks();
+        self.ops.extend(
+            blocks
+                .into_iter()
+                .map(|(r, start, len, rows)| Op::DrawRectangle {
+                    rectangle: Rect {
+                        x: Pt(start as f32),
+                        y: Pt(r as f32),
+                        width: Pt(len as f32),
+                        height: Pt(rows as f32),
+                        mode: Some(PaintMode::Fill),
+                        winding_order: None,
+                    },
+                }),
+        );
+        self.ops.push(Op::RestoreGraphicsState);
     }
 }
 

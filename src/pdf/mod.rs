@@ -49,6 +49,9 @@ pub enum PdfError {
         field: &'static str,
         character: char,
     },
+    /// Serialising the document failed (in memory; a defect, not bad input).
+    #[error("PDF schreiben: {0}")]
+    Write(String),
     /// The PDF417 encoder refused the content.
     #[error("PDF417: {0}")]
     Barcode(String),
@@ -231,9 +234,41 @@ fn document<'a>(
         .map(|form| PdfPage::new(Mm(w), Mm(h), layout::draw(&form, fonts, &ids, paper)))
         .collect();
     doc.with_pages(pages);
+    // printpdf's own `optimize` compresses every stream with zlib level 9, which is more than
+    // half of the time of a page; level 1 (fast) costs a few KB and saves most of the time (BENCHMARKS.md).
     let options = PdfSaveOptions {
+        optimize: false,
         subset_fonts: true,
         ..PdfSaveOptions::default()
     };
-    Ok(doc.save(&options, &mut Vec::new()))
+    let mut lo = doc.to_lopdf_document(&options, &mut Vec::new());
+    for object in lo.objects.values_mut() {
+        let Ok(stream) = object.as_stream_mut() else {
+            continue;
+        };
+        if !stream.allows_compression || stream.dict.get(b"Filter").is_ok() {
+            continue;
+        }
+        let compressed = deflate(&stream.content)?;
+        if compressed.len() + 19 < stream.content.len() {
+            stream.dict.set("Filter", "FlateDecode");
+            stream.set_content(compressed);
+        }
+    }
+    let mut out = Vec::with_capacity(64 * 1024);
+    lo.save_to(&mut out)
+        .map_err(|e| PdfError::Write(e.to_string()))?;
+    Ok(out)
+}
+
+fn deflate(bytes: &[u8]) -> Result<Vec<u8>, PdfError> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(bytes.len() / 2),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(bytes)
+        .map_err(|e| PdfError::Write(e.to_string()))?;
+    encoder.finish().map_err(|e| PdfError::Write(e.to_string()))
 }
