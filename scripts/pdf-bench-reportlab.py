@@ -17,6 +17,7 @@ Needs: pip install reportlab
 """
 
 import io
+import pathlib
 import statistics
 import sys
 import time
@@ -26,9 +27,9 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
-FONT_DIR = "assets/fonts"
-pdfmetrics.registerFont(TTFont("DejaVu", f"{FONT_DIR}/DejaVuSans.ttf"))
-pdfmetrics.registerFont(TTFont("DejaVuBold", f"{FONT_DIR}/DejaVuSans-Bold.ttf"))
+FONT_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "fonts"
+pdfmetrics.registerFont(TTFont("DejaVu", str(FONT_DIR / "DejaVuSans-Latin.ttf")))
+pdfmetrics.registerFont(TTFont("DejaVuBold", str(FONT_DIR / "DejaVuSans-Bold-Latin.ttf")))
 
 PAGE_W, PAGE_H = 148.0, 210.0
 LEFT, RIGHT, P_RIGHT, COL2 = 8.0, 140.0, 84.0, 88.0
