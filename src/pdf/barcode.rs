@@ -194,24 +194,34 @@ impl Symbol {
     /// equal codewords) are merged into one taller block. (first row, first module, length,
     /// rows).
     pub fn dark_blocks(&self) -> Vec<(usize, usize, usize, usize)> {
-        let mut blocks: Vec<(usize, usize, usize, usize)> = Vec::new();
-        // Index into `blocks` of the block that ends in the previous row, by (start, length).
-        let mut open: std::collections::HashMap<(usize, usize), usize> = Default::default();
-        let mut next_open = std::collections::HashMap::new();
+        let mut blocks: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(1024);
+        // Blocks that reach down to the previous row, as indices into `blocks`, sorted by start
+        // module (runs within a row come in ascending order).
+        let mut open: Vec<usize> = Vec::new();
+        let mut next: Vec<usize> = Vec::new();
         let mut current_row = 0;
+        let mut cursor = 0;
         for (r, start, len) in self.dark_runs() {
             if r != current_row {
-                open = std::mem::take(&mut next_open);
+                open = std::mem::take(&mut next);
                 current_row = r;
+                cursor = 0;
             }
-            match open.remove(&(start, len)) {
-                Some(i) if blocks[i].0 + blocks[i].3 == r => {
+            while cursor < open.len() && blocks[open[cursor]].1 < start {
+                cursor += 1;
+            }
+            let continued = open.get(cursor).copied().filter(|&i| {
+                let b = blocks[i];
+                b.1 == start && b.2 == len && b.0 + b.3 == r
+            });
+            match continued {
+                Some(i) => {
                     blocks[i].3 += 1;
-                    next_open.insert((start, len), i);
+                    next.push(i);
                 }
-                _ => {
+                None => {
                     blocks.push((r, start, len, 1));
-                    next_open.insert((start, len), blocks.len() - 1);
+                    next.push(blocks.len() - 1);
                 }
             }
         }
