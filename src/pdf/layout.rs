@@ -1,0 +1,759 @@
+//! Muster 1 box by box (DOMAIN.md §5.1), drawn on an A5 grid in mm from the top left corner and
+//! scaled onto the paper. Labels are DejaVu Sans 5–7 pt, values 8–10 pt, checkboxes are the
+//! glyphs ☐/☒ (as in the KBV stylesheets), so they survive copy and text extraction.
+
+use chrono::NaiveDate;
+use printpdf::{
+    CurTransMat, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point, Pt, Rect,
+    TextItem,
+};
+
+use super::barcode::{Symbol, MODULE_MM, QUIET_ZONE_MODULES, ROW_HEIGHT_MODULES};
+use super::fonts::{text_width_mm, FontIds, Fonts};
+use super::{Copy, PaperSize};
+use crate::domain::{Cause, Certificate, Coverage, Doctor, Patient, Practice};
+
+/// What goes on one page.
+pub(crate) struct Form<'a> {
+    pub copy: Copy,
+    pub parties: Option<Parties<'a>>,
+    pub cert: Option<&'a Certificate>,
+    pub barcode: Option<&'a Symbol>,
+}
+
+/// Personalienfeld and stamp data.
+#[derive(Clone, Copy)]
+pub(crate) struct Parties<'a> {
+    pub patient: &'a Patient,
+    pub coverage: &'a Coverage,
+    pub practice: &'a Practice,
+    pub doctor: &'a Doctor,
+}
+
+impl<'a> Parties<'a> {
+    pub fn of(c: &'a Certificate) -> Self {
+        Self {
+            patient: &c.patient,
+            coverage: &c.coverage,
+            practice: &c.practice,
+            doctor: &c.doctor,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Face {
+    Regular,
+    Bold,
+}
+
+const LEFT: f32 = 8.0;
+const RIGHT: f32 = 140.0;
+/// Right edge of the Personalienfeld.
+const P_RIGHT: f32 = 84.0;
+/// Left edge of the right column (title, barcode, stamp).
+const COL2: f32 = 88.0;
+const LABEL: f32 = 5.5;
+const VALUE: f32 = 8.5;
+const THIN: f32 = 0.4;
+const FRAME: f32 = 0.8;
+
+struct Canvas<'a> {
+    ops: Vec<Op>,
+    scale: f32,
+    page_h: f32,
+    fonts: &'a Fonts,
+    ids: &'a FontIds,
+}
+
+impl Canvas<'_> {
+    fn pt_x(&self, x: f32) -> Pt {
+        Mm(x * self.scale).into_pt()
+    }
+
+    fn pt_y(&self, y: f32) -> Pt {
+        Mm(self.page_h - y * self.scale).into_pt()
+    }
+
+    fn font(&self, face: Face) -> &ParsedFont {
+        match face {
+            Face::Regular => &self.fonts.regular,
+            Face::Bold => &self.fonts.bold,
+        }
+    }
+
+    /// Width in layout mm.
+    fn width(&self, text: &str, size: f32, face: Face) -> f32 {
+        text_width_mm(self.font(face), text, size)
+    }
+
+    /// Text with its baseline at `y`.
+    fn text(&mut self, x: f32, y: f32, size: f32, face: Face, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        let font = match face {
+            Face::Regular => self.ids.regular.clone(),
+            Face::Bold => self.ids.bold.clone(),
+        };
+        let pos = Point {
+            x: self.pt_x(x),
+            y: self.pt_y(y),
+        };
+        self.ops.extend([
+            Op::StartTextSection,
+            Op::SetFont {
+                font: PdfFontHandle::External(font),
+                size: Pt(size * self.scale),
+            },
+            Op::SetTextCursor { pos },
+            Op::ShowText {
+                items: vec![TextItem::Text(text.to_owned())],
+            },
+            Op::EndTextSection,
+        ]);
+    }
+
+    fn text_right(&mut self, right: f32, y: f32, size: f32, face: Face, text: &str) {
+        let w = self.width(text, size, face);
+        self.text(right - w, y, size, face, text);
+    }
+
+    fn text_center(&mut self, left: f32, right: f32, y: f32, size: f32, face: Face, text: &str) {
+        let w = self.width(text, size, face);
+        self.text(left + (right - left - w) / 2.0, y, size, face, text);
+    }
+
+    /// The largest size ≤ `size` (down to `min`) at which `text` fits into `max_w`.
+    fn fit(&self, text: &str, max_w: f32, size: f32, min: f32, face: Face) -> f32 {
+        let w = self.width(text, size, face);
+        if w <= max_w || w <= 0.0 {
+            size
+        } else {
+            (size * max_w / w).max(min)
+        }
+    }
+
+    fn text_fit(&mut self, x: f32, y: f32, max_w: f32, size: f32, face: Face, text: &str) {
+        let s = self.fit(text, max_w, size, 4.5, face);
+        self.text(x, y, s, face, text);
+    }
+
+    /// Greedy word wrap.
+    fn wrap(&self, text: &str, max_w: f32, size: f32, face: Face) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        for word in text.split_whitespace() {
+            let candidate = if line.is_empty() {
+                word.to_owned()
+            } else {
+                format!("{line} {word}")
+            };
+            if !line.is_empty() && self.width(&candidate, size, face) > max_w {
+                lines.push(std::mem::replace(&mut line, word.to_owned()));
+            } else {
+                line = candidate;
+            }
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Wrapped paragraph; returns the baseline after the last line.
+    fn paragraph(&mut self, x: f32, y: f32, max_w: f32, size: f32, face: Face, text: &str) -> f32 {
+        let lead = size * 0.3528 * 1.3;
+        let mut y = y;
+        for line in self.wrap(text, max_w, size, face) {
+            self.text(x, y, size, face, &line);
+            y += lead;
+        }
+        y
+    }
+
+    fn line(&mut self, x1: f32, y1: f32, x2: f32, y2: f32, width_pt: f32) {
+        let points = vec![
+            LinePoint {
+                p: Point {
+                    x: self.pt_x(x1),
+                    y: self.pt_y(y1),
+                },
+                bezier: false,
+            },
+            LinePoint {
+                p: Point {
+                    x: self.pt_x(x2),
+                    y: self.pt_y(y2),
+                },
+                bezier: false,
+            },
+        ];
+        self.ops.extend([
+            Op::SetOutlineThickness {
+                pt: Pt(width_pt * self.scale),
+            },
+            Op::DrawLine {
+                line: Line {
+                    points,
+                    is_closed: false,
+                },
+            },
+        ]);
+    }
+
+    fn frame(&mut self, x: f32, y: f32, w: f32, h: f32, width_pt: f32) {
+        let rect = Rect {
+            x: self.pt_x(x),
+            y: self.pt_y(y + h),
+            width: Mm(w * self.scale).into_pt(),
+            height: Mm(h * self.scale).into_pt(),
+            mode: Some(PaintMode::Stroke),
+            winding_order: None,
+        };
+        self.ops.extend([
+            Op::SetOutlineThickness {
+                pt: Pt(width_pt * self.scale),
+            },
+            Op::DrawRectangle { rectangle: rect },
+        ]);
+    }
+
+    /// "☒ label" or "☐ label"; returns the x after the label.
+    fn checkbox(&mut self, x: f32, y: f32, size: f32, checked: bool, label: &str) -> f32 {
+        let mark = if checked { "☒" } else { "☐" };
+        self.text(x, y, size + 1.5, Face::Regular, mark);
+        let lx = x + self.width(mark, size + 1.5, Face::Regular) + 1.0;
+        self.text(lx, y, size, Face::Regular, label);
+        lx + self.width(label, size, Face::Regular)
+    }
+
+    /// The PDF417 with its quiet zone, top left corner at (x, y) in layout mm. Positions
+    /// follow the paper scale, the modules keep their physical size (10 mil). The modules are
+    /// drawn in a coordinate system of one unit per module and row, so every rectangle is a
+    /// few small integers in the content stream.
+    fn barcode(&mut self, x: f32, y: f32, symbol: &Symbol) {
+        let qz = QUIET_ZONE_MODULES * MODULE_MM;
+        let left = Mm(x * self.scale + qz).into_pt().0;
+        let top = Mm(self.page_h - y * self.scale - qz).into_pt().0;
+        let module = Mm(MODULE_MM).into_pt().0;
+        let row = Mm(ROW_HEIGHT_MODULES * MODULE_MM).into_pt().0;
+        self.ops.extend([
+            Op::SaveGraphicsState,
+            Op::SetTransformationMatrix {
+                matrix: CurTransMat::Raw([module, 0.0, 0.0, -row, left, top]),
+            },
+        ]);
+        let blocks = symbol.dark_blocks();
+        self.ops.extend(
+            blocks
+                .into_iter()
+                .map(|(r, start, len, rows)| Op::DrawRectangle {
+                    rectangle: Rect {
+                        x: Pt(start as f32),
+                        y: Pt(r as f32),
+                        width: Pt(len as f32),
+                        height: Pt(rows as f32),
+                        mode: Some(PaintMode::Fill),
+                        winding_order: None,
+                    },
+                }),
+        );
+        self.ops.push(Op::RestoreGraphicsState);
+    }
+}
+
+fn date(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.format("%d.%m.%Y").to_string())
+        .unwrap_or_default()
+}
+
+/// The operations of one page.
+pub(crate) fn draw(form: &Form<'_>, fonts: &Fonts, ids: &FontIds, paper: PaperSize) -> Vec<Op> {
+    let (_, page_h) = paper.size_mm();
+    let mut c = Canvas {
+        ops: Vec::with_capacity(600),
+        scale: paper.scale(),
+        page_h,
+        fonts,
+        ids,
+    };
+    personalienfeld(&mut c, form);
+    title_block(&mut c, form);
+    if let Some(symbol) = form.barcode {
+        c.barcode(COL2 - 0.5, 30.0, symbol);
+    }
+    dates_block(&mut c, form);
+    stamp(&mut c, form);
+    if form.copy.shows_diagnoses() {
+        let y = diagnoses_block(&mut c, form.cert);
+        let y = krankengeld_block(&mut c, form.cert, y);
+        match form.copy {
+            Copy::V => patient_notice(&mut c, form.cert, y),
+            _ => insurer_notice(&mut c, y),
+        }
+    } else {
+        employer_notice(&mut c);
+    }
+    footer(&mut c, form);
+    c.ops
+}
+
+fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
+    let p = form.parties;
+    let w = P_RIGHT - LEFT;
+    c.frame(LEFT, 8.0, w, 44.0, FRAME);
+    c.line(LEFT, 16.0, P_RIGHT, 16.0, THIN);
+    c.line(LEFT, 35.0, P_RIGHT, 35.0, THIN);
+    c.line(LEFT, 43.5, P_RIGHT, 43.5, THIN);
+    for x in [32.0, 60.0] {
+        c.line(x, 35.0, x, 52.0, THIN);
+    }
+    let x = LEFT + 1.5;
+
+    c.text(
+        x,
+        10.3,
+        LABEL,
+        Face::Regular,
+        "Krankenkasse bzw. Kostenträger",
+    );
+    if let Some(p) = p {
+        let wop = p.coverage.wop.as_deref().unwrap_or_default();
+        c.text_right(P_RIGHT - 1.5, 14.6, VALUE, Face::Regular, wop);
+        c.text_fit(x, 14.6, 66.0, VALUE, Face::Regular, &p.coverage.name);
+    }
+
+    c.text(
+        x,
+        18.3,
+        LABEL,
+        Face::Regular,
+        "Name, Vorname des Versicherten",
+    );
+    c.text_right(P_RIGHT - 1.5, 18.3, LABEL, Face::Regular, "geb. am");
+    if let Some(p) = p {
+        let birth = date(Some(p.patient.birth_date));
+        c.text_right(P_RIGHT - 1.5, 21.8, VALUE, Face::Regular, &birth);
+        let name_w = P_RIGHT - 3.0 - c.width(&birth, VALUE, Face::Regular) - x;
+        let full = p.patient.display_name();
+        let mut y = 21.8;
+        if c.width(&full, VALUE, Face::Regular) <= name_w {
+            c.text(x, y, VALUE, Face::Regular, &full);
+        } else {
+            c.text_fit(
+                x,
+                y,
+                name_w,
+                VALUE,
+                Face::Regular,
+                &format!("{},", p.patient.last_name),
+            );
+            y += 3.5;
+            c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &p.patient.first_name);
+        }
+        y += 3.5;
+        let street = format!("{} {}", p.patient.street, p.patient.house_number);
+        c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &street);
+        y += 3.5;
+        let city = format!("{} {}", p.patient.postal_code, p.patient.city);
+        c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &city);
+    }
+
+    let cells = [LEFT, 32.0, 60.0];
+    let labels = [
+        ["Kostenträgerkennung", "Versicherten-Nr.", "Status"],
+        ["Betriebsstätten-Nr.", "Arzt-Nr.", "Datum"],
+    ];
+    let values: [[String; 3]; 2] = match p {
+        Some(p) => [
+            [
+                p.coverage.ik.as_str().to_owned(),
+                p.patient.insured_number().to_owned(),
+                format!(
+                    "{} {} {}",
+                    p.coverage.insured_type.code(),
+                    p.coverage.special_group,
+                    p.coverage.dmp
+                ),
+            ],
+            [
+                p.practice.bsnr.as_str().to_owned(),
+                p.doctor.lanr.as_str().to_owned(),
+                date(form.cert.map(|c| c.issued_on)),
+            ],
+        ],
+        None => Default::default(),
+    };
+    for (row, top) in [35.0, 43.5].into_iter().enumerate() {
+        for (col, left) in cells.into_iter().enumerate() {
+            c.text(
+                left + 1.5,
+                top + 2.2,
+                LABEL,
+                Face::Regular,
+                labels[row][col],
+            );
+            c.text_fit(
+                left + 1.5,
+                top + 6.6,
+                22.0,
+                VALUE,
+                Face::Regular,
+                &values[row][col],
+            );
+        }
+    }
+}
+
+fn title_block(c: &mut Canvas<'_>, form: &Form<'_>) {
+    c.frame(RIGHT - 8.0, 8.0, 8.0, 8.0, FRAME);
+    c.text_center(RIGHT - 8.0, RIGHT, 14.0, 12.0, Face::Bold, "1");
+    let size = c.fit(
+        "Arbeitsunfähigkeits-",
+        RIGHT - 10.0 - COL2,
+        11.0,
+        7.0,
+        Face::Bold,
+    );
+    c.text(COL2, 12.3, size, Face::Bold, "Arbeitsunfähigkeits-");
+    c.text(COL2, 16.6, size, Face::Bold, "bescheinigung");
+    let initial = form.cert.map(|c| c.kind.is_initial());
+    c.checkbox(COL2, 22.5, 8.0, initial == Some(true), "Erstbescheinigung");
+    c.checkbox(
+        COL2,
+        27.0,
+        8.0,
+        initial == Some(false),
+        "Folgebescheinigung",
+    );
+}
+
+fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
+    let cert = form.cert;
+    let work = cert
+        .and_then(|c| c.cause)
+        .is_some_and(Cause::is_work_related);
+    let d_arzt = cert.is_some_and(|c| c.measures.d_arzt);
+    c.checkbox(
+        LEFT,
+        57.5,
+        7.0,
+        work,
+        "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit",
+    );
+    c.checkbox(LEFT, 62.0, 7.0, d_arzt, "dem Durchgangsarzt zugewiesen");
+
+    let box_x = 58.0;
+    let rows: [(f32, f32, &[&str], Option<NaiveDate>); 3] = [
+        (
+            64.5,
+            6.0,
+            &["arbeitsunfähig seit"],
+            cert.and_then(|c| c.period.since),
+        ),
+        (
+            72.0,
+            8.0,
+            &[
+                "voraussichtlich arbeitsunfähig bis",
+                "einschließlich oder letzter Tag der",
+                "Arbeitsunfähigkeit",
+            ],
+            cert.map(|c| c.period.until),
+        ),
+        (
+            81.5,
+            6.0,
+            &["festgestellt am"],
+            cert.map(|c| c.period.determined_on),
+        ),
+    ];
+    for (top, h, label, value) in rows {
+        let n = label.len() as f32;
+        let mut y = top + h / 2.0 - (n - 1.0) * 1.25 + 0.9;
+        for line in label {
+            c.text(LEFT, y, 6.5, Face::Regular, line);
+            y += 2.5;
+        }
+        c.frame(box_x, top, P_RIGHT - box_x, h, THIN);
+        c.text(
+            box_x + 2.0,
+            top + h / 2.0 + 1.5,
+            9.5,
+            Face::Regular,
+            &date(value),
+        );
+    }
+
+    c.frame(LEFT, 91.0, P_RIGHT - LEFT, 8.0, FRAME);
+    let size = c.fit(
+        form.copy.label(),
+        P_RIGHT - LEFT - 3.0,
+        8.0,
+        5.0,
+        Face::Bold,
+    );
+    c.text_center(LEFT, P_RIGHT, 96.2, size, Face::Bold, form.copy.label());
+}
+
+fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
+    let top = 55.0;
+    let w = RIGHT - COL2;
+    c.frame(COL2, top, w, 44.0, THIN);
+    c.text(
+        COL2 + 1.5,
+        top + 2.5,
+        LABEL,
+        Face::Regular,
+        "Vertragsarztstempel / Unterschrift des Arztes",
+    );
+    if let Some(p) = form.parties {
+        let x = COL2 + 2.0;
+        let max = w - 4.0;
+        let pr = p.practice;
+        c.text_fit(x, top + 7.0, max, 8.0, Face::Bold, &pr.name);
+        c.text_fit(x, top + 10.5, max, 7.5, Face::Regular, &pr.street);
+        let city = format!("{} {}", pr.postal_code, pr.city);
+        c.text_fit(x, top + 14.0, max, 7.5, Face::Regular, &city);
+        c.text_fit(
+            x,
+            top + 17.5,
+            max,
+            7.5,
+            Face::Regular,
+            &format!("Tel. {}", pr.phone),
+        );
+        c.text(
+            x,
+            top + 21.0,
+            7.5,
+            Face::Regular,
+            &format!("BSNR {}", pr.bsnr),
+        );
+        let d = p.doctor;
+        c.text_fit(x, top + 26.0, max, 8.0, Face::Regular, &d.name);
+        c.text_fit(x, top + 29.5, max, 7.0, Face::Regular, &d.specialty);
+        c.text(
+            x,
+            top + 33.0,
+            7.5,
+            Face::Regular,
+            &format!("LANR {}", d.lanr),
+        );
+    }
+    c.line(COL2 + 10.0, top + 40.0, RIGHT - 2.0, top + 40.0, THIN);
+    c.text_center(
+        COL2 + 10.0,
+        RIGHT - 2.0,
+        top + 42.3,
+        5.0,
+        Face::Regular,
+        "Unterschrift des Arztes",
+    );
+}
+
+/// Diagnoses, cause and measures (KK and V only); returns the next free y.
+fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
+    c.text(
+        LEFT,
+        106.0,
+        7.5,
+        Face::Bold,
+        "AU-begründende Diagnose(n) (ICD-10)",
+    );
+    let cell_w = (RIGHT - LEFT) / 3.0;
+    let top = 108.0;
+    let cell_h = 7.5;
+    c.frame(LEFT, top, RIGHT - LEFT, 3.0 * cell_h, THIN);
+    for i in 1..3 {
+        let y = top + i as f32 * cell_h;
+        c.line(LEFT, y, RIGHT, y, THIN);
+        let x = LEFT + i as f32 * cell_w;
+        c.line(x, top, x, top + 2.0 * cell_h, THIN);
+    }
+    let diagnoses = cert.map(|c| c.diagnoses.as_slice()).unwrap_or_default();
+    for i in 0..6 {
+        let x = LEFT + (i % 3) as f32 * cell_w;
+        let y = top + (i / 3) as f32 * cell_h;
+        c.text(x + 1.5, y + 2.2, 5.0, Face::Regular, "ICD-10 - Code");
+        if let Some(d) = diagnoses.get(i) {
+            c.text(x + 3.0, y + 6.3, 10.0, Face::Regular, &d.to_string());
+        }
+    }
+    let y = top + 2.0 * cell_h;
+    c.text(
+        LEFT + 1.5,
+        y + 2.2,
+        5.0,
+        Face::Regular,
+        "Hinweise zur Diagnose",
+    );
+    let hint = cert
+        .and_then(|c| c.diagnosis_text.as_deref())
+        .unwrap_or_default();
+    c.text_fit(
+        LEFT + 3.0,
+        y + 6.3,
+        RIGHT - LEFT - 5.0,
+        8.5,
+        Face::Regular,
+        hint,
+    );
+
+    let cause = cert.and_then(|c| c.cause);
+    let y = top + 3.0 * cell_h + 5.0;
+    c.checkbox(
+        LEFT,
+        y,
+        7.0,
+        cause == Some(Cause::Accident),
+        "sonstiger Unfall, Unfallfolgen",
+    );
+    c.checkbox(
+        76.0,
+        y,
+        7.0,
+        cause == Some(Cause::Ser),
+        "Versorgungsleiden (z. B. SER)",
+    );
+
+    let m = cert.map(|c| &c.measures);
+    let y = y + 5.5;
+    c.text_fit(
+        LEFT,
+        y,
+        RIGHT - LEFT,
+        6.5,
+        Face::Regular,
+        "Es wird die Einleitung folgender besonderer Maßnahmen durch die Krankenkasse für erforderlich gehalten:",
+    );
+    let y = y + 4.3;
+    c.checkbox(
+        LEFT,
+        y,
+        7.0,
+        m.is_some_and(|m| m.rehabilitation),
+        "Leistungen zur medizinischen Rehabilitation",
+    );
+    c.checkbox(
+        76.0,
+        y,
+        7.0,
+        m.is_some_and(|m| m.reintegration),
+        "stufenweise Wiedereingliederung",
+    );
+    let y = y + 4.5;
+    let other = m.and_then(|m| m.other.as_deref());
+    let x = c.checkbox(LEFT, y, 7.0, other.is_some(), "Sonstige:");
+    c.line(x + 1.0, y + 0.8, RIGHT, y + 0.8, 0.3);
+    c.text_fit(
+        x + 2.0,
+        y,
+        RIGHT - x - 3.0,
+        8.0,
+        Face::Regular,
+        other.unwrap_or_default(),
+    );
+    y + 4.0
+}
+
+fn krankengeld_block(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) -> f32 {
+    let h = 11.0;
+    c.frame(LEFT, top, RIGHT - LEFT, h, THIN);
+    c.text(LEFT + 1.5, top + 3.5, 7.0, Face::Bold, "Im Krankengeldfall");
+    let y = top + 8.0;
+    c.checkbox(
+        LEFT + 1.5,
+        y,
+        7.0,
+        cert.is_some_and(|c| c.sick_pay_case),
+        "ab 7. AU-Woche oder sonstiger Krankengeldfall",
+    );
+    c.checkbox(
+        92.0,
+        y,
+        7.0,
+        cert.is_some_and(|c| c.kind.is_final()),
+        "Endbescheinigung",
+    );
+    top + h + 4.0
+}
+
+fn patient_notice(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) {
+    c.text(
+        LEFT,
+        top,
+        7.0,
+        Face::Bold,
+        "Hinweis für Versicherte zum Kranken- und Verletztengeld",
+    );
+    let last_day = cert
+        .map(|c| format!(" (hier: {})", date(Some(c.period.until))))
+        .unwrap_or_default();
+    let text = format!(
+        "Damit Ihr Anspruch auf Krankengeld nicht ruht, muss eine weitere Arbeitsunfähigkeit \
+         spätestens am nächsten Werktag nach dem zuletzt bescheinigten Tag der \
+         Arbeitsunfähigkeit{last_day} ärztlich festgestellt werden; Samstage gelten dabei nicht \
+         als Werktage. Bitte legen Sie die Ausfertigung für die Krankenkasse unverzüglich \
+         Ihrer Krankenkasse vor, wenn die Praxis sie Ihnen mitgegeben hat."
+    );
+    c.paragraph(LEFT, top + 3.5, RIGHT - LEFT, 6.5, Face::Regular, &text);
+}
+
+fn insurer_notice(c: &mut Canvas<'_>, top: f32) {
+    c.paragraph(
+        LEFT,
+        top,
+        RIGHT - LEFT,
+        6.5,
+        Face::Regular,
+        "Ersatzverfahren: Die elektronische Übermittlung an die Krankenkasse war nicht möglich. \
+         Diese Ausfertigung wird vom Arzt unterschrieben und der Krankenkasse auf Papier \
+         zugeleitet (vom Versicherten oder von der Praxis).",
+    );
+}
+
+fn employer_notice(c: &mut Canvas<'_>) {
+    let top = 104.0;
+    c.frame(LEFT, top, RIGHT - LEFT, 17.0, THIN);
+    c.paragraph(
+        LEFT + 2.0,
+        top + 5.0,
+        RIGHT - LEFT - 4.0,
+        7.5,
+        Face::Regular,
+        "Der angegebenen Krankenkasse wird unverzüglich eine Bescheinigung über die \
+         Arbeitsunfähigkeit mit Angaben über die Diagnose sowie die voraussichtliche Dauer \
+         der Arbeitsunfähigkeit übersandt.",
+    );
+}
+
+fn footer(c: &mut Canvas<'_>, form: &Form<'_>) {
+    c.line(LEFT, 199.0, RIGHT, 199.0, THIN);
+    let id = form
+        .cert
+        .map(|c| c.document_id.to_string())
+        .unwrap_or_else(|| "—".to_owned());
+    c.text(
+        LEFT,
+        202.5,
+        5.5,
+        Face::Regular,
+        &format!("Dokumenten-ID: {id}"),
+    );
+    c.text_right(
+        RIGHT,
+        202.5,
+        5.5,
+        Face::Regular,
+        "Muster 1 · Dokumententyp e010 · Dokumentenversion 1.2",
+    );
+    let kind = match (form.cert, form.barcode) {
+        (Some(_), Some(_)) => "Ausdruck im Ersatzverfahren mit Barcode (PDF417)",
+        (Some(_), None) => "Ausdruck",
+        (None, _) => "Vordruck zum Ausfüllen von Hand",
+    };
+    c.text(LEFT, 205.3, 5.5, Face::Regular, kind);
+    c.text_right(RIGHT, 205.3, 5.5, Face::Regular, form.copy.label());
+}

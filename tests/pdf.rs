@@ -1,0 +1,551 @@
+//! Paper copies, checked with the real tools: pdftotext, pdffonts, qpdf, pdftoppm, and rxing
+//! reading the PDF417 back from the rasterised page.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use au_relay::domain::{demo_practice, Certificate};
+use au_relay::pdf::{
+    self, barcode_payload, render, render_blank, render_prefilled, render_set, samples, Copy,
+    PaperSize,
+};
+use rxing::BarcodeFormat;
+
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} not runnable: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn text_of(path: &Path) -> String {
+    tool("pdftotext", &[path.to_str().unwrap(), "-"])
+}
+
+/// pdftotext output with whitespace runs collapsed, for phrases that may wrap.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn d(date: chrono::NaiveDate) -> String {
+    date.format("%d.%m.%Y").to_string()
+}
+
+/// Every value of the Personalienfeld, the dates and the stamp.
+fn common_values(c: &Certificate) -> Vec<String> {
+    let mut v = vec![
+        c.coverage.name.clone(),
+        c.patient.last_name.clone(),
+        c.patient.first_name.clone(),
+        d(c.patient.birth_date),
+        format!("{} {}", c.patient.street, c.patient.house_number),
+        format!("{} {}", c.patient.postal_code, c.patient.city),
+        c.coverage.ik.as_str().to_owned(),
+        c.patient.insured_number().to_owned(),
+        format!(
+            "{} {} {}",
+            c.coverage.insured_type.code(),
+            c.coverage.special_group,
+            c.coverage.dmp
+        ),
+        c.practice.bsnr.as_str().to_owned(),
+        c.doctor.lanr.as_str().to_owned(),
+        d(c.issued_on),
+        d(c.period.until),
+        d(c.period.determined_on),
+        c.practice.name.clone(),
+        c.practice.street.clone(),
+        c.doctor.name.clone(),
+        c.doctor.specialty.clone(),
+        c.document_id.to_string(),
+    ];
+    if let Some(since) = c.period.since {
+        v.push(d(since));
+    }
+    if let Some(wop) = &c.coverage.wop {
+        v.push(wop.clone());
+    }
+    v
+}
+
+fn diagnosis_values(c: &Certificate) -> Vec<String> {
+    let mut v: Vec<String> = c.diagnoses.iter().map(ToString::to_string).collect();
+    v.extend(c.diagnosis_text.clone());
+    v.extend(c.measures.other.clone());
+    v
+}
+
+fn checked(text: &str, label: &str) -> bool {
+    flat(text).contains(&format!("☒ {label}"))
+}
+
+#[test]
+fn every_copy_of_every_sample_shows_every_field_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, c) in samples::all().unwrap() {
+        for copy in Copy::ALL {
+            let path = write(
+                dir.path(),
+                &format!("{name}-{}.pdf", copy.code()),
+                &render(&c, copy, PaperSize::A5).unwrap(),
+            );
+            let text = flat(&text_of(&path));
+            let mut expected = common_values(&c);
+            if copy != Copy::Ag {
+                expected.extend(diagnosis_values(&c));
+            }
+            for value in expected {
+                assert!(
+                    text.contains(&flat(&value)),
+                    "{name}/{copy:?}: {value:?} missing in\n{text}"
+                );
+            }
+            assert!(text.contains(copy.label()), "{name}/{copy:?}: label");
+        }
+    }
+}
+
+#[test]
+fn umlauts_and_sharp_s_extract_exactly() {
+    let c = samples::erst().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "v.pdf",
+        &render(&c, Copy::V, PaperSize::A5).unwrap(),
+    );
+    let text = text_of(&path);
+    for word in [
+        "Müller-Lüdenscheidt",
+        "Jürgen",
+        "Straße",
+        "Große Straße 5a",
+        "Arbeitsunfähigkeits",
+        "Ausfertigung für Versicherte",
+        "Maßnahmen",
+    ] {
+        assert!(text.contains(word), "{word} missing in\n{text}");
+    }
+}
+
+#[test]
+fn the_employer_copy_never_shows_a_diagnosis_a_hint_a_cause_or_a_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, c) in samples::all().unwrap() {
+        let path = write(
+            dir.path(),
+            &format!("{name}-ag.pdf"),
+            &render(&c, Copy::Ag, PaperSize::A5).unwrap(),
+        );
+        let text = flat(&text_of(&path));
+        for d in &c.diagnoses {
+            assert!(!text.contains(d.code.as_str()), "{name}: ICD code on AG");
+        }
+        for secret in diagnosis_values(&c) {
+            assert!(!text.contains(&flat(&secret)), "{name}: {secret:?} on AG");
+        }
+        for label in [
+            "ICD-10",
+            "Diagnose(n)",
+            "Hinweise zur Diagnose",
+            "sonstiger Unfall",
+            "Versorgungsleiden",
+            "Rehabilitation",
+            "Wiedereingliederung",
+            "Krankengeld",
+        ] {
+            assert!(!text.contains(label), "{name}: {label:?} on AG");
+        }
+        assert!(text.contains("Ausfertigung zur Vorlage beim Arbeitgeber"));
+        assert!(text.contains("mit Angaben über die Diagnose"), "AG notice");
+    }
+}
+
+#[test]
+fn the_employer_copy_carries_no_barcode_and_no_hidden_diagnosis_bytes() {
+    let c = samples::full().unwrap();
+    let ag = render(&c, Copy::Ag, PaperSize::A5).unwrap();
+    let kk = render(&c, Copy::Kk, PaperSize::A5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ag_path = write(dir.path(), "ag.pdf", &ag);
+    // Nothing in the metadata either.
+    let info = tool("pdfinfo", &[ag_path.to_str().unwrap()]);
+    assert!(
+        !info.contains("S82.28") && !info.contains("Sturz"),
+        "{info}"
+    );
+    // The KK copy draws hundreds of barcode rectangles, the AG copy none.
+    assert!(kk.len() > ag.len());
+    assert!(decode_page(&ag_path, 1).is_none(), "no PDF417 on AG");
+}
+
+#[test]
+fn checkboxes_follow_kind_cause_measures_and_sick_pay() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |c: &Certificate, copy| {
+        let path = write(
+            dir.path(),
+            "x.pdf",
+            &render(c, copy, PaperSize::A5).unwrap(),
+        );
+        text_of(&path)
+    };
+    let erst = text(&samples::erst().unwrap(), Copy::V);
+    assert!(checked(&erst, "Erstbescheinigung"));
+    assert!(!checked(&erst, "Folgebescheinigung"));
+    assert!(!checked(&erst, "Endbescheinigung"));
+    assert!(!checked(&erst, "Arbeitsunfall"));
+
+    let folge = text(&samples::folge().unwrap(), Copy::V);
+    assert!(checked(&folge, "Folgebescheinigung"));
+    assert!(checked(&folge, "Versorgungsleiden (z. B. SER)"));
+
+    let erst_end = text(&samples::erst_end().unwrap(), Copy::V);
+    assert!(checked(&erst_end, "Erstbescheinigung"));
+    assert!(checked(&erst_end, "Endbescheinigung"));
+    assert!(checked(
+        &erst_end,
+        "ab 7. AU-Woche oder sonstiger Krankengeldfall"
+    ));
+    assert!(checked(&erst_end, "sonstiger Unfall, Unfallfolgen"));
+
+    let full = samples::full().unwrap();
+    for copy in [Copy::Kk, Copy::V] {
+        let t = text(&full, copy);
+        for label in [
+            "Folgebescheinigung",
+            "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit",
+            "dem Durchgangsarzt zugewiesen",
+            "Leistungen zur medizinischen Rehabilitation",
+            "stufenweise Wiedereingliederung",
+            "Sonstige:",
+            "ab 7. AU-Woche oder sonstiger Krankengeldfall",
+            "Endbescheinigung",
+        ] {
+            assert!(checked(&t, label), "{copy:?}: {label} not ticked");
+        }
+    }
+    let ag = text(&full, Copy::Ag);
+    assert!(checked(
+        &ag,
+        "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit"
+    ));
+    assert!(checked(&ag, "dem Durchgangsarzt zugewiesen"));
+}
+
+#[test]
+fn the_patient_copy_explains_the_deadline_for_confirming_continuation() {
+    let c = samples::erst_end().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "v.pdf",
+        &render(&c, Copy::V, PaperSize::A5).unwrap(),
+    );
+    let text = flat(&text_of(&path));
+    assert!(text.contains("Hinweis für Versicherte zum Kranken- und Verletztengeld"));
+    assert!(text.contains("spätestens am nächsten Werktag nach dem zuletzt bescheinigten Tag"));
+    assert!(text.contains(&d(c.period.until)));
+}
+
+#[test]
+fn the_font_is_embedded_as_a_subset() {
+    let c = samples::full().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "kk.pdf",
+        &render(&c, Copy::Kk, PaperSize::A5).unwrap(),
+    );
+    let fonts = tool("pdffonts", &[path.to_str().unwrap()]);
+    let rows: Vec<&str> = fonts.lines().skip(2).collect();
+    assert!(!rows.is_empty(), "{fonts}");
+    for row in rows {
+        let name = row.split_whitespace().next().unwrap();
+        assert!(name.contains('+'), "subset tag missing: {row}");
+        assert!(name.contains("DejaVu"), "{row}");
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // name type encoding emb sub uni object ID
+        let n = cols.len();
+        assert_eq!(cols[n - 5], "yes", "embedded: {row}");
+        assert_eq!(cols[n - 4], "yes", "subset: {row}");
+        assert_eq!(cols[n - 3], "yes", "ToUnicode: {row}");
+    }
+}
+
+#[test]
+fn qpdf_finds_no_structural_error_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (practice, doctor) = demo_practice().unwrap();
+    let c = samples::long_names().unwrap();
+    let outputs = [
+        ("kk-a5", render(&c, Copy::Kk, PaperSize::A5).unwrap()),
+        ("kk-a4", render(&c, Copy::Kk, PaperSize::A4).unwrap()),
+        (
+            "set",
+            render_set(&c, &[Copy::Kk, Copy::V, Copy::Ag], PaperSize::A5).unwrap(),
+        ),
+        ("blank", render_blank(PaperSize::A5).unwrap()),
+        (
+            "prefilled",
+            render_prefilled(&c.patient, &c.coverage, &practice, &doctor, PaperSize::A4).unwrap(),
+        ),
+    ];
+    for (name, bytes) in outputs {
+        let path = write(dir.path(), &format!("{name}.pdf"), &bytes);
+        let out = tool("qpdf", &["--check", path.to_str().unwrap()]);
+        assert!(
+            out.contains("No syntax or stream encoding errors"),
+            "{name}: {out}"
+        );
+    }
+}
+
+#[test]
+fn print_all_gives_one_pdf_with_one_page_per_copy_in_order() {
+    let c = samples::erst().unwrap();
+    let bytes = render_set(&c, &Copy::PRINT_ALL, PaperSize::A5).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "set.pdf", &bytes);
+    let info = flat(&tool("pdfinfo", &[path.to_str().unwrap()]));
+    assert!(info.contains("Pages: 2"), "{info}");
+    assert!(info.contains("Page size: 419.528 x 595.276 pts"), "{info}");
+    let page = |n: &str| {
+        tool(
+            "pdftotext",
+            &["-f", n, "-l", n, path.to_str().unwrap(), "-"],
+        )
+    };
+    assert!(page("1").contains("Ausfertigung zur Vorlage bei der Krankenkasse"));
+    assert!(page("2").contains("Ausfertigung für Versicherte"));
+    assert!(decode_page(&path, 1).is_some());
+    assert!(
+        decode_page(&path, 2).is_none(),
+        "barcode only on the KK copy"
+    );
+    assert!(render_set(&c, &[], PaperSize::A5).is_err());
+}
+
+#[test]
+fn a4_is_the_same_form_on_the_larger_sheet() {
+    let c = samples::erst().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "a4.pdf",
+        &render(&c, Copy::Kk, PaperSize::A4).unwrap(),
+    );
+    let info = flat(&tool("pdfinfo", &[path.to_str().unwrap()]));
+    assert!(info.contains("Page size: 595.276 x 841.89 pts"), "{info}");
+    assert!(text_of(&path).contains("Müller-Lüdenscheidt"));
+    assert_eq!(decode_page(&path, 1), Some(barcode_payload(&c).unwrap()));
+}
+
+#[test]
+fn the_blank_and_the_prefilled_form_have_no_data_they_should_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let blank = write(
+        dir.path(),
+        "blank.pdf",
+        &render_blank(PaperSize::A5).unwrap(),
+    );
+    let text = text_of(&blank);
+    assert!(!text.contains('☒'), "nothing ticked on the blank form");
+    assert!(text.contains("Vordruck zum Ausfüllen von Hand"));
+    assert!(decode_page(&blank, 1).is_none());
+
+    let c = samples::erst().unwrap();
+    let bytes = render_prefilled(
+        &c.patient,
+        &c.coverage,
+        &c.practice,
+        &c.doctor,
+        PaperSize::A5,
+    )
+    .unwrap();
+    let pre = write(dir.path(), "pre.pdf", &bytes);
+    let text = flat(&text_of(&pre));
+    for v in [
+        "Müller-Lüdenscheidt, Jürgen",
+        "A123456780",
+        "109500969",
+        "031234567",
+        "838382202",
+        "Praxis Dr. Muster",
+    ] {
+        assert!(text.contains(v), "{v} missing");
+    }
+    assert!(!text.contains('☒'));
+    assert!(!text.contains("J06.9"));
+    assert!(!text.contains(&d(c.period.until)));
+}
+
+#[test]
+fn names_at_maximum_length_stay_inside_the_personalienfeld() {
+    let c = samples::long_names().unwrap();
+    assert_eq!(c.patient.last_name.chars().count(), 45);
+    assert_eq!(c.patient.first_name.chars().count(), 45);
+    assert_eq!(c.coverage.name.chars().count(), 45);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "kk.pdf",
+        &render(&c, Copy::Kk, PaperSize::A5).unwrap(),
+    );
+    // -bbox: every word with its box; the Personalienfeld ends at 84 mm = 238.1 pt.
+    let html = tool("pdftotext", &["-bbox", path.to_str().unwrap(), "-"]);
+    for word in c
+        .patient
+        .last_name
+        .split_whitespace()
+        .chain(c.patient.first_name.split_whitespace())
+    {
+        let line = html
+            .lines()
+            .find(|l| {
+                l.ends_with(&format!(">{word}</word>")) || l.ends_with(&format!(">{word},</word>"))
+            })
+            .unwrap_or_else(|| panic!("{word} not found"));
+        let x_max: f32 = line
+            .split("xMax=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        assert!(x_max <= 238.2, "{word} ends at {x_max} pt");
+    }
+}
+
+#[test]
+fn the_barcode_on_the_kk_copy_decodes_to_the_exact_payload_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, c) in samples::all().unwrap() {
+        let path = write(
+            dir.path(),
+            &format!("{name}.pdf"),
+            &render(&c, Copy::Kk, PaperSize::A5).unwrap(),
+        );
+        let expected = barcode_payload(&c).unwrap();
+        assert_eq!(decode_page(&path, 1), Some(expected), "{name}");
+    }
+}
+
+#[test]
+fn copy_and_paper_names_parse() {
+    assert_eq!(Copy::parse("kk").unwrap(), Copy::Kk);
+    assert_eq!(Copy::parse("AG").unwrap(), Copy::Ag);
+    assert_eq!(Copy::parse("v").unwrap(), Copy::V);
+    assert!(matches!(
+        Copy::parse("x"),
+        Err(pdf::PdfError::UnknownCopy(_))
+    ));
+    assert_eq!(PaperSize::default(), PaperSize::A5);
+    assert_eq!(PaperSize::parse("a4").unwrap(), PaperSize::A4);
+}
+
+/// Rasterises one page with pdftoppm (greyscale, 300 dpi) and reads a PDF417 with rxing.
+fn decode_page(pdf: &Path, page: u32) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("page");
+    let n = page.to_string();
+    tool(
+        "pdftoppm",
+        &[
+            "-gray",
+            "-r",
+            "300",
+            "-f",
+            &n,
+            "-l",
+            &n,
+            "-singlefile",
+            pdf.to_str().unwrap(),
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let pgm = std::fs::read(dir.path().join("page.pgm")).unwrap();
+    let (width, height, pixels) = parse_pgm(&pgm);
+    let result =
+        rxing::helpers::detect_in_luma(pixels, width, height, Some(BarcodeFormat::PDF_417)).ok()?;
+    Some(
+        result
+            .getText()
+            .chars()
+            .map(|ch| u8::try_from(u32::from(ch)).expect("one byte per character"))
+            .collect(),
+    )
+}
+
+/// Binary PGM (P5, maxval 255) as written by pdftoppm.
+fn parse_pgm(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P5");
+    let width: u32 = fields[1].parse().unwrap();
+    let height: u32 = fields[2].parse().unwrap();
+    let pixels = bytes[i + 1..].to_vec();
+    assert_eq!(pixels.len(), (width * height) as usize);
+    (width, height, pixels)
+}
+
+/// Writes the sample PDFs for `scripts/pdf-check-barcode.sh` and the pictures in `docs/`:
+/// `PDF_SAMPLES_DIR=/tmp/x cargo test --test pdf -- --ignored write_sample_pdfs`
+#[test]
+#[ignore = "writes files; run by scripts/pdf-check-barcode.sh"]
+fn write_sample_pdfs() {
+    let dir = PathBuf::from(std::env::var("PDF_SAMPLES_DIR").expect("PDF_SAMPLES_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, c) in samples::all().unwrap() {
+        for copy in Copy::ALL {
+            let bytes = render(&c, copy, PaperSize::A5).unwrap();
+            write(&dir, &format!("{name}-{}.pdf", copy.code()), &bytes);
+        }
+        let payload = barcode_payload(&c).unwrap();
+        write(&dir, &format!("{name}-kk.payload"), &payload);
+        // The module matrix, top row first, for scripts/pdf-bench-reportlab.py.
+        let symbol = pdf::Symbol::encode(&payload).unwrap();
+        let modules: String = symbol
+            .rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&m| if m { '1' } else { '0' })
+                    .collect::<String>()
+                    + "\n"
+            })
+            .collect();
+        write(&dir, &format!("{name}-kk.modules"), modules.as_bytes());
+        let a4 = render(&c, Copy::Kk, PaperSize::A4).unwrap();
+        write(&dir, &format!("{name}-kk-a4.pdf"), &a4);
+        std::fs::copy(
+            dir.join(format!("{name}-kk.payload")),
+            dir.join(format!("{name}-kk-a4.payload")),
+        )
+        .unwrap();
+    }
+    write(&dir, "blank.pdf", &render_blank(PaperSize::A5).unwrap());
+}
