@@ -6,6 +6,7 @@ pub mod form;
 mod insurer_api;
 pub mod metrics;
 mod pages;
+mod print;
 mod queue;
 mod session;
 
@@ -220,6 +221,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
         .service(web::resource("/metrics").get(metrics::metrics))
+        .configure(print::routes)
         .configure(api::routes)
         .configure(insurer_api::routes)
         .configure(queue::routes)

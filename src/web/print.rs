@@ -1,0 +1,175 @@
+//! Paper copies: `GET /certificates/{id}/pdf?copy=kk|ag|v|all|all-ag|prefilled&size=a5|a4`
+//! (staff), the same under `/api/v1/…` (practice software), and `/forms/blank.pdf`.
+//! Rendering runs on the blocking pool; every print is recorded (who, when, which copies).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{ApiClient, ApiError, AppState, Staff, WebError};
+use crate::domain::FieldError;
+use crate::pdf::{self, Copy, PaperSize};
+use crate::storage::{self, Actor};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/certificates/{id}/pdf", web::get().to(staff_pdf))
+        .route("/forms/blank.pdf", web::get().to(blank))
+        .route("/api/v1/certificates/{id}/pdf", web::get().to(api_pdf));
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PrintQuery {
+    copy: Option<String>,
+    size: Option<String>,
+}
+
+/// What to print.
+#[derive(Debug, Clone)]
+enum Selection {
+    Copies(Vec<Copy>),
+    /// Only patient and practice data (TA P6-02).
+    Prefilled,
+}
+
+fn parse(req: &HttpRequest) -> Result<(Selection, PaperSize), WebError> {
+    let q: PrintQuery = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| FieldError::new("query", "Abfrage ungültig: erlaubt sind copy und size"))?;
+    let size = match q.size.as_deref() {
+        None | Some("") => PaperSize::default(),
+        Some(s) => {
+            PaperSize::parse(s).map_err(|_| FieldError::new("size", "Papierformat: a5 oder a4"))?
+        }
+    };
+    let selection = match q.copy.as_deref().unwrap_or("all") {
+        "all" => Selection::Copies(Copy::PRINT_ALL.to_vec()),
+        "all-ag" => Selection::Copies(Copy::ALL.to_vec()),
+        "prefilled" => Selection::Prefilled,
+        one => Selection::Copies(vec![Copy::parse(one).map_err(|_| {
+            FieldError::new(
+                "copy",
+                "Ausfertigung: kk, ag, v, all, all-ag oder prefilled",
+            )
+        })?]),
+    };
+    Ok((selection, size))
+}
+
+fn describe(selection: &Selection, size: PaperSize) -> String {
+    let what = match selection {
+        Selection::Copies(copies) => copies
+            .iter()
+            .map(|c| c.code().to_uppercase())
+            .collect::<Vec<_>>()
+            .join("+"),
+        Selection::Prefilled => "Personalien".into(),
+    };
+    format!("{what} {}", if size == PaperSize::A4 { "A4" } else { "A5" })
+}
+
+/// Loads, records and renders; the answer is the PDF.
+async fn print(
+    state: &AppState,
+    actor: Actor,
+    id: Uuid,
+    selection: Selection,
+    size: PaperSize,
+) -> Result<HttpResponse, WebError> {
+    let what = describe(&selection, size);
+    let practice = actor.practice_id.clone();
+    let stored = state
+        .db
+        .run(move |c| {
+            let stored = storage::get(c, &practice, id)?;
+            if stored.is_some() {
+                storage::record_print(c, &actor, id, &what)?;
+            }
+            Ok(stored)
+        })
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let cert = stored.certificate;
+    let bytes = web::block(move || match selection {
+        Selection::Copies(copies) => pdf::render_set(&cert, &copies, size),
+        Selection::Prefilled => pdf::render_prefilled(
+            &cert.patient,
+            &cert.coverage,
+            &cert.practice,
+            &cert.doctor,
+            size,
+        ),
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.to_string()))?
+    .map_err(pdf_error)?;
+    Ok(pdf_response(bytes, &format!("AU_{id}.pdf")))
+}
+
+fn pdf_error(e: pdf::PdfError) -> WebError {
+    match e {
+        pdf::PdfError::NotLatin9 { field, .. } => WebError::Invalid(vec![FieldError::new(
+            field,
+            format!(
+                "{field}: enthält Zeichen, die auf der Papier-Ausfertigung nicht darstellbar sind"
+            ),
+        )]),
+        other => WebError::Internal(other.to_string()),
+    }
+}
+
+fn pdf_response(bytes: Vec<u8>, file_name: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{file_name}\""),
+        ))
+        .body(bytes)
+}
+
+fn id_of(path: &str) -> Result<Uuid, WebError> {
+    Uuid::parse_str(path).map_err(|_| WebError::NotFound)
+}
+
+async fn staff_pdf(
+    req: HttpRequest,
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = id_of(&path)?;
+    let (selection, size) = parse(&req)?;
+    let actor = Actor {
+        practice_id: staff.user.practice_id.clone(),
+        name: staff.user.username.clone(),
+        channel: "web",
+    };
+    print(&state, actor, id, selection, size).await
+}
+
+async fn api_pdf(
+    req: HttpRequest,
+    client: ApiClient,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id_of(&path)?;
+    let (selection, size) = parse(&req)?;
+    let actor = Actor {
+        practice_id: client.practice_id,
+        name: "api-token".into(),
+        channel: "api",
+    };
+    Ok(print(&state, actor, id, selection, size).await?)
+}
+
+/// A blank form (all three copies) for filling in by hand, e.g. on a home visit.
+async fn blank(req: HttpRequest, _staff: Staff) -> Result<HttpResponse, WebError> {
+    let (_, size) = parse(&req)?;
+    let bytes = web::block(move || pdf::render_blank(size))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(pdf_error)?;
+    Ok(pdf_response(bytes, "AU_Blankoformular.pdf"))
+}

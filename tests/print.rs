@@ -1,0 +1,149 @@
+//! Printing from the detail page and the API, checked with poppler and qpdf.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{valid_body, TestApp};
+
+fn tool(name: &str, args: &[&str], pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    let p = path.to_str().unwrap();
+    all.push(p);
+    if name == "pdftotext" {
+        all.push("-");
+    }
+    let out = Command::new(name).args(&all).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn get_pdf(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn staff_print_all_copies_and_every_print_is_recorded() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let id = app
+        .post_api(&valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = get_pdf(&app, &format!("/certificates/{id}/pdf")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let pdf = r.bytes().await.unwrap();
+    let text = tool("pdftotext", &[], &pdf);
+    assert!(text.contains("Ausfertigung zur Vorlage bei der Krankenkasse"));
+    assert!(text.contains("Ausfertigung für Versicherte"));
+    assert!(text.contains("Müller-Lüdenscheidt"));
+    tool("qpdf", &["--check"], &pdf);
+    let info = tool("pdfinfo", &[], &pdf);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 2")),
+        "{info}"
+    );
+
+    let ag = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=ag&size=a4"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let ag_text = tool("pdftotext", &[], &ag);
+    assert!(ag_text.contains("Arbeitgeber"));
+    assert!(
+        !ag_text.contains("J06.9"),
+        "no diagnosis on the employer's copy"
+    );
+    let info = tool("pdfinfo", &[], &ag);
+    assert!(info.contains("(A4)"), "A4: {info}");
+
+    let (_, _, audit) = app.rows();
+    assert!(audit >= 3, "capture + two prints recorded, got {audit}");
+}
+
+#[tokio::test]
+async fn prefilled_and_blank_forms_print_without_medical_data() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let id = app
+        .post_api(&valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pre = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=prefilled"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let text = tool("pdftotext", &[], &pre);
+    assert!(text.contains("Müller-Lüdenscheidt") && text.contains("031234567"));
+    assert!(!text.contains("J06.9"));
+    let blank = get_pdf(&app, "/forms/blank.pdf")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(!tool("pdftotext", &[], &blank).contains("Müller"));
+    tool("qpdf", &["--check"], &blank);
+}
+
+#[tokio::test]
+async fn printing_needs_a_login_or_token_of_the_practice_and_a_known_copy() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .post_api(&valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = get_pdf(&app, &format!("/certificates/{id}/pdf")).await;
+    assert_eq!(r.status(), 303, "anonymous → login");
+    let api = app
+        .client
+        .get(app.url(&format!("/api/v1/certificates/{id}/pdf?copy=kk")))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    assert!(api.bytes().await.unwrap().starts_with(b"%PDF"));
+    let bad = app
+        .client
+        .get(app.url(&format!("/api/v1/certificates/{id}/pdf?copy=xx")))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let unknown = app
+        .client
+        .get(app.url("/api/v1/certificates/00000000-0000-4000-8000-000000000000/pdf"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
