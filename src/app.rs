@@ -91,6 +91,7 @@ pub fn start_demo_insurer(db: &Database) -> anyhow::Result<(FakeInsurer, actix_w
             push_url: Some(fake.push_url()),
             health_url: Some(fake.health_url()),
             auth_header: None,
+            rate_per_minute: None,
         },
     )?;
     Ok((fake, server))

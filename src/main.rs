@@ -117,6 +117,9 @@ enum DestinationCommand {
         /// Sent as the Authorization header, e.g. "Bearer …".
         #[arg(long, env = "AU_RELAY_DESTINATION_AUTH")]
         auth_header: Option<String>,
+        /// At most this many pushes per minute to this insurer.
+        #[arg(long)]
+        rate_per_minute: Option<i32>,
     },
     /// Declare (--on true) or clear (--on false) a Störung for an insurer.
     Outage {
@@ -243,6 +246,7 @@ async fn main() -> anyhow::Result<()> {
             push_url,
             health_url,
             auth_header,
+            rate_per_minute,
         })) => {
             let ik = au_relay::domain::InsurerIk::parse(ik)?;
             let config = storage::DestinationConfig {
@@ -251,6 +255,7 @@ async fn main() -> anyhow::Result<()> {
                 push_url: push_url.clone(),
                 health_url: health_url.clone(),
                 auth_header: auth_header.clone(),
+                rate_per_minute: *rate_per_minute,
             };
             storage::upsert_destination(&mut *db.conn()?, &config)?;
             println!("destination {ik} saved");

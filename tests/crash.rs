@@ -58,6 +58,7 @@ async fn sigkill_during_replay_loses_nothing_and_duplicates_only_unanswered_push
             push_url: Some(insurer.push_url()),
             health_url: Some(insurer.health_url()),
             auth_header: None,
+            rate_per_minute: None,
         },
     )
     .unwrap();

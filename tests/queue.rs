@@ -38,6 +38,7 @@ async fn setup() -> Setup {
             push_url: Some(insurer.push_url()),
             health_url: Some(insurer.health_url()),
             auth_header: None,
+            rate_per_minute: None,
         },
     )
     .unwrap();
@@ -230,6 +231,7 @@ async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_d
             push_url: Some(insurer.push_url()),
             health_url: Some(insurer.health_url()),
             auth_header: None,
+            rate_per_minute: None,
         },
     )
     .unwrap();
@@ -281,6 +283,7 @@ async fn app_with_insurer() -> (common::TestApp, FakeInsurer) {
             push_url: Some(insurer.push_url()),
             health_url: Some(insurer.health_url()),
             auth_header: None,
+            rate_per_minute: None,
         },
     )
     .unwrap();
@@ -398,4 +401,45 @@ async fn a_storno_never_overtakes_its_eau_and_expires_after_120_working_days() {
     let r = cancel(&app, &old).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("120 Werktagen"));
+}
+
+#[tokio::test]
+async fn an_insurers_rate_limit_caps_pushes_per_minute_without_slowing_others() {
+    let s = setup().await;
+    let mut conn = s.db.conn().unwrap();
+    storage::upsert_destination(
+        &mut conn,
+        &DestinationConfig {
+            ik: IK.into(),
+            name: "AOK".into(),
+            push_url: Some(s.insurer.push_url()),
+            health_url: Some(s.insurer.health_url()),
+            auth_header: None,
+            rate_per_minute: Some(5),
+        },
+    )
+    .unwrap();
+    const OTHER: &str = "104212059";
+    storage::upsert_destination(
+        &mut conn,
+        &DestinationConfig {
+            ik: OTHER.into(),
+            name: "Andere Kasse".into(),
+            push_url: Some(s.insurer.push_url()),
+            health_url: None,
+            auth_header: None,
+            rate_per_minute: None,
+        },
+    )
+    .unwrap();
+    drop(conn);
+    capture(&s, 20);
+    common::store_certificates(&s.db, &s.practice_id, OTHER, 20);
+    drain(&s, 5).await;
+    let st = states(&s);
+    assert!(
+        st.contains(&("delivered".to_string(), 25)),
+        "5 of the limited insurer, all 20 of the other: {st:?}"
+    );
+    assert!(st.contains(&("pending".to_string(), 15)), "{st:?}");
 }

@@ -23,6 +23,8 @@ pub struct DestinationConfig {
     pub health_url: Option<String>,
     /// Sent as the `Authorization` header.
     pub auth_header: Option<String>,
+    /// At most this many pushes per minute (`None`: no limit).
+    pub rate_per_minute: Option<i32>,
 }
 
 /// Creates or reconfigures a destination, keeping its state.
@@ -34,6 +36,7 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
             destinations::push_url.eq(&d.push_url),
             destinations::health_url.eq(&d.health_url),
             destinations::auth_header.eq(&d.auth_header),
+            destinations::rate_per_minute.eq(d.rate_per_minute),
             destinations::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -45,6 +48,7 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
                 destinations::push_url.eq(&d.push_url),
                 destinations::health_url.eq(&d.health_url),
                 destinations::auth_header.eq(&d.auth_header),
+                destinations::rate_per_minute.eq(d.rate_per_minute),
                 destinations::updated_at.eq(at),
             ))
             .execute(conn)?;
@@ -107,6 +111,7 @@ pub struct DestinationRow {
     pub last_error: Option<String>,
     pub updated_at: NaiveDateTime,
     pub outage_confirmed_at: Option<NaiveDateTime>,
+    pub rate_per_minute: Option<i32>,
 }
 
 pub fn destination(conn: &mut AnyConnection, ik: &str) -> Result<Option<DestinationRow>> {

@@ -173,6 +173,7 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
+         AND d.insurer_ik = $4 \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
      RETURNING id";
 
@@ -182,8 +183,55 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_unt
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
+         AND d.insurer_ik = ?4 \
        ORDER BY d.created_at, d.id LIMIT ?3) \
      RETURNING id";
+
+/// Pushes to an insurer started within the last minute (recorded attempts and claims in flight).
+fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
+    let since = now() - chrono::Duration::minutes(1);
+    let answered: i64 = delivery_attempts::table
+        .inner_join(deliveries::table)
+        .filter(deliveries::insurer_ik.eq(ik))
+        .filter(delivery_attempts::at.gt(since))
+        .filter(delivery_attempts::outcome.ne("acknowledged"))
+        .count()
+        .get_result(conn)?;
+    let in_flight: i64 = deliveries::table
+        .filter(deliveries::insurer_ik.eq(ik))
+        .filter(deliveries::state.eq(state::IN_FLIGHT))
+        .count()
+        .get_result(conn)?;
+    Ok(answered + in_flight)
+}
+
+/// Claims up to `limit` due deliveries of one insurer (backend-specific SQL).
+fn claim_for(
+    conn: &mut AnyConnection,
+    ik: &str,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<String>> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let at = now();
+    let ids: Vec<ClaimedId> = match conn {
+        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Timestamp, _>(at + lease)
+            .bind::<Timestamp, _>(at)
+            .bind::<BigInt, _>(limit)
+            .bind::<Text, _>(ik)
+            .load(c)?,
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            diesel::sql_query(CLAIM_SQLITE)
+                .bind::<Timestamp, _>(at + lease)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(limit)
+                .bind::<Text, _>(ik)
+                .load(c)
+        })?,
+    };
+    Ok(ids.into_iter().map(|r| r.id).collect())
+}
 
 /// Claims up to `limit` due deliveries of available destinations (pushable, not paused, breaker
 /// not open), oldest first, for `lease`. A lease that runs out (a crashed worker) makes the
@@ -194,26 +242,28 @@ pub fn claim_due(
     lease: chrono::Duration,
     limit: i64,
 ) -> Result<Vec<Claimed>> {
-    use diesel::sql_types::{BigInt, Timestamp};
-    let at = now();
-    let ids: Vec<ClaimedId> = match conn {
-        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
-            .bind::<Timestamp, _>(at + lease)
-            .bind::<Timestamp, _>(at)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
-        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
-            diesel::sql_query(CLAIM_SQLITE)
-                .bind::<Timestamp, _>(at + lease)
-                .bind::<Timestamp, _>(at)
-                .bind::<BigInt, _>(limit)
-                .load(c)
-        })?,
-    };
+    // One claim per available insurer: each gets its share of the round (one insurer's
+    // backlog never starves another) and no more than its rate limit allows.
+    let available: Vec<(String, Option<i32>)> = destinations::table
+        .filter(destinations::push_url.is_not_null())
+        .filter(destinations::paused.eq(false))
+        .filter(destinations::breaker.ne(super::breaker::OPEN))
+        .order(destinations::ik)
+        .select((destinations::ik, destinations::rate_per_minute))
+        .load(conn)?;
+    let mut ids = Vec::new();
+    for (ik, rate) in available {
+        let quota = match rate {
+            Some(rate) => (i64::from(rate) - recent_pushes(conn, &ik)?).min(limit),
+            None => limit,
+        };
+        if quota > 0 {
+            ids.extend(claim_for(conn, &ik, lease, quota)?);
+        }
+    }
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
     type Row = (
         String,
         String,

@@ -167,6 +167,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         updated_at -> Timestamp,
         outage_confirmed_at -> Nullable<Timestamp>,
+        rate_per_minute -> Nullable<Integer>,
     }
 }
 

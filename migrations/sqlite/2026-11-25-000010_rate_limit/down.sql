@@ -1,0 +1,1 @@
+ALTER TABLE destinations DROP COLUMN rate_per_minute;
