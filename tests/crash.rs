@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use au_relay::insurers::fake::{FakeInsurer, Mode};
-use au_relay::storage::{self, Database, DestinationConfig};
+use au_relay::storage::{self, Database};
 use diesel::prelude::*;
 use rand::Rng;
 
@@ -50,18 +50,7 @@ async fn sigkill_during_replay_loses_nothing_and_duplicates_only_unanswered_push
     tokio::spawn(server);
     // Slow answers widen the window between push and recorded answer.
     insurer.set_mode(Mode::Slow(Duration::from_millis(20)));
-    storage::upsert_destination(
-        &mut db.conn().unwrap(),
-        &DestinationConfig {
-            ik: IK.into(),
-            name: "AOK".into(),
-            push_url: Some(insurer.push_url()),
-            health_url: Some(insurer.health_url()),
-            auth_header: None,
-            rate_per_minute: None,
-        },
-    )
-    .unwrap();
+    common::point_at(&mut db.conn().unwrap(), IK, &insurer);
     let practice = common::demo_practice_id(&db);
     let ids = common::store_certificates(&db, &practice, IK, 400);
 

@@ -30,18 +30,7 @@ async fn setup() -> Setup {
     let (insurer, server) = FakeInsurer::start(0).unwrap();
     tokio::spawn(server);
     let mut conn = db.conn().unwrap();
-    storage::upsert_destination(
-        &mut conn,
-        &DestinationConfig {
-            ik: IK.into(),
-            name: "AOK Niedersachsen".into(),
-            push_url: Some(insurer.push_url()),
-            health_url: Some(insurer.health_url()),
-            auth_header: None,
-            rate_per_minute: None,
-        },
-    )
-    .unwrap();
+    common::point_at(&mut conn, IK, &insurer);
     let practice_id = common::demo_practice_id(&db);
     let settings = WorkerSettings {
         backoff_unit: Duration::from_millis(1),
@@ -223,18 +212,7 @@ async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_d
     let app = common::TestApp::spawn().await;
     let (insurer, server) = FakeInsurer::start(0).unwrap();
     tokio::spawn(server);
-    storage::upsert_destination(
-        &mut app.db.conn().unwrap(),
-        &DestinationConfig {
-            ik: IK.into(),
-            name: "AOK Niedersachsen".into(),
-            push_url: Some(insurer.push_url()),
-            health_url: Some(insurer.health_url()),
-            auth_header: None,
-            rate_per_minute: None,
-        },
-    )
-    .unwrap();
+    common::point_at(&mut app.db.conn().unwrap(), IK, &insurer);
     insurer.set_mode(Mode::Error(301));
     let r = app.post_api(&common::valid_body()).await;
     let id = r.json::<serde_json::Value>().await.unwrap()["id"]
@@ -275,18 +253,7 @@ async fn app_with_insurer() -> (common::TestApp, FakeInsurer) {
     let app = common::TestApp::spawn().await;
     let (insurer, server) = FakeInsurer::start(0).unwrap();
     tokio::spawn(server);
-    storage::upsert_destination(
-        &mut app.db.conn().unwrap(),
-        &DestinationConfig {
-            ik: IK.into(),
-            name: "AOK".into(),
-            push_url: Some(insurer.push_url()),
-            health_url: Some(insurer.health_url()),
-            auth_header: None,
-            rate_per_minute: None,
-        },
-    )
-    .unwrap();
+    common::point_at(&mut app.db.conn().unwrap(), IK, &insurer);
     (app, insurer)
 }
 

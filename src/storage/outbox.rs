@@ -42,6 +42,38 @@ pub fn enqueue(
     insurer_ik: &str,
     kind: DocumentKind,
 ) -> QueryResult<()> {
+    insert_delivery(conn, certificate_id, practice_id, insurer_ik, kind, None)
+}
+
+/// Adds a pending Storno delivery carrying its own document. Call inside a transaction.
+pub fn enqueue_storno(
+    conn: &mut AnyConnection,
+    certificate_id: &str,
+    practice_id: &str,
+    insurer_ik: &str,
+    storno_id: &str,
+    xml: &str,
+) -> QueryResult<()> {
+    let document = Some((storno_id, xml));
+    insert_delivery(
+        conn,
+        certificate_id,
+        practice_id,
+        insurer_ik,
+        DocumentKind::Storno,
+        document,
+    )
+}
+
+/// A new pending delivery; `document` (its UUID and XML) when it is not the certificate's own.
+fn insert_delivery(
+    conn: &mut AnyConnection,
+    certificate_id: &str,
+    practice_id: &str,
+    insurer_ik: &str,
+    kind: DocumentKind,
+    document: Option<(&str, &str)>,
+) -> QueryResult<()> {
     let at = now();
     diesel::insert_into(deliveries::table)
         .values((
@@ -54,34 +86,8 @@ pub fn enqueue(
             deliveries::attempts.eq(0),
             deliveries::next_attempt_at.eq(at),
             deliveries::created_at.eq(at),
-        ))
-        .execute(conn)
-        .map(drop)
-}
-
-/// Adds a pending Storno delivery carrying its own document. Call inside a transaction.
-pub fn enqueue_storno(
-    conn: &mut AnyConnection,
-    certificate_id: &str,
-    practice_id: &str,
-    insurer_ik: &str,
-    storno_id: &str,
-    xml: &str,
-) -> QueryResult<()> {
-    let at = now();
-    diesel::insert_into(deliveries::table)
-        .values((
-            deliveries::id.eq(Uuid::new_v4().to_string()),
-            deliveries::certificate_id.eq(certificate_id),
-            deliveries::practice_id.eq(practice_id),
-            deliveries::insurer_ik.eq(insurer_ik),
-            deliveries::document_kind.eq(DocumentKind::Storno.code()),
-            deliveries::state.eq(state::PENDING),
-            deliveries::attempts.eq(0),
-            deliveries::next_attempt_at.eq(at),
-            deliveries::created_at.eq(at),
-            deliveries::document_id.eq(storno_id),
-            deliveries::document.eq(xml),
+            deliveries::document_id.eq(document.map(|d| d.0)),
+            deliveries::document.eq(document.map(|d| d.1)),
         ))
         .execute(conn)
         .map(drop)

@@ -11,7 +11,7 @@ use super::{read_body, ApiClient, ApiError, AppState, WebError};
 use crate::capture::{self, Imported};
 use crate::domain::{parse_date, Certificate, CertificateDraft, FieldError};
 use crate::fhir;
-use crate::storage::{self, Actor, Captured, ListItem, Search};
+use crate::storage::{self, Captured, ListItem, Search};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -63,11 +63,7 @@ async fn create(
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(|k| k.chars().take(200).collect());
-    let actor = Actor {
-        practice_id: client.practice_id.clone(),
-        name: "api-token".into(),
-        channel: "api",
-    };
+    let actor = client.actor("api");
     let captured = capture::submit(&state.db, actor, draft, key)
         .await
         .map_err(WebError::from)?;
@@ -252,11 +248,7 @@ async fn import_fhir(
         return Err(WebError::MediaType(FHIR_XML).into());
     }
     let body = read_body(payload, state.settings.max_body_bytes).await?;
-    let actor = Actor {
-        practice_id: client.practice_id.clone(),
-        name: "api-token".into(),
-        channel: "fhir-import",
-    };
+    let actor = client.actor("fhir-import");
     let (captured, warnings, print_only) = match capture::import(&state.db, actor, body.to_vec())
         .await
         .map_err(WebError::from)?
@@ -330,11 +322,7 @@ async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
-    let actor = Actor {
-        practice_id: client.practice_id,
-        name: "api-token".into(),
-        channel: "api",
-    };
+    let actor = client.actor("api");
     let outcome = capture::cancel(&state.db, actor, id)
         .await
         .map_err(WebError::from)?;

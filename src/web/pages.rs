@@ -17,7 +17,7 @@ use crate::domain::{
     parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
     Practice,
 };
-use crate::storage::{self, Actor, ListItem, Search};
+use crate::storage::{self, ListItem, Search};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home))
@@ -484,11 +484,7 @@ async fn create(
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let (draft, csrf, token) = parse_capture_form(&body)?;
     staff.check_csrf(csrf.as_deref())?;
-    let actor = Actor {
-        practice_id: staff.user.practice_id.clone(),
-        name: staff.user.username.clone(),
-        channel: "web",
-    };
+    let actor = staff.actor();
     let form_token = token.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
     match capture::submit(&state.db, actor, draft.clone(), token).await {
         Ok(captured) => Ok(see_other(&format!("/certificates/{}", captured.id()))),
@@ -541,11 +537,7 @@ async fn detail(
 ) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
     let practice = staff.user.practice_id.clone();
-    let actor = Actor {
-        practice_id: practice.clone(),
-        name: staff.user.username.clone(),
-        channel: "web",
-    };
+    let actor = staff.actor();
     let (stored, deliveries, attempts) = state
         .db
         .run(move |c| {
@@ -600,11 +592,7 @@ async fn cancel(
             "Storno: bitte die Stornierung bestätigen",
         )]));
     }
-    let actor = Actor {
-        practice_id: staff.user.practice_id.clone(),
-        name: staff.user.username.clone(),
-        channel: "web",
-    };
+    let actor = staff.actor();
     super::cancel_outcome(capture::cancel(&state.db, actor, id).await?)?;
     Ok(see_other(&format!("/certificates/{id}")))
 }

@@ -140,11 +140,7 @@ async fn staff_pdf(
 ) -> Result<HttpResponse, WebError> {
     let id = id_of(&path)?;
     let (selection, size) = parse(&req)?;
-    let actor = Actor {
-        practice_id: staff.user.practice_id.clone(),
-        name: staff.user.username.clone(),
-        channel: "web",
-    };
+    let actor = staff.actor();
     print(&state, actor, id, selection, size).await
 }
 
@@ -156,11 +152,7 @@ async fn api_pdf(
 ) -> Result<HttpResponse, ApiError> {
     let id = id_of(&path)?;
     let (selection, size) = parse(&req)?;
-    let actor = Actor {
-        practice_id: client.practice_id,
-        name: "api-token".into(),
-        channel: "api",
-    };
+    let actor = client.actor("api");
     Ok(print(&state, actor, id, selection, size).await?)
 }
 

@@ -12,7 +12,7 @@ use super::pages::{delivery_label, html, see_other};
 use super::{read_body, AppState, Staff, WebError};
 use crate::domain::{berlin_today, post_deadline, PostDeadline};
 use crate::insurers::fake::Mode;
-use crate::storage::{self, breaker, Actor};
+use crate::storage::{self, breaker};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/queue", web::get().to(dashboard))
@@ -195,11 +195,7 @@ async fn act(
     let form = read_action(&staff, &state, payload).await?;
     let (ik, action) = path.into_inner();
     let on = form.on.as_deref() == Some("true");
-    let actor = Actor {
-        practice_id: staff.user.practice_id.clone(),
-        name: staff.user.username.clone(),
-        channel: "web",
-    };
+    let actor = staff.actor();
     state
         .db
         .run(move |c| {

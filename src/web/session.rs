@@ -83,21 +83,57 @@ pub struct ApiClient {
     pub practice_id: String,
 }
 
+impl ApiClient {
+    /// The audit actor of this client's requests.
+    pub fn actor(&self, channel: &'static str) -> storage::Actor {
+        storage::Actor {
+            practice_id: self.practice_id.clone(),
+            name: "api-token".into(),
+            channel,
+        }
+    }
+}
+
+impl Staff {
+    /// The audit actor of this staff member's requests.
+    pub fn actor(&self) -> storage::Actor {
+        storage::Actor {
+            practice_id: self.user.practice_id.clone(),
+            name: self.user.username.clone(),
+            channel: "web",
+        }
+    }
+}
+
+type TokenLookup = fn(&mut storage::AnyConnection, &str) -> storage::Result<Option<String>>;
+
+/// Resolves the request's bearer token with `lookup` (practice id or IK); 401 without one.
+fn by_bearer(
+    req: &HttpRequest,
+    lookup: TokenLookup,
+) -> Pin<Box<dyn Future<Output = Result<String, ApiError>>>> {
+    let token = bearer(req);
+    let state = state(req);
+    Box::pin(async move {
+        let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
+        Ok(state
+            .db
+            .run(move |c| lookup(c, &hash))
+            .await?
+            .ok_or(WebError::LoginRequired)?)
+    })
+}
+
 impl FromRequest for ApiClient {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = state(req);
+        let found = by_bearer(req, storage::api_token_practice);
         Box::pin(async move {
-            let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
-            let practice_id = state
-                .db
-                .run(move |c| storage::api_token_practice(c, &hash))
-                .await?
-                .ok_or(WebError::LoginRequired)?;
-            Ok(ApiClient { practice_id })
+            Ok(ApiClient {
+                practice_id: found.await?,
+            })
         })
     }
 }
@@ -113,16 +149,7 @@ impl FromRequest for InsurerClient {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
-        let state = state(req);
-        Box::pin(async move {
-            let (state, hash) = (state?, token.ok_or(WebError::LoginRequired)?);
-            let ik = state
-                .db
-                .run(move |c| storage::insurer_token_ik(c, &hash))
-                .await?
-                .ok_or(WebError::LoginRequired)?;
-            Ok(InsurerClient { ik })
-        })
+        let found = by_bearer(req, storage::insurer_token_ik);
+        Box::pin(async move { Ok(InsurerClient { ik: found.await? }) })
     }
 }

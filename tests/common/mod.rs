@@ -229,3 +229,23 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
         })
         .collect()
 }
+
+/// Points insurer `ik`'s destination at a fake insurer.
+pub fn point_at(
+    conn: &mut au_relay::storage::AnyConnection,
+    ik: &str,
+    insurer: &au_relay::insurers::fake::FakeInsurer,
+) {
+    storage::upsert_destination(
+        conn,
+        &storage::DestinationConfig {
+            ik: ik.into(),
+            name: "Testkasse".into(),
+            push_url: Some(insurer.push_url()),
+            health_url: Some(insurer.health_url()),
+            auth_header: None,
+            rate_per_minute: None,
+        },
+    )
+    .unwrap();
+}
