@@ -58,10 +58,18 @@ enum Command {
     FakeInsurer {
         #[arg(long, default_value_t = 8090)]
         port: u16,
+        /// Address to listen on (0.0.0.0 in a container).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
     },
     /// Manage insurer destinations.
     #[command(subcommand)]
     Destination(DestinationCommand),
+    /// Exit 0 when the URL answers 2xx (container health checks; the image has no curl).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
     /// Manage practices.
     #[command(subcommand)]
     Practice(PracticeCommand),
@@ -223,19 +231,28 @@ fn read_password() -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        // Before opening the database: the check must not touch it.
+        let client = au_relay::insurers::PushClient::new(std::time::Duration::from_secs(5))?;
+        return if client.probe(url).await {
+            Ok(())
+        } else {
+            bail!("{url} is not healthy")
+        };
+    }
     let db = open(&cli)?;
     match &cli.command {
         None => serve(db, &cli.serve).await,
         Some(Command::Serve(config)) => serve(db, config).await,
-        Some(Command::Migrate) => Ok(()),
+        Some(Command::Migrate | Command::Healthcheck { .. }) => Ok(()),
         Some(Command::Worker(config)) => {
             let (_tx, rx) = tokio::sync::watch::channel(false);
             tracing::info!("queue worker running");
             app::spawn_workers(db, config, rx)?.await?;
             Ok(())
         }
-        Some(Command::FakeInsurer { port }) => {
-            let (fake, server) = au_relay::insurers::fake::FakeInsurer::start(*port)?;
+        Some(Command::FakeInsurer { port, host }) => {
+            let (fake, server) = au_relay::insurers::fake::FakeInsurer::start_on(host, *port)?;
             tracing::info!(push = %fake.push_url(), health = %fake.health_url(), "fake insurer running");
             server.await?;
             Ok(())

@@ -64,7 +64,12 @@ pub struct FakeInsurer {
 impl FakeInsurer {
     /// Starts on `127.0.0.1:port` (0 = any free port) on the current actix/tokio runtime.
     pub fn start(port: u16) -> std::io::Result<(Self, actix_web::dev::Server)> {
-        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        Self::start_on("127.0.0.1", port)
+    }
+
+    /// Starts on `host:port` (e.g. `0.0.0.0` inside a container).
+    pub fn start_on(host: &str, port: u16) -> std::io::Result<(Self, actix_web::dev::Server)> {
+        let listener = TcpListener::bind((host, port))?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Up,
