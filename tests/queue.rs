@@ -410,3 +410,17 @@ async fn an_insurers_rate_limit_caps_pushes_per_minute_without_slowing_others() 
     );
     assert!(st.contains(&("pending".to_string(), 15)), "{st:?}");
 }
+
+#[tokio::test]
+async fn a_practice_wide_stoerung_makes_every_error_retryable() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Error(101));
+    storage::set_practice_outage(&mut s.db.conn().unwrap(), &s.practice_id, true).unwrap();
+    capture(&s, 1);
+    drain(&s, 2).await;
+    assert_eq!(states(&s), [("pending".to_string(), 1)]);
+    storage::set_practice_outage(&mut s.db.conn().unwrap(), &s.practice_id, false).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&s, 2).await;
+    assert_eq!(states(&s), [("needs_new_id".to_string(), 1)]);
+}

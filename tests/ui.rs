@@ -493,3 +493,30 @@ async fn staff_cancel_a_certificate_after_confirming() {
     assert!(page.contains("Storniert am"));
     assert!(page.contains("zurückgezogen"));
 }
+
+#[tokio::test]
+async fn staff_declare_and_clear_a_practice_wide_stoerung() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let r = post_form(
+        &app,
+        "/queue/practice-outage",
+        &[("csrf".into(), csrf.clone()), ("on".into(), "true".into())],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert!(app
+        .get_text("/queue")
+        .await
+        .contains("Praxisweite Störung (TI) gemeldet seit"));
+    post_form(
+        &app,
+        "/queue/practice-outage",
+        &[("csrf".into(), csrf), ("on".into(), "false".into())],
+    )
+    .await;
+    assert!(app
+        .get_text("/queue")
+        .await
+        .contains("Keine praxisweite Störung gemeldet"));
+}

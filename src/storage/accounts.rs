@@ -23,6 +23,7 @@ struct PracticeRow {
     phone: String,
     _created_at: NaiveDateTime,
     _land: String,
+    _outage_since: Option<NaiveDateTime>,
 }
 
 /// Inserts a practice and returns its id.
@@ -50,6 +51,29 @@ pub fn practice_land(conn: &mut AnyConnection, practice_id: &str) -> Result<crat
         .select(practices::land)
         .first(conn)?;
     crate::domain::Land::parse(&code).ok_or_else(|| invalid(format!("unknown Land {code}")))
+}
+
+/// Declares (`true`) or clears a practice-wide Störung (TI outage).
+pub fn set_practice_outage(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    outage: bool,
+) -> Result<()> {
+    diesel::update(practices::table.find(practice_id))
+        .set(practices::outage_since.eq(outage.then(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Since when a practice-wide Störung holds, if it does.
+pub fn practice_outage(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+) -> Result<Option<NaiveDateTime>> {
+    Ok(practices::table
+        .find(practice_id)
+        .select(practices::outage_since)
+        .first(conn)?)
 }
 
 /// Sets the Land of a practice.

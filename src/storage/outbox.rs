@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{certificates, deliveries, delivery_attempts, destinations};
+use super::schema::{certificates, deliveries, delivery_attempts, destinations, practices};
 use super::{now, AnyConnection, Result};
 
 /// What a delivery carries.
@@ -278,9 +278,11 @@ pub fn claim_due(
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<NaiveDateTime>,
     );
     let rows: Vec<Row> = deliveries::table
         .inner_join(certificates::table)
+        .inner_join(practices::table.on(practices::id.eq(deliveries::practice_id)))
         .filter(deliveries::id.eq_any(&ids))
         .order((deliveries::created_at, deliveries::id))
         .select((
@@ -291,6 +293,7 @@ pub fn claim_due(
             certificates::fhir_xml,
             deliveries::document_id,
             deliveries::document,
+            practices::outage_since,
         ))
         .load(conn)?;
     let iks: Vec<&String> = rows.iter().map(|r| &r.2).collect();
@@ -306,7 +309,16 @@ pub fn claim_due(
     Ok(rows
         .into_iter()
         .map(
-            |(id, certificate_id, insurer_ik, attempts, certificate_xml, document_id, document)| {
+            |(
+                id,
+                certificate_id,
+                insurer_ik,
+                attempts,
+                certificate_xml,
+                document_id,
+                document,
+                practice_outage,
+            )| {
                 let target = targets.iter().find(|t| t.0 == insurer_ik);
                 Claimed {
                     id,
@@ -315,7 +327,8 @@ pub fn claim_due(
                     attempts,
                     push_url: target.and_then(|t| t.1.clone()),
                     auth_header: target.and_then(|t| t.2.clone()),
-                    outage: target.is_some_and(|t| t.3),
+                    // A Störung of the insurer, or a practice-wide one (TI outage).
+                    outage: target.is_some_and(|t| t.3) || practice_outage.is_some(),
                     insurer_ik,
                     fhir_xml: document.or(certificate_xml),
                 }

@@ -11,6 +11,7 @@ diesel::table! {
         phone -> Text,
         created_at -> Timestamp,
         land -> Text,
+        outage_since -> Nullable<Timestamp>,
     }
 }
 
@@ -181,3 +182,4 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
     }
 }
+diesel::allow_tables_to_appear_in_same_query!(deliveries, practices);

@@ -17,6 +17,7 @@ use crate::storage::{self, breaker};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/queue", web::get().to(dashboard))
         .route("/queue/demo-insurer", web::post().to(demo_insurer))
+        .route("/queue/practice-outage", web::post().to(practice_outage))
         .route("/queue/{ik}/{action}", web::post().to(act));
 }
 
@@ -63,6 +64,8 @@ struct QueuePage<'a> {
     rows: Vec<DestinationView>,
     unsent: Vec<UnsentView>,
     post_today: Vec<PostView>,
+    /// A practice-wide Störung (TI outage) since.
+    practice_outage: Option<String>,
 }
 
 fn when(t: Option<NaiveDateTime>) -> String {
@@ -90,7 +93,7 @@ fn status(d: &storage::DestinationRow) -> &'static str {
 
 async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let practice = staff.user.practice_id.clone();
-    let (destinations, backlog, unsent, land) = state
+    let (destinations, backlog, unsent, land, practice_outage) = state
         .db
         .run(move |c| {
             Ok((
@@ -98,6 +101,7 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
                 storage::backlog(c, &practice)?,
                 storage::unsent(c, &practice, 500)?,
                 storage::practice_land(c, &practice)?,
+                storage::practice_outage(c, &practice)?,
             ))
         })
         .await?;
@@ -164,6 +168,7 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
         rows,
         unsent,
         post_today,
+        practice_outage: practice_outage.map(|t| when(Some(t))),
     };
     html(StatusCode::OK, &page)
 }
@@ -232,5 +237,26 @@ async fn demo_insurer(
         .and_then(Mode::parse)
         .ok_or(WebError::NotFound)?;
     fake.set_mode(mode);
+    Ok(see_other("/queue"))
+}
+
+/// Declares or clears the practice-wide Störung (TI outage): every error answer for the
+/// practice's documents is then retried.
+async fn practice_outage(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let form = read_action(&staff, &state, payload).await?;
+    let on = form.on.as_deref() == Some("true");
+    let actor = staff.actor();
+    state
+        .db
+        .run(move |c| {
+            storage::set_practice_outage(c, &actor.practice_id, on)?;
+            storage::audit(c, &actor, "practice.outage", None, &on.to_string())?;
+            Ok(())
+        })
+        .await?;
     Ok(see_other("/queue"))
 }
