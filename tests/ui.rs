@@ -520,3 +520,47 @@ async fn staff_declare_and_clear_a_practice_wide_stoerung() {
         .await
         .contains("Keine praxisweite Störung gemeldet"));
 }
+
+#[tokio::test]
+async fn staff_add_an_insurer_destination_with_german_field_errors() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let bad = post_form(
+        &app,
+        "/queue/destinations",
+        &[
+            ("csrf".into(), csrf.clone()),
+            ("ik".into(), "109500968".into()),
+            ("name".into(), "".into()),
+            ("push_url".into(), "ftp://x".into()),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let text = bad.text().await.unwrap();
+    assert!(
+        text.contains("Prüfziffer")
+            && text.contains("Name der Krankenkasse")
+            && text.contains("Empfangsadresse")
+    );
+    let ok = post_form(
+        &app,
+        "/queue/destinations",
+        &[
+            ("csrf".into(), csrf),
+            ("ik".into(), "109500969".into()),
+            ("name".into(), "AOK Niedersachsen".into()),
+            ("push_url".into(), "https://kasse.example/eau".into()),
+            ("rate_per_minute".into(), "120".into()),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+    let d = au_relay::storage::destination(&mut app.db.conn().unwrap(), "109500969")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.push_url.as_deref(), d.rate_per_minute),
+        (Some("https://kasse.example/eau"), Some(120))
+    );
+}

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::form::from_form;
 use super::pages::{delivery_label, html, see_other};
 use super::{read_body, AppState, Staff, WebError};
-use crate::domain::{berlin_today, post_deadline, PostDeadline};
+use crate::domain::{berlin_today, post_deadline, FieldError, InsurerIk, PostDeadline};
 use crate::insurers::fake::Mode;
 use crate::storage::{self, breaker};
 
@@ -18,6 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/queue", web::get().to(dashboard))
         .route("/queue/demo-insurer", web::post().to(demo_insurer))
         .route("/queue/practice-outage", web::post().to(practice_outage))
+        .route("/queue/destinations", web::post().to(save_destination))
         .route("/queue/{ik}/{action}", web::post().to(act));
 }
 
@@ -255,6 +256,108 @@ async fn practice_outage(
         .run(move |c| {
             storage::set_practice_outage(c, &actor.practice_id, on)?;
             storage::audit(c, &actor, "practice.outage", None, &on.to_string())?;
+            Ok(())
+        })
+        .await?;
+    Ok(see_other("/queue"))
+}
+
+#[derive(Deserialize)]
+struct DestinationForm {
+    csrf: Option<String>,
+    ik: Option<String>,
+    name: Option<String>,
+    push_url: Option<String>,
+    health_url: Option<String>,
+    rate_per_minute: Option<String>,
+}
+
+fn url_field(
+    value: Option<String>,
+    field: &str,
+    label: &str,
+) -> Result<Option<String>, FieldError> {
+    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(u) if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 500 => {
+            Ok(Some(u))
+        }
+        Some(_) => Err(FieldError::new(
+            field,
+            format!("{label}: eine http(s)-Adresse angeben"),
+        )),
+    }
+}
+
+/// Adds or changes where an insurer receives pushed documents (no push URL: pull only).
+async fn save_destination(
+    staff: Staff,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let form: DestinationForm = from_form(&body)?;
+    staff.check_csrf(form.csrf.as_deref())?;
+    let mut errors = Vec::new();
+    let ik = InsurerIk::parse(form.ik.as_deref().unwrap_or_default())
+        .map_err(|e| errors.push(FieldError::new("ik", e.to_string())))
+        .ok();
+    let name = form.name.map(|n| n.trim().to_owned()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > 45 {
+        errors.push(FieldError::new(
+            "name",
+            "Name der Krankenkasse: 1 bis 45 Zeichen",
+        ));
+    }
+    let push_url = url_field(form.push_url, "push_url", "Empfangsadresse")
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let health_url = url_field(form.health_url, "health_url", "Prüfadresse")
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let rate = match form
+        .rate_per_minute
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        None => None,
+        Some(r) => match r.parse::<i32>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                errors.push(FieldError::new(
+                    "rate_per_minute",
+                    "Höchstrate: eine positive ganze Zahl pro Minute",
+                ));
+                None
+            }
+        },
+    };
+    let Some(ik) = ik.filter(|_| errors.is_empty()) else {
+        return Err(WebError::Invalid(errors));
+    };
+    let config = storage::DestinationConfig {
+        ik: ik.to_string(),
+        name,
+        push_url,
+        health_url,
+        auth_header: None,
+        rate_per_minute: rate,
+    };
+    let actor = staff.actor();
+    state
+        .db
+        .run(move |c| {
+            storage::upsert_destination(c, &config)?;
+            storage::audit(
+                c,
+                &actor,
+                "destination.saved",
+                None,
+                &format!("IK {}", config.ik),
+            )?;
             Ok(())
         })
         .await?;
