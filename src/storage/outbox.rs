@@ -394,14 +394,25 @@ pub fn finish_attempt(
         .execute(c)?;
         let target = destinations::table.find(f.insurer_ik);
         if delivered {
-            diesel::update(target)
-                .set((
-                    destinations::breaker.eq(super::breaker::CLOSED),
-                    destinations::consecutive_failures.eq(0),
-                    destinations::last_success_at.eq(at),
-                    destinations::updated_at.eq(at),
-                ))
-                .execute(c)?;
+            // The destination row is shared by every push to the insurer: write it only when
+            // its state changes, or at most once a second for `last_success_at`.
+            let stale = at - chrono::Duration::seconds(1);
+            diesel::update(
+                target.filter(
+                    destinations::breaker
+                        .ne(super::breaker::CLOSED)
+                        .or(destinations::consecutive_failures.ne(0))
+                        .or(destinations::last_success_at.is_null())
+                        .or(destinations::last_success_at.lt(stale)),
+                ),
+            )
+            .set((
+                destinations::breaker.eq(super::breaker::CLOSED),
+                destinations::consecutive_failures.eq(0),
+                destinations::last_success_at.eq(at),
+                destinations::updated_at.eq(at),
+            ))
+            .execute(c)?;
         } else if f.insurer_failed {
             let failures: i32 = target.select(destinations::consecutive_failures).first(c)?;
             let was: String = target.select(destinations::breaker).first(c)?;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Queue drain benchmark (issue #5): seed N queued certificates on PostgreSQL, drain them into the
+# fake insurer with one `au-relay worker` process, and set the drain rate beside the fake insurer's
+# raw accept rate measured by wrk in the same run. Prints the figures for BENCHMARKS.md.
+#
+#   scripts/bench-queue.sh [N]            # default 1000000
+#
+# Needs: a PostgreSQL admin URL in PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+# psql, wrk (Debian package), and builds target/release/au-relay if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+ADMIN=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DB=aurelay_bench
+BIN=target/release/au-relay
+PORT=${BENCH_PORT:-18090}
+CONCURRENCY=${BENCH_CONCURRENCY:-64}
+[ -x "$BIN" ] || cargo build --release --bin au-relay
+
+psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
+psql "$ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
+URL="${ADMIN%/*}/$DB"
+export AU_RELAY_DATABASE_URL="$URL" AU_RELAY_LOG=warn AU_RELAY_DB_POOL_SIZE=16
+
+"$BIN" practice add --bsnr 031234567 --name Bench --street S --postal-code 30159 --city Hannover \
+  --phone 0 --lanr 838382202 --doctor-name Bench >/dev/null 2>&1
+"$BIN" fake-insurer --port "$PORT" 2>/dev/null &
+FAKE=$!
+WORKER=""
+trap 'kill $FAKE ${WORKER:-} 2>/dev/null || true' EXIT
+sleep 1
+"$BIN" destination set --ik 109500969 --name Bench --push-url "http://127.0.0.1:$PORT/eau" \
+  --health-url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
+
+echo "== seeding $N queued certificates"
+seed_start=$(date +%s.%N)
+psql "$URL" -q <<SQL
+INSERT INTO certificates (id, practice_id, kind, kvnr, search_name, display_name, insurer_ik, determined_on,
+    incapable_until, document, created_by, created_at, origin, fhir_xml, print_only)
+SELECT g.id, p.id, 'ERST', 'A123456780', 'bench', 'Bench, Bench', '109500969', current_date, current_date + 3,
+    '{}', 'bench', (now() at time zone 'utc') + (g.n || ' microseconds')::interval, 'capture',
+    '<Bundle xmlns="http://hl7.org/fhir"><identifier><value value="urn:uuid:' || g.id || '"/></identifier>'
+      || repeat('<entry><fullUrl value="http://pvs.praxis.local/fhir/Condition/x"/></entry>', 25) || '</Bundle>',
+    false
+FROM (SELECT n, gen_random_uuid()::text AS id FROM generate_series(1, $N) n) g, practices p;
+INSERT INTO deliveries (id, certificate_id, practice_id, insurer_ik, document_kind, state, attempts,
+    next_attempt_at, created_at)
+SELECT gen_random_uuid()::text, c.id, c.practice_id, c.insurer_ik, 'eau', 'pending', 0, c.created_at, c.created_at
+FROM certificates c;
+ANALYZE;
+SQL
+doc_bytes=$(psql "$URL" -Atqc "SELECT avg(length(fhir_xml))::int FROM certificates")
+echo "seeded in $(echo "$(date +%s.%N) - $seed_start" | bc) s, document ${doc_bytes} B"
+
+echo "== raw accept rate of the fake insurer (wrk, 64 connections, 10 s)"
+body=$(printf 'x%.0s' $(seq 1 "$doc_bytes"))
+cat > /tmp/bench-queue.lua <<LUA
+counter = 0
+wrk.method = "POST"
+wrk.body = "$body"
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/eau", {["Idempotency-Key"] = "wrk-" .. counter .. "-" .. math.random(1, 1e9),
+    ["Content-Type"] = "application/fhir+xml"})
+end
+LUA
+raw=$(wrk -t2 -c64 -d10s -s /tmp/bench-queue.lua "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
+echo "raw: ${raw} requests/s"
+
+echo "== draining with one worker (concurrency $CONCURRENCY)"
+AU_RELAY_QUEUE_CONCURRENCY=$CONCURRENCY "$BIN" worker 2>/dev/null &
+WORKER=$!
+start=$(date +%s.%N)
+peak=0
+while :; do
+  left=$(psql "$URL" -Atqc "SELECT count(*) FROM deliveries WHERE state <> 'delivered'")
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$WORKER/status 2>/dev/null || echo 0)
+  [ "$rss" -gt "$peak" ] && peak=$rss
+  [ "$left" -eq 0 ] && break
+  sleep 2
+done
+elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+rate=$(echo "$N / $elapsed" | bc)
+echo "drained $N in ${elapsed} s: ${rate} documents/s = $(echo "scale=2; 100 * $rate / $raw" | bc) % of raw; worker peak RSS $((peak / 1024)) MB"
