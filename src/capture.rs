@@ -32,6 +32,12 @@ pub enum Imported {
     Invalid(Vec<fhir::Issue>),
 }
 
+/// A written KBV document as the text that is stored and sent.
+fn document(written: Result<Vec<u8>, fhir::FhirError>) -> Result<String, CaptureError> {
+    let bytes = written.map_err(|e| CaptureError::Document(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| CaptureError::Document(e.to_string()))
+}
+
 /// Validates the draft against the practice's master data and stores it.
 pub async fn submit(
     db: &Database,
@@ -52,10 +58,9 @@ pub async fn submit(
             Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
         };
         // The document the insurer will get, written once: replay sends these exact bytes.
-        let xml = match fhir::write(&certificate).map(String::from_utf8) {
-            Ok(Ok(xml)) => xml,
-            Ok(Err(e)) => return Ok(Err(CaptureError::Document(e.to_string()))),
-            Err(e) => return Ok(Err(CaptureError::Document(e.to_string()))),
+        let xml = match document(fhir::write(&certificate)) {
+            Ok(xml) => xml,
+            Err(e) => return Ok(Err(e)),
         };
         let new = NewCertificate {
             certificate: &certificate,
@@ -117,12 +122,9 @@ pub async fn cancel(
         let land = storage::practice_land(conn, &actor.practice_id)?;
         let today = berlin_today(chrono::Utc::now());
         let storno_id = Uuid::new_v4();
-        let xml = match fhir::write_storno(&stored.certificate, storno_id, today)
-            .map(String::from_utf8)
-        {
-            Ok(Ok(xml)) => xml,
-            Ok(Err(e)) => return Ok(Err(CaptureError::Document(e.to_string()))),
-            Err(e) => return Ok(Err(CaptureError::Document(e.to_string()))),
+        let xml = match document(fhir::write_storno(&stored.certificate, storno_id, today)) {
+            Ok(xml) => xml,
+            Err(e) => return Ok(Err(e)),
         };
         let storno = storage::StornoDocument { id: storno_id, xml };
         let allowed = |delivered_at: chrono::NaiveDateTime| {

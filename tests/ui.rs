@@ -564,3 +564,39 @@ async fn staff_add_an_insurer_destination_with_german_field_errors() {
         (Some("https://kasse.example/eau"), Some(120))
     );
 }
+
+#[tokio::test]
+async fn each_request_renews_the_idle_timeout_of_a_session() {
+    use au_relay::storage::schema::sessions;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let ten_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(10)).naive_utc();
+    app.db
+        .conn()
+        .unwrap()
+        .batch_execute(&format!(
+            "UPDATE sessions SET last_seen_at = '{}'",
+            ten_minutes_ago.format("%Y-%m-%d %H:%M:%S")
+        ))
+        .unwrap();
+    assert_eq!(
+        app.client
+            .get(app.url("/certificates"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let seen: Option<chrono::NaiveDateTime> = sessions::table
+        .select(sessions::last_seen_at)
+        .first(&mut *app.db.conn().unwrap())
+        .unwrap();
+    let renewed = seen.unwrap();
+    assert!(
+        renewed > ten_minutes_ago + chrono::Duration::minutes(9),
+        "last_seen_at renewed: {renewed}"
+    );
+}

@@ -51,15 +51,10 @@ fn chrono(d: Duration) -> chrono::Duration {
 }
 
 /// What to record for a verdict.
-fn finish_of<'a>(
-    c: &'a Claimed,
-    verdict: &Verdict,
-    detail: &'a str,
-    settings: &WorkerSettings,
-) -> Finish<'a> {
+fn finish_of(c: &Claimed, verdict: &Verdict, detail: String, settings: &WorkerSettings) -> Finish {
     let base = Finish {
-        delivery_id: &c.id,
-        insurer_ik: &c.insurer_ik,
+        delivery_id: c.id.clone(),
+        insurer_ik: c.insurer_ik.clone(),
         state: state::DELIVERED,
         next_attempt_at: None,
         outcome: "delivered",
@@ -146,60 +141,14 @@ async fn deliver(
         classify(&answer, c.outage)
     };
     let detail = reason(&verdict);
-    let mut finish = finish_of(&c, &verdict, &detail, settings);
+    let mut finish = finish_of(&c, &verdict, detail, settings);
     finish.duration_ms = i32::try_from(took.as_millis()).unwrap_or(i32::MAX);
     if let Answer::Http { status, .. } = &answer {
         finish.http_status = Some(i32::from(*status));
     }
     let (open_after, probe) = (settings.open_after, chrono(settings.probe_every));
-    let owned = OwnedFinish::from(&finish);
-    db.run(move |conn| storage::finish_attempt(conn, &owned.as_finish(), open_after, probe))
+    db.run(move |conn| storage::finish_attempt(conn, &finish, open_after, probe))
         .await
-}
-
-/// `Finish` borrows; this carries it into the blocking pool.
-struct OwnedFinish {
-    delivery_id: String,
-    insurer_ik: String,
-    state: &'static str,
-    next_attempt_at: Option<chrono::NaiveDateTime>,
-    outcome: &'static str,
-    http_status: Option<i32>,
-    detail: String,
-    duration_ms: i32,
-    insurer_failed: bool,
-}
-
-impl From<&Finish<'_>> for OwnedFinish {
-    fn from(f: &Finish<'_>) -> Self {
-        Self {
-            delivery_id: f.delivery_id.to_owned(),
-            insurer_ik: f.insurer_ik.to_owned(),
-            state: f.state,
-            next_attempt_at: f.next_attempt_at,
-            outcome: f.outcome,
-            http_status: f.http_status,
-            detail: f.detail.to_owned(),
-            duration_ms: f.duration_ms,
-            insurer_failed: f.insurer_failed,
-        }
-    }
-}
-
-impl OwnedFinish {
-    fn as_finish(&self) -> Finish<'_> {
-        Finish {
-            delivery_id: &self.delivery_id,
-            insurer_ik: &self.insurer_ik,
-            state: self.state,
-            next_attempt_at: self.next_attempt_at,
-            outcome: self.outcome,
-            http_status: self.http_status,
-            detail: &self.detail,
-            duration_ms: self.duration_ms,
-            insurer_failed: self.insurer_failed,
-        }
-    }
 }
 
 /// Probes open destinations whose probe is due.

@@ -265,6 +265,16 @@ pub fn session_user(
         ))
         .first(conn)
         .optional()?;
+    if row.is_some() {
+        // Every staff request passes here: write `last_seen_at` at most once a minute.
+        diesel::update(
+            sessions::table
+                .find(token_hash)
+                .filter(sessions::last_seen_at.lt(at - chrono::Duration::minutes(1))),
+        )
+        .set(sessions::last_seen_at.eq(at))
+        .execute(conn)?;
+    }
     Ok(row.map(
         |(user_id, username, practice_id, role, csrf_token)| SessionUser {
             user_id,

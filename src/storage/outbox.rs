@@ -339,9 +339,9 @@ pub fn claim_due(
 
 /// The result of one attempt, as the queue decided it.
 #[derive(Debug, Clone)]
-pub struct Finish<'a> {
-    pub delivery_id: &'a str,
-    pub insurer_ik: &'a str,
+pub struct Finish {
+    pub delivery_id: String,
+    pub insurer_ik: String,
     /// New state of the delivery (see [`state`]).
     pub state: &'static str,
     /// For `pending`: when to try again.
@@ -349,7 +349,7 @@ pub struct Finish<'a> {
     /// `delivered`, `retry`, `needs_new_id`, `dead`.
     pub outcome: &'static str,
     pub http_status: Option<i32>,
-    pub detail: &'a str,
+    pub detail: String,
     pub duration_ms: i32,
     /// Whether the insurer itself failed (counts towards opening its breaker).
     pub insurer_failed: bool,
@@ -360,7 +360,7 @@ pub struct Finish<'a> {
 /// probe follows after `probe_in`.
 pub fn finish_attempt(
     conn: &mut AnyConnection,
-    f: &Finish<'_>,
+    f: &Finish,
     open_after: i32,
     probe_in: chrono::Duration,
 ) -> Result<()> {
@@ -368,11 +368,11 @@ pub fn finish_attempt(
     conn.transaction(|c| {
         diesel::insert_into(delivery_attempts::table)
             .values((
-                delivery_attempts::delivery_id.eq(f.delivery_id),
+                delivery_attempts::delivery_id.eq(&f.delivery_id),
                 delivery_attempts::at.eq(at),
                 delivery_attempts::outcome.eq(f.outcome),
                 delivery_attempts::http_status.eq(f.http_status),
-                delivery_attempts::detail.eq(f.detail),
+                delivery_attempts::detail.eq(&f.detail),
                 delivery_attempts::duration_ms.eq(f.duration_ms),
             ))
             .execute(c)?;
@@ -381,18 +381,18 @@ pub fn finish_attempt(
         // stays delivered, whatever this push's answer was.
         diesel::update(
             deliveries::table
-                .find(f.delivery_id)
+                .find(&f.delivery_id)
                 .filter(deliveries::state.eq(state::IN_FLIGHT)),
         )
         .set((
             deliveries::state.eq(f.state),
             deliveries::lease_until.eq(None::<NaiveDateTime>),
             deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
-            deliveries::last_error.eq((!delivered).then_some(f.detail)),
+            deliveries::last_error.eq((!delivered).then_some(&f.detail)),
             deliveries::delivered_at.eq(delivered.then_some(at)),
         ))
         .execute(c)?;
-        let target = destinations::table.find(f.insurer_ik);
+        let target = destinations::table.find(&f.insurer_ik);
         if delivered {
             // The destination row is shared by every push to the insurer: write it only when
             // its state changes, or at most once a second for `last_success_at`.
@@ -420,7 +420,7 @@ pub fn finish_attempt(
             diesel::update(target)
                 .set((
                     destinations::consecutive_failures.eq(failures + 1),
-                    destinations::last_error.eq(f.detail),
+                    destinations::last_error.eq(&f.detail),
                     destinations::updated_at.eq(at),
                 ))
                 .execute(c)?;

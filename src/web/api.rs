@@ -34,17 +34,24 @@ struct CertificateBody {
     certificate: Certificate,
 }
 
-fn require_json(req: &HttpRequest) -> Result<(), WebError> {
+/// Refuses a body whose `Content-Type` is none of `accepted` (the first is named in the error).
+fn require_content_type(req: &HttpRequest, accepted: &[&'static str]) -> Result<(), WebError> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if ct.starts_with("application/json") {
+    if accepted.iter().any(|a| ct.starts_with(a)) {
         Ok(())
     } else {
-        Err(WebError::MediaType("application/json"))
+        Err(WebError::MediaType(
+            accepted.first().copied().unwrap_or("application/json"),
+        ))
     }
+}
+
+fn require_json(req: &HttpRequest) -> Result<(), WebError> {
+    require_content_type(req, &["application/json"])
 }
 
 /// `POST /api/v1/certificates`: 201 with `Location`, or 200 with the certificate stored
@@ -239,14 +246,7 @@ async fn import_fhir(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !(ct.starts_with(FHIR_XML) || ct.starts_with("application/xml")) {
-        return Err(WebError::MediaType(FHIR_XML).into());
-    }
+    require_content_type(&req, &[FHIR_XML, "application/xml"])?;
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let actor = client.actor("fhir-import");
     let (captured, warnings, print_only) = match capture::import(&state.db, actor, body.to_vec())

@@ -57,7 +57,11 @@ fn german_serde_message(english: &str) -> String {
 
 /// Decodes an urlencoded form into `T` through a nested JSON value.
 pub fn from_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
-    let value = form_value(body)?;
+    from_value(form_value(body)?)
+}
+
+/// Decodes a value built by [`form_value`] (possibly adjusted) into `T`.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         located(path, german_serde_message(&e.into_inner().to_string()))

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::form::{form_pairs, form_value, from_form};
+use super::form::{form_pairs, form_value, from_form, from_value};
 use super::{read_body, AppState, Staff, WebError, SESSION_COOKIE};
 use crate::auth;
 use crate::capture::{self, CaptureError};
@@ -469,11 +469,7 @@ fn parse_capture_form(
         rows.retain(|row| row.get("code").is_some());
     }
     let token = token.filter(|t| Uuid::parse_str(t).is_ok());
-    let draft = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        FieldError::new(path.clone(), format!("{path}: ungültiger Wert"))
-    })?;
-    Ok((draft, csrf, token))
+    Ok((from_value(value)?, csrf, token))
 }
 
 async fn create(
