@@ -53,7 +53,7 @@ fn capture(s: &Setup, n: usize) -> Vec<String> {
 }
 
 fn states(s: &Setup) -> Vec<(String, i64)> {
-    storage::states(&mut s.db.conn().unwrap()).unwrap()
+    storage::states(&mut s.db.conn().unwrap(), storage::Channel::Insurer).unwrap()
 }
 
 async fn drain(s: &Setup, rounds: usize) {
@@ -184,20 +184,33 @@ async fn two_instances_drain_a_large_backlog_without_pushing_a_document_twice() 
     tokio::task::spawn_blocking(move || common::store_certificates(&db, &practice, IK, n))
         .await
         .unwrap();
-    let url = s.db.url().to_owned();
+    // Each instance runs the production worker loop (claim, push and record pipelined).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let instance = |url: String| {
         let settings = WorkerSettings {
             batch: 100,
             concurrency: 16,
             ..s.settings.clone()
         };
-        async move {
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
             let db = Database::connect(&url, 4).unwrap();
             let client = PushClient::new(Duration::from_secs(10)).unwrap();
-            while run_once(&db, &client, &settings).await.unwrap() > 0 {}
-        }
+            au_relay::queue::run(db, client, None, settings, stopped).await;
+        })
     };
-    tokio::join!(instance(url.clone()), instance(url));
+    let url = s.db.url().to_owned();
+    let instances = [instance(url.clone()), instance(url)];
+    for _ in 0..1200 {
+        if states(&s) == [("delivered".to_string(), n as i64)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    for i in instances {
+        i.await.unwrap();
+    }
     assert_eq!(states(&s), [("delivered".to_string(), n as i64)]);
     let counts = s.insurer.counts();
     assert_eq!(counts.len(), n);
@@ -309,7 +322,7 @@ async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno
         "the Storno went with its own UUID: {counts:?}"
     );
     assert_eq!(
-        storage::states(&mut app.db.conn().unwrap()).unwrap(),
+        storage::states(&mut app.db.conn().unwrap(), storage::Channel::Insurer).unwrap(),
         [("delivered".to_string(), 2), ("withdrawn".to_string(), 1)]
     );
 }

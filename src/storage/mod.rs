@@ -5,6 +5,7 @@ mod accounts;
 mod certificates;
 mod destinations;
 mod insurer_export;
+mod mail;
 mod outbox;
 pub mod schema;
 
@@ -19,6 +20,7 @@ pub use accounts::*;
 pub use certificates::*;
 pub use destinations::*;
 pub use insurer_export::*;
+pub use mail::*;
 pub use outbox::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
