@@ -437,3 +437,29 @@ async fn a_practice_wide_stoerung_makes_every_error_retryable() {
     drain(&s, 2).await;
     assert_eq!(states(&s), [("needs_new_id".to_string(), 1)]);
 }
+
+#[tokio::test]
+async fn an_insurer_that_refuses_connections_gets_its_backlog_once_it_listens_again() {
+    let s = setup().await;
+    s.insurer.refuse_connections().await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", s.insurer.port)).is_err(),
+        "connection refused"
+    );
+    let ids = capture(&s, 5);
+    drain(&s, 10).await;
+    assert_eq!(states(&s), [("pending".to_string(), 5)]);
+    let unsent = storage::unsent(&mut s.db.conn().unwrap(), &s.practice_id, 10).unwrap();
+    assert_eq!(unsent.len(), 5);
+    assert!(unsent
+        .iter()
+        .all(|u| u.attempts >= 1 && u.last_error.is_some()));
+
+    s.insurer.listen_again().unwrap();
+    drain(&s, 20).await;
+    assert_eq!(states(&s), [("delivered".to_string(), 5)]);
+    let counts = s.insurer.counts();
+    for id in ids {
+        assert_eq!(counts.get(&id), Some(&1), "{id} accepted exactly once");
+    }
+}
