@@ -102,7 +102,7 @@ while :; do
   rss=$(awk '/VmRSS/ {print $2}' /proc/$WORKER/status 2>/dev/null || echo 0)
   [ "$rss" -gt "$peak" ] && peak=$rss
   [ "$left" -eq 0 ] && break
-  sleep 2
+  sleep 1
 done
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)
 rate=$(echo "$N / $elapsed" | bc)

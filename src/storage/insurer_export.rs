@@ -2,7 +2,9 @@
 //! what they imported.
 
 use chrono::NaiveDateTime;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text, Timestamp};
 use uuid::Uuid;
 
 use super::schema::{certificates, deliveries, delivery_attempts, insurer_tokens};
@@ -118,15 +120,20 @@ pub fn export_page(
     let mut q = deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::insurer_ik.eq(ik.to_owned()))
-        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT, state::DEAD]))
+        // Literal, as in the partial index `deliveries_open_by_insurer` (a bound list would
+        // keep the planners from using it, and every page would sort the whole backlog).
+        .filter(sql::<Bool>(
+            "deliveries.state IN ('pending', 'in_flight', 'dead')",
+        ))
         .into_boxed();
     if let Some(c) = after {
+        // A row-value comparison: one range of the index, in order.
         q = q.filter(
-            deliveries::created_at
-                .gt(c.created_at)
-                .or(deliveries::created_at
-                    .eq(c.created_at)
-                    .and(deliveries::id.gt(c.delivery_id.clone()))),
+            sql::<Bool>("(deliveries.created_at, deliveries.id) > (")
+                .bind::<Timestamp, _>(c.created_at)
+                .sql(", ")
+                .bind::<Text, _>(c.delivery_id.clone())
+                .sql(")"),
         );
     }
     type Row = (

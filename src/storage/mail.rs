@@ -85,14 +85,14 @@ struct ClaimedId {
 
 const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight') \
+       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
      RETURNING id";
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight') \
+       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
        ORDER BY d.created_at, d.id LIMIT ?3) \
      RETURNING id";

@@ -207,7 +207,7 @@ struct ClaimedId {
 
 const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
-       WHERE d.state IN ('pending', 'in_flight') \
+       WHERE d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
@@ -218,7 +218,7 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
-       WHERE d.state IN ('pending', 'in_flight') \
+       WHERE d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \

@@ -1,1 +1,1 @@
-DROP INDEX deliveries_claim_order;
+DROP INDEX deliveries_open_by_insurer;
