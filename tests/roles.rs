@@ -131,13 +131,8 @@ async fn a_practice_admin_adds_a_user_under_the_password_rules_and_deactivates_t
         303,
         "the deactivated user's session ended"
     );
-    let again = reqwest::Client::new()
-        .post(app.url("/login"))
-        .form(&[("username", "mfa.neu"), ("password", "Lange-Passphrase-1")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 401);
+    let (_, again) = common::try_login(&app, "mfa.neu", "Lange-Passphrase-1").await;
+    assert_eq!(again, 401);
     assert!(app
         .get_text("/admin/users")
         .await
@@ -221,17 +216,9 @@ async fn a_password_change_needs_the_current_password_and_ends_the_other_session
     );
     let other = second.get(app.url("/certificates")).send().await.unwrap();
     assert_eq!(other.status(), 303, "the other session ended");
-    let login = |password: &'static str| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
-            .post(app.url("/login"))
-            .form(&[("username", "mfa2"), ("password", password)])
-            .send()
-    };
-    assert_eq!(login("Alte-Passphrase-1").await.unwrap().status(), 401);
-    assert_eq!(login("Neue-Passphrase-1").await.unwrap().status(), 303);
+    let old = common::try_login(&app, "mfa2", "Alte-Passphrase-1").await.1;
+    let new = common::try_login(&app, "mfa2", "Neue-Passphrase-1").await.1;
+    assert_eq!((old, new), (401, 303));
 }
 
 #[tokio::test]

@@ -490,22 +490,28 @@ pub fn list_all_api_tokens(conn: &mut AnyConnection) -> Result<Vec<(String, Toke
     let rows: Vec<(String, TokenRow)> = api_tokens::table
         .inner_join(practices::table)
         .order((practices::bsnr, api_tokens::created_at))
-        .select((
-            practices::bsnr,
-            (
-                api_tokens::token_hash,
-                api_tokens::label,
-                api_tokens::created_at,
-                api_tokens::last_used_at,
-                api_tokens::revoked_at,
-            ),
-        ))
+        .select((practices::bsnr, API_TOKEN_COLUMNS))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(bsnr, row)| (bsnr, token_info(row)))
         .collect())
 }
+
+/// The columns of a [`TokenRow`] in `api_tokens`.
+const API_TOKEN_COLUMNS: (
+    api_tokens::token_hash,
+    api_tokens::label,
+    api_tokens::created_at,
+    api_tokens::last_used_at,
+    api_tokens::revoked_at,
+) = (
+    api_tokens::token_hash,
+    api_tokens::label,
+    api_tokens::created_at,
+    api_tokens::last_used_at,
+    api_tokens::revoked_at,
+);
 
 pub(super) type TokenRow = (
     String,
@@ -531,13 +537,7 @@ pub fn list_api_tokens(conn: &mut AnyConnection, practice_id: &str) -> Result<Ve
     let rows: Vec<TokenRow> = api_tokens::table
         .filter(api_tokens::practice_id.eq(practice_id))
         .order(api_tokens::created_at)
-        .select((
-            api_tokens::token_hash,
-            api_tokens::label,
-            api_tokens::created_at,
-            api_tokens::last_used_at,
-            api_tokens::revoked_at,
-        ))
+        .select(API_TOKEN_COLUMNS)
         .load(conn)?;
     Ok(rows.into_iter().map(token_info).collect())
 }

@@ -284,8 +284,8 @@ pub fn add_user(
     storage::create_user(&mut db.conn().unwrap(), practice, name, &hash, role).unwrap()
 }
 
-/// A browser of its own, logged in as `name`; returns it with its session's CSRF token.
-pub async fn browser(app: &TestApp, name: &str, password: &str) -> (reqwest::Client, String) {
+/// A login attempt in a browser of its own: the new browser and the answer's status.
+pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (reqwest::Client, u16) {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -297,7 +297,13 @@ pub async fn browser(app: &TestApp, name: &str, password: &str) -> (reqwest::Cli
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303, "login of {name}");
+    (client, r.status().as_u16())
+}
+
+/// A browser of its own, logged in as `name`; returns it with its session's CSRF token.
+pub async fn browser(app: &TestApp, name: &str, password: &str) -> (reqwest::Client, String) {
+    let (client, status) = try_login(app, name, password).await;
+    assert_eq!(status, 303, "login of {name}");
     let page = client
         .get(app.url("/account/password"))
         .send()
