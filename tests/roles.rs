@@ -850,3 +850,25 @@ fn the_cli_adds_users_by_role_under_the_password_rules() {
     let admin = storage::find_user(&mut conn, "chefin").unwrap().unwrap();
     assert_eq!(admin.role, "admin");
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_is_throttled_like_a_login() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let wrong = with_csrf(
+        &csrf,
+        &[
+            ("current", "falsch"),
+            ("password", "Neue-Passphrase-1"),
+            ("password_repeat", "Neue-Passphrase-1"),
+        ],
+    );
+    for _ in 0..5 {
+        let r = post(&app.client, &app, "/account/password", &wrong).await;
+        assert_eq!(r.status(), 422);
+    }
+    let r = post(&app.client, &app, "/account/password", &wrong).await;
+    assert_eq!(r.status(), 429);
+    let (_, login) = common::try_login(&app, "demo", "demo").await;
+    assert_eq!(login, 429, "the account is throttled for logins too");
+}
