@@ -6,7 +6,7 @@
 #   scripts/bench-queue.sh [N]            # default 1000000
 #
 # Needs: a PostgreSQL admin URL in PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
-# psql, wrk (Debian package), and builds target/release/au-relay if it is missing.
+# psql, curl, wrk (Debian package), and builds target/release/au-relay if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -27,7 +27,7 @@ export AU_RELAY_DATABASE_URL="$URL" AU_RELAY_LOG=warn AU_RELAY_DB_POOL_SIZE=16
 "$BIN" fake-insurer --port "$PORT" 2>/dev/null &
 FAKE=$!
 WORKER=""
-trap 'kill $FAKE ${WORKER:-} 2>/dev/null || true' EXIT
+trap 'kill $FAKE ${WORKER:-} ${SERVE:-} 2>/dev/null || true' EXIT
 sleep 1
 "$BIN" destination set --ik 109500969 --name Bench --push-url "http://127.0.0.1:$PORT/eau" \
   --health-url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
@@ -51,6 +51,31 @@ ANALYZE;
 SQL
 doc_bytes=$(psql "$URL" -Atqc "SELECT avg(length(fhir_xml))::int FROM certificates")
 echo "seeded in $(echo "$(date +%s.%N) - $seed_start" | bc) s, document ${doc_bytes} B"
+
+echo "== pull export of the whole backlog (one streamed request, limit $N)"
+TOKEN=$("$BIN" token create --insurer 109500969 --label bench 2>/dev/null)
+SERVE_PORT=${BENCH_SERVE_PORT:-18091}
+AU_RELAY_QUEUE=false AU_RELAY_BIND="127.0.0.1:$SERVE_PORT" "$BIN" serve 2>/dev/null &
+SERVE=$!
+trap 'kill $FAKE ${WORKER:-} ${SERVE:-} 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$SERVE_PORT/healthz" >/dev/null && break; sleep 0.2; done
+export_peak=0
+curl -fs -H "Authorization: Bearer $TOKEN" -o /tmp/bench-export.json \
+  -w '%{size_download} %{time_total}\n' "http://127.0.0.1:$SERVE_PORT/api/insurer/v1/documents?limit=$N" \
+  > /tmp/bench-export.out &
+CURL=$!
+while kill -0 $CURL 2>/dev/null; do
+  rss=$(awk '/VmRSS/ {print $2}' /proc/$SERVE/status 2>/dev/null || echo 0)
+  [ "$rss" -gt "$export_peak" ] && export_peak=$rss
+  sleep 0.5
+done
+read -r export_bytes export_secs < /tmp/bench-export.out
+items=$(grep -o '"id":' /tmp/bench-export.json | wc -l)
+echo "export: $items documents, $((export_bytes / 1048576)) MiB in ${export_secs} s; server peak RSS $((export_peak / 1024)) MB"
+rm -f /tmp/bench-export.json
+kill $SERVE 2>/dev/null || true
+wait $SERVE 2>/dev/null || true
+SERVE=""
 
 echo "== raw accept rate of the fake insurer (wrk, 64 connections, 10 s)"
 body=$(printf 'x%.0s' $(seq 1 "$doc_bytes"))

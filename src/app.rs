@@ -8,12 +8,16 @@ use actix_web::dev::Service;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth;
+use crate::capture::MailOptions;
 use crate::domain::demo_practice;
+use crate::domain::PasswordPolicy;
 use crate::insurers::fake::FakeInsurer;
 use crate::insurers::PushClient;
+use crate::mail::{MailSettings, Mailer, TlsMode};
 use crate::queue::WorkerSettings;
 use crate::storage::{self, Database};
 use crate::web::{routes, security_headers, AppState, Settings};
+use lettre::message::Mailbox;
 
 /// Settings of `au-relay serve`, from flags or `AU_RELAY_…` variables.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,12 +64,117 @@ pub struct QueueConfig {
     /// (after a crash), in seconds. Keep it well above the push timeout.
     #[arg(long, env = "AU_RELAY_QUEUE_LEASE_SECS", default_value_t = 300)]
     pub lease_secs: u64,
+    #[command(flatten)]
+    pub mail: MailConfig,
+}
+
+/// Settings of the patient mail channel. Without `AU_RELAY_SMTP_HOST`, consented mails are
+/// queued and wait until a server is configured.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailConfig {
+    /// SMTP server for patient mails.
+    #[arg(long, env = "AU_RELAY_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port (default by TLS mode: 25, 587 or 465).
+    #[arg(long, env = "AU_RELAY_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// How the SMTP connection is secured; required with a host, no guessing.
+    #[arg(long, env = "AU_RELAY_SMTP_TLS", value_enum)]
+    pub smtp_tls: Option<TlsMode>,
+    #[arg(long, env = "AU_RELAY_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(long, env = "AU_RELAY_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// Sender of patient mails, e.g. "Praxis Dr. Muster <praxis@example.de>".
+    #[arg(long, env = "AU_RELAY_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Overall timeout of one send, in seconds.
+    #[arg(long, env = "AU_RELAY_SMTP_TIMEOUT_SECS", default_value_t = 30)]
+    pub smtp_timeout_secs: u64,
+    /// Password of the mailed PDF: `birthdate` (TTMMJJJJ) or `random` (shown to staff).
+    #[arg(long, env = "AU_RELAY_MAIL_PASSWORD", default_value = "birthdate", value_parser = parse_policy)]
+    pub mail_password: PasswordPolicy,
+}
+
+fn parse_policy(s: &str) -> Result<PasswordPolicy, String> {
+    PasswordPolicy::parse(s).map_err(|e| e.to_string())
+}
+
+impl MailConfig {
+    fn sender(&self) -> anyhow::Result<Option<Mailbox>> {
+        self.mail_from
+            .as_deref()
+            .map(|from| {
+                from.parse::<Mailbox>()
+                    .map_err(|e| anyhow::anyhow!("AU_RELAY_MAIL_FROM {from:?}: {e}"))
+            })
+            .transpose()
+    }
+
+    /// The mailer's settings, `None` when no SMTP host is configured.
+    pub fn settings(&self) -> anyhow::Result<Option<MailSettings>> {
+        let Some(host) = &self.smtp_host else {
+            return Ok(None);
+        };
+        let Some(tls) = self.smtp_tls else {
+            anyhow::bail!("AU_RELAY_SMTP_TLS is required with AU_RELAY_SMTP_HOST: none, starttls or tls, as the server expects");
+        };
+        let Some(from) = self.sender()? else {
+            anyhow::bail!("AU_RELAY_MAIL_FROM is required with AU_RELAY_SMTP_HOST");
+        };
+        let credentials = match (&self.smtp_user, &self.smtp_password) {
+            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (None, None) => None,
+            _ => anyhow::bail!("AU_RELAY_SMTP_USER and AU_RELAY_SMTP_PASSWORD go together"),
+        };
+        Ok(Some(MailSettings {
+            host: host.clone(),
+            port: self.smtp_port.unwrap_or(tls.default_port()),
+            tls,
+            credentials,
+            from,
+            timeout: Duration::from_secs(self.smtp_timeout_secs.max(1)),
+            password_policy: self.mail_password,
+        }))
+    }
+
+    /// What capture needs: the password policy and the Message-ID domain.
+    pub fn options(&self) -> anyhow::Result<MailOptions> {
+        let mut options = MailOptions {
+            policy: self.mail_password,
+            ..MailOptions::default()
+        };
+        if let Some(from) = self.sender()? {
+            options.message_domain = from.email.domain().to_owned();
+        }
+        Ok(options)
+    }
+
+    /// The mailer, if configured; a wrong setting is an error now, an unreachable server only a
+    /// warning (its mails wait in the queue).
+    pub fn mailer(&self) -> anyhow::Result<Option<Mailer>> {
+        let Some(settings) = self.settings()? else {
+            tracing::info!("no SMTP host configured: patient mails wait in the queue");
+            return Ok(None);
+        };
+        let mailer = Mailer::new(&settings)?;
+        let probe = mailer.clone();
+        tokio::spawn(async move {
+            match probe.check().await {
+                Ok(()) => tracing::info!("SMTP server reachable"),
+                Err(e) => tracing::warn!(error = %e, "SMTP server check failed; mails are retried"),
+            }
+        });
+        Ok(Some(mailer))
+    }
 }
 
 impl QueueConfig {
     pub fn worker_settings(&self) -> WorkerSettings {
         WorkerSettings {
             concurrency: self.queue_concurrency.max(1),
+            // Enough claimed to keep every push slot busy while the next batch is claimed.
+            batch: i64::try_from((self.queue_concurrency.max(1) * 4).clamp(64, 1024)).unwrap_or(64),
             lease: Duration::from_secs(self.lease_secs.max(1)),
             ..WorkerSettings::default()
         }
@@ -105,8 +214,11 @@ pub fn spawn_workers(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let client = config.client()?;
+    let mailer = config.mail.mailer()?;
     let settings = config.worker_settings();
-    Ok(tokio::spawn(crate::queue::run(db, client, settings, stop)))
+    Ok(tokio::spawn(crate::queue::run(
+        db, client, mailer, settings, stop,
+    )))
 }
 
 /// Creates the demo practice, its doctor, its practice admin `demo`/`demo`, the API token
@@ -163,6 +275,7 @@ pub fn start(
             session_ttl: Duration::from_secs(config.session_hours.max(1) * 3600),
             session_idle: Duration::from_secs(config.session_idle_minutes.max(1) * 60),
             secure_cookies: config.secure_cookies,
+            mail: config.queue.mail.options()?,
         }),
         demo_insurer,
         http_metrics: Arc::default(),

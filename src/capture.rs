@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     add_working_days, berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError,
+    PasswordPolicy,
 };
 use crate::fhir;
 use crate::storage::{self, Actor, Captured, Database, NewCertificate, Origin, StorageError};
@@ -38,13 +39,33 @@ fn document(written: Result<Vec<u8>, fhir::FhirError>) -> Result<String, Capture
     String::from_utf8(bytes).map_err(|e| CaptureError::Document(e.to_string()))
 }
 
-/// Validates the draft against the practice's master data and stores it.
+/// How patient mails are prepared at capture.
+#[derive(Debug, Clone)]
+pub struct MailOptions {
+    pub policy: PasswordPolicy,
+    /// Domain part of the Message-IDs (the sender's domain).
+    pub message_domain: String,
+}
+
+impl Default for MailOptions {
+    fn default() -> Self {
+        Self {
+            policy: PasswordPolicy::BirthDate,
+            message_domain: "au-relay.invalid".into(),
+        }
+    }
+}
+
+/// Validates the draft against the practice's master data and stores it, with its insurer
+/// delivery and, if the patient consented, its patient mail, in one transaction.
 pub async fn submit(
     db: &Database,
     actor: Actor,
     draft: CertificateDraft,
     submission_key: Option<String>,
+    mail: &MailOptions,
 ) -> Result<Captured, CaptureError> {
+    let mail = mail.clone();
     db.run(move |conn| {
         let (practice, doctors) = storage::master_data(conn, &actor.practice_id)?;
         let ctx = CaptureContext {
@@ -57,6 +78,11 @@ pub async fn submit(
             Ok(c) => c,
             Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
         };
+        let request = match draft.mail.request() {
+            Ok(r) => r,
+            Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
+        };
+        let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
         // The document the insurer will get, written once: replay sends these exact bytes.
         let xml = match document(fhir::write(&certificate)) {
             Ok(xml) => xml,
@@ -68,6 +94,13 @@ pub async fn submit(
             submission_key: submission_key.as_deref(),
             fhir_xml: Some(&xml),
             print_only: certificate.is_print_only(),
+            mail: request.as_ref().map(|r| storage::NewMail {
+                recipient: r.address.as_str(),
+                employer_copy: r.employer_copy,
+                password_policy: mail.policy.code(),
+                password: password.as_deref(),
+                message_domain: &mail.message_domain,
+            }),
         };
         storage::capture(conn, &actor, new).map(Ok)
     })
@@ -97,6 +130,7 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
                 submission_key: None,
                 fhir_xml: Some(&xml),
                 print_only,
+                mail: None,
             };
             storage::capture(conn, &actor, new).map(|c| (c, imported.warnings))
         })

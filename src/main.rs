@@ -260,7 +260,9 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::FakeInsurer { port, host }) => {
             let (fake, server) = au_relay::insurers::fake::FakeInsurer::start_on(host, *port)?;
             tracing::info!(push = %fake.push_url(), health = %fake.health_url(), "fake insurer running");
-            server.await?;
+            // The server stops and restarts in `refused:<ms>` mode; the process runs until Ctrl-C.
+            tokio::spawn(server);
+            tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Some(Command::Destination(DestinationCommand::Set {

@@ -32,7 +32,7 @@ fn spawn_worker(url: &str) -> std::process::Child {
 }
 
 fn pending(db: &Database) -> i64 {
-    storage::states(&mut db.conn().unwrap())
+    storage::states(&mut db.conn().unwrap(), storage::Channel::Insurer)
         .unwrap()
         .into_iter()
         .filter(|(s, _)| s != "delivered")

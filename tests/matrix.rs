@@ -533,6 +533,21 @@ fn cases() -> Vec<Case> {
             body: |_| Body::Form(vec![("confirm", "on".into())]),
             expect: [303, 404, 303, 404, 403, 303, 303, 303],
         },
+        // Certificates captured without mail consent: members get as far as "no mail".
+        Case {
+            method: "POST",
+            pattern: "/certificates/{id}/mail",
+            path: |f| format!("/certificates/{}/mail", f.cert_a),
+            body: empty_form,
+            expect: with(MEMBER_A, 422),
+        },
+        Case {
+            method: "POST",
+            pattern: "/certificates/{id}/mail",
+            path: |f| format!("/certificates/{}/mail", f.cert_b),
+            body: empty_form,
+            expect: with(MEMBER_B, 422),
+        },
         // Last: it ends the callers' sessions.
         Case {
             method: "POST",

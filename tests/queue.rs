@@ -53,7 +53,7 @@ fn capture(s: &Setup, n: usize) -> Vec<String> {
 }
 
 fn states(s: &Setup) -> Vec<(String, i64)> {
-    storage::states(&mut s.db.conn().unwrap()).unwrap()
+    storage::states(&mut s.db.conn().unwrap(), storage::Channel::Insurer).unwrap()
 }
 
 async fn drain(s: &Setup, rounds: usize) {
@@ -184,20 +184,33 @@ async fn two_instances_drain_a_large_backlog_without_pushing_a_document_twice() 
     tokio::task::spawn_blocking(move || common::store_certificates(&db, &practice, IK, n))
         .await
         .unwrap();
-    let url = s.db.url().to_owned();
+    // Each instance runs the production worker loop (claim, push and record pipelined).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let instance = |url: String| {
         let settings = WorkerSettings {
             batch: 100,
             concurrency: 16,
             ..s.settings.clone()
         };
-        async move {
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
             let db = Database::connect(&url, 4).unwrap();
             let client = PushClient::new(Duration::from_secs(10)).unwrap();
-            while run_once(&db, &client, &settings).await.unwrap() > 0 {}
-        }
+            au_relay::queue::run(db, client, None, settings, stopped).await;
+        })
     };
-    tokio::join!(instance(url.clone()), instance(url));
+    let url = s.db.url().to_owned();
+    let instances = [instance(url.clone()), instance(url)];
+    for _ in 0..1200 {
+        if states(&s) == [("delivered".to_string(), n as i64)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    for i in instances {
+        i.await.unwrap();
+    }
     assert_eq!(states(&s), [("delivered".to_string(), n as i64)]);
     let counts = s.insurer.counts();
     assert_eq!(counts.len(), n);
@@ -309,7 +322,7 @@ async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno
         "the Storno went with its own UUID: {counts:?}"
     );
     assert_eq!(
-        storage::states(&mut app.db.conn().unwrap()).unwrap(),
+        storage::states(&mut app.db.conn().unwrap(), storage::Channel::Insurer).unwrap(),
         [("delivered".to_string(), 2), ("withdrawn".to_string(), 1)]
     );
 }
@@ -423,4 +436,30 @@ async fn a_practice_wide_stoerung_makes_every_error_retryable() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     drain(&s, 2).await;
     assert_eq!(states(&s), [("needs_new_id".to_string(), 1)]);
+}
+
+#[tokio::test]
+async fn an_insurer_that_refuses_connections_gets_its_backlog_once_it_listens_again() {
+    let s = setup().await;
+    s.insurer.refuse_connections().await;
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", s.insurer.port)).is_err(),
+        "connection refused"
+    );
+    let ids = capture(&s, 5);
+    drain(&s, 10).await;
+    assert_eq!(states(&s), [("pending".to_string(), 5)]);
+    let unsent = storage::unsent(&mut s.db.conn().unwrap(), &s.practice_id, 10).unwrap();
+    assert_eq!(unsent.len(), 5);
+    assert!(unsent
+        .iter()
+        .all(|u| u.attempts >= 1 && u.last_error.is_some()));
+
+    s.insurer.listen_again().unwrap();
+    drain(&s, 20).await;
+    assert_eq!(states(&s), [("delivered".to_string(), 5)]);
+    let counts = s.insurer.counts();
+    for id in ids {
+        assert_eq!(counts.get(&id), Some(&1), "{id} accepted exactly once");
+    }
 }

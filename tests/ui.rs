@@ -3,53 +3,7 @@
 
 mod common;
 
-use common::{hidden, today, TestApp};
-
-fn de(d: chrono::NaiveDate) -> String {
-    d.format("%d.%m.%Y").to_string()
-}
-
-/// A filled "Neue AU" form as the browser sends it.
-fn form(csrf: &str, token: &str) -> Vec<(String, String)> {
-    let t = today();
-    [
-        ("csrf", csrf.to_owned()),
-        ("form_token", token.to_owned()),
-        ("kind", "ERST".into()),
-        ("issued_on", de(t)),
-        ("patient.last_name", "Müller-Lüdenscheidt".into()),
-        ("patient.first_name", "Jürgen".into()),
-        ("patient.birth_date", "01.04.1980".into()),
-        ("patient.kvnr", "A123456780".into()),
-        ("patient.street", "Straße".into()),
-        ("patient.house_number", "5".into()),
-        ("patient.postal_code", "30159".into()),
-        ("patient.city", "Hannover".into()),
-        ("insurer.name", "AOK Niedersachsen".into()),
-        ("insurer.ik", "109500969".into()),
-        ("insurer.insured_type", "1".into()),
-        ("insurer.special_group", "00".into()),
-        ("insurer.dmp", "00".into()),
-        ("insurer.wop", "".into()),
-        ("insurer.valid_until", "".into()),
-        ("doctor_lanr", "838382202".into()),
-        ("period.since", de(t)),
-        ("period.until", de(t + chrono::Duration::days(4))),
-        ("period.determined_on", de(t)),
-        ("cause", "".into()),
-        ("diagnoses[0].code", "J06.9".into()),
-        ("diagnoses[0].certainty", "G".into()),
-        ("diagnoses[0].side", "".into()),
-        ("diagnoses[1].code", "".into()),
-        ("diagnoses[1].certainty", "G".into()),
-        ("diagnoses[1].side", "".into()),
-        ("diagnosis_text", "".into()),
-        ("measures.other", "".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
+use common::{form_fields as form, hidden, TestApp};
 
 fn set(form: &mut [(String, String)], key: &str, value: &str) {
     form.iter_mut().find(|(k, _)| k == key).expect(key).1 = value.to_owned();

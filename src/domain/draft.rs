@@ -18,9 +18,9 @@ use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKin
 
 use super::{
     is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
-    DomainError, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr,
-    Measures, Patient, PayerType, Practice, Side, DEFAULT_LEGAL_BASIS, MAX_BACKDATING_DAYS,
-    MAX_DAYS_AHEAD, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
+    DomainError, EmailAddress, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk,
+    Kvnr, Lanr, MailRequest, Measures, Patient, PayerType, Practice, Side, DEFAULT_LEGAL_BASIS,
+    MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
 };
 
 /// The AU as entered. Every field is a string (or a flag) so that whatever was typed can be
@@ -65,6 +65,49 @@ pub struct CertificateDraft {
     pub diagnosis_text: Option<String>,
     #[serde(deserialize_with = "lenient_bool")]
     pub backdating_confirmed: bool,
+    /// The patient's copy by e-mail, with consent.
+    #[validate(nested)]
+    pub mail: MailDraft,
+}
+
+/// "Kopie per E-Mail": address, recorded consent, and whether the employer's copy goes along.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailDraft {
+    #[serde(deserialize_with = "empty_as_none")]
+    #[validate(custom(function = "check_email"))]
+    pub address: Option<String>,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub consent: bool,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub employer_copy: bool,
+}
+
+impl MailDraft {
+    /// The mail to send, if any: without consent no mail, and consent needs an address.
+    pub fn request(&self) -> Result<Option<MailRequest>, Vec<FieldError>> {
+        let address = self.address.as_deref().map(EmailAddress::parse);
+        match (address, self.consent) {
+            (None, false) if self.employer_copy => Err(vec![FieldError::new(
+                "mail.address",
+                "E-Mail-Adresse: für den Versand der Arbeitgeber-Ausfertigung angeben",
+            )]),
+            (None, false) => Ok(None),
+            (None, true) => Err(vec![FieldError::new(
+                "mail.address",
+                "E-Mail-Adresse: Angabe fehlt (Einwilligung erteilt)",
+            )]),
+            (Some(Err(e)), _) => Err(vec![FieldError::new("mail.address", e.to_string())]),
+            (Some(Ok(_)), false) => Err(vec![FieldError::new(
+                "mail.consent",
+                "Einwilligung: ohne Einwilligung der Patientin/des Patienten kein E-Mail-Versand",
+            )]),
+            (Some(Ok(address)), true) => Ok(Some(MailRequest {
+                address,
+                employer_copy: self.employer_copy,
+            })),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize, Validate)]
@@ -176,6 +219,9 @@ fn domain_error(e: DomainError) -> ValidationError {
 
 fn check_kind(v: &str) -> Result<(), ValidationError> {
     CertificateKind::parse(v).map(drop).map_err(domain_error)
+}
+fn check_email(v: &str) -> Result<(), ValidationError> {
+    EmailAddress::parse(v).map(drop).map_err(domain_error)
 }
 fn check_kvnr(v: &str) -> Result<(), ValidationError> {
     Kvnr::parse(v).map(drop).map_err(domain_error)
@@ -408,6 +454,10 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
             "diagnosis_text",
             "Hinweise zur Diagnose: höchstens 70 Zeichen",
         );
+    }
+
+    if let Err(mail) = d.mail.request() {
+        e.0.extend(mail);
     }
 
     match (kind, patient, coverage, doctor, issued_on, period, cause) {
@@ -694,6 +744,43 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn mail_needs_consent_and_a_valid_address_and_consent_needs_an_address() {
+        let with = |address: Option<&str>, consent: bool, employer_copy: bool| {
+            let mut d = draft();
+            d.mail = MailDraft {
+                address: address.map(str::to_owned),
+                consent,
+                employer_copy,
+            };
+            d
+        };
+        assert!(Certificate::from_draft(&with(None, false, false), &ctx()).is_ok());
+        assert_eq!(
+            fields(&with(Some("a@b.de"), false, false)),
+            ["mail.consent"]
+        );
+        assert_eq!(fields(&with(None, true, false)), ["mail.address"]);
+        assert_eq!(fields(&with(None, false, true)), ["mail.address"]);
+        assert_eq!(
+            fields(&with(Some("kein-at.de"), true, false)),
+            ["mail.address"]
+        );
+        let ok = with(Some("p@example.de"), true, true)
+            .mail
+            .request()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.address.as_str(), "p@example.de");
+        assert!(ok.employer_copy);
+        // The JSON API names the same fields.
+        let json: CertificateDraft = serde_json::from_value(serde_json::json!({
+            "mail": {"address": "p@example.de", "consent": true}
+        }))
+        .unwrap();
+        assert!(json.mail.request().unwrap().is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod certificate;
 mod draft;
 mod holidays;
 mod identifiers;
+mod mail;
 
 pub use calendar::{berlin_today, is_weekend};
 pub use certificate::*;
@@ -14,6 +15,7 @@ pub use holidays::{
     PostDeadline,
 };
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
+pub use mail::{EmailAddress, MailRequest, PasswordPolicy};
 
 /// Why a single value is not acceptable. The `&'static str` is the German field label.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

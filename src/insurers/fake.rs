@@ -4,14 +4,17 @@
 //! - `POST /eau` takes a document (`Idempotency-Key` = bundle UUID): 201 the first time, 409
 //!   for a UUID it already has; every accepted push is counted per UUID.
 //! - `GET /health`: 200 when up, 503 when down.
-//! - `PUT /control/mode` with `up`, `down`, `flapping`, `error:<KBV code>` or `slow:<ms>`;
-//!   `GET /control/counts`: `{"<uuid>": n, …}`.
+//! - `PUT /control/mode` with `up`, `down`, `flapping`, `error:<KBV code>` or `slow:<ms>`, or
+//!   `refused:<ms>`: stop listening (connection refused, as for a host that is gone) for that
+//!   long, then listen again; `GET /control/counts`: `{"<uuid>": n, …}`.
+//!   In process, [`FakeInsurer::refuse_connections`] and [`FakeInsurer::listen_again`].
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 /// How the fake insurer behaves.
@@ -58,6 +61,9 @@ struct State {
 #[derive(Clone)]
 pub struct FakeInsurer {
     state: Arc<Mutex<State>>,
+    /// The running server; `None` while connections are refused.
+    server: Arc<Mutex<Option<ServerHandle>>>,
+    host: String,
     pub port: u16,
 }
 
@@ -71,15 +77,27 @@ impl FakeInsurer {
     pub fn start_on(host: &str, port: u16) -> std::io::Result<(Self, actix_web::dev::Server)> {
         let listener = TcpListener::bind((host, port))?;
         let port = listener.local_addr()?.port();
-        let state = Arc::new(Mutex::new(State {
-            mode: Mode::Up,
-            flap: false,
-            counts: BTreeMap::new(),
-        }));
-        let data = web::Data::from(state.clone());
+        let fake = Self {
+            state: Arc::new(Mutex::new(State {
+                mode: Mode::Up,
+                flap: false,
+                counts: BTreeMap::new(),
+            })),
+            server: Arc::new(Mutex::new(None)),
+            host: host.to_owned(),
+            port,
+        };
+        let server = fake.serve(listener)?;
+        Ok((fake, server))
+    }
+
+    fn serve(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+        let data = web::Data::from(self.state.clone());
+        let me = web::Data::new(self.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(me.clone())
                 .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
                 .route("/eau", web::post().to(accept))
                 .route("/health", web::get().to(health))
@@ -87,9 +105,32 @@ impl FakeInsurer {
                 .route("/control/counts", web::get().to(counts))
         })
         .workers(1)
+        .disable_signals()
         .listen(listener)?
         .run();
-        Ok((Self { state, port }, server))
+        if let Ok(mut running) = self.server.lock() {
+            *running = Some(server.handle());
+        }
+        Ok(server)
+    }
+
+    /// Stops listening: every push and probe now gets "connection refused". The counts stay.
+    pub async fn refuse_connections(&self) {
+        let handle = self.server.lock().ok().and_then(|mut s| s.take());
+        if let Some(handle) = handle {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Listens again on the same port after [`Self::refuse_connections`] (a no-op while
+    /// listening). Call within a tokio runtime.
+    pub fn listen_again(&self) -> std::io::Result<()> {
+        if self.server.lock().map(|s| s.is_some()).unwrap_or(true) {
+            return Ok(());
+        }
+        let server = self.serve(TcpListener::bind((self.host.as_str(), self.port))?)?;
+        tokio::spawn(server);
+        Ok(())
     }
 
     pub fn push_url(&self) -> String {
@@ -191,13 +232,34 @@ async fn health(state: web::Data<Mutex<State>>) -> HttpResponse {
     }
 }
 
-async fn set_mode(state: web::Data<Mutex<State>>, body: String) -> HttpResponse {
+async fn set_mode(
+    state: web::Data<Mutex<State>>,
+    me: web::Data<FakeInsurer>,
+    body: String,
+) -> HttpResponse {
+    if let Some(ms) = body.trim().strip_prefix("refused:") {
+        let Ok(ms) = ms.parse::<u64>() else {
+            return HttpResponse::BadRequest().body("refused:<ms>");
+        };
+        let fake = me.get_ref().clone();
+        tokio::spawn(async move {
+            // Answer this request first, then go away for a while.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            fake.refuse_connections().await;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Err(e) = fake.listen_again() {
+                tracing::warn!(error = %e, "fake insurer could not listen again");
+            }
+        });
+        return HttpResponse::NoContent().finish();
+    }
     match (Mode::parse(&body), state.lock()) {
         (Some(mode), Ok(mut s)) => {
             s.mode = mode;
             HttpResponse::NoContent().finish()
         }
-        _ => HttpResponse::BadRequest().body("up | down | flapping | error:<code> | slow:<ms>"),
+        _ => HttpResponse::BadRequest()
+            .body("up | down | flapping | error:<code> | slow:<ms> | refused:<ms>"),
     }
 }
 

@@ -7,12 +7,14 @@
 //! Copies (DOMAIN.md §1.5): [`Copy::Kk`] carries the diagnoses and the PDF417 of TA chapter 7,
 //! [`Copy::V`] the diagnoses, the Krankengeld block and the patient notice, [`Copy::Ag`] never
 //! a diagnosis, a cause other than the work accident, or a measure other than the D-Arzt.
+//! [`protect`] encrypts a finished copy (AES-256) for the patient's e-mail.
 
 mod barcode;
 #[cfg(test)]
 mod decode;
 mod fonts;
 mod layout;
+mod protect;
 #[doc(hidden)]
 pub mod samples;
 
@@ -20,6 +22,8 @@ pub use barcode::{
     barcode_payload, Symbol, DATA_COLUMNS, ERROR_CORRECTION_LEVEL, MODULE_MM, QUIET_ZONE_MODULES,
     ROW_HEIGHT_MODULES,
 };
+
+pub use protect::protect;
 
 use printpdf::{Mm, PdfDocument, PdfPage, PdfSaveOptions};
 
@@ -55,6 +59,9 @@ pub enum PdfError {
     /// The PDF417 encoder refused the content.
     #[error("PDF417: {0}")]
     Barcode(String),
+    /// Encrypting the finished PDF failed (a defect, not bad input).
+    #[error("PDF verschlüsseln: {0}")]
+    Protect(String),
 }
 
 /// Which "Ausfertigung" to print.

@@ -8,9 +8,11 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::policy::{backoff, classify, Verdict, MAX_ATTEMPTS};
+use crate::domain::PasswordPolicy;
 use crate::insurers::{push, PushClient};
+use crate::mail::{self, MailError, Mailer, PatientMail};
 use crate::queue::Answer;
-use crate::storage::{self, state, Claimed, Database, Finish, StorageError};
+use crate::storage::{self, state, Claimed, ClaimedMail, Database, Finish, StorageError};
 
 /// Tuning of the workers.
 #[derive(Debug, Clone)]
@@ -50,11 +52,27 @@ fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The claimed delivery an attempt was made for, insurer push or mail alike.
+struct Attempted<'a> {
+    id: &'a str,
+    /// The insurer's IK; `None` for a mail.
+    destination: Option<&'a str>,
+    /// Attempts including this one.
+    attempts: i32,
+    /// During a Störung every error is retryable, whatever the attempt count.
+    outage: bool,
+}
+
 /// What to record for a verdict.
-fn finish_of(c: &Claimed, verdict: &Verdict, detail: String, settings: &WorkerSettings) -> Finish {
+fn finish_of(
+    c: &Attempted<'_>,
+    verdict: &Verdict,
+    detail: String,
+    settings: &WorkerSettings,
+) -> Finish {
     let base = Finish {
-        delivery_id: c.id.clone(),
-        insurer_ik: c.insurer_ik.clone(),
+        delivery_id: c.id.to_owned(),
+        destination: c.destination.map(str::to_owned),
         state: state::DELIVERED,
         next_attempt_at: None,
         outcome: "delivered",
@@ -106,13 +124,8 @@ fn reason(verdict: &Verdict) -> String {
     }
 }
 
-/// Pushes one claimed delivery and records the outcome.
-async fn deliver(
-    db: &Database,
-    client: &PushClient,
-    settings: &WorkerSettings,
-    c: Claimed,
-) -> Result<(), StorageError> {
+/// Pushes one claimed delivery and decides what to record (the caller records it, batched).
+async fn attempt(client: &PushClient, settings: &WorkerSettings, c: Claimed) -> Finish {
     let (answer, took) = match (&c.push_url, &c.fhir_xml, Uuid::parse_str(&c.document_id)) {
         (Some(url), Some(xml), Ok(id)) => {
             push(
@@ -141,14 +154,110 @@ async fn deliver(
         classify(&answer, c.outage)
     };
     let detail = reason(&verdict);
-    let mut finish = finish_of(&c, &verdict, detail, settings);
-    finish.duration_ms = i32::try_from(took.as_millis()).unwrap_or(i32::MAX);
+    let attempted = Attempted {
+        id: &c.id,
+        destination: Some(&c.insurer_ik),
+        attempts: c.attempts,
+        outage: c.outage,
+    };
+    let mut finish = finish_of(&attempted, &verdict, detail, settings);
+    finish.duration_ms = millis(took);
     if let Answer::Http { status, .. } = &answer {
         finish.http_status = Some(i32::from(*status));
     }
+    finish
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// Composes and sends one claimed patient mail and decides what to record. The message (and
+/// its Message-ID) is the same on every attempt.
+async fn mail_attempt(mailer: &Mailer, settings: &WorkerSettings, m: ClaimedMail) -> Finish {
+    let started = std::time::Instant::now();
+    let from = mailer.from().clone();
+    let id = m.delivery_id.clone();
+    let attempts = m.attempts;
+    let composed = tokio::task::spawn_blocking(move || {
+        let certificate =
+            serde_json::from_str(&m.certificate).map_err(|e| MailError::Compose(e.to_string()))?;
+        let policy = PasswordPolicy::parse(&m.password_policy)
+            .map_err(|e| MailError::Compose(e.to_string()))?;
+        mail::compose(
+            &PatientMail {
+                message_id: m.message_id,
+                recipient: m.recipient,
+                employer_copy: m.employer_copy,
+                policy,
+                stored_password: m.password,
+                certificate,
+                print_only: m.print_only,
+            },
+            &from,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(MailError::Compose(e.to_string())));
+    let sent = match composed {
+        Ok(message) => mailer.send(message).await,
+        Err(e) => Err(e),
+    };
+    let verdict = match sent {
+        Ok(()) => Verdict::Delivered,
+        Err(e @ MailError::Transient(_)) => Verdict::Retry {
+            reason: e.to_string(),
+            not_before: None,
+        },
+        Err(e) => Verdict::Dead {
+            reason: e.to_string(),
+        },
+    };
+    let detail = match &verdict {
+        Verdict::Delivered => "versandt".to_owned(),
+        other => reason(other),
+    };
+    let attempted = Attempted {
+        id: &id,
+        destination: None,
+        attempts,
+        outage: false,
+    };
+    let mut finish = finish_of(&attempted, &verdict, detail, settings);
+    finish.duration_ms = millis(started.elapsed());
+    finish
+}
+
+/// Records a batch of finished attempts in one transaction.
+async fn record(
+    db: &Database,
+    settings: &WorkerSettings,
+    finishes: Vec<Finish>,
+) -> Result<(), StorageError> {
     let (open_after, probe) = (settings.open_after, chrono(settings.probe_every));
-    db.run(move |conn| storage::finish_attempt(conn, &finish, open_after, probe))
+    db.run(move |conn| storage::finish_attempts(conn, &finishes, open_after, probe))
         .await
+}
+
+/// One round of patient mails: claims what is due, sends it, records the outcomes. Returns how
+/// many were tried.
+pub async fn run_mail_once(
+    db: &Database,
+    mailer: &Mailer,
+    settings: &WorkerSettings,
+) -> Result<usize, StorageError> {
+    let (lease, batch) = (chrono(settings.lease), settings.batch);
+    let claimed = db
+        .run(move |c| storage::claim_mails(c, lease, batch))
+        .await?;
+    let n = claimed.len();
+    let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
+        .map(|m| mail_attempt(mailer, settings, m))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    record(db, settings, finishes).await?;
+    Ok(n)
 }
 
 /// Probes open destinations whose probe is due.
@@ -169,49 +278,165 @@ async fn probe_open(
     Ok(())
 }
 
-/// One round: probes, then claims and pushes what is due. Returns how many were pushed.
+/// One round: probes, then claims and pushes what is due, and records the answers in one
+/// transaction. Returns how many were pushed. (Tests drive the queue round by round; [`run`]
+/// overlaps claiming, pushing and recording.)
 pub async fn run_once(
     db: &Database,
     client: &PushClient,
     settings: &WorkerSettings,
 ) -> Result<usize, StorageError> {
-    probe_open(db, client, settings).await?;
-    let (lease, batch) = (chrono(settings.lease), settings.batch);
-    let claimed = db.run(move |c| storage::claim_due(c, lease, batch)).await?;
+    let claimed = claim(db, client, settings).await?;
     let n = claimed.len();
-    let results: Vec<_> = futures_util::stream::iter(claimed)
-        .map(|c| deliver(db, client, settings, c))
+    let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
+        .map(|c| attempt(client, settings, c))
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
-    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    record(db, settings, finishes).await?;
     Ok(n)
 }
 
+/// Probes open destinations, then claims a batch of due deliveries.
+async fn claim(
+    db: &Database,
+    client: &PushClient,
+    settings: &WorkerSettings,
+) -> Result<Vec<Claimed>, StorageError> {
+    probe_open(db, client, settings).await?;
+    let (lease, batch) = (chrono(settings.lease), settings.batch);
+    db.run(move |c| storage::claim_due(c, lease, batch)).await
+}
+
+/// Waits `pause`, or less if `stop` turns true. Returns whether to stop.
+async fn idle(pause: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    if !pause.is_zero() && !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    *stop.borrow()
+}
+
 /// Runs until `stop` turns true. Errors are logged and retried; nothing is lost because
-/// every state change is in the database.
+/// every state change is in the database, and a claim whose answer was never recorded (a
+/// crash) returns to the queue when its lease runs out.
+///
+/// Insurer pushes run as a pipeline: a claimer keeps the next batch ready while up to
+/// `concurrency` pushes are in flight, and a recorder writes the answers in batches, one
+/// transaction each. Patient mails, when a mailer is configured, run beside it on the same
+/// outbox (a slow mail server never holds up the insurers).
 pub async fn run(
     db: Database,
     client: PushClient,
+    mailer: Option<Mailer>,
     settings: WorkerSettings,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mails = mailer.map(|mailer| {
+        let (db, settings, mut stop) = (db.clone(), settings.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let pause = match run_mail_once(&db, &mailer, &settings).await {
+                    Ok(0) => settings.idle_poll,
+                    Ok(_) => Duration::ZERO,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mail round failed");
+                        settings.idle_poll
+                    }
+                };
+                if idle(pause, &mut stop).await {
+                    return;
+                }
+            }
+        })
+    });
+    let batch = usize::try_from(settings.batch.max(1)).unwrap_or(64);
+    let (claimed_tx, claimed_rx) = tokio::sync::mpsc::channel::<Claimed>(batch);
+    let (done_tx, done_rx) = tokio::sync::mpsc::channel::<Finish>(batch * 4);
+    let claimer = claim_loop(&db, &client, &settings, claimed_tx, stop.clone());
+    let recorder = record_loop(&db, &settings, done_rx, stop.clone());
+    let pushed = async {
+        // Owned here, so the recorder sees the channel close once the last push is done.
+        let done = done_tx;
+        futures_util::stream::unfold(claimed_rx, |mut rx| async move {
+            rx.recv().await.map(|c| (c, rx))
+        })
+        .map(|c| attempt(&client, &settings, c))
+        .buffer_unordered(settings.concurrency.max(1))
+        .for_each(|finish| {
+            let done = done.clone();
+            async move {
+                // The recorder outlives the pushers; a closed channel means shutdown.
+                let _ = done.send(finish).await;
+            }
+        })
+        .await;
+    };
+    tokio::join!(claimer, pushed, recorder);
+    if let Some(mails) = mails {
+        let _ = mails.await;
+    }
+}
+
+/// Claims batches while there is room in the pipeline; idles when nothing is due.
+async fn claim_loop(
+    db: &Database,
+    client: &PushClient,
+    settings: &WorkerSettings,
+    out: tokio::sync::mpsc::Sender<Claimed>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let pause = match run_once(&db, &client, &settings).await {
-            Ok(0) => settings.idle_poll,
-            Ok(_) => Duration::ZERO,
+        let pause = match claim(db, client, settings).await {
+            Ok(claimed) if claimed.is_empty() => settings.idle_poll,
+            Ok(claimed) => {
+                for c in claimed {
+                    if out.send(c).await.is_err() {
+                        return;
+                    }
+                }
+                Duration::ZERO
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "queue round failed");
+                tracing::warn!(error = %e, "queue claim failed");
                 settings.idle_poll
             }
         };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
+        if idle(pause, &mut stop).await {
+            return;
+        }
+    }
+}
+
+/// Writes answers in batches (whatever has arrived, up to four claim batches), one transaction
+/// each; a failed write is retried until it succeeds or the worker stops (then the leases
+/// bring those deliveries back).
+async fn record_loop(
+    db: &Database,
+    settings: &WorkerSettings,
+    mut done: tokio::sync::mpsc::Receiver<Finish>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let most = usize::try_from(settings.batch.max(1)).unwrap_or(64) * 4;
+    while let Some(first) = done.recv().await {
+        let mut finishes = vec![first];
+        while finishes.len() < most {
+            match done.try_recv() {
+                Ok(f) => finishes.push(f),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match record(db, settings, finishes.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording answers failed; retrying");
+                    if idle(settings.idle_poll, &mut stop).await {
+                        return;
+                    }
+                }
             }
         }
     }

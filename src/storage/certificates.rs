@@ -65,6 +65,8 @@ pub struct NewCertificate<'a> {
     pub fhir_xml: Option<&'a str>,
     /// Never sent electronically (PKV, SKT without KVNR, Personengruppe 07, …).
     pub print_only: bool,
+    /// The patient's copy by e-mail, consented to by the patient and recorded by the actor.
+    pub mail: Option<super::NewMail<'a>>,
 }
 
 /// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
@@ -132,6 +134,16 @@ pub fn capture(
                 &actor.practice_id,
                 cert.coverage.ik.as_str(),
                 super::outbox::DocumentKind::Eau,
+            )?;
+        }
+        if let Some(mail) = &new.mail {
+            super::mail::enqueue_mail(conn, actor, &id, mail, (&actor.name, at))?;
+            audit(
+                conn,
+                actor,
+                "mail.requested",
+                Some(&id),
+                "Einwilligung erfasst",
             )?;
         }
         let action = match new.origin {
@@ -486,6 +498,7 @@ pub fn cancel(
                 Cancelled::StornoQueued
             }
         };
+        super::mail::withdraw_mails(c, &key)?;
         let detail = match outcome {
             Cancelled::Withdrawn => "eAU zurückgezogen",
             Cancelled::StornoQueued => "Storno eingereiht",

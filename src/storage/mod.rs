@@ -6,6 +6,7 @@ mod audit_trail;
 mod certificates;
 mod destinations;
 mod insurer_export;
+mod mail;
 mod outbox;
 pub mod schema;
 
@@ -21,6 +22,7 @@ pub use audit_trail::*;
 pub use certificates::*;
 pub use destinations::*;
 pub use insurer_export::*;
+pub use mail::*;
 pub use outbox::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -13,6 +13,8 @@ use super::{now, AnyConnection, Result};
 pub enum DocumentKind {
     Eau,
     Storno,
+    /// The patient's copy by e-mail (channel [`Channel::Mail`]).
+    Mail,
 }
 
 impl DocumentKind {
@@ -20,6 +22,26 @@ impl DocumentKind {
         match self {
             Self::Eau => "eau",
             Self::Storno => "storno",
+            Self::Mail => "mail",
+        }
+    }
+}
+
+/// Where a delivery goes. Both channels share the outbox: claims, leases, backoff and the
+/// attempt history are one mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// To an insurer (push or pull), by its IK.
+    Insurer,
+    /// To the patient by e-mail; `insurer_ik` is empty.
+    Mail,
+}
+
+impl Channel {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Insurer => "insurer",
+            Self::Mail => "mail",
         }
     }
 }
@@ -42,7 +64,7 @@ pub fn enqueue(
     insurer_ik: &str,
     kind: DocumentKind,
 ) -> QueryResult<()> {
-    insert_delivery(conn, certificate_id, practice_id, insurer_ik, kind, None)
+    insert_delivery(conn, certificate_id, practice_id, insurer_ik, kind, None).map(drop)
 }
 
 /// Adds a pending Storno delivery carrying its own document. Call inside a transaction.
@@ -63,21 +85,29 @@ pub fn enqueue_storno(
         DocumentKind::Storno,
         document,
     )
+    .map(drop)
 }
 
 /// A new pending delivery; `document` (its UUID and XML) when it is not the certificate's own.
-fn insert_delivery(
+/// Returns its id.
+pub(super) fn insert_delivery(
     conn: &mut AnyConnection,
     certificate_id: &str,
     practice_id: &str,
     insurer_ik: &str,
     kind: DocumentKind,
     document: Option<(&str, &str)>,
-) -> QueryResult<()> {
+) -> QueryResult<String> {
     let at = now();
+    let id = Uuid::new_v4().to_string();
+    let channel = match kind {
+        DocumentKind::Mail => Channel::Mail,
+        DocumentKind::Eau | DocumentKind::Storno => Channel::Insurer,
+    };
     diesel::insert_into(deliveries::table)
         .values((
-            deliveries::id.eq(Uuid::new_v4().to_string()),
+            deliveries::id.eq(&id),
+            deliveries::channel.eq(channel.code()),
             deliveries::certificate_id.eq(certificate_id),
             deliveries::practice_id.eq(practice_id),
             deliveries::insurer_ik.eq(insurer_ik),
@@ -89,8 +119,8 @@ fn insert_delivery(
             deliveries::document_id.eq(document.map(|d| d.0)),
             deliveries::document.eq(document.map(|d| d.1)),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    Ok(id)
 }
 
 /// A delivery as shown to staff.
@@ -116,6 +146,7 @@ pub fn deliveries_of(
     Ok(deliveries::table
         .filter(deliveries::practice_id.eq(practice_id))
         .filter(deliveries::certificate_id.eq(certificate_id.to_string()))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
         .order(deliveries::created_at)
         .select((
             deliveries::id,
@@ -139,6 +170,7 @@ pub fn backlog(
     use diesel::dsl::{count_star, min};
     Ok(deliveries::table
         .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
         .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
         .group_by(deliveries::insurer_ik)
         .select((
@@ -175,7 +207,8 @@ struct ClaimedId {
 
 const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
-       WHERE ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
+       WHERE d.state IN ('pending', 'in_flight') \
+         AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
@@ -185,7 +218,8 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
-       WHERE ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
+       WHERE d.state IN ('pending', 'in_flight') \
+         AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
@@ -341,7 +375,9 @@ pub fn claim_due(
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub delivery_id: String,
-    pub insurer_ik: String,
+    /// The insurer's IK whose destination state (breaker, last success) the attempt updates;
+    /// `None` for a mail.
+    pub destination: Option<String>,
     /// New state of the delivery (see [`state`]).
     pub state: &'static str,
     /// For `pending`: when to try again.
@@ -355,86 +391,179 @@ pub struct Finish {
     pub insurer_failed: bool,
 }
 
-/// Records an attempt, moves the delivery on and updates the destination's breaker, in one
-/// transaction. The breaker opens after `open_after` consecutive insurer failures; the first
-/// probe follows after `probe_in`.
-pub fn finish_attempt(
+/// Records a batch of attempts, moves each delivery on and updates the destinations' breakers,
+/// in one transaction (one commit per batch, not per push). The breaker opens after
+/// `open_after` consecutive insurer failures; the first probe follows after `probe_in`.
+///
+/// Only a delivery still in flight moves on: one acknowledged by a pull meanwhile stays
+/// delivered, whatever this push's answer was.
+pub fn finish_attempts(
     conn: &mut AnyConnection,
-    f: &Finish,
+    finishes: &[Finish],
     open_after: i32,
     probe_in: chrono::Duration,
 ) -> Result<()> {
+    if finishes.is_empty() {
+        return Ok(());
+    }
     let at = now();
     conn.transaction(|c| {
-        diesel::insert_into(delivery_attempts::table)
-            .values((
-                delivery_attempts::delivery_id.eq(&f.delivery_id),
-                delivery_attempts::at.eq(at),
-                delivery_attempts::outcome.eq(f.outcome),
-                delivery_attempts::http_status.eq(f.http_status),
-                delivery_attempts::detail.eq(&f.detail),
-                delivery_attempts::duration_ms.eq(f.duration_ms),
-            ))
-            .execute(c)?;
-        let delivered = f.state == state::DELIVERED;
-        // Only a delivery still in flight moves on: one acknowledged by a pull meanwhile
-        // stays delivered, whatever this push's answer was.
-        diesel::update(
-            deliveries::table
-                .find(&f.delivery_id)
-                .filter(deliveries::state.eq(state::IN_FLIGHT)),
-        )
-        .set((
-            deliveries::state.eq(f.state),
-            deliveries::lease_until.eq(None::<NaiveDateTime>),
-            deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
-            deliveries::last_error.eq((!delivered).then_some(&f.detail)),
-            deliveries::delivered_at.eq(delivered.then_some(at)),
-        ))
-        .execute(c)?;
-        let target = destinations::table.find(&f.insurer_ik);
-        if delivered {
-            // The destination row is shared by every push to the insurer: write it only when
-            // its state changes, or at most once a second for `last_success_at`.
-            let stale = at - chrono::Duration::seconds(1);
+        insert_attempts(c, finishes, at)?;
+        let delivered: Vec<&str> = finishes
+            .iter()
+            .filter(|f| f.state == state::DELIVERED)
+            .map(|f| f.delivery_id.as_str())
+            .collect();
+        for ids in delivered.chunks(1000) {
             diesel::update(
-                target.filter(
-                    destinations::breaker
-                        .ne(super::breaker::CLOSED)
-                        .or(destinations::consecutive_failures.ne(0))
-                        .or(destinations::last_success_at.is_null())
-                        .or(destinations::last_success_at.lt(stale)),
-                ),
+                deliveries::table
+                    .filter(deliveries::id.eq_any(ids))
+                    .filter(deliveries::state.eq(state::IN_FLIGHT)),
             )
             .set((
-                destinations::breaker.eq(super::breaker::CLOSED),
-                destinations::consecutive_failures.eq(0),
-                destinations::last_success_at.eq(at),
-                destinations::updated_at.eq(at),
+                deliveries::state.eq(state::DELIVERED),
+                deliveries::lease_until.eq(None::<NaiveDateTime>),
+                deliveries::next_attempt_at.eq(at),
+                deliveries::last_error.eq(None::<String>),
+                deliveries::delivered_at.eq(at),
             ))
             .execute(c)?;
-        } else if f.insurer_failed {
-            let failures: i32 = target.select(destinations::consecutive_failures).first(c)?;
-            let was: String = target.select(destinations::breaker).first(c)?;
-            let open = failures + 1 >= open_after || was == super::breaker::HALF_OPEN;
+        }
+        for f in finishes.iter().filter(|f| f.state != state::DELIVERED) {
+            diesel::update(
+                deliveries::table
+                    .find(&f.delivery_id)
+                    .filter(deliveries::state.eq(state::IN_FLIGHT)),
+            )
+            .set((
+                deliveries::state.eq(f.state),
+                deliveries::lease_until.eq(None::<NaiveDateTime>),
+                deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
+                deliveries::last_error.eq(&f.detail),
+                deliveries::delivered_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(c)?;
+        }
+        update_breakers(c, finishes, at, open_after, probe_in)
+    })?;
+    Ok(())
+}
+
+/// One attempt row per finish: a multi-row insert on PostgreSQL, a statement per row on
+/// SQLite (in-process, inside the same transaction, so just as cheap).
+fn insert_attempts(
+    c: &mut AnyConnection,
+    finishes: &[Finish],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    let row = |f: &Finish| {
+        (
+            delivery_attempts::delivery_id.eq(f.delivery_id.clone()),
+            delivery_attempts::at.eq(at),
+            delivery_attempts::outcome.eq(f.outcome),
+            delivery_attempts::http_status.eq(f.http_status),
+            delivery_attempts::detail.eq(f.detail.clone()),
+            delivery_attempts::duration_ms.eq(f.duration_ms),
+        )
+    };
+    match c {
+        AnyConnection::Postgres(pg) => {
+            // 6 parameters a row, well below PostgreSQL's 65 535 per statement.
+            for chunk in finishes.chunks(5000) {
+                let rows: Vec<_> = chunk.iter().map(row).collect();
+                diesel::insert_into(delivery_attempts::table)
+                    .values(rows)
+                    .execute(pg)?;
+            }
+        }
+        AnyConnection::Sqlite(lite) => {
+            for f in finishes {
+                diesel::insert_into(delivery_attempts::table)
+                    .values(row(f))
+                    .execute(lite)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Folds a batch's answers into each insurer's destination row, in the order they came, and
+/// writes the row only when its state changes (or `last_success_at` is over a second old):
+/// every push to an insurer shares that row.
+fn update_breakers(
+    c: &mut AnyConnection,
+    finishes: &[Finish],
+    at: NaiveDateTime,
+    open_after: i32,
+    probe_in: chrono::Duration,
+) -> QueryResult<()> {
+    use super::breaker::{CLOSED, HALF_OPEN, OPEN};
+    let mut iks: Vec<&str> = finishes
+        .iter()
+        .filter_map(|f| f.destination.as_deref())
+        .collect();
+    iks.sort_unstable();
+    iks.dedup();
+    for ik in iks {
+        let target = destinations::table.find(ik);
+        let Some((was_failures, was_breaker, last_success)) = target
+            .select((
+                destinations::consecutive_failures,
+                destinations::breaker,
+                destinations::last_success_at,
+            ))
+            .first::<(i32, String, Option<NaiveDateTime>)>(c)
+            .optional()?
+        else {
+            continue;
+        };
+        let (mut failures, mut breaker) = (was_failures, was_breaker.clone());
+        let (mut succeeded, mut opened, mut last_error) = (false, false, None);
+        for f in finishes
+            .iter()
+            .filter(|f| f.destination.as_deref() == Some(ik))
+        {
+            if f.state == state::DELIVERED {
+                (failures, breaker, succeeded, opened) = (0, CLOSED.to_owned(), true, false);
+            } else if f.insurer_failed {
+                failures += 1;
+                last_error = Some(f.detail.as_str());
+                if failures >= open_after || breaker == HALF_OPEN {
+                    (breaker, opened) = (OPEN.to_owned(), true);
+                }
+            }
+        }
+        let stale = last_success.is_none_or(|t| t < at - chrono::Duration::seconds(1));
+        if failures != was_failures
+            || breaker != was_breaker
+            || last_error.is_some()
+            || (succeeded && stale)
+        {
             diesel::update(target)
                 .set((
-                    destinations::consecutive_failures.eq(failures + 1),
-                    destinations::last_error.eq(&f.detail),
+                    destinations::consecutive_failures.eq(failures),
+                    destinations::breaker.eq(&breaker),
                     destinations::updated_at.eq(at),
                 ))
                 .execute(c)?;
-            if open {
-                diesel::update(target)
-                    .set((
-                        destinations::breaker.eq(super::breaker::OPEN),
-                        destinations::probe_at.eq(at + probe_in),
-                    ))
-                    .execute(c)?;
-            }
         }
-        Ok(())
-    })
+        if succeeded && stale {
+            diesel::update(target)
+                .set(destinations::last_success_at.eq(at))
+                .execute(c)?;
+        }
+        if let Some(error) = last_error {
+            diesel::update(target)
+                .set(destinations::last_error.eq(error))
+                .execute(c)?;
+        }
+        if opened {
+            diesel::update(target)
+                .set(destinations::probe_at.eq(at + probe_in))
+                .execute(c)?;
+        }
+    }
+    Ok(())
 }
 
 /// One recorded attempt of a delivery.
@@ -460,10 +589,11 @@ pub fn attempts_of(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<At
         .load(conn)?)
 }
 
-/// Counts of a practice's deliveries by state.
-pub fn states(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
+/// Counts of the deliveries of a channel by state.
+pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(String, i64)>> {
     use diesel::dsl::count_star;
     Ok(deliveries::table
+        .filter(deliveries::channel.eq(channel.code()))
         .group_by(deliveries::state)
         .select((deliveries::state, count_star()))
         .order(deliveries::state)
@@ -488,6 +618,7 @@ pub fn unsent(conn: &mut AnyConnection, practice_id: &str, limit: i64) -> Result
     Ok(deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
         .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
         .order((deliveries::created_at, deliveries::id))
         .limit(limit)
@@ -523,6 +654,7 @@ pub fn retry_all(conn: &mut AnyConnection, ik: &str) -> Result<usize> {
 pub fn backlog_all(conn: &mut AnyConnection) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
     use diesel::dsl::{count_star, min};
     Ok(deliveries::table
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
         .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
         .group_by(deliveries::insurer_ik)
         .select((

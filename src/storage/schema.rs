@@ -134,6 +134,7 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         document_id -> Nullable<Text>,
         document -> Nullable<Text>,
+        channel -> Text,
     }
 }
 
@@ -185,3 +186,23 @@ diesel::table! {
     }
 }
 diesel::allow_tables_to_appear_in_same_query!(deliveries, practices);
+
+diesel::table! {
+    patient_mails (delivery_id) {
+        delivery_id -> Text,
+        certificate_id -> Text,
+        recipient -> Text,
+        employer_copy -> Bool,
+        password_policy -> Text,
+        password -> Nullable<Text>,
+        message_id -> Text,
+        consent_by -> Text,
+        consent_at -> Timestamp,
+        requested_by -> Text,
+        created_at -> Timestamp,
+    }
+}
+diesel::joinable!(patient_mails -> deliveries (delivery_id));
+diesel::allow_tables_to_appear_in_same_query!(patient_mails, deliveries);
+diesel::allow_tables_to_appear_in_same_query!(patient_mails, certificates);
+diesel::allow_tables_to_appear_in_same_query!(patient_mails, practices);

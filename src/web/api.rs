@@ -29,6 +29,36 @@ struct CertificateBody {
     id: Uuid,
     created_at: String,
     certificate: Certificate,
+    /// The patient mails, oldest first (empty without consent).
+    mails: Vec<MailStatus>,
+}
+
+/// A patient mail as the API reports it.
+#[derive(Serialize)]
+struct MailStatus {
+    recipient: String,
+    employer_copy: bool,
+    /// `pending`, `in_flight`, `delivered` (sent), `dead`, `withdrawn`.
+    state: String,
+    attempts: i32,
+    last_error: Option<String>,
+    sent_at: Option<String>,
+    /// The PDF password to hand over, under the `random` policy only.
+    password: Option<String>,
+}
+
+impl From<storage::MailRow> for MailStatus {
+    fn from(m: storage::MailRow) -> Self {
+        Self {
+            recipient: m.recipient,
+            employer_copy: m.employer_copy,
+            state: m.state,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            sent_at: m.delivered_at.map(|t| t.and_utc().to_rfc3339()),
+            password: m.password,
+        }
+    }
 }
 
 /// Refuses a body whose `Content-Type` is none of `accepted` (the first is named in the error).
@@ -68,7 +98,7 @@ async fn create(
         .and_then(|v| v.to_str().ok())
         .map(|k| k.chars().take(200).collect());
     let actor = client.actor("api");
-    let captured = capture::submit(&state.db, actor, draft, key)
+    let captured = capture::submit(&state.db, actor, draft, key, &state.settings.mail)
         .await
         .map_err(WebError::from)?;
     if let Captured::Conflict(_) = captured {
@@ -87,15 +117,21 @@ async fn create(
 
 async fn load(state: &AppState, client: &ApiClient, id: Uuid) -> Result<CertificateBody, ApiError> {
     let practice = client.practice_id.clone();
-    let stored = state
+    let (stored, mails) = state
         .db
-        .run(move |c| storage::get(c, &practice, id))
-        .await?
-        .ok_or(WebError::NotFound)?;
+        .run(move |c| {
+            Ok((
+                storage::get(c, &practice, id)?,
+                storage::mails_of(c, &practice, id)?,
+            ))
+        })
+        .await?;
+    let stored = stored.ok_or(WebError::NotFound)?;
     Ok(CertificateBody {
         id,
         created_at: stored.created_at.and_utc().to_rfc3339(),
         certificate: stored.certificate,
+        mails: mails.into_iter().map(MailStatus::from).collect(),
     })
 }
 

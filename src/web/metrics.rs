@@ -80,11 +80,12 @@ impl HttpMetrics {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let (states, backlog, destinations) = state
+    let (states, mails, backlog, destinations) = state
         .db
         .run(|c| {
             Ok((
-                storage::states(c)?,
+                storage::states(c, storage::Channel::Insurer)?,
+                storage::states(c, storage::Channel::Mail)?,
                 storage::backlog_all(c)?,
                 storage::all_destinations(c)?,
             ))
@@ -99,6 +100,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
     let _ = writeln!(out, "# TYPE au_relay_deliveries gauge");
     for (s, n) in states {
         let _ = writeln!(out, "au_relay_deliveries{{state=\"{s}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP au_relay_mails Patient mails by state (delivered = sent to the SMTP server)."
+    );
+    let _ = writeln!(out, "# TYPE au_relay_mails gauge");
+    for (s, n) in mails {
+        let _ = writeln!(out, "au_relay_mails{{state=\"{s}\"}} {n}");
     }
     let now = storage::now();
     let _ = writeln!(

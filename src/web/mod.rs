@@ -37,6 +37,8 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Mark cookies `Secure` (behind TLS).
     pub secure_cookies: bool,
+    /// Password policy and Message-ID domain of patient mails.
+    pub mail: crate::capture::MailOptions,
 }
 
 /// Shared state of all handlers.

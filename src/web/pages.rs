@@ -15,7 +15,7 @@ use crate::auth::{self, Role};
 use crate::capture::{self, CaptureError};
 use crate::domain::{
     parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
-    Practice,
+    PasswordPolicy, Practice,
 };
 use crate::storage::{self, ListItem, Search};
 
@@ -30,7 +30,8 @@ pub fn routes(r: &mut super::Router<'_>) {
         .post("/certificates/search", search)
         .get("/certificates/new", new_form)
         .get("/certificates/{id}", detail)
-        .post("/certificates/{id}/cancel", cancel);
+        .post("/certificates/{id}/cancel", cancel)
+        .post("/certificates/{id}/mail", resend_mail);
 }
 
 pub(super) fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
@@ -369,6 +370,7 @@ struct NewPage<'a> {
     insured_types: Vec<(String, String)>,
     certainties: Vec<(String, String)>,
     sides: Vec<(String, String)>,
+    mail_password_hint: &'static str,
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -441,6 +443,14 @@ async fn render_form(
             ("A", "ausgeschlossen"),
         ]),
         sides: pairs(&[("R", "rechts"), ("L", "links"), ("B", "beidseits")]),
+        mail_password_hint: match state.settings.mail.policy {
+            PasswordPolicy::BirthDate => {
+                "Passwort des PDFs: das Geburtsdatum als TTMMJJJJ – bitte der Person so mitteilen."
+            }
+            PasswordPolicy::Random => {
+                "Passwort des PDFs: wird zufällig erzeugt und nach dem Speichern hier angezeigt – bitte der Person aushändigen."
+            }
+        },
     };
     html(status, &page)
 }
@@ -505,7 +515,7 @@ async fn create(
     staff.check_csrf(csrf.as_deref())?;
     let actor = staff.actor();
     let form_token = token.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
-    match capture::submit(&state.db, actor, draft.clone(), token).await {
+    match capture::submit(&state.db, actor, draft.clone(), token, &state.settings.mail).await {
         Ok(captured) => Ok(see_other(&format!("/certificates/{}", captured.id()))),
         Err(CaptureError::Invalid(errors)) => {
             render_form(&staff, &state, draft, form_token, errors).await
@@ -529,6 +539,7 @@ struct DetailPage<'a> {
     deliveries: Vec<storage::DeliveryRow>,
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
     attempts: Vec<(String, storage::AttemptRow)>,
+    mails: Vec<storage::MailRow>,
 }
 
 /// German label of a delivery state.
@@ -548,6 +559,17 @@ impl DetailPage<'_> {
     fn delivery_label(&self, state: &str) -> &'static str {
         delivery_label(state)
     }
+
+    fn mail_label(&self, state: &str) -> &'static str {
+        match state {
+            storage::state::PENDING => "wartet auf Versand",
+            storage::state::IN_FLIGHT => "wird gesendet",
+            storage::state::DELIVERED => "versandt",
+            storage::state::DEAD => "fehlgeschlagen: bitte prüfen",
+            storage::state::WITHDRAWN => "zurückgezogen (storniert)",
+            _ => "unbekannt",
+        }
+    }
 }
 
 async fn detail(
@@ -558,7 +580,7 @@ async fn detail(
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
     let practice = staff.practice_id.clone();
     let actor = staff.actor();
-    let (stored, deliveries, attempts) = state
+    let (stored, deliveries, attempts, mails) = state
         .db
         .run(move |c| {
             let stored = storage::get(c, &practice, id)?;
@@ -566,19 +588,22 @@ async fn detail(
                 storage::record_view(c, &actor, id)?;
             }
             let deliveries = storage::deliveries_of(c, &practice, id)?;
+            let mails = storage::mails_of(c, &practice, id)?;
             let mut attempts = Vec::new();
-            for d in &deliveries {
-                for a in storage::attempts_of(c, &d.id)? {
-                    attempts.push((d.document_kind.clone(), a));
+            let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
+            for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
+                for a in storage::attempts_of(c, delivery)? {
+                    attempts.push((kind.to_owned(), a));
                 }
             }
-            Ok((stored, deliveries, attempts))
+            Ok((stored, deliveries, attempts, mails))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
     let page = DetailPage {
         deliveries,
         attempts,
+        mails,
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
         csrf: &staff.user.csrf_token,
@@ -616,4 +641,38 @@ async fn cancel(
     let actor = staff.actor();
     super::cancel_outcome(capture::cancel(&state.db, actor, id).await?)?;
     Ok(see_other(&format!("/certificates/{id}")))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// "E-Mail erneut senden": a failed or waiting mail is due now; a sent one is sent again as a
+/// new mail (new Message-ID) to the same address, under the recorded consent.
+async fn resend_mail(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    let form: CsrfForm = from_form(&body)?;
+    staff.check_csrf(form.csrf.as_deref())?;
+    let actor = staff.actor();
+    match state
+        .db
+        .run(move |c| storage::resend_mail(c, &actor, id))
+        .await?
+    {
+        storage::Resent::NotFound => Err(WebError::NotFound),
+        storage::Resent::NoMail => Err(WebError::Invalid(vec![FieldError::new(
+            "mail",
+            "E-Mail: für diese Bescheinigung ist kein Versand möglich (keine Einwilligung oder storniert)",
+        )])),
+        storage::Resent::DueNow | storage::Resent::Queued | storage::Resent::InFlight => {
+            Ok(see_other(&format!("/certificates/{id}")))
+        }
+    }
 }

@@ -52,7 +52,22 @@ pub fn config() -> ServeConfig {
             queue_concurrency: 4,
             push_timeout_secs: 5,
             lease_secs: 60,
+            mail: no_mail(),
         },
+    }
+}
+
+/// Mail settings without an SMTP server: consented mails wait in the queue.
+pub fn no_mail() -> app::MailConfig {
+    app::MailConfig {
+        smtp_host: None,
+        smtp_port: None,
+        smtp_tls: None,
+        smtp_user: None,
+        smtp_password: None,
+        mail_from: None,
+        smtp_timeout_secs: 5,
+        mail_password: au_relay::domain::PasswordPolicy::BirthDate,
     }
 }
 
@@ -228,6 +243,7 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 submission_key: None,
                 fhir_xml: Some(&xml),
                 print_only: false,
+                mail: None,
             };
             storage::capture(&mut conn, &actor, new).unwrap();
             cert.document_id.to_string()
@@ -313,4 +329,51 @@ pub async fn browser(app: &TestApp, name: &str, password: &str) -> (reqwest::Cli
         .await
         .unwrap();
     (client, hidden(&page, "csrf"))
+}
+
+/// A date as the German form takes it.
+pub fn de(d: chrono::NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
+/// A filled "Neue AU" form as the browser sends it.
+pub fn form_fields(csrf: &str, token: &str) -> Vec<(String, String)> {
+    let t = today();
+    [
+        ("csrf", csrf.to_owned()),
+        ("form_token", token.to_owned()),
+        ("kind", "ERST".into()),
+        ("issued_on", de(t)),
+        ("patient.last_name", "Müller-Lüdenscheidt".into()),
+        ("patient.first_name", "Jürgen".into()),
+        ("patient.birth_date", "01.04.1980".into()),
+        ("patient.kvnr", "A123456780".into()),
+        ("patient.street", "Straße".into()),
+        ("patient.house_number", "5".into()),
+        ("patient.postal_code", "30159".into()),
+        ("patient.city", "Hannover".into()),
+        ("insurer.name", "AOK Niedersachsen".into()),
+        ("insurer.ik", "109500969".into()),
+        ("insurer.insured_type", "1".into()),
+        ("insurer.special_group", "00".into()),
+        ("insurer.dmp", "00".into()),
+        ("insurer.wop", "".into()),
+        ("insurer.valid_until", "".into()),
+        ("doctor_lanr", "838382202".into()),
+        ("period.since", de(t)),
+        ("period.until", de(t + chrono::Duration::days(4))),
+        ("period.determined_on", de(t)),
+        ("cause", "".into()),
+        ("diagnoses[0].code", "J06.9".into()),
+        ("diagnoses[0].certainty", "G".into()),
+        ("diagnoses[0].side", "".into()),
+        ("diagnoses[1].code", "".into()),
+        ("diagnoses[1].certainty", "G".into()),
+        ("diagnoses[1].side", "".into()),
+        ("diagnosis_text", "".into()),
+        ("measures.other", "".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }

@@ -1,0 +1,343 @@
+//! Patient mails: a delivery row on the mail channel plus what the mail needs (address, consent,
+//! password policy, Message-ID). Written in the capture transaction; sent by the queue workers.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::outbox::{insert_delivery, state, Channel, DocumentKind};
+use super::schema::{certificates, deliveries, patient_mails};
+use super::{audit, now, Actor, AnyConnection, Result};
+
+/// A patient mail to be written with its certificate.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMail<'a> {
+    pub recipient: &'a str,
+    pub employer_copy: bool,
+    /// `birthdate` or `random` ([`crate::domain::PasswordPolicy`]).
+    pub password_policy: &'a str,
+    /// The drawn password under the `random` policy.
+    pub password: Option<&'a str>,
+    /// Domain part of the Message-ID (the sender's domain).
+    pub message_domain: &'a str,
+}
+
+/// Queues a patient mail for a certificate. Call inside the capture transaction; the consent
+/// is recorded as given by `actor` now.
+pub(super) fn enqueue_mail(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    certificate_id: &str,
+    mail: &NewMail<'_>,
+    consent: (&str, NaiveDateTime),
+) -> QueryResult<String> {
+    let id = insert_delivery(
+        conn,
+        certificate_id,
+        &actor.practice_id,
+        "",
+        DocumentKind::Mail,
+        None,
+    )?;
+    diesel::insert_into(patient_mails::table)
+        .values((
+            (
+                patient_mails::delivery_id.eq(&id),
+                patient_mails::certificate_id.eq(certificate_id),
+                patient_mails::recipient.eq(mail.recipient),
+                patient_mails::employer_copy.eq(mail.employer_copy),
+                patient_mails::password_policy.eq(mail.password_policy),
+                patient_mails::password.eq(mail.password),
+            ),
+            (
+                patient_mails::message_id.eq(format!("<{id}@{}>", mail.message_domain)),
+                patient_mails::consent_by.eq(consent.0),
+                patient_mails::consent_at.eq(consent.1),
+                patient_mails::requested_by.eq(&actor.name),
+                patient_mails::created_at.eq(now()),
+            ),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// A claimed mail with what composing it needs.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub delivery_id: String,
+    /// Attempts including this one.
+    pub attempts: i32,
+    pub message_id: String,
+    pub recipient: String,
+    pub employer_copy: bool,
+    pub password_policy: String,
+    pub password: Option<String>,
+    /// The certificate as stored (JSON of [`crate::domain::Certificate`]).
+    pub certificate: String,
+    pub print_only: bool,
+}
+
+#[derive(QueryableByName)]
+struct ClaimedId {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
+     WHERE id IN (SELECT d.id FROM deliveries d \
+       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight') \
+         AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
+       ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
+     RETURNING id";
+
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
+     WHERE id IN (SELECT d.id FROM deliveries d \
+       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight') \
+         AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
+       ORDER BY d.created_at, d.id LIMIT ?3) \
+     RETURNING id";
+
+/// Claims up to `limit` due mails for `lease`, oldest first (PostgreSQL: `SKIP LOCKED`, so
+/// several instances never send one mail at once; SQLite: an immediate transaction). A lease
+/// that runs out (a crashed worker) makes the mail claimable again, with the same Message-ID.
+pub fn claim_mails(
+    conn: &mut AnyConnection,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<ClaimedMail>> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    let at = now();
+    let ids: Vec<ClaimedId> = match conn {
+        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Timestamp, _>(at + lease)
+            .bind::<Timestamp, _>(at)
+            .bind::<BigInt, _>(limit)
+            .load(c)?,
+        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            diesel::sql_query(CLAIM_SQLITE)
+                .bind::<Timestamp, _>(at + lease)
+                .bind::<Timestamp, _>(at)
+                .bind::<BigInt, _>(limit)
+                .load(c)
+        })?,
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
+    type Row = (
+        String,
+        i32,
+        (String, String, bool, String, Option<String>),
+        (String, bool),
+    );
+    let rows: Vec<Row> = deliveries::table
+        .inner_join(patient_mails::table)
+        .inner_join(certificates::table)
+        .filter(deliveries::id.eq_any(&ids))
+        .order((deliveries::created_at, deliveries::id))
+        .select((
+            deliveries::id,
+            deliveries::attempts,
+            (
+                patient_mails::message_id,
+                patient_mails::recipient,
+                patient_mails::employer_copy,
+                patient_mails::password_policy,
+                patient_mails::password,
+            ),
+            (certificates::document, certificates::print_only),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                delivery_id,
+                attempts,
+                (message_id, recipient, employer_copy, policy, password),
+                (certificate, print_only),
+            )| {
+                ClaimedMail {
+                    delivery_id,
+                    attempts,
+                    message_id,
+                    recipient,
+                    employer_copy,
+                    password_policy: policy,
+                    password,
+                    certificate,
+                    print_only,
+                }
+            },
+        )
+        .collect())
+}
+
+/// A patient mail as shown on the detail page.
+#[derive(Debug, Clone, Queryable)]
+pub struct MailRow {
+    pub delivery_id: String,
+    pub recipient: String,
+    pub employer_copy: bool,
+    pub password_policy: String,
+    pub password: Option<String>,
+    pub consent_by: String,
+    pub consent_at: NaiveDateTime,
+    pub requested_by: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// The mails of one of a practice's certificates, oldest first.
+pub fn mails_of(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    certificate_id: Uuid,
+) -> Result<Vec<MailRow>> {
+    Ok(deliveries::table
+        .inner_join(patient_mails::table)
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::certificate_id.eq(certificate_id.to_string()))
+        .filter(deliveries::channel.eq(Channel::Mail.code()))
+        .order((deliveries::created_at, deliveries::id))
+        .select((
+            deliveries::id,
+            patient_mails::recipient,
+            patient_mails::employer_copy,
+            patient_mails::password_policy,
+            patient_mails::password,
+            patient_mails::consent_by,
+            patient_mails::consent_at,
+            patient_mails::requested_by,
+            deliveries::state,
+            deliveries::attempts,
+            deliveries::next_attempt_at,
+            deliveries::last_error,
+            deliveries::created_at,
+            deliveries::delivered_at,
+        ))
+        .load(conn)?)
+}
+
+/// What "Erneut senden" did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resent {
+    /// A waiting or failed mail is due now (same Message-ID).
+    DueNow,
+    /// The last mail was sent: a new mail (new Message-ID) to the same address is queued.
+    Queued,
+    /// The mail is being sent right now.
+    InFlight,
+    /// No mail was requested for this certificate, or it was cancelled.
+    NoMail,
+    NotFound,
+}
+
+/// The newest mail of a certificate: delivery id, state, recipient, employer copy, password
+/// policy, password, consent by, consent at.
+type LastMail = (
+    String,
+    String,
+    String,
+    bool,
+    String,
+    Option<String>,
+    String,
+    NaiveDateTime,
+);
+
+/// Staff resend the patient mail by hand. The consent and the address of the last mail stay.
+pub fn resend_mail(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    certificate_id: Uuid,
+) -> Result<Resent> {
+    let key = certificate_id.to_string();
+    conn.transaction(|c| {
+        let certificate: Option<Option<NaiveDateTime>> = certificates::table
+            .filter(certificates::id.eq(&key))
+            .filter(certificates::practice_id.eq(&actor.practice_id))
+            .select(certificates::cancelled_at)
+            .first(c)
+            .optional()?;
+        let Some(cancelled_at) = certificate else {
+            return Ok(Resent::NotFound);
+        };
+        let last: Option<LastMail> = deliveries::table
+            .inner_join(patient_mails::table)
+            .filter(deliveries::certificate_id.eq(&key))
+            .filter(deliveries::channel.eq(Channel::Mail.code()))
+            .order((deliveries::created_at.desc(), deliveries::id.desc()))
+            .select((
+                deliveries::id,
+                deliveries::state,
+                patient_mails::recipient,
+                patient_mails::employer_copy,
+                patient_mails::password_policy,
+                patient_mails::password,
+                patient_mails::consent_by,
+                patient_mails::consent_at,
+            ))
+            .first(c)
+            .optional()?;
+        let Some((id, st, recipient, employer_copy, policy, password, consent_by, consent_at)) =
+            last
+        else {
+            return Ok(Resent::NoMail);
+        };
+        if cancelled_at.is_some() {
+            return Ok(Resent::NoMail);
+        }
+        let outcome = match st.as_str() {
+            state::IN_FLIGHT => return Ok(Resent::InFlight),
+            state::DELIVERED => {
+                let message_id: String = patient_mails::table
+                    .find(&id)
+                    .select(patient_mails::message_id)
+                    .first(c)?;
+                let domain = message_id
+                    .trim_end_matches('>')
+                    .rsplit_once('@')
+                    .map_or("au-relay.invalid", |(_, d)| d)
+                    .to_owned();
+                let mail = NewMail {
+                    recipient: &recipient,
+                    employer_copy,
+                    password_policy: &policy,
+                    password: password.as_deref(),
+                    message_domain: &domain,
+                };
+                enqueue_mail(c, actor, &key, &mail, (&consent_by, consent_at))?;
+                Resent::Queued
+            }
+            _ => {
+                diesel::update(deliveries::table.find(&id))
+                    .set((
+                        deliveries::state.eq(state::PENDING),
+                        deliveries::next_attempt_at.eq(now()),
+                    ))
+                    .execute(c)?;
+                Resent::DueNow
+            }
+        };
+        audit(c, actor, "mail.resent", Some(&key), "")?;
+        Ok(outcome)
+    })
+}
+
+/// Withdraws the unsent mails of a certificate (it was cancelled). Call inside a transaction.
+pub(super) fn withdraw_mails(conn: &mut AnyConnection, certificate_id: &str) -> QueryResult<usize> {
+    diesel::update(
+        deliveries::table
+            .filter(deliveries::certificate_id.eq(certificate_id))
+            .filter(deliveries::channel.eq(Channel::Mail.code()))
+            .filter(deliveries::state.eq_any([state::PENDING, state::DEAD])),
+    )
+    .set(deliveries::state.eq(state::WITHDRAWN))
+    .execute(conn)
+}
