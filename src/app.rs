@@ -25,7 +25,8 @@ pub struct ServeConfig {
     /// Address to listen on. Demo mode always uses 127.0.0.1.
     #[arg(long, env = "AU_RELAY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    /// Seed a demo practice, user demo/demo and API token demo-token into an empty database.
+    /// Seed a demo practice, its admin demo/demo, API token demo-token and the operator
+    /// operator/operator into an empty database.
     #[arg(long, env = "AU_RELAY_DEMO", default_value_t = false)]
     pub demo: bool,
     /// Largest accepted request body in bytes.
@@ -220,22 +221,30 @@ pub fn spawn_workers(
     )))
 }
 
-/// Creates the demo practice, its doctor, the user `demo`/`demo` and the API token
-/// `demo-token`, if the database holds no practice yet. Returns whether it seeded.
+/// Creates the demo practice, its doctor, its practice admin `demo`/`demo`, the API token
+/// `demo-token` and the operator `operator`/`operator`, if the database holds no practice yet.
+/// Returns whether it seeded. (The demo passwords are below the password rules on purpose:
+/// they exist only in `--demo` mode, which listens on 127.0.0.1.)
 pub fn seed_demo(db: &Database) -> anyhow::Result<bool> {
     let mut conn = db.conn()?;
     if storage::count_practices(&mut conn)? > 0 {
         return Ok(false);
     }
     let (practice, doctor) = demo_practice()?;
-    let hash = auth::hash_password("demo")?;
-    storage::add_practice(
-        &mut conn,
-        &practice,
-        &doctor,
-        Some(("demo", &hash)),
-        Some(&auth::token_hash("demo-token")),
-    )?;
+    let (hash, operator) = (
+        auth::hash_password("demo")?,
+        auth::hash_password("operator")?,
+    );
+    storage::atomically(&mut conn, |c| {
+        storage::add_practice(
+            c,
+            &practice,
+            &doctor,
+            Some(("demo", &hash)),
+            Some(&auth::token_hash("demo-token")),
+        )?;
+        storage::create_user(c, None, "operator", &operator, auth::Role::Operator)
+    })?;
     Ok(true)
 }
 

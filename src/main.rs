@@ -140,13 +140,17 @@ enum DestinationCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Add a staff user; the password is read from AU_RELAY_PASSWORD or the first line of stdin.
+    /// Add a user; the password is read from AU_RELAY_PASSWORD or the first line of stdin
+    /// (at least 12 characters, not containing the username).
     Add {
+        /// The practice of a staff member or practice admin (none for an operator).
         #[arg(long)]
-        bsnr: String,
+        bsnr: Option<String>,
         #[arg(long)]
         username: String,
-        #[arg(long, default_value = "staff")]
+        /// staff (capture, print, cancel), admin (also users, master data, audit) or operator
+        /// (destinations, practices, tokens; no practice, no patient data).
+        #[arg(long, default_value = "staff", value_parser = ["staff", "admin", "operator"])]
         role: String,
     },
 }
@@ -214,15 +218,17 @@ fn practice_id(db: &Database, bsnr: &str) -> anyhow::Result<String> {
     }
 }
 
-fn read_password() -> anyhow::Result<String> {
-    if let Ok(p) = std::env::var("AU_RELAY_PASSWORD") {
-        return Ok(p);
-    }
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.chars().count() < 8 {
-        bail!("the password needs at least 8 characters");
+fn read_password(username: &str) -> anyhow::Result<String> {
+    let password = match std::env::var("AU_RELAY_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if let Err(rule) = auth::check_new_password(username, &password) {
+        bail!("{rule}");
     }
     Ok(password)
 }
@@ -327,11 +333,20 @@ async fn main() -> anyhow::Result<()> {
             username,
             role,
         })) => {
-            let id = practice_id(&db, bsnr)?;
-            let hash = auth::hash_password(&read_password()?)?;
+            let role = auth::Role::parse(role).context("role: staff, admin or operator")?;
+            let id = match (bsnr, role.in_practice()) {
+                (Some(bsnr), true) => Some(practice_id(&db, bsnr)?),
+                (None, false) => None,
+                (Some(_), false) => bail!("an operator belongs to no practice: leave out --bsnr"),
+                (None, true) => bail!("--bsnr is required for staff and admin"),
+            };
+            if let Err(rule) = auth::check_username(username) {
+                bail!("{rule}");
+            }
+            let hash = auth::hash_password(&read_password(username)?)?;
             let mut conn = db.conn()?;
-            storage::create_user(&mut conn, &id, username, &hash, role)?;
-            println!("user {username} added");
+            storage::create_user(&mut conn, id.as_deref(), username, &hash, role)?;
+            println!("user {username} added ({})", role.as_str());
             Ok(())
         }
         Some(Command::Token(TokenCommand::List { bsnr, insurer })) => {
@@ -399,7 +414,7 @@ async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
     let mut demo_insurer = None;
     if config.demo {
         if app::seed_demo(&db)? {
-            tracing::info!("demo data seeded: practice \"Praxis Dr. Muster\", user demo/demo, API token demo-token");
+            tracing::info!("demo data seeded: practice \"Praxis Dr. Muster\", practice admin demo/demo, operator operator/operator, API token demo-token");
         }
         let (fake, server) = app::start_demo_insurer(&db)?;
         tokio::spawn(server);

@@ -231,9 +231,9 @@ async fn health_and_readiness_answer() {
 }
 
 #[tokio::test]
-async fn the_dispatch_dashboard_lists_what_is_unsent_and_records_a_stoerung() {
+async fn the_dispatch_dashboard_lists_what_is_unsent_and_an_operator_records_a_stoerung() {
     let app = TestApp::spawn().await;
-    let csrf = app.login().await;
+    app.login().await;
     let mut conn = app.db.conn().unwrap();
     au_relay::storage::upsert_destination(
         &mut conn,
@@ -253,7 +253,17 @@ async fn the_dispatch_dashboard_lists_what_is_unsent_and_records_a_stoerung() {
         "unsent certificate listed"
     );
     assert!(page.contains("wartet auf Versand"));
+    assert!(
+        !page.contains("Störung melden"),
+        "no dispatch configuration for staff"
+    );
 
+    let csrf = app.login_as("operator", "operator").await;
+    let page = app.get_text("/queue").await;
+    assert!(
+        !page.contains("Müller-Lüdenscheidt"),
+        "operators see no patient data"
+    );
     let r = post_form(
         &app,
         "/queue/109500969/outage",
@@ -309,6 +319,8 @@ async fn an_eau_unsent_past_the_next_working_day_is_listed_for_posting_and_an_ol
         "captured Monday 2 Nov, due Tuesday 3 Nov"
     );
     assert!(page.contains("KK-Ausfertigung drucken"));
+    app.login_as("operator", "operator").await;
+    let page = app.get_text("/queue").await;
     assert!(page.contains("Störung besteht weiter"));
 }
 
@@ -449,7 +461,7 @@ async fn staff_cancel_a_certificate_after_confirming() {
 }
 
 #[tokio::test]
-async fn staff_declare_and_clear_a_practice_wide_stoerung() {
+async fn a_practice_admin_declares_and_clears_a_practice_wide_stoerung() {
     let app = TestApp::spawn().await;
     let csrf = app.login().await;
     let r = post_form(
@@ -476,9 +488,9 @@ async fn staff_declare_and_clear_a_practice_wide_stoerung() {
 }
 
 #[tokio::test]
-async fn staff_add_an_insurer_destination_with_german_field_errors() {
+async fn an_operator_adds_an_insurer_destination_with_german_field_errors() {
     let app = TestApp::spawn().await;
-    let csrf = app.login().await;
+    let csrf = app.login_as("operator", "operator").await;
     let bad = post_form(
         &app,
         "/queue/destinations",

@@ -5,7 +5,8 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{api_tokens, doctors, login_failures, practices, sessions, users};
-use super::{now, AnyConnection, Result, StorageError};
+use super::{is_unique_violation, now, AnyConnection, Result, StorageError};
+use crate::auth::Role;
 use crate::domain::{Bsnr, Doctor, Lanr, Practice};
 
 fn invalid(e: impl std::fmt::Display) -> StorageError {
@@ -29,6 +30,13 @@ struct PracticeRow {
 /// Inserts a practice and returns its id.
 pub fn create_practice(conn: &mut AnyConnection, p: &Practice) -> Result<String> {
     let id = Uuid::new_v4().to_string();
+    let duplicate = |e: diesel::result::Error| {
+        if is_unique_violation(&e) {
+            StorageError::Duplicate("bsnr")
+        } else {
+            e.into()
+        }
+    };
     diesel::insert_into(practices::table)
         .values((
             practices::id.eq(&id),
@@ -40,7 +48,8 @@ pub fn create_practice(conn: &mut AnyConnection, p: &Practice) -> Result<String>
             practices::phone.eq(&p.phone),
             practices::created_at.eq(now()),
         ))
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(duplicate)?;
     Ok(id)
 }
 
@@ -88,8 +97,9 @@ pub fn set_practice_land(
     Ok(())
 }
 
-/// Adds a practice with its first doctor and, optionally, a staff user `(name, password hash)`
-/// and an API token hash, all in one transaction. Returns the practice id.
+/// Adds a practice with its first doctor and, optionally, its first user `(name, password
+/// hash)`, who becomes the practice admin, and an API token hash, all in one transaction.
+/// Returns the practice id.
 pub fn add_practice(
     conn: &mut AnyConnection,
     practice: &Practice,
@@ -101,7 +111,7 @@ pub fn add_practice(
         let id = create_practice(c, practice)?;
         add_doctor(c, &id, doctor)?;
         if let Some((name, hash)) = user {
-            create_user(c, &id, name, hash, "staff")?;
+            create_user(c, Some(&id), name, hash, Role::Admin)?;
         }
         if let Some(token) = api_token_hash {
             create_api_token(c, token, &id, "demo")?;
@@ -168,23 +178,28 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
     Ok((practice, doctors))
 }
 
-/// A staff account as needed to log in.
+/// An active account as needed to log in.
 #[derive(Debug, Clone, Queryable)]
 pub struct UserRow {
     pub id: String,
-    pub practice_id: String,
+    pub practice_id: Option<String>,
     pub username: String,
     pub password_hash: String,
     pub role: String,
 }
 
+/// Adds a user. Practice roles need a practice, an operator has none (the database refuses
+/// anything else). A taken username is [`StorageError::Duplicate`].
 pub fn create_user(
     conn: &mut AnyConnection,
-    practice_id: &str,
+    practice_id: Option<&str>,
     username: &str,
     password_hash: &str,
-    role: &str,
+    role: Role,
 ) -> Result<String> {
+    if role.in_practice() != practice_id.is_some() {
+        return Err(invalid("practice roles need a practice, operators none"));
+    }
     let id = Uuid::new_v4().to_string();
     diesel::insert_into(users::table)
         .values((
@@ -192,16 +207,25 @@ pub fn create_user(
             users::practice_id.eq(practice_id),
             users::username.eq(username),
             users::password_hash.eq(password_hash),
-            users::role.eq(role),
+            users::role.eq(role.as_str()),
             users::created_at.eq(now()),
         ))
-        .execute(conn)?;
+        .execute(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::Duplicate("username")
+            } else {
+                e.into()
+            }
+        })?;
     Ok(id)
 }
 
+/// An active (not deactivated) user by name.
 pub fn find_user(conn: &mut AnyConnection, username: &str) -> Result<Option<UserRow>> {
     Ok(users::table
         .filter(users::username.eq(username))
+        .filter(users::deactivated_at.is_null())
         .select((
             users::id,
             users::practice_id,
@@ -213,12 +237,128 @@ pub fn find_user(conn: &mut AnyConnection, username: &str) -> Result<Option<User
         .optional()?)
 }
 
-/// Who a valid session belongs to.
+/// A user as listed to the practice admin (never the hash).
+#[derive(Debug, Clone, Queryable)]
+pub struct UserInfo {
+    pub id: String,
+    pub username: String,
+    pub role: String,
+    pub created_at: NaiveDateTime,
+    pub deactivated_at: Option<NaiveDateTime>,
+}
+
+/// The users of a practice, active ones first.
+pub fn list_users(conn: &mut AnyConnection, practice_id: &str) -> Result<Vec<UserInfo>> {
+    Ok(users::table
+        .filter(users::practice_id.eq(practice_id))
+        .order((users::deactivated_at.is_not_null(), users::username))
+        .select((
+            users::id,
+            users::username,
+            users::role,
+            users::created_at,
+            users::deactivated_at,
+        ))
+        .load(conn)?)
+}
+
+/// Deactivates an active user of the practice and ends their sessions; returns the username,
+/// or `None` when the practice has no such active user.
+pub fn deactivate_user(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    user_id: &str,
+) -> Result<Option<String>> {
+    conn.transaction(|c| {
+        let name: Option<String> = users::table
+            .find(user_id)
+            .filter(users::practice_id.eq(practice_id))
+            .filter(users::deactivated_at.is_null())
+            .select(users::username)
+            .first(c)
+            .optional()?;
+        if name.is_some() {
+            diesel::update(users::table.find(user_id))
+                .set(users::deactivated_at.eq(now()))
+                .execute(c)?;
+            diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(c)?;
+        }
+        Ok(name)
+    })
+}
+
+/// The stored password hash of an active user.
+pub fn password_hash(conn: &mut AnyConnection, user_id: &str) -> Result<Option<String>> {
+    Ok(users::table
+        .find(user_id)
+        .filter(users::deactivated_at.is_null())
+        .select(users::password_hash)
+        .first(conn)
+        .optional()?)
+}
+
+/// Sets a new password hash and ends every session of the user except `keep` (the session
+/// that changed it).
+pub fn set_password(conn: &mut AnyConnection, user_id: &str, hash: &str, keep: &str) -> Result<()> {
+    conn.transaction(|c| {
+        diesel::update(users::table.find(user_id))
+            .set(users::password_hash.eq(hash))
+            .execute(c)?;
+        diesel::delete(
+            sessions::table
+                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::token_hash.ne(keep)),
+        )
+        .execute(c)?;
+        Ok(())
+    })
+}
+
+/// Changes the address data of a practice (not its BSNR, which identifies it to the KV).
+pub fn update_practice(conn: &mut AnyConnection, practice_id: &str, p: &Practice) -> Result<()> {
+    diesel::update(practices::table.find(practice_id))
+        .set((
+            practices::name.eq(&p.name),
+            practices::street.eq(&p.street),
+            practices::postal_code.eq(&p.postal_code),
+            practices::city.eq(&p.city),
+            practices::phone.eq(&p.phone),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A practice as the operator lists it (no patient data).
+#[derive(Debug, Clone, Queryable)]
+pub struct PracticeInfo {
+    pub id: String,
+    pub bsnr: String,
+    pub name: String,
+    pub city: String,
+    pub land: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn list_practices(conn: &mut AnyConnection) -> Result<Vec<PracticeInfo>> {
+    Ok(practices::table
+        .order(practices::bsnr)
+        .select((
+            practices::id,
+            practices::bsnr,
+            practices::name,
+            practices::city,
+            practices::land,
+            practices::created_at,
+        ))
+        .load(conn)?)
+}
+
+/// Who a valid session belongs to. `practice_id` is `None` for an operator.
 #[derive(Debug, Clone)]
 pub struct SessionUser {
     pub user_id: String,
     pub username: String,
-    pub practice_id: String,
+    pub practice_id: Option<String>,
     pub role: String,
     pub csrf_token: String,
 }
@@ -251,9 +391,10 @@ pub fn session_user(
     idle: chrono::Duration,
 ) -> Result<Option<SessionUser>> {
     let at = now();
-    let row: Option<(String, String, String, String, String)> = sessions::table
+    let row: Option<(String, String, Option<String>, String, String)> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
+        .filter(users::deactivated_at.is_null())
         .filter(sessions::expires_at.gt(at))
         .filter(sessions::last_seen_at.gt(at - idle))
         .select((
@@ -338,6 +479,40 @@ pub struct TokenInfo {
 /// Length of the hash prefix that identifies a token in listings.
 pub const TOKEN_ID_LEN: usize = 12;
 
+/// Whether `id` can be a token id: at least [`TOKEN_ID_LEN`] hex digits (so it never carries
+/// a `LIKE` wildcard).
+pub fn is_token_id(id: &str) -> bool {
+    id.len() >= TOKEN_ID_LEN && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Every practice API token with the BSNR of its practice, for the operator.
+pub fn list_all_api_tokens(conn: &mut AnyConnection) -> Result<Vec<(String, TokenInfo)>> {
+    let rows: Vec<(String, TokenRow)> = api_tokens::table
+        .inner_join(practices::table)
+        .order((practices::bsnr, api_tokens::created_at))
+        .select((practices::bsnr, API_TOKEN_COLUMNS))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(bsnr, row)| (bsnr, token_info(row)))
+        .collect())
+}
+
+/// The columns of a [`TokenRow`] in `api_tokens`.
+const API_TOKEN_COLUMNS: (
+    api_tokens::token_hash,
+    api_tokens::label,
+    api_tokens::created_at,
+    api_tokens::last_used_at,
+    api_tokens::revoked_at,
+) = (
+    api_tokens::token_hash,
+    api_tokens::label,
+    api_tokens::created_at,
+    api_tokens::last_used_at,
+    api_tokens::revoked_at,
+);
+
 pub(super) type TokenRow = (
     String,
     String,
@@ -362,20 +537,14 @@ pub fn list_api_tokens(conn: &mut AnyConnection, practice_id: &str) -> Result<Ve
     let rows: Vec<TokenRow> = api_tokens::table
         .filter(api_tokens::practice_id.eq(practice_id))
         .order(api_tokens::created_at)
-        .select((
-            api_tokens::token_hash,
-            api_tokens::label,
-            api_tokens::created_at,
-            api_tokens::last_used_at,
-            api_tokens::revoked_at,
-        ))
+        .select(API_TOKEN_COLUMNS)
         .load(conn)?;
     Ok(rows.into_iter().map(token_info).collect())
 }
 
 /// Revokes the practice's token whose id (hash prefix) is given; returns whether one was.
 pub fn revoke_api_token(conn: &mut AnyConnection, practice_id: &str, id: &str) -> Result<bool> {
-    if id.len() < TOKEN_ID_LEN {
+    if !is_token_id(id) {
         return Ok(false);
     }
     let n = diesel::update(

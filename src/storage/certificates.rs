@@ -312,17 +312,20 @@ pub struct ListPage {
     pub total: i64,
 }
 
-fn escape_like(s: &str) -> String {
+/// `s` with the `LIKE` wildcards escaped (escape character `\\`).
+pub(super) fn like_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('%');
     for ch in s.chars() {
         if matches!(ch, '%' | '_' | '\\') {
             out.push('\\');
         }
         out.push(ch);
     }
-    out.push('%');
     out
+}
+
+fn escape_like(s: &str) -> String {
+    format!("%{}%", like_literal(s))
 }
 
 pub fn list(
@@ -332,6 +335,14 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> Result<ListPage> {
+    // NUL is no text for PostgreSQL, and no name or KVNR holds it.
+    let nul = |v: &Option<String>| v.as_deref().is_some_and(|s| s.contains('\0'));
+    if nul(&search.name) || nul(&search.kvnr) {
+        return Ok(ListPage {
+            items: Vec::new(),
+            total: 0,
+        });
+    }
     let filtered = || {
         let mut q = certificates::table
             .filter(certificates::practice_id.eq(practice_id.to_owned()))

@@ -47,19 +47,42 @@ pub fn list_insurer_tokens(conn: &mut AnyConnection, ik: &str) -> Result<Vec<sup
     let rows: Vec<super::accounts::TokenRow> = insurer_tokens::table
         .filter(insurer_tokens::ik.eq(ik))
         .order(insurer_tokens::created_at)
-        .select((
-            insurer_tokens::token_hash,
-            insurer_tokens::label,
-            insurer_tokens::created_at,
-            insurer_tokens::last_used_at,
-            insurer_tokens::revoked_at,
-        ))
+        .select(INSURER_TOKEN_COLUMNS)
         .load(conn)?;
     Ok(rows.into_iter().map(super::accounts::token_info).collect())
 }
 
+/// The columns of a token row in `insurer_tokens`.
+const INSURER_TOKEN_COLUMNS: (
+    insurer_tokens::token_hash,
+    insurer_tokens::label,
+    insurer_tokens::created_at,
+    insurer_tokens::last_used_at,
+    insurer_tokens::revoked_at,
+) = (
+    insurer_tokens::token_hash,
+    insurer_tokens::label,
+    insurer_tokens::created_at,
+    insurer_tokens::last_used_at,
+    insurer_tokens::revoked_at,
+);
+
+/// Every insurer token with its IK, for the operator.
+pub fn list_all_insurer_tokens(
+    conn: &mut AnyConnection,
+) -> Result<Vec<(String, super::TokenInfo)>> {
+    let rows: Vec<(String, super::accounts::TokenRow)> = insurer_tokens::table
+        .order((insurer_tokens::ik, insurer_tokens::created_at))
+        .select((insurer_tokens::ik, INSURER_TOKEN_COLUMNS))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(ik, row)| (ik, super::accounts::token_info(row)))
+        .collect())
+}
+
 pub fn revoke_insurer_token(conn: &mut AnyConnection, ik: &str, id: &str) -> Result<bool> {
-    if id.len() < super::TOKEN_ID_LEN {
+    if !super::is_token_id(id) {
         return Ok(false);
     }
     let n = diesel::update(

@@ -2,6 +2,7 @@
 //! default) and PostgreSQL through diesel's `MultiConnection`; the backend follows the URL.
 
 mod accounts;
+mod audit_trail;
 mod certificates;
 mod destinations;
 mod insurer_export;
@@ -17,6 +18,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use accounts::*;
+pub use audit_trail::*;
 pub use certificates::*;
 pub use destinations::*;
 pub use insurer_export::*;
@@ -48,6 +50,9 @@ pub enum StorageError {
     Corrupt(#[from] serde_json::Error),
     #[error("stored data is invalid: {0}")]
     Invalid(String),
+    /// A unique value (username, BSNR) is taken.
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
     #[error("blocking task failed: {0}")]
     Task(String),
 }
@@ -213,6 +218,14 @@ impl Database {
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::SubsecRound;
     chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// Runs `f` in one transaction: all of it or nothing (e.g. a change and its audit row).
+pub fn atomically<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T>,
+) -> Result<T> {
+    conn.transaction(f)
 }
 
 /// Whether an error is a unique-constraint violation.

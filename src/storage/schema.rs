@@ -28,11 +28,12 @@ diesel::table! {
 diesel::table! {
     users (id) {
         id -> Text,
-        practice_id -> Text,
+        practice_id -> Nullable<Text>,
         username -> Text,
         password_hash -> Text,
         role -> Text,
         created_at -> Timestamp,
+        deactivated_at -> Nullable<Timestamp>,
     }
 }
 
@@ -105,6 +106,7 @@ diesel::joinable!(doctors -> practices (practice_id));
 diesel::joinable!(users -> practices (practice_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(certificates -> practices (practice_id));
+diesel::joinable!(api_tokens -> practices (practice_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     practices,

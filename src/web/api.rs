@@ -13,17 +13,14 @@ use crate::domain::{parse_date, Certificate, CertificateDraft, FieldError};
 use crate::fhir;
 use crate::storage::{self, Captured, ListItem, Search};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .route("/certificates", web::post().to(create))
-            .route("/certificates", web::get().to(list))
-            .route("/certificates/search", web::post().to(search))
-            .route("/certificates/{id}", web::get().to(show))
-            .route("/certificates/{id}/fhir", web::get().to(show_fhir))
-            .route("/certificates/{id}/cancel", web::post().to(cancel))
-            .route("/fhir/eau", web::post().to(import_fhir)),
-    );
+pub fn routes(r: &mut super::Router<'_>) {
+    r.post("/api/v1/certificates", create)
+        .get("/api/v1/certificates", list)
+        .post("/api/v1/certificates/search", search)
+        .get("/api/v1/certificates/{id}", show)
+        .get("/api/v1/certificates/{id}/fhir", show_fhir)
+        .post("/api/v1/certificates/{id}/cancel", cancel)
+        .post("/api/v1/fhir/eau", import_fhir);
 }
 
 /// A certificate as the API returns it.

@@ -12,12 +12,9 @@ use super::{read_body, ApiError, AppState, WebError};
 use crate::domain::FieldError;
 use crate::storage::{self, Cursor, Database};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/insurer/v1")
-            .route("/documents", web::get().to(documents))
-            .route("/acknowledgements", web::post().to(acknowledge)),
-    );
+pub fn routes(r: &mut super::Router<'_>) {
+    r.get("/api/insurer/v1/documents", documents)
+        .post("/api/insurer/v1/acknowledgements", acknowledge);
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,10 +1,13 @@
 //! HTTP: the German staff UI, the JSON API for practice software, health endpoints.
 //! Handlers are short: parse → call one function → render.
 
+mod account;
+mod admin;
 mod api;
 pub mod form;
 mod insurer_api;
 pub mod metrics;
+mod operator;
 mod pages;
 mod print;
 mod queue;
@@ -15,13 +18,13 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Responder, ResponseError, Route};
 use futures_util::StreamExt;
 
 use crate::domain::FieldError;
 use crate::storage::{Database, StorageError};
 
-pub use session::{ApiClient, Staff, SESSION_COOKIE};
+pub use session::{ApiClient, Operator, PracticeAdmin, Session, Staff, SESSION_COOKIE};
 
 /// Settings the handlers need.
 #[derive(Debug, Clone)]
@@ -218,16 +221,83 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body.freeze())
 }
 
+/// Reads an urlencoded form and checks its CSRF token against the session before decoding it.
+async fn read_form<T: serde::de::DeserializeOwned>(
+    who: &Session,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<T, WebError> {
+    let body = read_body(payload, state.settings.max_body_bytes).await?;
+    who.check_csrf(pages::csrf_of(&body)?.as_deref())?;
+    Ok(form::from_form(&body)?)
+}
+
+/// Registers routes, and lists them: the router and the route × identity matrix test
+/// (`tests/matrix.rs`, through [`route_list`]) read the same registrations, so a route cannot
+/// be added without the matrix noticing.
+pub struct Router<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    listed: Vec<(&'static str, &'static str)>,
+}
+
+impl Router<'_> {
+    pub fn get<F, Args>(&mut self, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add("GET", path, web::get().to(handler))
+    }
+
+    pub fn post<F, Args>(&mut self, path: &'static str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add("POST", path, web::post().to(handler))
+    }
+
+    fn add(&mut self, method: &'static str, path: &'static str, route: Route) -> &mut Self {
+        self.listed.push((method, path));
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            cfg.route(path, route);
+        }
+        self
+    }
+}
+
+fn register(r: &mut Router<'_>) {
+    r.get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics::metrics);
+    print::routes(r);
+    api::routes(r);
+    insurer_api::routes(r);
+    queue::routes(r);
+    admin::routes(r);
+    account::routes(r);
+    operator::routes(r);
+    pages::routes(r);
+}
+
 /// Routes of the whole application.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").get(healthz))
-        .service(web::resource("/readyz").get(readyz))
-        .service(web::resource("/metrics").get(metrics::metrics))
-        .configure(print::routes)
-        .configure(api::routes)
-        .configure(insurer_api::routes)
-        .configure(queue::routes)
-        .configure(pages::routes);
+    register(&mut Router {
+        cfg: Some(cfg),
+        listed: Vec::new(),
+    });
+}
+
+/// Every registered route as `(method, path pattern)`, in registration order.
+pub fn route_list() -> Vec<(&'static str, &'static str)> {
+    let mut r = Router {
+        cfg: None,
+        listed: Vec::new(),
+    };
+    register(&mut r);
+    r.listed
 }
 
 async fn healthz() -> HttpResponse {

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::form::{form_pairs, form_value, from_form, from_value};
-use super::{read_body, AppState, Staff, WebError, SESSION_COOKIE};
-use crate::auth;
+use super::{read_body, AppState, Session, Staff, WebError, SESSION_COOKIE};
+use crate::auth::{self, Role};
 use crate::capture::{self, CaptureError};
 use crate::domain::{
     parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
@@ -19,19 +19,19 @@ use crate::domain::{
 };
 use crate::storage::{self, ListItem, Search};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home))
-        .route("/static/app.css", web::get().to(stylesheet))
-        .route("/login", web::get().to(login_form))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
-        .route("/certificates", web::get().to(list))
-        .route("/certificates", web::post().to(create))
-        .route("/certificates/search", web::post().to(search))
-        .route("/certificates/new", web::get().to(new_form))
-        .route("/certificates/{id}", web::get().to(detail))
-        .route("/certificates/{id}/cancel", web::post().to(cancel))
-        .route("/certificates/{id}/mail", web::post().to(resend_mail));
+pub fn routes(r: &mut super::Router<'_>) {
+    r.get("/", home)
+        .get("/static/app.css", stylesheet)
+        .get("/login", login_form)
+        .post("/login", login)
+        .post("/logout", logout)
+        .get("/certificates", list)
+        .post("/certificates", create)
+        .post("/certificates/search", search)
+        .get("/certificates/new", new_form)
+        .get("/certificates/{id}", detail)
+        .post("/certificates/{id}/cancel", cancel)
+        .post("/certificates/{id}/mail", resend_mail);
 }
 
 pub(super) fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, WebError> {
@@ -49,8 +49,12 @@ pub(super) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-async fn home() -> HttpResponse {
-    see_other("/certificates")
+/// The start page of the role: operators have no certificate list.
+async fn home(session: Option<Session>) -> HttpResponse {
+    match session.map(|s| s.role) {
+        Some(Role::Operator) => see_other("/operator"),
+        _ => see_other("/certificates"),
+    }
 }
 
 async fn stylesheet() -> HttpResponse {
@@ -64,6 +68,7 @@ async fn stylesheet() -> HttpResponse {
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
     status: u16,
     message: &'a str,
@@ -73,6 +78,7 @@ struct ErrorPage<'a> {
 pub fn error_page(status: StatusCode, message: &str) -> String {
     let page = ErrorPage {
         nav_user: None,
+        nav_role: "",
         csrf: "",
         status: status.as_u16(),
         message,
@@ -87,6 +93,7 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
@@ -95,6 +102,7 @@ struct LoginPage<'a> {
 async fn login_form() -> Result<HttpResponse, WebError> {
     let page = LoginPage {
         nav_user: None,
+        nav_role: "",
         csrf: "",
         username: "",
         error: None,
@@ -111,9 +119,9 @@ struct LoginForm {
 }
 
 /// Failed logins within this window count towards throttling.
-const THROTTLE_WINDOW_MINUTES: i64 = 15;
+pub(super) const THROTTLE_WINDOW_MINUTES: i64 = 15;
 /// Failures per account, and per client address, before logins are refused for a while.
-const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
+pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
 const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 
 async fn login(
@@ -140,7 +148,13 @@ async fn login(
                 >= MAX_FAILURES_PER_ACCOUNT
                 || storage::login_failures_since(c, &subjects.1, since)?
                     >= MAX_FAILURES_PER_ADDRESS;
-            Ok((storage::find_user(c, &lookup)?, throttled))
+            // A name with control characters (NUL breaks PostgreSQL text) exists nowhere.
+            let user = if lookup.chars().any(char::is_control) {
+                None
+            } else {
+                storage::find_user(c, &lookup)?
+            };
+            Ok((user, throttled))
         })
         .await?;
     if throttled {
@@ -163,6 +177,7 @@ async fn login(
             .await?;
         let page = LoginPage {
             nav_user: None,
+            nav_role: "",
             csrf: "",
             username: &username,
             error: Some("Benutzername oder Passwort ist falsch."),
@@ -199,13 +214,17 @@ async fn login(
             i64::try_from(ttl.as_secs()).unwrap_or(43_200),
         ))
         .finish();
+    let start = match Role::parse(&user.role) {
+        Some(Role::Operator) => "/operator",
+        _ => "/certificates",
+    };
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/certificates"))
+        .insert_header((header::LOCATION, start))
         .cookie(cookie)
         .finish())
 }
 
-fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
+pub(super) fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
     Ok(form_pairs(body)?
         .into_iter()
         .find(|(k, _)| k == "csrf")
@@ -213,7 +232,7 @@ fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
 }
 
 async fn logout(
-    staff: Staff,
+    staff: Session,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
@@ -251,6 +270,7 @@ struct Filter {
 #[template(path = "list.html")]
 struct ListPage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
     filter: Filter,
     errors: Vec<FieldError>,
@@ -311,13 +331,14 @@ async fn render_list(
         to: date(&filter.to, "to", "Festgestellt bis"),
     };
     let page = page.max(1);
-    let practice = staff.user.practice_id.clone();
+    let practice = staff.practice_id.clone();
     let result = state
         .db
         .run(move |c| storage::list(c, &practice, &search, (page - 1) * PER_PAGE, PER_PAGE))
         .await?;
     let view = ListPage {
         nav_user: Some(&staff.user.username),
+        nav_role: staff.role.as_str(),
         csrf: &staff.user.csrf_token,
         filter,
         errors,
@@ -335,6 +356,7 @@ async fn render_list(
 #[template(path = "new.html")]
 struct NewPage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
     form_token: String,
     draft: CertificateDraft,
@@ -375,7 +397,7 @@ async fn render_form(
     form_token: String,
     errors: Vec<FieldError>,
 ) -> Result<HttpResponse, WebError> {
-    let practice_id = staff.user.practice_id.clone();
+    let practice_id = staff.practice_id.clone();
     let (practice, doctors) = state
         .db
         .run(move |c| storage::master_data(c, &practice_id))
@@ -389,6 +411,7 @@ async fn render_form(
     };
     let page = NewPage {
         nav_user: Some(&staff.user.username),
+        nav_role: staff.role.as_str(),
         csrf: &staff.user.csrf_token,
         form_token,
         by_field: errors
@@ -507,6 +530,7 @@ async fn create(
 #[template(path = "detail.html")]
 struct DetailPage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
     c: crate::domain::Certificate,
     created_at: chrono::NaiveDateTime,
@@ -554,7 +578,7 @@ async fn detail(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
-    let practice = staff.user.practice_id.clone();
+    let practice = staff.practice_id.clone();
     let actor = staff.actor();
     let (stored, deliveries, attempts, mails) = state
         .db
@@ -581,6 +605,7 @@ async fn detail(
         attempts,
         mails,
         nav_user: Some(&staff.user.username),
+        nav_role: staff.role.as_str(),
         csrf: &staff.user.csrf_token,
         c: stored.certificate,
         created_at: stored.created_at,

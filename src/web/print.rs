@@ -12,10 +12,10 @@ use crate::domain::FieldError;
 use crate::pdf::{self, Copy, PaperSize};
 use crate::storage::{self, Actor};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/certificates/{id}/pdf", web::get().to(staff_pdf))
-        .route("/forms/blank.pdf", web::get().to(blank))
-        .route("/api/v1/certificates/{id}/pdf", web::get().to(api_pdf));
+pub fn routes(r: &mut super::Router<'_>) {
+    r.get("/certificates/{id}/pdf", staff_pdf)
+        .get("/forms/blank.pdf", blank)
+        .get("/api/v1/certificates/{id}/pdf", api_pdf);
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,7 @@
-//! The dispatch dashboard (German): insurer states, backlog, unsent certificates, and the
-//! actions Störung, pause and "Alle erneut senden".
+//! The dispatch dashboard (German). Practice members see the insurer states and their own
+//! practice's unsent and due-for-post lists (a practice admin also declares the practice-wide
+//! TI Störung); operators see every insurer's backlog without patient data and configure
+//! dispatch: destinations, Störung, pause, "Alle erneut senden", the demo insurer.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -9,17 +11,18 @@ use serde::Deserialize;
 
 use super::form::from_form;
 use super::pages::{delivery_label, html, see_other};
-use super::{read_body, AppState, Staff, WebError};
+use super::{read_body, AppState, Operator, PracticeAdmin, Session, WebError};
+use crate::auth::Role;
 use crate::domain::{berlin_today, post_deadline, FieldError, InsurerIk, PostDeadline};
 use crate::insurers::fake::Mode;
 use crate::storage::{self, breaker};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/queue", web::get().to(dashboard))
-        .route("/queue/demo-insurer", web::post().to(demo_insurer))
-        .route("/queue/practice-outage", web::post().to(practice_outage))
-        .route("/queue/destinations", web::post().to(save_destination))
-        .route("/queue/{ik}/{action}", web::post().to(act));
+pub fn routes(r: &mut super::Router<'_>) {
+    r.get("/queue", dashboard)
+        .post("/queue/demo-insurer", demo_insurer)
+        .post("/queue/practice-outage", practice_outage)
+        .post("/queue/destinations", save_destination)
+        .post("/queue/{ik}/{action}", act);
 }
 
 struct DestinationView {
@@ -60,7 +63,12 @@ struct UnsentView {
 #[template(path = "queue.html")]
 struct QueuePage<'a> {
     nav_user: Option<&'a str>,
+    nav_role: &'a str,
     csrf: &'a str,
+    /// Operator: configuration forms, no practice lists.
+    operator: bool,
+    /// Practice admin: may declare the practice-wide Störung.
+    admin: bool,
     demo_port: Option<u16>,
     rows: Vec<DestinationView>,
     unsent: Vec<UnsentView>,
@@ -92,18 +100,44 @@ fn status(d: &storage::DestinationRow) -> &'static str {
     }
 }
 
-async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let practice = staff.user.practice_id.clone();
-    let (destinations, backlog, unsent, land, practice_outage) = state
+/// What the dashboard shows: the operator every insurer's backlog, a practice member the
+/// practice's own.
+struct Dashboard {
+    destinations: Vec<storage::DestinationRow>,
+    backlog: Vec<(String, i64, Option<NaiveDateTime>)>,
+    unsent: Vec<storage::UnsentRow>,
+    land: Option<crate::domain::Land>,
+    practice_outage: Option<NaiveDateTime>,
+}
+
+async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let practice = session.user.practice_id.clone();
+    let Dashboard {
+        destinations,
+        backlog,
+        unsent,
+        land,
+        practice_outage,
+    } = state
         .db
         .run(move |c| {
-            Ok((
-                storage::all_destinations(c)?,
-                storage::backlog(c, &practice)?,
-                storage::unsent(c, &practice, 500)?,
-                storage::practice_land(c, &practice)?,
-                storage::practice_outage(c, &practice)?,
-            ))
+            let destinations = storage::all_destinations(c)?;
+            Ok(match practice {
+                None => Dashboard {
+                    destinations,
+                    backlog: storage::backlog_all(c)?,
+                    unsent: Vec::new(),
+                    land: None,
+                    practice_outage: None,
+                },
+                Some(p) => Dashboard {
+                    destinations,
+                    backlog: storage::backlog(c, &p)?,
+                    unsent: storage::unsent(c, &p, 500)?,
+                    land: Some(storage::practice_land(c, &p)?),
+                    practice_outage: storage::practice_outage(c, &p)?,
+                },
+            })
         })
         .await?;
     let now = chrono::Utc::now();
@@ -112,7 +146,7 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
         .iter()
         .filter_map(|u| {
             let captured_on = berlin_today(u.created_at.and_utc());
-            let overdue_since = match post_deadline(land, captured_on, today) {
+            let overdue_since = match post_deadline(land?, captured_on, today) {
                 PostDeadline::InTime { .. } => return None,
                 PostDeadline::PostToday => None,
                 PostDeadline::Overdue { post_by } => Some(post_by.format("%d.%m.%Y").to_string()),
@@ -163,8 +197,11 @@ async fn dashboard(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespo
         })
         .collect();
     let page = QueuePage {
-        nav_user: Some(&staff.user.username),
-        csrf: &staff.user.csrf_token,
+        nav_user: Some(&session.user.username),
+        nav_role: session.role.as_str(),
+        csrf: &session.user.csrf_token,
+        operator: session.role == Role::Operator,
+        admin: session.role == Role::Admin,
         demo_port: state.demo_insurer.as_ref().map(|f| f.port),
         rows,
         unsent,
@@ -182,26 +219,26 @@ struct ActionForm {
 }
 
 async fn read_action(
-    staff: &Staff,
+    who: &Session,
     state: &AppState,
     payload: web::Payload,
 ) -> Result<ActionForm, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let form: ActionForm = from_form(&body)?;
-    staff.check_csrf(form.csrf.as_deref())?;
+    who.check_csrf(form.csrf.as_deref())?;
     Ok(form)
 }
 
 async fn act(
-    staff: Staff,
+    operator: Operator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let form = read_action(&staff, &state, payload).await?;
+    let form = read_action(&operator, &state, payload).await?;
     let (ik, action) = path.into_inner();
     let on = form.on.as_deref() == Some("true");
-    let actor = staff.actor();
+    let actor = operator.actor();
     state
         .db
         .run(move |c| {
@@ -226,11 +263,11 @@ async fn act(
 }
 
 async fn demo_insurer(
-    staff: Staff,
+    operator: Operator,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let form = read_action(&staff, &state, payload).await?;
+    let form = read_action(&operator, &state, payload).await?;
     let fake = state.demo_insurer.as_ref().ok_or(WebError::NotFound)?;
     let mode = form
         .mode
@@ -244,13 +281,13 @@ async fn demo_insurer(
 /// Declares or clears the practice-wide Störung (TI outage): every error answer for the
 /// practice's documents is then retried.
 async fn practice_outage(
-    staff: Staff,
+    admin: PracticeAdmin,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    let form = read_action(&staff, &state, payload).await?;
+    let form = read_action(&admin, &state, payload).await?;
     let on = form.on.as_deref() == Some("true");
-    let actor = staff.actor();
+    let actor = admin.actor();
     state
         .db
         .run(move |c| {
@@ -291,19 +328,19 @@ fn url_field(
 
 /// Adds or changes where an insurer receives pushed documents (no push URL: pull only).
 async fn save_destination(
-    staff: Staff,
+    operator: Operator,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let form: DestinationForm = from_form(&body)?;
-    staff.check_csrf(form.csrf.as_deref())?;
+    operator.check_csrf(form.csrf.as_deref())?;
     let mut errors = Vec::new();
     let ik = InsurerIk::parse(form.ik.as_deref().unwrap_or_default())
         .map_err(|e| errors.push(FieldError::new("ik", e.to_string())))
         .ok();
     let name = form.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 45 {
+    if name.is_empty() || name.chars().count() > 45 || name.chars().any(char::is_control) {
         errors.push(FieldError::new(
             "name",
             "Name der Krankenkasse: 1 bis 45 Zeichen",
@@ -346,7 +383,7 @@ async fn save_destination(
         auth_header: None,
         rate_per_minute: rate,
     };
-    let actor = staff.actor();
+    let actor = operator.actor();
     state
         .db
         .run(move |c| {

@@ -1,4 +1,6 @@
-//! Who is asking: a logged-in staff member (session cookie) or practice software (bearer token).
+//! Who is asking: a logged-in user (session cookie) of a role, practice software or an insurer
+//! (bearer token). Refusals: no session → 303 to `/login`, wrong role → 403, no or unknown
+//! token → 401.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -6,21 +8,22 @@ use std::pin::Pin;
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
 use super::{ApiError, AppState, WebError};
-use crate::auth::token_hash;
+use crate::auth::{token_hash, Role};
 use crate::storage::{self, SessionUser};
 
 /// Name of the session cookie (HttpOnly, SameSite=Strict).
 pub const SESSION_COOKIE: &str = "au_relay_session";
 
-/// A logged-in staff member. Extracting it from a request without a valid session answers
-/// with a redirect to the login page: no staff page is ever open.
+/// Anyone logged in (any role). Extracting it from a request without a valid session answers
+/// with a redirect to the login page: no page is ever open.
 #[derive(Debug, Clone)]
-pub struct Staff {
+pub struct Session {
     pub user: SessionUser,
+    pub role: Role,
     pub token_hash: String,
 }
 
-impl Staff {
+impl Session {
     /// Refuses a form whose CSRF token does not belong to this session.
     pub fn check_csrf(&self, sent: Option<&str>) -> Result<(), WebError> {
         if sent.is_some_and(|s| constant_time_eq(s.as_bytes(), self.user.csrf_token.as_bytes())) {
@@ -30,6 +33,52 @@ impl Staff {
                 "Formular abgelaufen, bitte Seite neu laden",
             ))
         }
+    }
+
+    /// The audit actor of this user's requests (an operator's rows have no practice).
+    pub fn actor(&self) -> storage::Actor {
+        storage::Actor {
+            practice_id: self.user.practice_id.clone().unwrap_or_default(),
+            name: self.user.username.clone(),
+            channel: "web",
+        }
+    }
+}
+
+/// A member of one practice: staff or practice admin. Operators are refused (403): they
+/// never reach patient data through the staff pages.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub session: Session,
+    pub practice_id: String,
+}
+
+impl std::ops::Deref for Staff {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// A practice admin of one practice (users, master data, audit view, TI Störung).
+#[derive(Debug, Clone)]
+pub struct PracticeAdmin(pub Staff);
+
+impl std::ops::Deref for PracticeAdmin {
+    type Target = Staff;
+    fn deref(&self) -> &Staff {
+        &self.0
+    }
+}
+
+/// An operator: insurer destinations, practices, tokens. Bound to no practice.
+#[derive(Debug, Clone)]
+pub struct Operator(pub Session);
+
+impl std::ops::Deref for Operator {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
     }
 }
 
@@ -52,9 +101,11 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, WebError> {
         .ok_or_else(|| WebError::Internal("application state missing".into()))
 }
 
-impl FromRequest for Staff {
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, WebError>>>>;
+
+impl FromRequest for Session {
     type Error = WebError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let cookie = req.cookie(SESSION_COOKIE).map(|c| token_hash(c.value()));
@@ -69,11 +120,75 @@ impl FromRequest for Staff {
                 .run(move |c| storage::session_user(c, &lookup, idle))
                 .await?
                 .ok_or(WebError::LoginRequired)?;
-            Ok(Staff {
+            let role = Role::parse(&user.role)
+                .ok_or_else(|| WebError::Internal("unknown role stored".into()))?;
+            Ok(Session {
                 user,
+                role,
                 token_hash: hash,
             })
         })
+    }
+}
+
+/// Extracts the session, then keeps it only if `admit` says so (else 403).
+fn admitted<T: 'static>(
+    req: &HttpRequest,
+    admit: fn(Session) -> Option<T>,
+    refusal: &'static str,
+) -> Extracted<T> {
+    let session = Session::extract(req);
+    Box::pin(async move { admit(session.await?).ok_or(WebError::Forbidden(refusal)) })
+}
+
+fn practice_member(s: Session) -> Option<Staff> {
+    let practice_id = s
+        .user
+        .practice_id
+        .clone()
+        .filter(|_| s.role.in_practice())?;
+    Some(Staff {
+        session: s,
+        practice_id,
+    })
+}
+
+impl FromRequest for Staff {
+    type Error = WebError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        admitted(req, practice_member, "nur für Praxispersonal")
+    }
+}
+
+impl FromRequest for PracticeAdmin {
+    type Error = WebError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        admitted(
+            req,
+            |s| {
+                practice_member(s)
+                    .filter(|m| m.role == Role::Admin)
+                    .map(PracticeAdmin)
+            },
+            "nur für die Praxisverwaltung",
+        )
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = WebError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        admitted(
+            req,
+            |s| (s.role == Role::Operator).then_some(Operator(s)),
+            "nur für den Betrieb",
+        )
     }
 }
 
@@ -90,17 +205,6 @@ impl ApiClient {
             practice_id: self.practice_id.clone(),
             name: "api-token".into(),
             channel,
-        }
-    }
-}
-
-impl Staff {
-    /// The audit actor of this staff member's requests.
-    pub fn actor(&self) -> storage::Actor {
-        storage::Actor {
-            practice_id: self.user.practice_id.clone(),
-            name: self.user.username.clone(),
-            channel: "web",
         }
     }
 }

@@ -127,17 +127,22 @@ impl TestApp {
             .expect("request")
     }
 
-    /// Logs in as demo/demo; returns the CSRF token of the session.
+    /// Logs in as demo/demo (the demo practice's admin); returns the CSRF token of the session.
     pub async fn login(&self) -> String {
+        self.login_as("demo", "demo").await
+    }
+
+    /// Logs in as `name` in this app's client (replacing its session); returns the CSRF token.
+    pub async fn login_as(&self, name: &str, password: &str) -> String {
         let r = self
             .client
             .post(self.url("/login"))
-            .form(&[("username", "demo"), ("password", "demo")])
+            .form(&[("username", name), ("password", password)])
             .send()
             .await
             .expect("login");
         assert_eq!(r.status(), 303, "login failed");
-        let page = self.get_text("/certificates/new").await;
+        let page = self.get_text("/account/password").await;
         hidden(&page, "csrf")
     }
 
@@ -264,6 +269,66 @@ pub fn point_at(
         },
     )
     .unwrap();
+}
+
+/// A second practice "B" (BSNR 021234567) with its API token `other-token`; returns its id.
+pub fn add_practice_b(db: &Database) -> String {
+    let (practice, mut doctor) = au_relay::domain::demo_practice().unwrap();
+    let mut other = practice;
+    other.bsnr = au_relay::domain::Bsnr::parse("021234567").unwrap();
+    other.name = "Praxis B".into();
+    doctor.lanr = au_relay::domain::Lanr::parse("123456699").unwrap();
+    storage::add_practice(
+        &mut db.conn().unwrap(),
+        &other,
+        &doctor,
+        None,
+        Some(&au_relay::auth::token_hash("other-token")),
+    )
+    .unwrap()
+}
+
+/// Adds a user directly; returns its id.
+pub fn add_user(
+    db: &Database,
+    practice: Option<&str>,
+    name: &str,
+    password: &str,
+    role: au_relay::auth::Role,
+) -> String {
+    let hash = au_relay::auth::hash_password(password).unwrap();
+    storage::create_user(&mut db.conn().unwrap(), practice, name, &hash, role).unwrap()
+}
+
+/// A login attempt in a browser of its own: the new browser and the answer's status.
+pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (reqwest::Client, u16) {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(app.url("/login"))
+        .form(&[("username", name), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    (client, r.status().as_u16())
+}
+
+/// A browser of its own, logged in as `name`; returns it with its session's CSRF token.
+pub async fn browser(app: &TestApp, name: &str, password: &str) -> (reqwest::Client, String) {
+    let (client, status) = try_login(app, name, password).await;
+    assert_eq!(status, 303, "login of {name}");
+    let page = client
+        .get(app.url("/account/password"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (client, hidden(&page, "csrf"))
 }
 
 /// A date as the German form takes it.
