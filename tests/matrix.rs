@@ -397,6 +397,13 @@ fn cases() -> Vec<Case> {
             expect: OPERATOR,
         },
         Case {
+            method: "GET",
+            pattern: "/operator/audit",
+            path: |f| format!("/operator/audit?certificate={}", f.cert_a),
+            body: none,
+            expect: OPERATOR,
+        },
+        Case {
             method: "POST",
             pattern: "/operator/practices",
             path: |_| "/operator/practices".into(),

@@ -872,3 +872,34 @@ async fn guessing_the_current_password_is_throttled_like_a_login() {
     let (_, login) = common::try_login(&app, "demo", "demo").await;
     assert_eq!(login, 429, "the account is throttled for logins too");
 }
+
+#[tokio::test]
+async fn an_operator_reads_the_audit_trail_of_every_practice_without_health_data() {
+    let app = TestApp::spawn().await;
+    let r = app.post_api(&common::valid_body()).await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (operator, _) = as_role(&app, Role::Operator).await;
+    let get = |path: String| {
+        let operator = operator.clone();
+        let url = app.url(&path);
+        async move { operator.get(url).send().await.unwrap() }
+    };
+    let page = get(format!("/operator/audit?certificate={id}")).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Protokoll aller Praxen"), "{page}");
+    assert!(page.contains("Einträge: 1"), "the capture: {page}");
+    assert!(page.contains("certificate.captured"));
+    assert!(
+        !page.contains(&format!("href=\"/certificates/{id}\"")),
+        "no link to a page operators may not open"
+    );
+    for secret in ["A123456780", "J06.9", "Müller", "Jürgen"] {
+        assert!(!page.contains(secret), "{secret} in the audit view");
+    }
+    let bad = get("/operator/audit?from=32.13.2026".into()).await;
+    assert_eq!(bad.status(), 422);
+}

@@ -1,4 +1,5 @@
-//! Reading the audit trail of a practice (the practice admin's view). The trail itself is
+//! Reading the audit trail: of one practice (the practice admin's view) or of all (the
+//! operator's view, which also holds the operators' own configuration changes). The trail itself is
 //! written by [`super::audit`] and is append-only: there is no update or delete here, and the
 //! database refuses them (migration `2026-12-01-000014_roles`).
 
@@ -33,18 +34,20 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The practice's audit rows matching `f`, newest first, and how many match in all.
+/// The audit rows of a practice (`None`: of all practices and the operators) matching `f`,
+/// newest first, and how many match in all.
 pub fn audit_entries(
     conn: &mut AnyConnection,
-    practice_id: &str,
+    practice_id: Option<&str>,
     f: &AuditFilter,
     offset: i64,
     limit: i64,
 ) -> Result<(Vec<AuditEntry>, i64)> {
     let query = || {
-        let mut q = audit_log::table
-            .filter(audit_log::practice_id.eq(practice_id.to_owned()))
-            .into_boxed();
+        let mut q = audit_log::table.into_boxed();
+        if let Some(p) = practice_id {
+            q = q.filter(audit_log::practice_id.eq(p.to_owned()));
+        }
         if let Some(a) = &f.action {
             q = q.filter(audit_log::action.eq(a.clone()));
         }
@@ -83,11 +86,13 @@ pub fn audit_entries(
     Ok((rows, total))
 }
 
-/// The actions that occur in a practice's trail (for the filter's choice list).
-pub fn audit_actions(conn: &mut AnyConnection, practice_id: &str) -> Result<Vec<String>> {
-    Ok(audit_log::table
-        .filter(audit_log::practice_id.eq(practice_id))
-        .select(audit_log::action)
+/// The actions that occur in a practice's trail, or in all (for the filter's choice list).
+pub fn audit_actions(conn: &mut AnyConnection, practice_id: Option<&str>) -> Result<Vec<String>> {
+    let mut q = audit_log::table.into_boxed();
+    if let Some(p) = practice_id {
+        q = q.filter(audit_log::practice_id.eq(p.to_owned()));
+    }
+    Ok(q.select(audit_log::action)
         .distinct()
         .order(audit_log::action)
         .load(conn)?)

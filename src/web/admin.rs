@@ -446,6 +446,11 @@ struct AuditPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
     csrf: &'a str,
+    /// `/admin/audit` or `/operator/audit`.
+    base: &'static str,
+    /// The operator's view: every practice (no links to certificate pages, which operators
+    /// may not open).
+    all_practices: bool,
     q: AuditQuery,
     actions: Vec<String>,
     errors: Vec<FieldError>,
@@ -521,6 +526,27 @@ async fn audit(
     admin: PracticeAdmin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
+    let practice = Some(admin.practice_id.clone());
+    audit_page(&req, &admin, &state, practice, "/admin/audit").await
+}
+
+/// The operator's view: every practice's trail and the operators' own changes.
+pub(super) async fn audit_all(
+    req: HttpRequest,
+    operator: super::Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    audit_page(&req, &operator, &state, None, "/operator/audit").await
+}
+
+/// The audit page of one practice, or of all (`None`).
+async fn audit_page(
+    req: &HttpRequest,
+    viewer: &super::Session,
+    state: &AppState,
+    practice: Option<String>,
+    base: &'static str,
+) -> Result<HttpResponse, WebError> {
     let q: AuditQuery = serde_urlencoded::from_str(req.query_string()).map_err(|_| {
         FieldError::new(
             "query",
@@ -530,16 +556,17 @@ async fn audit(
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let filter = audit_filter(&q);
     let errors = filter.as_ref().err().cloned().unwrap_or_default();
-    let practice = admin.practice_id.clone();
+    let all_practices = practice.is_none();
     let (actions, rows, total) = state
         .db
         .run(move |c| {
-            let actions = storage::audit_actions(c, &practice)?;
+            let practice = practice.as_deref();
+            let actions = storage::audit_actions(c, practice)?;
             let Ok(f) = filter.as_ref() else {
                 return Ok((actions, Vec::new(), 0));
             };
             let offset = (page - 1) * AUDIT_PER_PAGE;
-            let (rows, total) = storage::audit_entries(c, &practice, f, offset, AUDIT_PER_PAGE)?;
+            let (rows, total) = storage::audit_entries(c, practice, f, offset, AUDIT_PER_PAGE)?;
             Ok((actions, rows, total))
         })
         .await?;
@@ -552,9 +579,11 @@ async fn audit(
     ])
     .unwrap_or_default();
     let view = AuditPage {
-        nav_user: Some(&admin.user.username),
-        nav_role: admin.role.as_str(),
-        csrf: &admin.user.csrf_token,
+        nav_user: Some(&viewer.user.username),
+        nav_role: viewer.role.as_str(),
+        csrf: &viewer.user.csrf_token,
+        base,
+        all_practices,
         actions,
         rows: rows.into_iter().map(Into::into).collect(),
         total,

@@ -16,6 +16,7 @@ use crate::storage::{self, PracticeInfo, StorageError, TokenInfo};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/operator", overview)
+        .get("/operator/audit", super::admin::audit_all)
         .post("/operator/practices", add_practice)
         .post("/operator/tokens", create_token)
         .post("/operator/tokens/revoke", revoke_token);
