@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Real-browser end-to-end test (headless Chromium + playwright-core, tests/e2e/e2e.mjs):
+# builds the debug binary, starts `au-relay serve --demo` on a temp SQLite database and a free
+# port, runs the test, stops the server. Screenshots and the printed PDF go to E2E_ARTIFACTS
+# (default: a new temp dir). Needs node/npm and /usr/bin/chromium (Debian `chromium`); npm
+# installs only playwright-core, never a browser.
+#
+#   scripts/e2e.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
+work=$(mktemp -d)
+artifacts=${E2E_ARTIFACTS:-$work/artifacts}
+mkdir -p "$artifacts"
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  rm -rf "$work/db"
+}
+trap cleanup EXIT
+
+echo "== build (debug)"
+cargo build --quiet --bin au-relay
+(cd tests/e2e && npm ci --no-audit --no-fund --silent)
+
+echo "== au-relay serve --demo on a temp database"
+mkdir -p "$work/db"
+AU_RELAY_DATABASE_URL="$work/db/e2e.db" AU_RELAY_LOG=info \
+  target/debug/au-relay serve --demo --bind 127.0.0.1:0 >"$artifacts/server.log" 2>&1 &
+server=$!
+base=""
+for _ in $(seq 1 100); do
+  base=$(grep -o 'AU-Relay at http://127.0.0.1:[0-9]*' "$artifacts/server.log" | head -1 | sed 's/AU-Relay at //' || true)
+  [ -n "$base" ] && break
+  kill -0 "$server" 2>/dev/null || { cat "$artifacts/server.log"; exit 1; }
+  sleep 0.2
+done
+[ -n "$base" ] || { echo "server did not start" >&2; cat "$artifacts/server.log"; exit 1; }
+echo "server at $base"
+
+echo "== browser test"
+BASE_URL="$base" ARTIFACTS="$artifacts" node tests/e2e/e2e.mjs
