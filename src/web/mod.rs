@@ -5,6 +5,7 @@ mod api;
 pub mod form;
 mod insurer_api;
 pub mod metrics;
+mod openapi;
 mod pages;
 mod print;
 mod queue;
@@ -221,6 +222,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
         .service(web::resource("/metrics").get(metrics::metrics))
+        .configure(openapi::routes)
         .configure(print::routes)
         .configure(api::routes)
         .configure(insurer_api::routes)
