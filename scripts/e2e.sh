@@ -26,17 +26,8 @@ cargo build --quiet --bin au-relay
 
 echo "== au-relay serve --demo on a temp database"
 mkdir -p "$work/db"
-AU_RELAY_DATABASE_URL="$work/db/e2e.db" AU_RELAY_LOG=info \
-  target/debug/au-relay serve --demo --bind 127.0.0.1:0 >"$artifacts/server.log" 2>&1 &
-server=$!
-base=""
-for _ in $(seq 1 100); do
-  base=$(grep -o 'AU-Relay at http://127.0.0.1:[0-9]*' "$artifacts/server.log" | head -1 | sed 's/AU-Relay at //' || true)
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$artifacts/server.log"; exit 1; }
-  sleep 0.2
-done
-[ -n "$base" ] || { echo "server did not start" >&2; cat "$artifacts/server.log"; exit 1; }
+. scripts/lib-demo-server.sh
+AU_RELAY_DATABASE_URL="$work/db/e2e.db" AU_RELAY_LOG=info start_demo_server target/debug/au-relay "$artifacts/server.log"
 echo "server at $base"
 
 echo "== browser test"

@@ -24,15 +24,8 @@ trap cleanup EXIT
 
 cargo build --quiet --bin au-relay
 export AU_RELAY_DATABASE_URL="$work/st.db"
-AU_RELAY_LOG=info target/debug/au-relay serve --demo --bind 127.0.0.1:0 >"$work/server.log" 2>&1 &
-server=$!
-base=""
-for _ in $(seq 1 100); do
-  base=$(grep -o 'AU-Relay at http://127.0.0.1:[0-9]*' "$work/server.log" | head -1 | sed 's/AU-Relay at //' || true)
-  [ -n "$base" ] && break
-  sleep 0.2
-done
-[ -n "$base" ] || { cat "$work/server.log"; exit 1; }
+. scripts/lib-demo-server.sh
+AU_RELAY_LOG=info start_demo_server target/debug/au-relay "$work/server.log"
 insurer_token=$(target/debug/au-relay token create --insurer 109500969 --label schemathesis 2>/dev/null)
 
 # A few stored certificates, so that GET/cancel/pdf by id meet existing ones too (schemathesis
