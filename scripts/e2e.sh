@@ -21,7 +21,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== build (debug)"
-cargo build --quiet --bin au-relay
+# --all-targets: the same feature set as `cargo test --all-targets` (scripts/test), so no second build.
+cargo build --quiet --all-targets
 (cd tests/e2e && npm ci --no-audit --no-fund --silent)
 
 echo "== au-relay serve --demo on a temp database"

@@ -22,7 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --quiet --bin au-relay
+# --all-targets: the same feature set as `cargo test --all-targets` (scripts/test), so no second build.
+cargo build --quiet --all-targets
 export AU_RELAY_DATABASE_URL="$work/st.db"
 . scripts/lib-demo-server.sh
 AU_RELAY_LOG=info start_demo_server target/debug/au-relay "$work/server.log"
