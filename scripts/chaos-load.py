@@ -26,7 +26,7 @@ url = urllib.parse.urlsplit(base)
 today = datetime.datetime.now(ZoneInfo("Europe/Berlin")).date()
 
 
-def body(n):
+def body(n, key):
     return json.dumps({
         "kind": "ERST",
         "patient": {"kvnr": "A123456780", "first_name": "Jürgen", "last_name": f"Müller-Lüdenscheidt {n}",
@@ -36,6 +36,8 @@ def body(n):
         "period": {"since": str(today - datetime.timedelta(days=1)), "until": str(today + datetime.timedelta(days=3)),
                    "determined_on": str(today)},
         "diagnoses": [{"code": "J06.9", "certainty": "G"}],
+        # The patient's copy by mail, to an address scripts/chaos.sh can map back to this request.
+        "mail": {"address": f"{key}@example.de", "consent": True},
     }).encode()
 
 
@@ -56,7 +58,7 @@ def client(i):
     while not os.path.exists(stop_path):
         n += 1
         key = str(uuid.uuid4())
-        data = body(f"{i}-{n}")
+        data = body(f"{i}-{n}", key)
         acknowledged = False
         attempt = 0
         while not acknowledged:

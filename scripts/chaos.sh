@@ -5,10 +5,12 @@
 #   (a) the server process (web + queue worker) is SIGKILLed and restarted CHAOS_KILLS times
 #       while it replays to the fake insurer (slow mode, so pushes are in flight when it dies),
 #   (b) PostgreSQL is restarted (`pg_ctl restart -m immediate`, a crash) CHAOS_PG_RESTARTS times,
-#   (c) [hook] the SMTP server goes down and comes back (patient mail; see below),
+#   (c) the SMTP server (aiosmtpd) goes down for CHAOS_SMTP_DOWN_SECS and comes back, while every
+#       certificate asks for its patient mail,
 # then lets the queue drain and prints: certificates acknowledged (201 / 200 on a retry), in the
 # database, delivered (per-UUID counts of the fake insurer), lost (acknowledged but not in the
-# database or not delivered: must be 0) and every duplicate with its explanation.
+# database or not delivered: must be 0), mails received per certificate (missing and sent twice
+# with different Message-IDs: must be 0) and every duplicate with its explanation.
 # Exit status 1 if anything was lost.
 #
 #   scripts/chaos.sh
@@ -23,6 +25,8 @@ MAX_SECS=${CHAOS_MAX_SECS:-600}
 CLIENTS=${CHAOS_CLIENTS:-16}
 PGPORT=${CHAOS_PG_PORT:-55433}
 FAKE_PORT=${CHAOS_FAKE_PORT:-18191}
+SMTP_PORT=${CHAOS_SMTP_PORT:-18192}
+SMTP_DOWN=${CHAOS_SMTP_DOWN_SECS:-15}
 PORT=${CHAOS_PORT:-18190}
 BIN=${AU_RELAY_BIN:-$PWD/target/release/au-relay}
 dir=$PWD/target/chaos
@@ -33,10 +37,10 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 pg_ctl_() { as_pg "$(pg_bin pg_ctl)" -D "$dir/data" -l "$dir/pg.log" -w "$@" >/dev/null; }
 log() { printf '[%4d s] %s\n' "$SECONDS" "$*"; }
 
-server="" fake="" load=""
+server="" fake="" load="" smtp=""
 cleanup() {
   touch "$dir/stop" 2>/dev/null || true
-  for p in $load $server $fake; do kill "$p" 2>/dev/null || true; done
+  for p in $load $server $fake $smtp; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pg_ctl_ -m immediate stop 2>/dev/null || true
 }
@@ -62,6 +66,16 @@ fake=$!
 "$BIN" destination set --ik 109500969 --name "AOK (fake)" --push-url "http://127.0.0.1:$FAKE_PORT/eau" \
   --health-url "http://127.0.0.1:$FAKE_PORT/health" >/dev/null 2>>"$dir/cli.log"
 mode() { curl -fsS -X PUT --data "$1" "http://127.0.0.1:$FAKE_PORT/control/mode"; }
+
+# A real SMTP server writing every accepted message into a Maildir.
+start_smtp() {
+  python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$dir/Maildir" \
+    >>"$dir/smtp.log" 2>&1 &
+  smtp=$!
+}
+start_smtp
+export AU_RELAY_SMTP_HOST=127.0.0.1 AU_RELAY_SMTP_PORT=$SMTP_PORT AU_RELAY_SMTP_TLS=none \
+  AU_RELAY_MAIL_FROM="Praxis Chaos <praxis@example.de>" AU_RELAY_SMTP_TIMEOUT_SECS=5
 
 start_server() {
   "$BIN" serve --bind "127.0.0.1:$PORT" >>"$dir/server.log" 2>&1 &
@@ -101,14 +115,12 @@ for i in $(seq 1 "$PG_RESTARTS"); do
   log "(b) PostgreSQL back"
 done
 
-# (c) HOOK for the lead, once patient mail lands: SMTP down and back, mails sent twice (must be 0).
-#   - start `python3 -m aiosmtpd -n -l 127.0.0.1:$SMTP_PORT` with a handler that writes each
-#     message to $dir/mail/ (and point the server at it, e.g. AU_RELAY_SMTP_URL) before start_server;
-#   - let chaos-load.py request the patient mail (consent + address in the body);
-#   - here: kill the SMTP server for ~20 s under load, start it again;
-#   - after the drain below: count Message-IDs in $dir/mail/ per certificate; report "mails sent
-#     twice" (must be 0) and "mails missing" (acknowledged with mail requested but none received).
-smtp_report="SMTP: not tested yet (patient mail not merged; see the hook in scripts/chaos.sh)"
+# (c) SMTP down and back under capture load: the mails wait and go out once.
+kill "$smtp"; wait "$smtp" 2>/dev/null || true
+log "(c) SMTP server down for $SMTP_DOWN s"
+sleep "$SMTP_DOWN"
+start_smtp
+log "(c) SMTP server back"
 
 sleep 3
 touch "$dir/stop"
@@ -116,8 +128,8 @@ wait "$load" || true
 load=""
 log "load stopped: $(cat "$dir/load.json")"
 
-log "draining the queue (up to 180 s)"
-for _ in $(seq 1 90); do
+log "draining the queue and the mails (up to 300 s; a mail retries after about a minute)"
+for _ in $(seq 1 150); do
   left=$(db "SELECT count(*) FROM deliveries WHERE state <> 'delivered'")
   [ "$left" = 0 ] && break
   [ "$SECONDS" -lt "$MAX_SECS" ] || break
@@ -127,9 +139,9 @@ log "undelivered deliveries left: $left"
 
 db "SELECT id FROM certificates" >"$dir/db-ids"
 curl -fsS "http://127.0.0.1:$FAKE_PORT/control/counts" >"$dir/counts.json"
-python3 - "$dir" "$KILLS" "$PG_RESTARTS" "$SECONDS" "$smtp_report" <<'PY'
-import json, sys
-d, kills, restarts, secs, smtp = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+python3 - "$dir" "$KILLS" "$PG_RESTARTS" "$SECONDS" <<'PY'
+import email, json, os, sys
+d, kills, restarts, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 acks = [l.split() for l in open(f"{d}/acks") if l.strip()]
 status = {}
 for st, doc, key in acks:
@@ -165,6 +177,21 @@ print(f"  {len(orphans)} certificates in DB never acknowledged: committed, but t
       "stopped before its retry (a retry with the same Idempotency-Key returns them with 200); delivered: "
       f"{len(set(orphans) & delivered)}")
 print(f"  {len(unknown)} delivered documents unknown to the DB (must be 0)")
-print(smtp)
-sys.exit(1 if lost_db or lost_delivery or twice_acked or unknown else 0)
+# Patient mails: chaos-load.py asks for one per certificate, to <certificate number>@example.de.
+mails = {}
+maildir = f"{d}/Maildir/new"
+for name in (os.listdir(maildir) if os.path.isdir(maildir) else []):
+    with open(f"{maildir}/{name}", "rb") as f:
+        m = email.message_from_binary_file(f)
+    to = str(m["To"]).strip().strip("<>").split("@")[0]
+    mails.setdefault(to, []).append(m["Message-ID"])
+wanted = {key for _, _, key in acks}
+missing = sorted(wanted - set(mails))
+resent = {to: ids for to, ids in mails.items() if len(ids) > len(set(ids))}
+twice = {to: ids for to, ids in mails.items() if len(set(ids)) > 1}
+print(f"mails: {sum(len(v) for v in mails.values())} received for {len(mails)} certificates; "
+      f"{len(missing)} acknowledged certificates without their mail (must be 0); "
+      f"{len(twice)} sent twice as different mails (must be 0); {len(resent)} delivered again with the same "
+      "Message-ID (the worker was killed between the SMTP server's 250 and recording it; recognisable as one mail)")
+sys.exit(1 if lost_db or lost_delivery or twice_acked or unknown or missing or twice else 0)
 PY
