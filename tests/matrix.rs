@@ -151,6 +151,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            pattern: "/api-docs/openapi.json",
+            path: |_| "/api-docs/openapi.json".into(),
+            body: none,
+            expect: OPEN,
+        },
+        Case {
+            method: "GET",
             pattern: "/certificates/{id}/pdf",
             path: |f| format!("/certificates/{}/pdf?copy=kk", f.cert_a),
             body: none,

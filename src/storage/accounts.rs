@@ -452,18 +452,29 @@ pub fn create_api_token(
 
 /// The practice a valid (not revoked) API token belongs to; records its use.
 pub fn api_token_practice(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<String>> {
-    let practice: Option<String> = api_tokens::table
+    let found: Option<(String, Option<NaiveDateTime>)> = api_tokens::table
         .find(token_hash)
         .filter(api_tokens::revoked_at.is_null())
-        .select(api_tokens::practice_id)
+        .select((api_tokens::practice_id, api_tokens::last_used_at))
         .first(conn)
         .optional()?;
-    if practice.is_some() {
+    let Some((practice, last_used)) = found else {
+        return Ok(None);
+    };
+    if use_is_stale(last_used) {
         diesel::update(api_tokens::table.find(token_hash))
             .set(api_tokens::last_used_at.eq(now()))
             .execute(conn)?;
     }
-    Ok(practice)
+    Ok(Some(practice))
+}
+
+/// Every API request passes a token check: its "last used" is written at most once a minute,
+/// decided on the row just read, so a request normally writes nothing. (An UPDATE that matches
+/// nothing would still take SQLite's write lock, and on PostgreSQL every request of a practice
+/// would queue on the lock of its one token row.)
+pub(super) fn use_is_stale(last_used: Option<NaiveDateTime>) -> bool {
+    last_used.is_none_or(|t| t < now() - chrono::Duration::minutes(1))
 }
 
 /// A token as listed to its owner: never the token, only a short id (hash prefix).

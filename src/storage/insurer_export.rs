@@ -29,18 +29,21 @@ pub fn create_insurer_token(
 
 /// The IK of a valid (not revoked) insurer token; records its use.
 pub fn insurer_token_ik(conn: &mut AnyConnection, token_hash: &str) -> Result<Option<String>> {
-    let ik: Option<String> = insurer_tokens::table
+    let found: Option<(String, Option<chrono::NaiveDateTime>)> = insurer_tokens::table
         .find(token_hash)
         .filter(insurer_tokens::revoked_at.is_null())
-        .select(insurer_tokens::ik)
+        .select((insurer_tokens::ik, insurer_tokens::last_used_at))
         .first(conn)
         .optional()?;
-    if ik.is_some() {
+    let Some((ik, last_used)) = found else {
+        return Ok(None);
+    };
+    if super::accounts::use_is_stale(last_used) {
         diesel::update(insurer_tokens::table.find(token_hash))
             .set(insurer_tokens::last_used_at.eq(now()))
             .execute(conn)?;
     }
-    Ok(ik)
+    Ok(Some(ik))
 }
 
 pub fn list_insurer_tokens(conn: &mut AnyConnection, ik: &str) -> Result<Vec<super::TokenInfo>> {

@@ -248,10 +248,12 @@ async fn page(
     };
     let page = q.page.unwrap_or(1).max(1);
     let per_page = q.per_page.unwrap_or(50).clamp(1, 200);
+    // Saturating: `page=9223372036854775807` must not overflow into a 500.
+    let offset = (page - 1).saturating_mul(per_page);
     let practice = client.practice_id;
     let result = state
         .db
-        .run(move |c| storage::list(c, &practice, &search, (page - 1) * per_page, per_page))
+        .run(move |c| storage::list(c, &practice, &search, offset, per_page))
         .await?;
     let items: Vec<ListItemBody> = result.items.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({

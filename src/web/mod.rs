@@ -7,6 +7,7 @@ mod api;
 pub mod form;
 mod insurer_api;
 pub mod metrics;
+mod openapi;
 mod operator;
 mod pages;
 mod print;
@@ -272,6 +273,7 @@ fn register(r: &mut Router<'_>) {
     r.get("/healthz", healthz)
         .get("/readyz", readyz)
         .get("/metrics", metrics::metrics);
+    openapi::routes(r);
     print::routes(r);
     api::routes(r);
     insurer_api::routes(r);

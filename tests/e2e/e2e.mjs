@@ -1,0 +1,205 @@
+// Real-browser end-to-end test of the German staff UI (headless Chromium via playwright-core).
+//
+// Needs a running `au-relay serve --demo` at BASE_URL (scripts/e2e.sh starts one on a temp
+// SQLite database). Screenshots go to ARTIFACTS (default: a temp dir). Exits non-zero on the
+// first failed step and names it.
+//
+//   BASE_URL=http://127.0.0.1:8080 ARTIFACTS=/tmp/e2e node e2e.mjs
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
+const ARTIFACTS = process.env.ARTIFACTS ?? fs.mkdtempSync(path.join(os.tmpdir(), 'au-relay-e2e-'));
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+// The backlog drains at the next retry: the first retry after a failed push is due after
+// 48–72 s (backoff 1 min ± 20 %), or at the health probe (every 30 s) if the breaker opened.
+const DRAIN_TIMEOUT_MS = Number(process.env.DRAIN_TIMEOUT_MS ?? 150_000);
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+let step = 'start';
+const started = Date.now();
+function log(msg) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
+}
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/** Today and offsets in Germany, as TT.MM.JJJJ (the app's "festgestellt am" may not be in the future). */
+function germanDate(offsetDays = 0) {
+  const d = new Date(Date.now() + offsetDays * 86_400_000);
+  return new Intl.DateTimeFormat('de-DE', {
+    timeZone: 'Europe/Berlin', day: '2-digit', month: '2-digit', year: 'numeric',
+  }).format(d);
+}
+
+async function shot(page, name) {
+  const file = path.join(ARTIFACTS, `e2e-${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  log(`screenshot ${file}`);
+}
+
+/** Fills the "Neue AU" form by its German labels. */
+async function fillCertificate(page, p) {
+  await page.getByLabel('Name', { exact: true }).fill(p.lastName);
+  await page.getByLabel('Vorname', { exact: true }).fill(p.firstName);
+  await page.getByLabel('Geburtsdatum').fill(p.birthDate);
+  await page.getByLabel('Versicherten-Nr.').fill(p.kvnr);
+  await page.getByLabel('Straße', { exact: true }).fill(p.street);
+  await page.getByLabel('Hausnummer').fill(p.houseNumber);
+  await page.getByLabel('PLZ').fill(p.postalCode);
+  await page.getByLabel('Ort', { exact: true }).fill(p.city);
+  await page.getByLabel('Krankenkasse bzw. Kostenträger').fill('AOK Niedersachsen');
+  await page.getByLabel('Kostenträgerkennung (IK)').fill('109500969');
+  await page.getByLabel('arbeitsunfähig seit (nur Erstbescheinigung)').fill(germanDate(-1));
+  await page.getByLabel('voraussichtlich arbeitsunfähig bis einschließlich').fill(germanDate(3));
+  await page.getByLabel('festgestellt am').fill(germanDate(0));
+  await page.getByLabel('ICD-10-Code 1').fill(p.icd);
+}
+
+/** Saves the form and returns the detail page's document UUID. */
+async function save(page) {
+  await Promise.all([page.waitForURL(/\/certificates\/[0-9a-f-]{36}$/), page.getByRole('button', { name: 'AU speichern' }).click()]);
+  const id = page.url().split('/').pop();
+  await page.getByText('Arbeitsunfähigkeitsbescheinigung', { exact: true }).waitFor();
+  return id;
+}
+
+/** Clicks a button of a post/redirect/get form that leads back to `path`, and waits for that page. */
+async function submitBackTo(page, button, path) {
+  await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === path),
+    button.click(),
+  ]);
+  await page.waitForLoadState('load');
+}
+
+/** Follows a navigation link and waits for its page. */
+async function follow(page, name, url) {
+  await Promise.all([page.waitForURL(url), page.getByRole('link', { name, exact: true }).click()]);
+}
+
+async function unsentRows(page) {
+  return page.locator('main').innerText();
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  // The project's Chromium flags (playwright adds --headless too; twice is harmless).
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-sync', '--disable-quic'],
+});
+// launch() already uses a fresh temporary profile (--user-data-dir) per browser.
+const context = await browser.newContext({ locale: 'de-DE', viewport: { width: 1024, height: 720 } });
+const page = await context.newPage();
+page.setDefaultTimeout(15_000);
+let failed = false;
+
+try {
+  step = 'log in as demo/demo';
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel('Benutzername').fill('demo');
+  await page.getByLabel('Passwort').fill('demo');
+  await Promise.all([page.waitForURL(/\/certificates/), page.getByRole('button', { name: 'Anmelden' }).click()]);
+  check((await page.locator('header .user').innerText()) === 'demo', 'user name not shown after login');
+  log('logged in');
+
+  step = 'declare the demo insurer down on "Versand"';
+  await follow(page, 'Versand', /\/queue$/);
+  await page.getByRole('heading', { name: 'Versand an die Krankenkassen' }).waitFor();
+  await submitBackTo(page, page.getByRole('button', { name: 'Ausfall simulieren' }), '/queue');
+  log('demo insurer down');
+
+  step = 'capture with a wrong KVNR check digit';
+  await follow(page, 'Neue AU', /\/certificates\/new$/);
+  const juergen = {
+    lastName: 'Müller-Lüdenscheidt', firstName: 'Jürgen', birthDate: '01.04.1980',
+    kvnr: 'A123456781', street: 'Große Straße', houseNumber: '5', postalCode: '30159', city: 'Hannover',
+    icd: 'J06.9',
+  };
+  await fillCertificate(page, juergen);
+  await page.getByRole('button', { name: 'AU speichern' }).click();
+  const kvnrError = page.locator('#patient\\.kvnr-error');
+  await kvnrError.waitFor();
+  const message = await kvnrError.innerText();
+  check(/Prüfziffer/.test(message), `unexpected KVNR error: ${message}`);
+  check(await page.getByRole('alert').getByText('Bitte korrigieren Sie 1 Angabe(n):').isVisible(),
+    'error summary missing');
+  check(await page.getByLabel('Name', { exact: true }).inputValue() === 'Müller-Lüdenscheidt',
+    'the form lost the umlauts of the name');
+  await page.getByLabel('Versicherten-Nr.').scrollIntoViewIfNeeded();
+  await shot(page, 'field-error');
+  log(`field error shown: "${message}"`);
+
+  step = 'fix the KVNR and save';
+  await page.getByLabel('Versicherten-Nr.').fill('A123456780');
+  const first = await save(page);
+  const detail = await page.locator('dl.detail').innerText();
+  check(detail.includes('Müller-Lüdenscheidt, Jürgen'), `name not on the detail page: ${detail}`);
+  check(detail.includes('Große Straße 5'), 'street with ß not on the detail page');
+  const state = await page.locator('table.list tbody tr').first().innerText();
+  check(/wartet auf Versand|wird gesendet/.test(state), `first certificate is not waiting: ${state}`);
+  await shot(page, 'detail');
+  log(`saved ${first}`);
+
+  step = 'print all copies (PDF)';
+  const href = await page.getByRole('link', { name: 'mit Arbeitgeber' }).getAttribute('href');
+  const pdf = await page.request.get(`${BASE}${href}`);
+  check(pdf.status() === 200, `PDF answered ${pdf.status()}`);
+  check((pdf.headers()['content-type'] ?? '').startsWith('application/pdf'), `PDF content type ${pdf.headers()['content-type']}`);
+  const bytes = await pdf.body();
+  check(bytes.subarray(0, 5).toString('latin1') === '%PDF-', 'PDF does not start with %PDF-');
+  check(bytes.subarray(-64).toString('latin1').includes('%%EOF'), 'PDF has no %%EOF');
+  fs.writeFileSync(path.join(ARTIFACTS, 'e2e-all-copies.pdf'), bytes);
+  log(`PDF of all copies: ${bytes.length} bytes`);
+
+  step = 'capture a second certificate while the insurer is down';
+  await follow(page, 'Weitere AU erfassen', /\/certificates\/new$/);
+  await fillCertificate(page, {
+    lastName: 'Größe', firstName: 'Änne', birthDate: '12.11.1975', kvnr: 'A123456780',
+    street: 'Äußere Kanalstraße', houseNumber: '12a', postalCode: '30159', city: 'Hannover', icd: 'M54.5',
+  });
+  const second = await save(page);
+  log(`saved ${second}`);
+
+  step = 'see both waiting on "Versand"';
+  await follow(page, 'Versand', /\/queue$/);
+  let text = await unsentRows(page);
+  check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both certificates listed as unsent');
+  const row = page.locator('table.list tbody tr', { hasText: 'IK 109500969' });
+  const backlog = await row.locator('td').nth(2).innerText();
+  check(backlog.trim() === '2', `backlog of the demo insurer is ${backlog}, expected 2`);
+  await shot(page, 'waiting');
+  log('both waiting (backlog 2)');
+
+  step = 'bring the insurer back and watch the backlog drain';
+  await submitBackTo(page, page.getByRole('button', { name: 'wieder erreichbar' }), '/queue');
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    text = await unsentRows(page);
+    if (text.includes('Alle Bescheinigungen sind bei der Krankenkasse angekommen.')) break;
+    check(Date.now() < deadline, `backlog not drained within ${DRAIN_TIMEOUT_MS / 1000} s`);
+    await page.waitForTimeout(2_000);
+    await page.reload();
+  }
+  await shot(page, 'delivered');
+  for (const id of [first, second]) {
+    await page.goto(`${BASE}/certificates/${id}`);
+    check((await page.locator('main').innerText()).includes('bei der Krankenkasse angekommen'), `${id} not delivered`);
+  }
+  log('both delivered');
+  step = 'done';
+} catch (e) {
+  failed = true;
+  console.error(`E2E FAILED at step "${step}": ${e.message}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-failure.png'), fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+}
+console.log(failed ? `e2e: FAILED (artifacts in ${ARTIFACTS})` : `e2e: passed in ${((Date.now() - started) / 1000).toFixed(1)} s (artifacts in ${ARTIFACTS})`);
+process.exit(failed ? 1 : 0);
