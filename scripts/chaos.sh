@@ -140,7 +140,7 @@ log "undelivered deliveries left: $left"
 db "SELECT id FROM certificates" >"$dir/db-ids"
 curl -fsS "http://127.0.0.1:$FAKE_PORT/control/counts" >"$dir/counts.json"
 python3 - "$dir" "$KILLS" "$PG_RESTARTS" "$SECONDS" <<'PY'
-import email, json, os, sys
+import email.parser, json, os, sys
 d, kills, restarts, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 acks = [l.split() for l in open(f"{d}/acks") if l.strip()]
 status = {}
@@ -182,7 +182,7 @@ mails = {}
 maildir = f"{d}/Maildir/new"
 for name in (os.listdir(maildir) if os.path.isdir(maildir) else []):
     with open(f"{maildir}/{name}", "rb") as f:
-        m = email.message_from_binary_file(f)
+        m = email.parser.BytesHeaderParser().parse(f)
     to = str(m["To"]).strip().strip("<>").split("@")[0]
     mails.setdefault(to, []).append(m["Message-ID"])
 wanted = {key for _, _, key in acks}
@@ -192,6 +192,6 @@ twice = {to: ids for to, ids in mails.items() if len(set(ids)) > 1}
 print(f"mails: {sum(len(v) for v in mails.values())} received for {len(mails)} certificates; "
       f"{len(missing)} acknowledged certificates without their mail (must be 0); "
       f"{len(twice)} sent twice as different mails (must be 0); {len(resent)} delivered again with the same "
-      "Message-ID (the worker was killed between the SMTP server's 250 and recording it; recognisable as one mail)")
+      "Message-ID (the worker was killed, or the database was away, between the SMTP server's 250 and recording it; recognisable as one mail)")
 sys.exit(1 if lost_db or lost_delivery or twice_acked or unknown or missing or twice else 0)
 PY

@@ -256,8 +256,30 @@ pub async fn run_mail_once(
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
-    record(db, settings, finishes).await?;
+    record_patiently(db, settings, finishes).await?;
     Ok(n)
+}
+
+/// Records sent mails, retrying for a while when the database is away (a restart): a mail whose
+/// sending is not recorded goes out again when its lease ends, so giving up early would send
+/// it twice.
+async fn record_patiently(
+    db: &Database,
+    settings: &WorkerSettings,
+    finishes: Vec<Finish>,
+) -> Result<(), StorageError> {
+    let mut tries = 0;
+    loop {
+        match record(db, settings, finishes.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries >= 60 => return Err(e),
+            Err(e) => {
+                tries += 1;
+                tracing::warn!(error = %e, "recording sent mails failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 /// Probes open destinations whose probe is due.
