@@ -251,12 +251,17 @@ pub async fn run_mail_once(
         .run(move |c| storage::claim_mails(c, lease, batch))
         .await?;
     let n = claimed.len();
-    let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
-        .map(|m| mail_attempt(mailer, settings, m))
+    // Each mail is recorded as soon as it is sent: a crash then repeats at most the mails in
+    // flight, not every mail of the round.
+    let recorded: Vec<Result<(), StorageError>> = futures_util::stream::iter(claimed)
+        .map(|m| async move {
+            let finish = mail_attempt(mailer, settings, m).await;
+            record_patiently(db, settings, vec![finish]).await
+        })
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
-    record_patiently(db, settings, finishes).await?;
+    recorded.into_iter().collect::<Result<Vec<()>, _>>()?;
     Ok(n)
 }
 
