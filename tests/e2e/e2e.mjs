@@ -109,10 +109,21 @@ try {
   check((await page.locator('header .user').innerText()) === 'demo', 'user name not shown after login');
   log('logged in');
 
-  step = 'declare the demo insurer down on "Versand"';
-  await follow(page, 'Versand', /\/queue$/);
-  await page.getByRole('heading', { name: 'Versand an die Krankenkassen' }).waitFor();
-  await submitBackTo(page, page.getByRole('button', { name: 'Ausfall simulieren' }), '/queue');
+  // Switching the demo insurer is the operator's (dispatch configuration): a second browser
+  // context with its own session, logged in as operator/operator.
+  step = 'log in as operator/operator in a second browser';
+  const ops = await (await browser.newContext({ locale: 'de-DE', viewport: { width: 1024, height: 720 } })).newPage();
+  ops.setDefaultTimeout(15_000);
+  await ops.goto(`${BASE}/login`);
+  await ops.getByLabel('Benutzername').fill('operator');
+  await ops.getByLabel('Passwort').fill('operator');
+  await Promise.all([ops.waitForURL(/\/operator$/), ops.getByRole('button', { name: 'Anmelden' }).click()]);
+  log('operator logged in');
+
+  step = 'declare the demo insurer down on "Versand" (operator)';
+  await follow(ops, 'Versand', /\/queue$/);
+  await ops.getByRole('heading', { name: 'Versand an die Krankenkassen' }).waitFor();
+  await submitBackTo(ops, ops.getByRole('button', { name: 'Ausfall simulieren' }), '/queue');
   log('demo insurer down');
 
   step = 'capture with a wrong KVNR check digit';
@@ -177,8 +188,9 @@ try {
   await shot(page, 'waiting');
   log('both waiting (backlog 2)');
 
-  step = 'bring the insurer back and watch the backlog drain';
-  await submitBackTo(page, page.getByRole('button', { name: 'wieder erreichbar' }), '/queue');
+  step = 'bring the insurer back (operator) and watch the backlog drain';
+  await ops.reload();
+  await submitBackTo(ops, ops.getByRole('button', { name: 'wieder erreichbar' }), '/queue');
   const deadline = Date.now() + DRAIN_TIMEOUT_MS;
   for (;;) {
     text = await unsentRows(page);
