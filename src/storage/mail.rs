@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{insert_delivery, state, Channel, DocumentKind};
+use super::outbox::{claim_ids, insert_delivery, state, Channel, DocumentKind};
 use super::schema::{certificates, deliveries, patient_mails};
 use super::{audit, now, Actor, AnyConnection, Result};
 
@@ -77,22 +77,16 @@ pub struct ClaimedMail {
     pub print_only: bool,
 }
 
-#[derive(QueryableByName)]
-struct ClaimedId {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-}
-
 const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight', 'dead') \
+       WHERE d.channel = 'mail' AND d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
      RETURNING id";
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = '' AND d.state IN ('pending', 'in_flight', 'dead') \
+       WHERE d.channel = 'mail' AND d.insurer_ik = ?4 AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
        ORDER BY d.created_at, d.id LIMIT ?3) \
      RETURNING id";
@@ -105,26 +99,11 @@ pub fn claim_mails(
     lease: chrono::Duration,
     limit: i64,
 ) -> Result<Vec<ClaimedMail>> {
-    use diesel::sql_types::{BigInt, Timestamp};
-    let at = now();
-    let ids: Vec<ClaimedId> = match conn {
-        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
-            .bind::<Timestamp, _>(at + lease)
-            .bind::<Timestamp, _>(at)
-            .bind::<BigInt, _>(limit)
-            .load(c)?,
-        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
-            diesel::sql_query(CLAIM_SQLITE)
-                .bind::<Timestamp, _>(at + lease)
-                .bind::<Timestamp, _>(at)
-                .bind::<BigInt, _>(limit)
-                .load(c)
-        })?,
-    };
+    // A mail row's `insurer_ik` is '' (the claim statements share their binds).
+    let ids = claim_ids(conn, (CLAIM_POSTGRES, CLAIM_SQLITE), "", lease, limit)?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = ids.into_iter().map(|r| r.id).collect();
     type Row = (
         String,
         i32,

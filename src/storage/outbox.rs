@@ -245,9 +245,12 @@ fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
     Ok(answered + in_flight)
 }
 
-/// Claims up to `limit` due deliveries of one insurer (backend-specific SQL).
-fn claim_for(
+/// Claims up to `limit` due rows with one of the claim statements (`(PostgreSQL, SQLite)`, binds:
+/// lease end, now, limit, `insurer_ik`), for both channels of the outbox: PostgreSQL with
+/// `FOR UPDATE SKIP LOCKED`, SQLite inside an immediate transaction.
+pub(super) fn claim_ids(
     conn: &mut AnyConnection,
+    (postgres, sqlite): (&str, &str),
     ik: &str,
     lease: chrono::Duration,
     limit: i64,
@@ -255,14 +258,14 @@ fn claim_for(
     use diesel::sql_types::{BigInt, Text, Timestamp};
     let at = now();
     let ids: Vec<ClaimedId> = match conn {
-        AnyConnection::Postgres(c) => diesel::sql_query(CLAIM_POSTGRES)
+        AnyConnection::Postgres(c) => diesel::sql_query(postgres)
             .bind::<Timestamp, _>(at + lease)
             .bind::<Timestamp, _>(at)
             .bind::<BigInt, _>(limit)
             .bind::<Text, _>(ik)
             .load(c)?,
         AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
-            diesel::sql_query(CLAIM_SQLITE)
+            diesel::sql_query(sqlite)
                 .bind::<Timestamp, _>(at + lease)
                 .bind::<Timestamp, _>(at)
                 .bind::<BigInt, _>(limit)
@@ -298,7 +301,13 @@ pub fn claim_due(
             None => limit,
         };
         if quota > 0 {
-            ids.extend(claim_for(conn, &ik, lease, quota)?);
+            ids.extend(claim_ids(
+                conn,
+                (CLAIM_POSTGRES, CLAIM_SQLITE),
+                &ik,
+                lease,
+                quota,
+            )?);
         }
     }
     if ids.is_empty() {
