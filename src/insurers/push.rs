@@ -19,7 +19,9 @@ impl PushClient {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(8)
+            // Every connection of the pushes in flight stays open for the next push: with a
+            // cap below the push concurrency, most pushes paid a new TCP connection.
+            .pool_max_idle_per_host(usize::MAX)
             .build()?;
         Ok(Self { client })
     }
