@@ -463,3 +463,27 @@ async fn an_insurer_that_refuses_connections_gets_its_backlog_once_it_listens_ag
         assert_eq!(counts.get(&id), Some(&1), "{id} accepted exactly once");
     }
 }
+
+#[tokio::test]
+async fn the_fake_insurers_totals_count_documents_and_pushes_over_http() {
+    let s = setup().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", s.insurer.port);
+    for key in ["a", "a", "b"] {
+        http.post(format!("{base}/eau"))
+            .header("Idempotency-Key", key)
+            .body("<Bundle/>")
+            .send()
+            .await
+            .unwrap();
+    }
+    let totals: serde_json::Value = http
+        .get(format!("{base}/control/totals"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(totals, serde_json::json!({"documents": 2, "pushes": 3}));
+}

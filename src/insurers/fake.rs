@@ -6,7 +6,8 @@
 //! - `GET /health`: 200 when up, 503 when down.
 //! - `PUT /control/mode` with `up`, `down`, `flapping`, `error:<KBV code>` or `slow:<ms>`, or
 //!   `refused:<ms>`: stop listening (connection refused, as for a host that is gone) for that
-//!   long, then listen again; `GET /control/counts`: `{"<uuid>": n, …}`.
+//!   long, then listen again; `GET /control/counts`: `{"<uuid>": n, …}`; `GET /control/totals`:
+//!   `{"documents": distinct UUIDs accepted, "pushes": accepted pushes}` (cheap to poll).
 //!   In process, [`FakeInsurer::refuse_connections`] and [`FakeInsurer::listen_again`].
 
 use std::collections::BTreeMap;
@@ -55,6 +56,8 @@ struct State {
     mode: Mode,
     flap: bool,
     counts: BTreeMap<String, u32>,
+    /// Pushes with a key and a body, first or repeated (the sum of `counts`).
+    pushes: u64,
 }
 
 /// Handle of a running fake insurer.
@@ -82,6 +85,7 @@ impl FakeInsurer {
                 mode: Mode::Up,
                 flap: false,
                 counts: BTreeMap::new(),
+                pushes: 0,
             })),
             server: Arc::new(Mutex::new(None)),
             host: host.to_owned(),
@@ -103,6 +107,7 @@ impl FakeInsurer {
                 .route("/health", web::get().to(health))
                 .route("/control/mode", web::put().to(set_mode))
                 .route("/control/counts", web::get().to(counts))
+                .route("/control/totals", web::get().to(totals))
         })
         .workers(1)
         .disable_signals()
@@ -210,6 +215,7 @@ async fn accept(
     }
     let first = match state.lock() {
         Ok(mut s) => {
+            s.pushes += 1;
             let n = s.counts.entry(key).or_insert(0);
             *n += 1;
             *n == 1
@@ -266,4 +272,12 @@ async fn set_mode(
 async fn counts(state: web::Data<Mutex<State>>) -> HttpResponse {
     let counts = state.lock().map(|s| s.counts.clone()).unwrap_or_default();
     HttpResponse::Ok().json(counts)
+}
+
+async fn totals(state: web::Data<Mutex<State>>) -> HttpResponse {
+    let (documents, pushes) = state
+        .lock()
+        .map(|s| (s.counts.len(), s.pushes))
+        .unwrap_or_default();
+    HttpResponse::Ok().json(serde_json::json!({ "documents": documents, "pushes": pushes }))
 }
