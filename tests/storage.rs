@@ -82,3 +82,39 @@ async fn concurrent_captures_all_land() {
     assert!(results.iter().all(|r| r.status() == 201));
     assert_eq!(app.rows(), (24, 24, 24));
 }
+
+#[tokio::test]
+async fn a_group_commit_keeps_every_write_and_undoes_only_a_failing_one() {
+    use au_relay::storage::{self, Actor, StorageError};
+    let (url, _dir) = fresh_database();
+    let db = Database::connect(&url, 4).unwrap();
+    db.migrate().unwrap();
+    au_relay::app::seed_demo(&db).unwrap();
+    let practice_id = common::demo_practice_id(&db);
+    let audited = |db: &Database| storage::row_counts(&mut db.conn().unwrap()).unwrap().2;
+    let before = audited(&db);
+    // Sent at once, so they share groups; every fourth writes its row and then fails.
+    let writes = (0..40).map(|n| {
+        let actor = Actor {
+            practice_id: practice_id.clone(),
+            name: "test".into(),
+            channel: "test",
+        };
+        db.write(move |c| {
+            storage::audit(c, &actor, "test.write", None, &n.to_string())?;
+            if n % 4 == 0 {
+                Err(StorageError::Invalid("refused".into()))
+            } else {
+                Ok(n)
+            }
+        })
+    });
+    let results = futures_util::future::join_all(writes).await;
+    let stored: Vec<i32> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(stored.len(), 30);
+    assert!(stored.iter().all(|n| n % 4 != 0));
+    assert_eq!(audited(&db) - before, 30, "a failed write leaves no row");
+}

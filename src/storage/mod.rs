@@ -9,6 +9,7 @@ mod insurer_export;
 mod mail;
 mod outbox;
 pub mod schema;
+mod writer;
 
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub enum StorageError {
     Duplicate(&'static str),
     #[error("blocking task failed: {0}")]
     Task(String),
+    /// A write of a group commit was not stored (the group's transaction failed).
+    #[error("not stored: {0}")]
+    NotCommitted(String),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -102,6 +106,7 @@ pub struct Database {
     pool: Pool<ConnectionManager<AnyConnection>>,
     backend: Backend,
     url: String,
+    writer: writer::Writer,
 }
 
 impl Database {
@@ -120,7 +125,13 @@ impl Database {
             .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager::<AnyConnection>::new(url))
             .map_err(|e| StorageError::Migration(format!("cannot open database: {e}")))?;
+        // SQLite has one write lock: a second writer thread would only wait for it.
+        let writers = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 2,
+        };
         Ok(Self {
+            writer: writer::Writer::start(pool.clone(), writers),
             pool,
             backend,
             url: given,
@@ -153,6 +164,18 @@ impl Database {
         })
         .await
         .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` as one write of a group commit: concurrent writes share a transaction and a
+    /// commit, each in its own savepoint (see `writer`). The result arrives after the commit.
+    /// `f` runs on a writer thread that the whole group waits for: only short writes, with
+    /// validation and document writing done before.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(f).await
     }
 
     /// Applies all pending migrations; returns how many ran.
