@@ -56,55 +56,85 @@ impl Default for MailOptions {
     }
 }
 
+/// A submitted draft: what the storage made of it and, for a certificate stored now, what was
+/// stored (so the answer needs no read-back).
+#[derive(Debug)]
+pub struct Submitted {
+    pub captured: Captured,
+    /// The certificate as validated; the stored one for [`Captured::Created`].
+    pub certificate: Certificate,
+    pub created_at: chrono::NaiveDateTime,
+    /// The patient mail requested with it.
+    pub mail: Option<RequestedMail>,
+}
+
+/// A patient mail as requested at capture (queued, not sent yet).
+#[derive(Debug, Clone)]
+pub struct RequestedMail {
+    pub recipient: String,
+    pub employer_copy: bool,
+    /// The PDF password, under the `random` policy only.
+    pub password: Option<String>,
+}
+
 /// Validates the draft against the practice's master data and stores it, with its insurer
-/// delivery and, if the patient consented, its patient mail, in one transaction.
+/// delivery and, if the patient consented, its patient mail, in one transaction. Validation
+/// and the KBV document are done before the write, which joins a group commit.
 pub async fn submit(
     db: &Database,
     actor: Actor,
     draft: CertificateDraft,
     submission_key: Option<String>,
     mail: &MailOptions,
-) -> Result<Captured, CaptureError> {
-    let mail = mail.clone();
-    db.run(move |conn| {
-        let (practice, doctors) = storage::master_data(conn, &actor.practice_id)?;
-        let ctx = CaptureContext {
-            practice,
-            doctors,
-            today: berlin_today(chrono::Utc::now()),
-            document_id: Uuid::new_v4(),
-        };
-        let certificate = match Certificate::from_draft(&draft, &ctx) {
-            Ok(c) => c,
-            Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
-        };
-        let request = match draft.mail.request() {
-            Ok(r) => r,
-            Err(errors) => return Ok(Err(CaptureError::Invalid(errors))),
-        };
-        let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
-        // The document the insurer will get, written once: replay sends these exact bytes.
-        let xml = match document(fhir::write(&certificate)) {
-            Ok(xml) => xml,
-            Err(e) => return Ok(Err(e)),
-        };
-        let new = NewCertificate {
-            certificate: &certificate,
-            origin: Origin::Capture,
-            submission_key: submission_key.as_deref(),
-            fhir_xml: Some(&xml),
-            print_only: certificate.is_print_only(),
-            mail: request.as_ref().map(|r| storage::NewMail {
-                recipient: r.address.as_str(),
-                employer_copy: r.employer_copy,
-                password_policy: mail.policy.code(),
-                password: password.as_deref(),
-                message_domain: &mail.message_domain,
-            }),
-        };
-        storage::capture(conn, &actor, new).map(Ok)
+) -> Result<Submitted, CaptureError> {
+    let practice_id = actor.practice_id.clone();
+    let (practice, doctors) = db
+        .run(move |conn| storage::master_data(conn, &practice_id))
+        .await?;
+    let ctx = CaptureContext {
+        practice,
+        doctors,
+        today: berlin_today(chrono::Utc::now()),
+        document_id: Uuid::new_v4(),
+    };
+    let certificate = Certificate::from_draft(&draft, &ctx).map_err(CaptureError::Invalid)?;
+    let request = draft.mail.request().map_err(CaptureError::Invalid)?;
+    let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
+    // The document the insurer will get, written once: replay sends these exact bytes.
+    let xml = document(fhir::write(&certificate))?;
+    let created_at = storage::now();
+    let requested = request.as_ref().map(|r| RequestedMail {
+        recipient: r.address.as_str().to_owned(),
+        employer_copy: r.employer_copy,
+        password: password.clone(),
+    });
+    let (mail, stored) = (mail.clone(), certificate.clone());
+    let captured = db
+        .write(move |conn| {
+            let new = NewCertificate {
+                certificate: &certificate,
+                origin: Origin::Capture,
+                submission_key: submission_key.as_deref(),
+                fhir_xml: Some(&xml),
+                print_only: certificate.is_print_only(),
+                mail: request.as_ref().map(|r| storage::NewMail {
+                    recipient: r.address.as_str(),
+                    employer_copy: r.employer_copy,
+                    password_policy: mail.policy.code(),
+                    password: password.as_deref(),
+                    message_domain: &mail.message_domain,
+                }),
+                created_at,
+            };
+            storage::capture(conn, &actor, new)
+        })
+        .await?;
+    Ok(Submitted {
+        captured,
+        certificate: stored,
+        created_at,
+        mail: requested,
     })
-    .await?
 }
 
 /// Imports a KBV eAU bundle that practice software could not send: validated, stored with its
@@ -123,7 +153,7 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
     let captured = db
-        .run(move |conn| {
+        .write(move |conn| {
             let new = NewCertificate {
                 certificate: &imported.certificate,
                 origin: Origin::Import,
@@ -131,6 +161,7 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
                 fhir_xml: Some(&xml),
                 print_only,
                 mail: None,
+                created_at: storage::now(),
             };
             storage::capture(conn, &actor, new).map(|c| (c, imported.warnings))
         })

@@ -53,6 +53,31 @@ async fn a_valid_certificate_is_stored_with_its_document_uuid_and_location() {
 }
 
 #[tokio::test]
+async fn the_answer_to_a_capture_with_a_mail_is_what_a_read_returns() {
+    let app = TestApp::spawn().await;
+    let mut body = valid_body();
+    body["mail"] =
+        json!({"address": "juergen@example.org", "consent": true, "employer_copy": true});
+    let r = app.post_api(&body).await;
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let answered: Value = r.json().await.unwrap();
+    assert_eq!(answered["mails"][0]["state"], "pending");
+    assert_eq!(answered["mails"][0]["employer_copy"], true);
+    let fetched: Value = app
+        .client
+        .get(app.url(&location))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched, answered);
+}
+
+#[tokio::test]
 async fn an_invalid_certificate_names_every_failing_field_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let mut body = valid_body();

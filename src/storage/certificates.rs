@@ -67,6 +67,8 @@ pub struct NewCertificate<'a> {
     pub print_only: bool,
     /// The patient's copy by e-mail, consented to by the patient and recorded by the actor.
     pub mail: Option<super::NewMail<'a>>,
+    /// When it is stored (see [`now`]).
+    pub created_at: NaiveDateTime,
 }
 
 /// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
@@ -96,7 +98,7 @@ pub fn capture(
     let id = cert.document_id.to_string();
     let hash = new.fhir_xml.map(sha256_hex);
     let stored = conn.transaction(|conn| {
-        let at = now();
+        let at = new.created_at;
         diesel::insert_into(certificates::table)
             .values((
                 (

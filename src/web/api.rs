@@ -98,21 +98,46 @@ async fn create(
         .and_then(|v| v.to_str().ok())
         .map(|k| k.chars().take(200).collect());
     let actor = client.actor("api");
-    let captured = capture::submit(&state.db, actor, draft, key, &state.settings.mail)
+    let submitted = capture::submit(&state.db, actor, draft, key, &state.settings.mail)
         .await
         .map_err(WebError::from)?;
-    if let Captured::Conflict(_) = captured {
-        return Err(WebError::Conflict("Dokument-ID bereits mit anderem Inhalt vergeben").into());
-    }
-    let body = load(&state, &client, captured.id()).await?;
-    let location = format!("/api/v1/certificates/{}", captured.id());
-    let mut response = match captured {
-        Captured::Created(_) => HttpResponse::Created(),
-        Captured::AlreadyStored(_) | Captured::Conflict(_) => HttpResponse::Ok(),
+    let id = submitted.captured.id();
+    let location = format!("/api/v1/certificates/{id}");
+    let (mut response, body) = match submitted.captured {
+        Captured::Conflict(_) => {
+            return Err(
+                WebError::Conflict("Dokument-ID bereits mit anderem Inhalt vergeben").into(),
+            )
+        }
+        // Stored now: answered from what was stored, without reading it back.
+        Captured::Created(_) => (HttpResponse::Created(), created_body(id, submitted)),
+        Captured::AlreadyStored(_) => (HttpResponse::Ok(), load(&state, &client, id).await?),
     };
     Ok(response
         .insert_header((header::LOCATION, location))
         .json(body))
+}
+
+/// The answer for a certificate stored by this request (its mail is queued, not sent yet).
+fn created_body(id: Uuid, s: capture::Submitted) -> CertificateBody {
+    CertificateBody {
+        id,
+        created_at: s.created_at.and_utc().to_rfc3339(),
+        certificate: s.certificate,
+        mails: s
+            .mail
+            .into_iter()
+            .map(|m| MailStatus {
+                recipient: m.recipient,
+                employer_copy: m.employer_copy,
+                state: storage::state::PENDING.to_owned(),
+                attempts: 0,
+                last_error: None,
+                sent_at: None,
+                password: m.password,
+            })
+            .collect(),
+    }
 }
 
 async fn load(state: &AppState, client: &ApiClient, id: Uuid) -> Result<CertificateBody, ApiError> {

@@ -516,7 +516,10 @@ async fn create(
     let actor = staff.actor();
     let form_token = token.clone().unwrap_or_else(|| Uuid::new_v4().to_string());
     match capture::submit(&state.db, actor, draft.clone(), token, &state.settings.mail).await {
-        Ok(captured) => Ok(see_other(&format!("/certificates/{}", captured.id()))),
+        Ok(submitted) => Ok(see_other(&format!(
+            "/certificates/{}",
+            submitted.captured.id()
+        ))),
         Err(CaptureError::Invalid(errors)) => {
             render_form(&staff, &state, draft, form_token, errors).await
         }

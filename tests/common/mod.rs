@@ -244,6 +244,7 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 fhir_xml: Some(&xml),
                 print_only: false,
                 mail: None,
+                created_at: storage::now(),
             };
             storage::capture(&mut conn, &actor, new).unwrap();
             cert.document_id.to_string()
