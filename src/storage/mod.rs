@@ -120,7 +120,10 @@ impl Database {
         };
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
-            .min_idle(Some(1))
+            // No connection is opened in the background to keep one idle: a one-shot command
+            // (`au-relay token create`) could otherwise exit while a pool thread is still
+            // connecting, and OpenSSL's exit handler crashed that thread (seen here).
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(Pragmas))
             .build(ConnectionManager::<AnyConnection>::new(url))
