@@ -101,9 +101,20 @@ LUA
 raw=$(wrk -t2 -c64 -d10s -s /tmp/bench-queue.lua "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}')
 echo "raw: ${raw} requests/s"
 
+totals() { curl -fs "http://127.0.0.1:$PORT/control/totals" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+# The totals include wrk's pushes: the drain's are counted from here.
+documents_before=$(totals documents)
+pushes_before=$(totals pushes)
 echo "== draining with one worker (concurrency $CONCURRENCY)"
 AU_RELAY_QUEUE_CONCURRENCY=$CONCURRENCY "$BIN" worker 2>/dev/null &
 WORKER=$!
+# Where the CPU goes during the drain (sysstat's pidstat, if installed): worker, fake insurer and
+# the PostgreSQL backends, averaged over the drain.
+PIDSTAT=""
+if command -v pidstat >/dev/null; then
+  pidstat -u -C 'au-relay|postgres' 1 >/tmp/bench-queue.pidstat 2>&1 &
+  PIDSTAT=$!
+fi
 start=$(date +%s.%N)
 peak=0
 sample_rss() {
@@ -114,10 +125,16 @@ sample_rss() {
 # Progress from the fake insurer's running totals (a query over the queue every second would cost
 # PostgreSQL CPU during the drain); the last answers are then waited for in the database, where
 # few rows are still open by then.
+last=0 last_at=$(date +%s)
 while :; do
-  accepted=$(curl -fs "http://127.0.0.1:$PORT/control/totals" | python3 -c 'import json,sys; print(json.load(sys.stdin)["documents"])')
+  accepted=$(( $(totals documents) - documents_before ))
   sample_rss
   [ "$accepted" -ge "$N" ] && break
+  now=$(date +%s)
+  if [ $((now - last_at)) -ge 30 ]; then
+    echo "  $(echo "$now - $start" | bc | cut -d. -f1) s: $accepted accepted, $(( (accepted - last) / (now - last_at) ))/s in the last $((now - last_at)) s"
+    last=$accepted last_at=$now
+  fi
   sleep 1
 done
 while :; do
@@ -127,6 +144,15 @@ while :; do
   sleep 0.2
 done
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+if [ -n "$PIDSTAT" ]; then
+  kill -INT "$PIDSTAT" 2>/dev/null || true
+  wait "$PIDSTAT" 2>/dev/null || true
+  awk -v w="$WORKER" -v f="$FAKE" '/^Average/ && $3 ~ /^[0-9]+$/ {
+      who = ($3 == w) ? "worker" : ($3 == f) ? "fake insurer" : ($NF == "postgres") ? "postgres" : ""
+      if (who != "") cpu[who] += $(NF-2) }
+    END { printf "CPU during the drain (100 %% = one core): worker %.0f %%, fake insurer %.0f %%, PostgreSQL %.0f %%\n",
+      cpu["worker"], cpu["fake insurer"], cpu["postgres"] }' /tmp/bench-queue.pidstat
+fi
 rate=$(echo "$N / $elapsed" | bc)
-pushes=$(curl -fs "http://127.0.0.1:$PORT/control/totals" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pushes"])')
-echo "drained $N in ${elapsed} s: ${rate} documents/s = $(echo "scale=2; 100 * $rate / $raw" | bc) % of raw; worker peak RSS $((peak / 1024)) MB; $pushes pushes accepted"
+pushes=$(( $(totals pushes) - pushes_before ))
+echo "drained $N in ${elapsed} s: ${rate} documents/s = $(echo "scale=2; 100 * $rate / $raw" | bc) % of raw; worker peak RSS $((peak / 1024)) MB; the insurer got $pushes pushes for $N documents"

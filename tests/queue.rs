@@ -343,6 +343,7 @@ async fn a_storno_never_overtakes_its_eau_and_expires_after_120_working_days() {
         &mut app.db.conn().unwrap(),
         chrono::Duration::seconds(60),
         10,
+        &mut storage::ClaimCursor::default(),
     )
     .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -355,6 +356,7 @@ async fn a_storno_never_overtakes_its_eau_and_expires_after_120_working_days() {
         &mut app.db.conn().unwrap(),
         chrono::Duration::seconds(60),
         10,
+        &mut storage::ClaimCursor::default(),
     )
     .unwrap();
     assert!(
@@ -486,4 +488,31 @@ async fn the_fake_insurers_totals_count_documents_and_pushes_over_http() {
         .await
         .unwrap();
     assert_eq!(totals, serde_json::json!({"documents": 2, "pushes": 3}));
+}
+
+#[tokio::test]
+async fn claims_go_on_after_the_last_one_claimed_and_a_rewind_finds_what_became_due_behind() {
+    let s = setup().await;
+    let ids = capture(&s, 6);
+    let mut cursor = storage::ClaimCursor::default();
+    let claim = |lease_secs: i64, cursor: &mut storage::ClaimCursor| {
+        std::thread::sleep(Duration::from_millis(5));
+        let claimed = storage::claim_due(
+            &mut s.db.conn().unwrap(),
+            chrono::Duration::seconds(lease_secs),
+            2,
+            cursor,
+        )
+        .unwrap();
+        claimed.into_iter().map(|c| c.certificate_id).collect::<Vec<_>>()
+    };
+    // Claimed with a lease that runs out at once: due again right away.
+    assert_eq!(claim(0, &mut cursor), ids[0..2]);
+    assert_eq!(claim(60, &mut cursor), ids[2..4], "the next claim goes on");
+    cursor.rewind();
+    assert_eq!(claim(60, &mut cursor), ids[0..2], "after a rewind: the oldest due");
+    assert_eq!(claim(60, &mut cursor), ids[4..6]);
+    assert!(claim(60, &mut cursor).is_empty(), "everything is in flight");
+    let fresh = &mut storage::ClaimCursor::default();
+    assert!(claim(60, fresh).is_empty(), "from the oldest too");
 }

@@ -12,7 +12,9 @@ use crate::domain::PasswordPolicy;
 use crate::insurers::{push, PushClient};
 use crate::mail::{self, MailError, Mailer, PatientMail};
 use crate::queue::Answer;
-use crate::storage::{self, state, Claimed, ClaimedMail, Database, Finish, StorageError};
+use crate::storage::{
+    self, state, ClaimCursor, Claimed, ClaimedMail, Database, Finish, StorageError,
+};
 
 /// Tuning of the workers.
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ pub struct WorkerSettings {
     pub open_after: i32,
     /// Pause between health probes of an open destination.
     pub probe_every: Duration,
+    /// How often the claims start again from each insurer's oldest delivery (in between they
+    /// go on after the last one claimed): the longest a retry or an expired lease behind the
+    /// claim position waits beyond its due time while a backlog drains.
+    pub rewind_every: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -44,6 +50,7 @@ impl Default for WorkerSettings {
             backoff_unit: Duration::from_secs(60),
             open_after: 5,
             probe_every: Duration::from_secs(30),
+            rewind_every: Duration::from_secs(10),
         }
     }
 }
@@ -313,7 +320,7 @@ pub async fn run_once(
     client: &PushClient,
     settings: &WorkerSettings,
 ) -> Result<usize, StorageError> {
-    let claimed = claim(db, client, settings).await?;
+    let (claimed, _) = claim(db, client, settings, ClaimCursor::default()).await?;
     let n = claimed.len();
     let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
         .map(|c| attempt(client, settings, c))
@@ -324,15 +331,21 @@ pub async fn run_once(
     Ok(n)
 }
 
-/// Probes open destinations, then claims a batch of due deliveries.
+/// Probes open destinations, then claims a batch of due deliveries from `cursor` on; returns
+/// the cursor moved on.
 async fn claim(
     db: &Database,
     client: &PushClient,
     settings: &WorkerSettings,
-) -> Result<Vec<Claimed>, StorageError> {
+    mut cursor: ClaimCursor,
+) -> Result<(Vec<Claimed>, ClaimCursor), StorageError> {
     probe_open(db, client, settings).await?;
     let (lease, batch) = (chrono(settings.lease), settings.batch);
-    db.run(move |c| storage::claim_due(c, lease, batch)).await
+    db.run(move |c| {
+        let claimed = storage::claim_due(c, lease, batch, &mut cursor)?;
+        Ok((claimed, cursor))
+    })
+    .await
 }
 
 /// Waits `pause`, or less if `stop` turns true. Returns whether to stop.
@@ -415,17 +428,28 @@ async fn claim_loop(
     out: tokio::sync::mpsc::Sender<Claimed>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut cursor = ClaimCursor::default();
+    let mut rewound = std::time::Instant::now();
     loop {
-        let pause = match claim(db, client, settings).await {
-            Ok(claimed) if claimed.is_empty() => settings.idle_poll,
-            Ok(claimed) => {
-                for c in claimed {
-                    if out.send(c).await.is_err() {
-                        return;
+        if rewound.elapsed() >= settings.rewind_every {
+            cursor.rewind();
+            rewound = std::time::Instant::now();
+        }
+        let pause = match claim(db, client, settings, std::mem::take(&mut cursor)).await {
+            Ok((claimed, moved)) => {
+                cursor = moved;
+                if claimed.is_empty() {
+                    settings.idle_poll
+                } else {
+                    for c in claimed {
+                        if out.send(c).await.is_err() {
+                            return;
+                        }
                     }
+                    Duration::ZERO
                 }
-                Duration::ZERO
             }
+            // The cursor is lost with the failed claim: the next one starts from the oldest.
             Err(e) => {
                 tracing::warn!(error = %e, "queue claim failed");
                 settings.idle_poll

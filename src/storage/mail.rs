@@ -81,15 +81,17 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
      WHERE id IN (SELECT d.id FROM deliveries d \
        WHERE d.channel = 'mail' AND d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
+         AND (d.created_at, d.id) > ($5, $6) \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-     RETURNING id";
+     RETURNING id, created_at";
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d \
        WHERE d.channel = 'mail' AND d.insurer_ik = ?4 AND d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
+         AND (d.created_at, d.id) > (?5, ?6) \
        ORDER BY d.created_at, d.id LIMIT ?3) \
-     RETURNING id";
+     RETURNING id, created_at";
 
 /// Claims up to `limit` due mails for `lease`, oldest first (PostgreSQL: `SKIP LOCKED`, so
 /// several instances never send one mail at once; SQLite: an immediate transaction). A lease

@@ -203,6 +203,55 @@ pub struct Claimed {
 struct ClaimedId {
     #[diesel(sql_type = diesel::sql_types::Text)]
     id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    created_at: NaiveDateTime,
+}
+
+/// A place in an insurer's queue order `(created_at, id)`.
+pub type QueuePosition = (NaiveDateTime, String);
+
+/// Where each insurer's next claim starts: just after the last delivery claimed, so a claim
+/// does not walk again over the deliveries claimed before it (in flight, or delivered and
+/// not yet vacuumed away: during a long drain those are most of what lies before the next
+/// due one). A delivery before the position that becomes due again (a retry, an expired
+/// lease, "Alle erneut senden") is found after [`ClaimCursor::rewind`], which the worker
+/// calls every few seconds, and whenever a claim reaches the end of what is due.
+#[derive(Debug, Default)]
+pub struct ClaimCursor {
+    after: std::collections::HashMap<String, QueuePosition>,
+}
+
+impl ClaimCursor {
+    /// The next claims start from the oldest delivery again.
+    pub fn rewind(&mut self) {
+        self.after.clear();
+    }
+
+    fn position(&self, ik: &str) -> Option<&QueuePosition> {
+        self.after.get(ik)
+    }
+
+    /// Records a claim of `asked` deliveries that took `claimed`.
+    fn advance(&mut self, ik: &str, asked: i64, claimed: &[ClaimedId]) {
+        let last = claimed
+            .iter()
+            .map(|c| (c.created_at, c.id.as_str()))
+            .max();
+        match last {
+            Some((at, id)) if claimed.len() as i64 >= asked => {
+                self.after.insert(ik.to_owned(), (at, id.to_owned()));
+            }
+            // The end of what is due: start from the oldest again.
+            _ => {
+                self.after.remove(ik);
+            }
+        }
+    }
+}
+
+/// Before every delivery: the position of a cursor that starts from the oldest.
+fn queue_start() -> NaiveDateTime {
+    chrono::DateTime::UNIX_EPOCH.naive_utc()
 }
 
 const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
@@ -212,9 +261,9 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
-         AND d.insurer_ik = $4 \
+         AND d.insurer_ik = $4 AND (d.created_at, d.id) > ($5, $6) \
        ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-     RETURNING id";
+     RETURNING id, created_at";
 
 const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
@@ -223,9 +272,9 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_unt
          AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
-         AND d.insurer_ik = ?4 \
+         AND d.insurer_ik = ?4 AND (d.created_at, d.id) > (?5, ?6) \
        ORDER BY d.created_at, d.id LIMIT ?3) \
-     RETURNING id";
+     RETURNING id, created_at";
 
 /// Pushes to an insurer started within the last minute (recorded attempts and claims in flight).
 fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
@@ -245,24 +294,29 @@ fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
     Ok(answered + in_flight)
 }
 
-/// Claims up to `limit` due rows with one of the claim statements (`(PostgreSQL, SQLite)`, binds:
-/// lease end, now, limit, `insurer_ik`), for both channels of the outbox: PostgreSQL with
-/// `FOR UPDATE SKIP LOCKED`, SQLite inside an immediate transaction.
-pub(super) fn claim_ids(
+/// Claims up to `limit` due rows after `after` (in `(created_at, id)` order) with one of the
+/// claim statements (`(PostgreSQL, SQLite)`, binds: lease end, now, limit, `insurer_ik`, the
+/// position), for both channels of the outbox: PostgreSQL with `FOR UPDATE SKIP LOCKED`,
+/// SQLite inside an immediate transaction.
+fn claim_rows(
     conn: &mut AnyConnection,
     (postgres, sqlite): (&str, &str),
     ik: &str,
     lease: chrono::Duration,
     limit: i64,
-) -> Result<Vec<String>> {
+    after: Option<&QueuePosition>,
+) -> Result<Vec<ClaimedId>> {
     use diesel::sql_types::{BigInt, Text, Timestamp};
     let at = now();
-    let ids: Vec<ClaimedId> = match conn {
+    let (after_at, after_id) = after.map_or((queue_start(), ""), |(t, id)| (*t, id.as_str()));
+    Ok(match conn {
         AnyConnection::Postgres(c) => diesel::sql_query(postgres)
             .bind::<Timestamp, _>(at + lease)
             .bind::<Timestamp, _>(at)
             .bind::<BigInt, _>(limit)
             .bind::<Text, _>(ik)
+            .bind::<Timestamp, _>(after_at)
+            .bind::<Text, _>(after_id)
             .load(c)?,
         AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
             diesel::sql_query(sqlite)
@@ -270,20 +324,36 @@ pub(super) fn claim_ids(
                 .bind::<Timestamp, _>(at)
                 .bind::<BigInt, _>(limit)
                 .bind::<Text, _>(ik)
+                .bind::<Timestamp, _>(after_at)
+                .bind::<Text, _>(after_id)
                 .load(c)
         })?,
-    };
-    Ok(ids.into_iter().map(|r| r.id).collect())
+    })
+}
+
+/// Claims up to `limit` due rows from the oldest (see [`claim_rows`]); returns their ids.
+pub(super) fn claim_ids(
+    conn: &mut AnyConnection,
+    statements: (&str, &str),
+    ik: &str,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let rows = claim_rows(conn, statements, ik, lease, limit, None)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Claims up to `limit` due deliveries of available destinations (pushable, not paused, breaker
 /// not open), oldest first, for `lease`. A lease that runs out (a crashed worker) makes the
 /// delivery claimable again. PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several instances never
 /// claim the same row; SQLite: one immediate (write-locked) transaction.
+///
+/// Each insurer's claim starts at its place in `cursor` and moves it on.
 pub fn claim_due(
     conn: &mut AnyConnection,
     lease: chrono::Duration,
     limit: i64,
+    cursor: &mut ClaimCursor,
 ) -> Result<Vec<Claimed>> {
     // One claim per available insurer: each gets its share of the round (one insurer's
     // backlog never starves another) and no more than its rate limit allows.
@@ -301,13 +371,10 @@ pub fn claim_due(
             None => limit,
         };
         if quota > 0 {
-            ids.extend(claim_ids(
-                conn,
-                (CLAIM_POSTGRES, CLAIM_SQLITE),
-                &ik,
-                lease,
-                quota,
-            )?);
+            let statements = (CLAIM_POSTGRES, CLAIM_SQLITE);
+            let rows = claim_rows(conn, statements, &ik, lease, quota, cursor.position(&ik))?;
+            cursor.advance(&ik, quota, &rows);
+            ids.extend(rows.into_iter().map(|r| r.id));
         }
     }
     if ids.is_empty() {
