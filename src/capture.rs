@@ -102,6 +102,7 @@ pub async fn submit(
     let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
     // The document the insurer will get, written once: replay sends these exact bytes.
     let xml = document(fhir::write(&certificate))?;
+    let encoded = storage::Encoded::of(&certificate, Some(&xml))?;
     let created_at = storage::now();
     let requested = request.as_ref().map(|r| RequestedMail {
         recipient: r.address.as_str().to_owned(),
@@ -125,6 +126,7 @@ pub async fn submit(
                     message_domain: &mail.message_domain,
                 }),
                 created_at,
+                encoded: &encoded,
             };
             storage::capture(conn, &actor, new)
         })
@@ -152,6 +154,7 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
         )]));
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
+    let encoded = storage::Encoded::of(&imported.certificate, Some(&xml))?;
     let captured = db
         .write(move |conn| {
             let new = NewCertificate {
@@ -162,6 +165,7 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
                 print_only,
                 mail: None,
                 created_at: storage::now(),
+                encoded: &encoded,
             };
             storage::capture(conn, &actor, new).map(|c| (c, imported.warnings))
         })

@@ -69,6 +69,26 @@ pub struct NewCertificate<'a> {
     pub mail: Option<super::NewMail<'a>>,
     /// When it is stored (see [`now`]).
     pub created_at: NaiveDateTime,
+    /// Its stored forms, computed before the write (see [`Encoded`]).
+    pub encoded: &'a Encoded,
+}
+
+/// The stored forms of a certificate (its JSON document, the hash of its KBV document),
+/// computed before the write transaction: captures are written by the group-commit writer,
+/// which every capture waits for.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    document: String,
+    fhir_sha256: Option<String>,
+}
+
+impl Encoded {
+    pub fn of(certificate: &Certificate, fhir_xml: Option<&str>) -> Result<Self> {
+        Ok(Self {
+            document: serde_json::to_string(certificate)?,
+            fhir_sha256: fhir_xml.map(sha256_hex),
+        })
+    }
 }
 
 /// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
@@ -94,9 +114,8 @@ pub fn capture(
     new: NewCertificate<'_>,
 ) -> Result<Captured> {
     let cert = new.certificate;
-    let document = serde_json::to_string(cert)?;
+    let (document, hash) = (&new.encoded.document, &new.encoded.fhir_sha256);
     let id = cert.document_id.to_string();
-    let hash = new.fhir_xml.map(sha256_hex);
     let stored = conn.transaction(|conn| {
         let at = new.created_at;
         diesel::insert_into(certificates::table)
@@ -114,7 +133,7 @@ pub fn capture(
                     certificates::incapable_until.eq(cert.period.until),
                 ),
                 (
-                    certificates::document.eq(&document),
+                    certificates::document.eq(document),
                     certificates::created_by.eq(&actor.name),
                     certificates::created_at.eq(at),
                     certificates::origin.eq(new.origin.code()),
@@ -169,7 +188,7 @@ pub fn capture(
                 .optional()?;
             match existing {
                 Some((practice, stored_hash))
-                    if practice == actor.practice_id && stored_hash == hash =>
+                    if practice == actor.practice_id && stored_hash == *hash =>
                 {
                     Ok(Captured::AlreadyStored(cert.document_id))
                 }

@@ -245,6 +245,7 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 print_only: false,
                 mail: None,
                 created_at: storage::now(),
+                encoded: &storage::Encoded::of(&cert, Some(&xml)).unwrap(),
             };
             storage::capture(&mut conn, &actor, new).unwrap();
             cert.document_id.to_string()
