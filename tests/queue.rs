@@ -504,13 +504,20 @@ async fn claims_go_on_after_the_last_one_claimed_and_a_rewind_finds_what_became_
             cursor,
         )
         .unwrap();
-        claimed.into_iter().map(|c| c.certificate_id).collect::<Vec<_>>()
+        claimed
+            .into_iter()
+            .map(|c| c.certificate_id)
+            .collect::<Vec<_>>()
     };
     // Claimed with a lease that runs out at once: due again right away.
     assert_eq!(claim(0, &mut cursor), ids[0..2]);
     assert_eq!(claim(60, &mut cursor), ids[2..4], "the next claim goes on");
     cursor.rewind();
-    assert_eq!(claim(60, &mut cursor), ids[0..2], "after a rewind: the oldest due");
+    assert_eq!(
+        claim(60, &mut cursor),
+        ids[0..2],
+        "after a rewind: the oldest due"
+    );
     assert_eq!(claim(60, &mut cursor), ids[4..6]);
     assert!(claim(60, &mut cursor).is_empty(), "everything is in flight");
     let fresh = &mut storage::ClaimCursor::default();

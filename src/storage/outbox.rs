@@ -233,10 +233,7 @@ impl ClaimCursor {
 
     /// Records a claim of `asked` deliveries that took `claimed`.
     fn advance(&mut self, ik: &str, asked: i64, claimed: &[ClaimedId]) {
-        let last = claimed
-            .iter()
-            .map(|c| (c.created_at, c.id.as_str()))
-            .max();
+        let last = claimed.iter().map(|c| (c.created_at, c.id.as_str())).max();
         match last {
             Some((at, id)) if claimed.len() as i64 >= asked => {
                 self.after.insert(ik.to_owned(), (at, id.to_owned()));
