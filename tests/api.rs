@@ -39,16 +39,7 @@ async fn a_valid_certificate_is_stored_with_its_document_uuid_and_location() {
     assert_eq!(body["certificate"]["doctor"]["lanr"], "838382202");
     assert_eq!(app.rows(), (1, 1, 1));
 
-    let fetched: Value = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth("demo-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get_api_json(&location).await;
     assert_eq!(fetched, body);
 }
 
@@ -64,16 +55,7 @@ async fn the_answer_to_a_capture_with_a_mail_is_what_a_read_returns() {
     let answered: Value = r.json().await.unwrap();
     assert_eq!(answered["mails"][0]["state"], "pending");
     assert_eq!(answered["mails"][0]["employer_copy"], true);
-    let fetched: Value = app
-        .client
-        .get(app.url(&location))
-        .bearer_auth("demo-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched = app.get_api_json(&location).await;
     assert_eq!(fetched, answered);
 }
 

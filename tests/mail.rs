@@ -121,16 +121,9 @@ async fn capture(app: &TestApp, body: &Value) -> String {
 }
 
 async fn mails(app: &TestApp, id: &str) -> Vec<Value> {
-    let v: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/certificates/{id}")))
-        .bearer_auth("demo-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .get_api_json(&format!("/api/v1/certificates/{id}"))
+        .await;
     v["mails"].as_array().unwrap().clone()
 }
 

@@ -112,6 +112,19 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `GET path` with the demo practice's API token, as JSON.
+    pub async fn get_api_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth("demo-token")
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn post_raw(
         &self,
         body: impl Into<reqwest::Body>,
