@@ -28,7 +28,7 @@ cargo build --quiet --all-targets
 echo "== au-relay serve --demo on a temp database"
 mkdir -p "$work/db"
 . scripts/lib-demo-server.sh
-AU_RELAY_DATABASE_URL="$work/db/e2e.db" AU_RELAY_LOG=info start_demo_server target/debug/au-relay "$artifacts/server.log"
+AU_RELAY_DATABASE_URL="$work/db/e2e.db" AU_RELAY_LOG=info start_demo_server "${CARGO_TARGET_DIR:-target}/debug/au-relay" "$artifacts/server.log"
 echo "server at $base"
 
 echo "== browser test"

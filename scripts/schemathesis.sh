@@ -26,8 +26,8 @@ trap cleanup EXIT
 cargo build --quiet --all-targets
 export AU_RELAY_DATABASE_URL="$work/st.db"
 . scripts/lib-demo-server.sh
-AU_RELAY_LOG=info start_demo_server target/debug/au-relay "$work/server.log"
-insurer_token=$(target/debug/au-relay token create --insurer 109500969 --label schemathesis 2>/dev/null)
+AU_RELAY_LOG=info start_demo_server "${CARGO_TARGET_DIR:-target}/debug/au-relay" "$work/server.log"
+insurer_token=$("${CARGO_TARGET_DIR:-target}/debug/au-relay" token create --insurer 109500969 --label schemathesis 2>/dev/null)
 
 # A few stored certificates, so that GET/cancel/pdf by id meet existing ones too (schemathesis
 # links them through the Location header).
