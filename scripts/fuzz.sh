@@ -24,7 +24,9 @@ find tests/fixtures/gematik-eau -name '*.xml' -exec cp -n {} fuzz/corpus/fhir_re
 cp -n fuzz/seeds/draft_json/* fuzz/corpus/draft_json/
 cp -n fuzz/seeds/draft_form/* fuzz/corpus/draft_form/
 
-fuzz() { cargo fuzz "$@" --sanitizer none --debug-assertions; }
+# cargo-fuzz's own flags go before the target's arguments: after `--` they would reach libFuzzer,
+# and `run` would rebuild everything with the default sanitizer.
+fuzz() { cargo fuzz "$1" --sanitizer none --debug-assertions "${@:2}"; }
 echo "== build"
 fuzz build
 summary=()
