@@ -102,21 +102,20 @@ pub async fn submit(
     let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
     // The document the insurer will get, written once: replay sends these exact bytes.
     let xml = document(fhir::write(&certificate))?;
-    let encoded = storage::Encoded::of(&certificate, Some(&xml))?;
+    let encoded = storage::Encoded::of(&certificate, xml)?;
     let created_at = storage::now();
     let requested = request.as_ref().map(|r| RequestedMail {
         recipient: r.address.as_str().to_owned(),
         employer_copy: r.employer_copy,
         password: password.clone(),
     });
-    let (mail, stored) = (mail.clone(), certificate.clone());
-    let captured = db
+    let mail = mail.clone();
+    let (captured, certificate) = db
         .write(move |conn| {
             let new = NewCertificate {
                 certificate: &certificate,
                 origin: Origin::Capture,
                 submission_key: submission_key.as_deref(),
-                fhir_xml: Some(&xml),
                 print_only: certificate.is_print_only(),
                 mail: request.as_ref().map(|r| storage::NewMail {
                     recipient: r.address.as_str(),
@@ -128,12 +127,13 @@ pub async fn submit(
                 created_at,
                 encoded: &encoded,
             };
-            storage::capture(conn, &actor, new)
+            let captured = storage::capture(conn, &actor, new)?;
+            Ok((captured, certificate))
         })
         .await?;
     Ok(Submitted {
         captured,
-        certificate: stored,
+        certificate,
         created_at,
         mail: requested,
     })
@@ -154,14 +154,13 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
         )]));
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
-    let encoded = storage::Encoded::of(&imported.certificate, Some(&xml))?;
+    let encoded = storage::Encoded::of(&imported.certificate, xml)?;
     let captured = db
         .write(move |conn| {
             let new = NewCertificate {
                 certificate: &imported.certificate,
                 origin: Origin::Import,
                 submission_key: None,
-                fhir_xml: Some(&xml),
                 print_only,
                 mail: None,
                 created_at: storage::now(),

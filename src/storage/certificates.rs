@@ -61,8 +61,6 @@ pub struct NewCertificate<'a> {
     pub origin: Origin,
     /// Form token or `Idempotency-Key`: a repetition returns the first certificate.
     pub submission_key: Option<&'a str>,
-    /// The KBV eAU XML document (UTF-8).
-    pub fhir_xml: Option<&'a str>,
     /// Never sent electronically (PKV, SKT without KVNR, Personengruppe 07, …).
     pub print_only: bool,
     /// The patient's copy by e-mail, consented to by the patient and recorded by the actor.
@@ -73,20 +71,22 @@ pub struct NewCertificate<'a> {
     pub encoded: &'a Encoded,
 }
 
-/// The stored forms of a certificate (its JSON document, the hash of its KBV document),
-/// computed before the write transaction: captures are written by the group-commit writer,
-/// which every capture waits for.
+/// The stored forms of a certificate: its JSON document, its KBV eAU XML document (UTF-8) and
+/// that document's hash, computed before the write transaction (captures are written by the
+/// group-commit writer, which every capture waits for).
 #[derive(Debug, Clone)]
 pub struct Encoded {
     document: String,
-    fhir_sha256: Option<String>,
+    fhir_xml: String,
+    fhir_sha256: String,
 }
 
 impl Encoded {
-    pub fn of(certificate: &Certificate, fhir_xml: Option<&str>) -> Result<Self> {
+    pub fn of(certificate: &Certificate, fhir_xml: String) -> Result<Self> {
         Ok(Self {
             document: serde_json::to_string(certificate)?,
-            fhir_sha256: fhir_xml.map(sha256_hex),
+            fhir_sha256: sha256_hex(&fhir_xml),
+            fhir_xml,
         })
     }
 }
@@ -137,8 +137,8 @@ pub fn capture(
                     certificates::created_by.eq(&actor.name),
                     certificates::created_at.eq(at),
                     certificates::origin.eq(new.origin.code()),
-                    certificates::fhir_xml.eq(new.fhir_xml),
-                    certificates::fhir_sha256.eq(hash.as_deref()),
+                    certificates::fhir_xml.eq(&new.encoded.fhir_xml),
+                    certificates::fhir_sha256.eq(hash),
                     certificates::print_only.eq(new.print_only),
                 ),
             ))
@@ -188,7 +188,7 @@ pub fn capture(
                 .optional()?;
             match existing {
                 Some((practice, stored_hash))
-                    if practice == actor.practice_id && stored_hash == *hash =>
+                    if practice == actor.practice_id && stored_hash.as_ref() == Some(hash) =>
                 {
                     Ok(Captured::AlreadyStored(cert.document_id))
                 }

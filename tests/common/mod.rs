@@ -254,11 +254,10 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 certificate: &cert,
                 origin: storage::Origin::Capture,
                 submission_key: None,
-                fhir_xml: Some(&xml),
                 print_only: false,
                 mail: None,
                 created_at: storage::now(),
-                encoded: &storage::Encoded::of(&cert, Some(&xml)).unwrap(),
+                encoded: &storage::Encoded::of(&cert, xml).unwrap(),
             };
             storage::capture(&mut conn, &actor, new).unwrap();
             cert.document_id.to_string()
