@@ -8,6 +8,7 @@ use crate::domain::{
     PasswordPolicy,
 };
 use crate::fhir;
+use crate::signature;
 use crate::storage::{self, Actor, Captured, Database, NewCertificate, Origin, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +143,39 @@ pub async fn submit(
 /// Imports a KBV eAU bundle that practice software could not send: validated, stored with its
 /// own UUID and its original bytes (for replay), queued unless print-only.
 pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Imported, CaptureError> {
+    store_import(db, actor, bytes, None).await
+}
+
+/// Imports a signed eAU file (`.p7s`, CAdES enveloping) from practice software: the signature
+/// must be intact (see [`signature::verify`]) and its content a valid KBV eAU bundle, validated
+/// exactly like an unsigned import. The file is stored byte for byte and is what the insurer
+/// gets; the paper copies are rendered from the bundle inside it.
+pub async fn import_signed(
+    db: &Database,
+    actor: Actor,
+    p7s: Vec<u8>,
+) -> Result<Imported, CaptureError> {
+    let verified = match signature::verify(&p7s) {
+        Ok(v) => v,
+        Err(e) => {
+            let issue = fhir::Issue::error(fhir::IssueCode::Security, "Signatur", e.to_string());
+            return Ok(Imported::Invalid(vec![issue]));
+        }
+    };
+    let signed = storage::NewSignature {
+        p7s,
+        signer: verified.signer,
+        method: signature::Method::Import,
+    };
+    store_import(db, actor, verified.content, Some(signed)).await
+}
+
+async fn store_import(
+    db: &Database,
+    actor: Actor,
+    bytes: Vec<u8>,
+    signed: Option<storage::NewSignature>,
+) -> Result<Imported, CaptureError> {
     let imported = match fhir::read(&bytes) {
         Ok(i) => i,
         Err(issues) => return Ok(Imported::Invalid(issues)),
@@ -154,7 +188,10 @@ pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Impor
         )]));
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
-    let encoded = storage::Encoded::of(&imported.certificate, xml)?;
+    let mut encoded = storage::Encoded::of(&imported.certificate, xml)?;
+    if let Some(signed) = signed {
+        encoded = encoded.signed(signed);
+    }
     let captured = db
         .write(move |conn| {
             let new = NewCertificate {

@@ -73,6 +73,8 @@ pub enum IssueCode {
     NotSupported,
     /// An AU rule (dates, counts) is violated.
     BusinessRule,
+    /// A signature is broken, missing or does not match its content.
+    Security,
 }
 
 impl IssueCode {
@@ -84,6 +86,7 @@ impl IssueCode {
             Self::CodeInvalid => "code-invalid",
             Self::NotSupported => "not-supported",
             Self::BusinessRule => "business-rule",
+            Self::Security => "security",
         }
     }
 }

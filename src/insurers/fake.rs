@@ -56,8 +56,18 @@ struct State {
     mode: Mode,
     flap: bool,
     counts: BTreeMap<String, u32>,
+    /// What the first accepted push of each UUID carried.
+    received: std::collections::HashMap<String, Received>,
     /// Pushes with a key and a body, first or repeated (the sum of `counts`).
     pushes: u64,
+}
+
+/// The first push of a document as the fake insurer received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub content_type: String,
+    /// SHA-256 of the body, hex.
+    pub sha256: String,
 }
 
 /// Handle of a running fake insurer.
@@ -85,6 +95,7 @@ impl FakeInsurer {
                 mode: Mode::Up,
                 flap: false,
                 counts: BTreeMap::new(),
+                received: std::collections::HashMap::new(),
                 pushes: 0,
             })),
             server: Arc::new(Mutex::new(None)),
@@ -153,6 +164,14 @@ impl FakeInsurer {
     }
 
     /// Accepted pushes per document UUID.
+    /// What the first accepted push of this document UUID carried.
+    pub fn received(&self, document_id: &str) -> Option<Received> {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.received.get(document_id).cloned())
+    }
+
     pub fn counts(&self) -> BTreeMap<String, u32> {
         self.state
             .lock()
@@ -213,12 +232,30 @@ async fn accept(
     if body.is_empty() {
         return HttpResponse::BadRequest().body("leeres Dokument");
     }
+    let content_type = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&body))
+    };
     let first = match state.lock() {
         Ok(mut s) => {
             s.pushes += 1;
-            let n = s.counts.entry(key).or_insert(0);
+            let n = s.counts.entry(key.clone()).or_insert(0);
             *n += 1;
-            *n == 1
+            let first = *n == 1;
+            if first {
+                let received = Received {
+                    content_type,
+                    sha256,
+                };
+                s.received.insert(key, received);
+            }
+            first
         }
         Err(_) => return HttpResponse::InternalServerError().finish(),
     };

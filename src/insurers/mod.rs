@@ -3,4 +3,4 @@
 pub mod fake;
 mod push;
 
-pub use push::{push, PushClient};
+pub use push::{push, Document, PushClient};

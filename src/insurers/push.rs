@@ -1,5 +1,6 @@
-//! The push contract (DESIGN.md §5): `POST {endpoint}` with the KBV XML document,
-//! `Content-Type: application/fhir+xml`, `Idempotency-Key: <bundle uuid>`.
+//! The push contract (DESIGN.md §5): `POST {endpoint}` with the document,
+//! `Content-Type: application/fhir+xml` (the KBV XML) or `application/pkcs7-mime` (the signed
+//! `.p7s`, byte for byte as stored), `Idempotency-Key: <bundle uuid>`.
 
 use std::time::{Duration, Instant};
 
@@ -36,14 +37,22 @@ impl PushClient {
     }
 }
 
+/// One document to push.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The bundle UUID (`Idempotency-Key`).
+    pub id: Uuid,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
 /// Pushes one document and returns the answer and how long it took. Bodies of answers are
 /// read up to 64 KiB (enough for an OperationOutcome).
 pub async fn push(
     client: &PushClient,
     endpoint: &str,
     authorization: Option<&str>,
-    document_id: Uuid,
-    xml: Vec<u8>,
+    document: Document,
 ) -> (Answer, Duration) {
     let started = Instant::now();
     let mut request = client
@@ -51,10 +60,10 @@ pub async fn push(
         .post(endpoint)
         .header(
             CONTENT_TYPE,
-            HeaderValue::from_static("application/fhir+xml"),
+            HeaderValue::from_static(document.content_type),
         )
-        .header("Idempotency-Key", document_id.to_string())
-        .body(xml);
+        .header("Idempotency-Key", document.id.to_string())
+        .body(document.bytes);
     if let Some(auth) = authorization {
         request = request.header(AUTHORIZATION, auth);
     }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::policy::{backoff, classify, Verdict, MAX_ATTEMPTS};
 use crate::domain::PasswordPolicy;
-use crate::insurers::{push, PushClient};
+use crate::insurers::{push, Document, PushClient};
 use crate::mail::{self, MailError, Mailer, PatientMail};
 use crate::queue::Answer;
 use crate::storage::{
@@ -133,16 +133,15 @@ fn reason(verdict: &Verdict) -> String {
 
 /// Pushes one claimed delivery and decides what to record (the caller records it, batched).
 async fn attempt(client: &PushClient, settings: &WorkerSettings, c: Claimed) -> Finish {
-    let (answer, took) = match (&c.push_url, &c.fhir_xml, Uuid::parse_str(&c.document_id)) {
-        (Some(url), Some(xml), Ok(id)) => {
-            push(
-                client,
-                url,
-                c.auth_header.as_deref(),
+    let body = c.body();
+    let (answer, took) = match (&c.push_url, body, Uuid::parse_str(&c.document_id)) {
+        (Some(url), Some((bytes, content_type)), Ok(id)) => {
+            let document = Document {
                 id,
-                xml.clone().into_bytes(),
-            )
-            .await
+                content_type,
+                bytes,
+            };
+            push(client, url, c.auth_header.as_deref(), document).await
         }
         _ => (
             Answer::Http {
@@ -153,7 +152,7 @@ async fn attempt(client: &PushClient, settings: &WorkerSettings, c: Claimed) -> 
             Duration::ZERO,
         ),
     };
-    let verdict = if c.fhir_xml.is_none() {
+    let verdict = if c.fhir_xml.is_none() && c.signed.is_none() {
         Verdict::Dead {
             reason: "kein XML-Dokument gespeichert".into(),
         }

@@ -79,6 +79,8 @@ pub struct Encoded {
     document: String,
     fhir_xml: String,
     fhir_sha256: String,
+    /// The signed file the XML came in (a signed import), stored and sent as received.
+    signed: Option<super::NewSignature>,
 }
 
 impl Encoded {
@@ -87,7 +89,14 @@ impl Encoded {
             document: serde_json::to_string(certificate)?,
             fhir_sha256: sha256_hex(&fhir_xml),
             fhir_xml,
+            signed: None,
         })
+    }
+
+    /// With the signed file whose content `fhir_xml` is.
+    pub fn signed(mut self, signature: super::NewSignature) -> Self {
+        self.signed = Some(signature);
+        self
     }
 }
 
@@ -140,9 +149,13 @@ pub fn capture(
                     certificates::fhir_xml.eq(&new.encoded.fhir_xml),
                     certificates::fhir_sha256.eq(hash),
                     certificates::print_only.eq(new.print_only),
+                    certificates::signed_p7s.eq(new.encoded.signed.as_ref().map(|s| &s.p7s)),
                 ),
             ))
             .execute(conn)?;
+        if let Some(signature) = &new.encoded.signed {
+            super::insert_signature(conn, actor, &id, &id, signature)?;
+        }
         let detail = if cert.backdating_confirmed {
             "Rückdatierung > 3 Tage bestätigt"
         } else {
@@ -155,6 +168,7 @@ pub fn capture(
                 &actor.practice_id,
                 cert.coverage.ik.as_str(),
                 super::outbox::DocumentKind::Eau,
+                new.encoded.signed.is_some(),
             )?;
         }
         if let Some(mail) = &new.mail {

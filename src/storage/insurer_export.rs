@@ -134,6 +134,8 @@ pub struct ExportItem {
     pub document_id: String,
     pub kind: String,
     pub xml: String,
+    /// The signed file, when the document is signed: what the insurer gets instead of `xml`.
+    pub signed: Option<Vec<u8>>,
 }
 
 /// Up to `limit` documents of an IK not yet delivered, after `after`, in a stable order.
@@ -170,6 +172,8 @@ pub fn export_page(
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
     );
     let rows: Vec<Row> = q
         .order((deliveries::created_at, deliveries::id))
@@ -182,13 +186,32 @@ pub fn export_page(
             certificates::fhir_xml,
             deliveries::document_id,
             deliveries::document,
+            certificates::signed_p7s,
+            deliveries::signed_document,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .filter_map(
-            |(id, created_at, certificate_id, kind, certificate_xml, document_id, document)| {
+            |(
+                id,
+                created_at,
+                certificate_id,
+                kind,
+                certificate_xml,
+                document_id,
+                document,
+                certificate_signed,
+                document_signed,
+            )| {
+                // A Storno carries its own document and signature; an eAU its certificate's.
+                let signed = if document_id.is_some() {
+                    document_signed
+                } else {
+                    certificate_signed
+                };
                 Some(ExportItem {
+                    signed,
                     cursor: Cursor {
                         created_at,
                         delivery_id: id,

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{claim_ids, insert_delivery, state, Channel, DocumentKind};
+use super::outbox::{claim_ids, insert_delivery, state, Channel, DocumentKind, NewDelivery};
 use super::schema::{certificates, deliveries, patient_mails};
 use super::{audit, now, Actor, AnyConnection, Result};
 
@@ -31,14 +31,14 @@ pub(super) fn enqueue_mail(
     mail: &NewMail<'_>,
     consent: (&str, NaiveDateTime),
 ) -> QueryResult<String> {
-    let id = insert_delivery(
-        conn,
+    let delivery = NewDelivery {
         certificate_id,
-        &actor.practice_id,
-        "",
-        DocumentKind::Mail,
-        None,
-    )?;
+        practice_id: &actor.practice_id,
+        insurer_ik: "",
+        kind: DocumentKind::Mail,
+        state: state::PENDING,
+    };
+    let id = insert_delivery(conn, &delivery, None)?;
     diesel::insert_into(patient_mails::table)
         .values((
             (

@@ -9,6 +9,7 @@ mod insurer_export;
 mod mail;
 mod outbox;
 pub mod schema;
+mod signatures;
 mod writer;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use destinations::*;
 pub use insurer_export::*;
 pub use mail::*;
 pub use outbox::*;
+pub use signatures::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -25,6 +25,15 @@ impl DocumentKind {
             Self::Mail => "mail",
         }
     }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        match code {
+            "eau" => Some(Self::Eau),
+            "storno" => Some(Self::Storno),
+            "mail" => Some(Self::Mail),
+            _ => None,
+        }
+    }
 }
 
 /// Where a delivery goes. Both channels share the outbox: claims, leases, backoff and the
@@ -49,6 +58,8 @@ impl Channel {
 /// States of a delivery.
 pub mod state {
     pub const PENDING: &str = "pending";
+    /// Waits for the practice's signature (a practice with a Konnektor); never claimed.
+    pub const AWAITING_SIGNATURE: &str = "awaiting_signature";
     pub const IN_FLIGHT: &str = "in_flight";
     pub const DELIVERED: &str = "delivered";
     pub const NEEDS_NEW_ID: &str = "needs_new_id";
@@ -56,18 +67,33 @@ pub mod state {
     pub const WITHDRAWN: &str = "withdrawn";
 }
 
-/// Adds a pending delivery, due now. Call inside the transaction that stores the document.
+/// Adds a delivery, due now: `pending`, or [`state::AWAITING_SIGNATURE`] for an unsigned
+/// document of a practice that signs. Call inside the transaction that stores the document.
 pub fn enqueue(
     conn: &mut AnyConnection,
     certificate_id: &str,
     practice_id: &str,
     insurer_ik: &str,
     kind: DocumentKind,
+    signed: bool,
 ) -> QueryResult<()> {
-    insert_delivery(conn, certificate_id, practice_id, insurer_ik, kind, None).map(drop)
+    let initial = if signed {
+        state::PENDING
+    } else {
+        super::signatures::initial_state(conn, practice_id)?
+    };
+    let delivery = NewDelivery {
+        certificate_id,
+        practice_id,
+        insurer_ik,
+        kind,
+        state: initial,
+    };
+    insert_delivery(conn, &delivery, None).map(drop)
 }
 
-/// Adds a pending Storno delivery carrying its own document. Call inside a transaction.
+/// Adds a Storno delivery carrying its own (unsigned) document: pending, or waiting for the
+/// signature in a practice that signs. Call inside a transaction.
 pub fn enqueue_storno(
     conn: &mut AnyConnection,
     certificate_id: &str,
@@ -76,31 +102,36 @@ pub fn enqueue_storno(
     storno_id: &str,
     xml: &str,
 ) -> QueryResult<()> {
-    let document = Some((storno_id, xml));
-    insert_delivery(
-        conn,
+    let delivery = NewDelivery {
         certificate_id,
         practice_id,
         insurer_ik,
-        DocumentKind::Storno,
-        document,
-    )
-    .map(drop)
+        kind: DocumentKind::Storno,
+        state: super::signatures::initial_state(conn, practice_id)?,
+    };
+    insert_delivery(conn, &delivery, Some((storno_id, xml))).map(drop)
 }
 
-/// A new pending delivery; `document` (its UUID and XML) when it is not the certificate's own.
+/// A delivery about to be added.
+pub(super) struct NewDelivery<'a> {
+    pub certificate_id: &'a str,
+    pub practice_id: &'a str,
+    pub insurer_ik: &'a str,
+    pub kind: DocumentKind,
+    /// `pending` or [`state::AWAITING_SIGNATURE`].
+    pub state: &'static str,
+}
+
+/// A new delivery, due now; `document` (its UUID and XML) when it is not the certificate's own.
 /// Returns its id.
 pub(super) fn insert_delivery(
     conn: &mut AnyConnection,
-    certificate_id: &str,
-    practice_id: &str,
-    insurer_ik: &str,
-    kind: DocumentKind,
+    new: &NewDelivery<'_>,
     document: Option<(&str, &str)>,
 ) -> QueryResult<String> {
     let at = now();
     let id = Uuid::new_v4().to_string();
-    let channel = match kind {
+    let channel = match new.kind {
         DocumentKind::Mail => Channel::Mail,
         DocumentKind::Eau | DocumentKind::Storno => Channel::Insurer,
     };
@@ -108,11 +139,11 @@ pub(super) fn insert_delivery(
         .values((
             deliveries::id.eq(&id),
             deliveries::channel.eq(channel.code()),
-            deliveries::certificate_id.eq(certificate_id),
-            deliveries::practice_id.eq(practice_id),
-            deliveries::insurer_ik.eq(insurer_ik),
-            deliveries::document_kind.eq(kind.code()),
-            deliveries::state.eq(state::PENDING),
+            deliveries::certificate_id.eq(new.certificate_id),
+            deliveries::practice_id.eq(new.practice_id),
+            deliveries::insurer_ik.eq(new.insurer_ik),
+            deliveries::document_kind.eq(new.kind.code()),
+            deliveries::state.eq(new.state),
             deliveries::attempts.eq(0),
             deliveries::next_attempt_at.eq(at),
             deliveries::created_at.eq(at),
@@ -195,8 +226,10 @@ pub struct Claimed {
     pub push_url: Option<String>,
     pub auth_header: Option<String>,
     pub outage: bool,
-    /// The exact bytes to send.
+    /// The exact bytes to send, when unsigned.
     pub fhir_xml: Option<String>,
+    /// The signed file (`.p7s`) to send instead, when signed.
+    pub signed: Option<Vec<u8>>,
 }
 
 #[derive(QueryableByName)]
@@ -386,6 +419,8 @@ pub fn claim_due(
         Option<String>,
         Option<String>,
         Option<NaiveDateTime>,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
     );
     let rows: Vec<Row> = deliveries::table
         .inner_join(certificates::table)
@@ -401,6 +436,8 @@ pub fn claim_due(
             deliveries::document_id,
             deliveries::document,
             practices::outage_since,
+            certificates::signed_p7s,
+            deliveries::signed_document,
         ))
         .load(conn)?;
     let iks: Vec<&String> = rows.iter().map(|r| &r.2).collect();
@@ -425,8 +462,16 @@ pub fn claim_due(
                 document_id,
                 document,
                 practice_outage,
+                certificate_signed,
+                document_signed,
             )| {
                 let target = targets.iter().find(|t| t.0 == insurer_ik);
+                // A Storno carries its own document and signature; an eAU its certificate's.
+                let signed = if document_id.is_some() {
+                    document_signed
+                } else {
+                    certificate_signed
+                };
                 Claimed {
                     id,
                     document_id: document_id.unwrap_or_else(|| certificate_id.clone()),
@@ -438,10 +483,22 @@ pub fn claim_due(
                     outage: target.is_some_and(|t| t.3) || practice_outage.is_some(),
                     insurer_ik,
                     fhir_xml: document.or(certificate_xml),
+                    signed,
                 }
             },
         )
         .collect())
+}
+
+impl Claimed {
+    /// What a push sends: the signed file when there is one, else the XML; with its MIME type.
+    pub fn body(&self) -> Option<(Vec<u8>, &'static str)> {
+        match (&self.signed, &self.fhir_xml) {
+            (Some(p7s), _) => Some((p7s.clone(), crate::signature::CONTENT_TYPE)),
+            (None, Some(xml)) => Some((xml.clone().into_bytes(), "application/fhir+xml")),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The result of one attempt, as the queue decided it.

@@ -87,6 +87,7 @@ diesel::table! {
         fhir_sha256 -> Nullable<Text>,
         print_only -> Bool,
         cancelled_at -> Nullable<Timestamp>,
+        signed_p7s -> Nullable<Binary>,
     }
 }
 
@@ -135,6 +136,7 @@ diesel::table! {
         document_id -> Nullable<Text>,
         document -> Nullable<Text>,
         channel -> Text,
+        signed_document -> Nullable<Binary>,
     }
 }
 
@@ -206,3 +208,40 @@ diesel::joinable!(patient_mails -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(patient_mails, deliveries);
 diesel::allow_tables_to_appear_in_same_query!(patient_mails, certificates);
 diesel::allow_tables_to_appear_in_same_query!(patient_mails, practices);
+
+diesel::table! {
+    signatures (document_id) {
+        document_id -> Text,
+        certificate_id -> Text,
+        practice_id -> Text,
+        method -> Text,
+        signer_subject -> Text,
+        signer_serial -> Text,
+        signer_issuer -> Text,
+        signing_time -> Nullable<Timestamp>,
+        p7s_sha256 -> Text,
+        signed_by -> Text,
+        signed_at -> Timestamp,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(signatures, certificates);
+diesel::allow_tables_to_appear_in_same_query!(signatures, deliveries);
+
+diesel::table! {
+    konnektor_settings (practice_id) {
+        practice_id -> Text,
+        base_url -> Text,
+        mandant_id -> Text,
+        client_system_id -> Text,
+        workplace_id -> Text,
+        user_id -> Nullable<Text>,
+        card -> Text,
+        iccsn -> Nullable<Text>,
+        auth -> Text,
+        basic_user -> Nullable<Text>,
+        secret_ref -> Nullable<Text>,
+        accept_invalid_certs -> Bool,
+        smcb_allowed -> Bool,
+        updated_at -> Timestamp,
+    }
+}

@@ -62,14 +62,18 @@ impl From<storage::MailRow> for MailStatus {
 }
 
 /// Refuses a body whose `Content-Type` is none of `accepted` (the first is named in the error).
-fn require_content_type(req: &HttpRequest, accepted: &[&'static str]) -> Result<(), WebError> {
+/// The accepted type the request's `Content-Type` is, or 415.
+fn require_content_type(
+    req: &HttpRequest,
+    accepted: &[&'static str],
+) -> Result<&'static str, WebError> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if accepted.iter().any(|a| ct.starts_with(a)) {
-        Ok(())
+    if let Some(a) = accepted.iter().find(|a| ct.starts_with(**a)) {
+        Ok(a)
     } else {
         Err(WebError::MediaType(
             accepted.first().copied().unwrap_or("application/json"),
@@ -78,7 +82,7 @@ fn require_content_type(req: &HttpRequest, accepted: &[&'static str]) -> Result<
 }
 
 fn require_json(req: &HttpRequest) -> Result<(), WebError> {
-    require_content_type(req, &["application/json"])
+    require_content_type(req, &["application/json"]).map(drop)
 }
 
 /// `POST /api/v1/certificates`: 201 with `Location`, or 200 with the certificate stored
@@ -306,13 +310,18 @@ async fn import_fhir(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require_content_type(&req, &[FHIR_XML, "application/xml"])?;
+    let signed = require_content_type(
+        &req,
+        &[FHIR_XML, "application/xml", crate::signature::CONTENT_TYPE],
+    )? == crate::signature::CONTENT_TYPE;
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let actor = client.actor("fhir-import");
-    let (captured, warnings, print_only) = match capture::import(&state.db, actor, body.to_vec())
-        .await
-        .map_err(WebError::from)?
-    {
+    let imported = if signed {
+        capture::import_signed(&state.db, actor, body.to_vec()).await
+    } else {
+        capture::import(&state.db, actor, body.to_vec()).await
+    };
+    let (captured, warnings, print_only) = match imported.map_err(WebError::from)? {
         Imported::Invalid(issues) => {
             return Ok(outcome_response(
                 actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,

@@ -30,8 +30,15 @@ struct Item<'a> {
     kind: &'a str,
     created: String,
     cursor: String,
-    /// The exact document a push would send (KBV XML, UTF-8).
-    document: &'a str,
+    /// Whether `document` is the signed file (CAdES `.p7s`, Base64) or the KBV XML (UTF-8).
+    signed: bool,
+    /// `EEAU0_<uuid>.p7s` / `EEAU0_Storno_<uuid>.p7s`, or `.xml` when unsigned (TA P5-02).
+    file_name: String,
+    /// `application/pkcs7-mime` or `application/fhir+xml`.
+    content_type: &'static str,
+    /// The exact document a push would send: the `.p7s` bytes in Base64 when signed, else the
+    /// KBV XML.
+    document: std::borrow::Cow<'a, str>,
 }
 
 /// Rows fetched from the database per step of the stream.
@@ -116,13 +123,7 @@ async fn step(db: &Database, ik: &str, phase: Phase, last: Option<Cursor>) -> St
         if !(first && i == 0) {
             out.push(b',');
         }
-        let body = Item {
-            id: &item.document_id,
-            kind: &item.kind,
-            created: item.cursor.created_at.and_utc().to_rfc3339(),
-            cursor: item.cursor.encode(),
-            document: &item.xml,
-        };
+        let body = item_body(item);
         if let Err(e) = serde_json::to_writer(&mut out, &body) {
             return Some((Err(WebError::Internal(e.to_string())), (Phase::Done, last)));
         }
@@ -135,6 +136,29 @@ async fn step(db: &Database, ik: &str, phase: Phase, last: Option<Cursor>) -> St
         Ok(web::Bytes::from(out)),
         (Phase::Items { left, first: false }, last),
     ))
+}
+
+fn item_body(item: &storage::ExportItem) -> Item<'_> {
+    use base64::Engine;
+    let storno = item.kind == "storno";
+    let signed = item.signed.is_some();
+    let (content_type, document) = match &item.signed {
+        Some(p7s) => (
+            crate::signature::CONTENT_TYPE,
+            base64::engine::general_purpose::STANDARD.encode(p7s).into(),
+        ),
+        None => ("application/fhir+xml", item.xml.as_str().into()),
+    };
+    Item {
+        id: &item.document_id,
+        kind: &item.kind,
+        created: item.cursor.created_at.and_utc().to_rfc3339(),
+        cursor: item.cursor.encode(),
+        signed,
+        file_name: crate::signature::file_name(storno, &item.document_id, signed),
+        content_type,
+        document,
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,7 +80,7 @@ impl HttpMetrics {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let (states, mails, backlog, destinations) = state
+    let (states, mails, backlog, destinations, signatures) = state
         .db
         .run(|c| {
             Ok((
@@ -88,6 +88,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
                 storage::states(c, storage::Channel::Mail)?,
                 storage::backlog_all(c)?,
                 storage::all_destinations(c)?,
+                storage::signature_counts(c)?,
             ))
         })
         .await?;
@@ -108,6 +109,19 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
     let _ = writeln!(out, "# TYPE au_relay_mails gauge");
     for (s, n) in mails {
         let _ = writeln!(out, "au_relay_mails{{state=\"{s}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP au_relay_documents_by_signature Insurer documents by signature state (signed: a stored .p7s; awaiting: waiting for the practice's signature; unsigned: sent as XML)."
+    );
+    let _ = writeln!(out, "# TYPE au_relay_documents_by_signature gauge");
+    let (signed, awaiting, unsigned) = signatures;
+    for (s, n) in [
+        ("signed", signed),
+        ("awaiting", awaiting),
+        ("unsigned", unsigned),
+    ] {
+        let _ = writeln!(out, "au_relay_documents_by_signature{{state=\"{s}\"}} {n}");
     }
     let now = storage::now();
     let _ = writeln!(
