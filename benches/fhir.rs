@@ -1,5 +1,6 @@
 //! FHIR throughput per core: writing a certificate as a KBV eAU bundle and reading (parsing and
-//! validating) a bundle back. `cargo bench --bench fhir`; figures in BENCHMARKS.md "FHIR".
+//! validating) a bundle back, and a signed (`.p7s`) import next to an unsigned one.
+//! `cargo bench --bench fhir`; figures in BENCHMARKS.md "FHIR".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -58,6 +59,57 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("read", |b| b.iter(|| fhir::read(black_box(&kbv)).unwrap()));
     g.finish();
+
+    // A signed import next to the unsigned one: the CMS check, then the same read.
+    let p7s = signed(&kbv);
+    println!("signed kbv_example: {} bytes", p7s.len());
+    let mut g = c.benchmark_group("import/kbv_example");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("unsigned", |b| {
+        b.iter(|| fhir::read(black_box(&kbv)).unwrap())
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| au_relay::signature::verify(black_box(&p7s)).unwrap())
+    });
+    g.bench_function("signed", |b| {
+        b.iter(|| {
+            let v = au_relay::signature::verify(black_box(&p7s)).unwrap();
+            fhir::read(&v.content).unwrap()
+        })
+    });
+    g.finish();
+}
+
+/// The bundle as a CAdES enveloping signature (RSA 2048, SHA-256) by a generated certificate,
+/// as a Konnektor's `SignDocument` makes it.
+fn signed(content: &[u8]) -> Vec<u8> {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "Bench Signer").unwrap();
+    let name = name.build();
+    let mut cert = x509::X509Builder::new().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let cert = cert.build();
+    CmsContentInfo::sign(
+        Some(&cert),
+        Some(&key),
+        None,
+        Some(content),
+        CMSOptions::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap()
 }
 
 criterion_group!(benches, bench);

@@ -13,6 +13,7 @@ use crate::domain::demo_practice;
 use crate::domain::PasswordPolicy;
 use crate::insurers::fake::FakeInsurer;
 use crate::insurers::PushClient;
+use crate::konnektor::fake::FakeKonnektor;
 use crate::mail::{MailSettings, Mailer, TlsMode};
 use crate::queue::WorkerSettings;
 use crate::storage::{self, Database};
@@ -204,6 +205,42 @@ pub fn start_demo_insurer(db: &Database) -> anyhow::Result<(FakeInsurer, actix_w
             rate_per_minute: None,
         },
     )?;
+    Ok((fake, server))
+}
+
+/// Starts the in-process test Konnektor of the demo and makes the demo practice sign with it
+/// (its doctor's test eHBA, no PIN terminal: signing works out of the box).
+pub fn start_demo_konnektor(
+    db: &Database,
+) -> anyhow::Result<(FakeKonnektor, actix_web::dev::Server)> {
+    let (fake, server) = FakeKonnektor::start(0)?;
+    let mut conn = db.conn()?;
+    let bsnr = demo_practice()?.0.bsnr;
+    let practice_id = storage::practice_id_by_bsnr(&mut conn, &bsnr)?
+        .ok_or_else(|| anyhow::anyhow!("demo practice missing"))?;
+    let context = fake.context();
+    let row = storage::KonnektorRow {
+        practice_id: practice_id.clone(),
+        base_url: fake.base_url(),
+        mandant_id: context.mandant_id,
+        client_system_id: context.client_system_id,
+        workplace_id: context.workplace_id,
+        user_id: context.user_id,
+        card: crate::konnektor::CardKind::Hba.code().into(),
+        iccsn: None,
+        auth: "none".into(),
+        basic_user: None,
+        secret_ref: None,
+        accept_invalid_certs: false,
+        smcb_allowed: false,
+        updated_at: storage::now(),
+    };
+    let actor = storage::Actor {
+        practice_id,
+        name: "demo".into(),
+        channel: "demo",
+    };
+    storage::save_konnektor(&mut conn, &actor, &row)?;
     Ok((fake, server))
 }
 

@@ -11,5 +11,6 @@ pub mod mail;
 pub mod pdf;
 pub mod queue;
 pub mod signature;
+pub mod signing;
 pub mod storage;
 pub mod web;

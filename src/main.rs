@@ -62,6 +62,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
     },
+    /// Run a test Konnektor (connector.sds, EventService, SignatureService with a generated
+    /// test eHBA and SMC-B); `PUT /control/fault` switches it to answer a fault.
+    FakeKonnektor {
+        #[arg(long, default_value_t = 8091)]
+        port: u16,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
     /// Manage insurer destinations.
     #[command(subcommand)]
     Destination(DestinationCommand),
@@ -265,6 +273,13 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
+        Some(Command::FakeKonnektor { port, host }) => {
+            let (fake, server) = au_relay::konnektor::fake::FakeKonnektor::start_on(host, *port)?;
+            tracing::info!(url = %fake.base_url(), "test Konnektor running");
+            tokio::spawn(server);
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
         Some(Command::Destination(DestinationCommand::Set {
             ik,
             name,
@@ -420,6 +435,9 @@ async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
         tokio::spawn(server);
         tracing::info!(port = fake.port, ik = app::DEMO_IK, "demo insurer running");
         demo_insurer = Some(fake);
+        let (konnektor, server) = app::start_demo_konnektor(&db)?;
+        tokio::spawn(server);
+        tracing::info!(url = %konnektor.base_url(), "demo Konnektor running (test eHBA)");
         tracing::warn!("demo mode: listening on 127.0.0.1 only");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);

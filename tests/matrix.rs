@@ -354,6 +354,87 @@ fn cases() -> Vec<Case> {
         },
         Case {
             method: "GET",
+            pattern: "/signatur",
+            path: |_| "/signatur".into(),
+            body: none,
+            expect: MEMBERS,
+        },
+        // No Konnektor in the test practices: nothing can be signed.
+        Case {
+            method: "POST",
+            pattern: "/signatur",
+            path: |_| "/signatur".into(),
+            body: empty_form,
+            expect: with(MEMBERS, 422),
+        },
+        Case {
+            method: "POST",
+            pattern: "/signatur/komfort",
+            path: |_| "/signatur/komfort".into(),
+            body: empty_form,
+            expect: with(MEMBERS, 422),
+        },
+        // Not signed: no file for anyone; another practice's certificate is as unknown.
+        Case {
+            method: "GET",
+            pattern: "/certificates/{id}/p7s",
+            path: |f| format!("/certificates/{}/p7s", f.cert_a),
+            body: none,
+            expect: with(MEMBER_A, 404),
+        },
+        Case {
+            method: "GET",
+            pattern: "/certificates/import",
+            path: |_| "/certificates/import".into(),
+            body: none,
+            expect: MEMBERS,
+        },
+        Case {
+            method: "POST",
+            pattern: "/certificates/import",
+            path: |_| "/certificates/import".into(),
+            body: |_| Body::Xml("<Bundle xmlns=\"http://hl7.org/fhir\"/>"),
+            expect: with(MEMBERS, 422),
+        },
+        Case {
+            method: "GET",
+            pattern: "/admin/konnektor",
+            path: |_| "/admin/konnektor".into(),
+            body: none,
+            expect: ADMIN,
+        },
+        Case {
+            method: "POST",
+            pattern: "/admin/konnektor/test",
+            path: |_| "/admin/konnektor/test".into(),
+            body: empty_form,
+            expect: ADMIN,
+        },
+        Case {
+            method: "POST",
+            pattern: "/admin/konnektor/remove",
+            path: |_| "/admin/konnektor/remove".into(),
+            body: empty_form,
+            expect: with(ADMIN, 303),
+        },
+        Case {
+            method: "POST",
+            pattern: "/admin/konnektor",
+            path: |_| "/admin/konnektor".into(),
+            body: |_| {
+                Body::Form(vec![
+                    ("base_url", "http://127.0.0.1:9".into()),
+                    ("mandant_id", "m1".into()),
+                    ("client_system_id", "au-relay".into()),
+                    ("workplace_id", "empfang".into()),
+                    ("card", "HBA".into()),
+                    ("auth", "none".into()),
+                ])
+            },
+            expect: with(ADMIN, 303),
+        },
+        Case {
+            method: "GET",
             pattern: "/admin/practice",
             path: |_| "/admin/practice".into(),
             body: none,
@@ -686,7 +767,13 @@ async fn every_route_answers_every_kind_of_caller_as_the_policy_says() {
                     req.form(&pairs)
                 }
                 Body::Json(v) => req.json(&v),
-                Body::Xml(x) => req.header("Content-Type", "application/fhir+xml").body(x),
+                Body::Xml(x) => {
+                    let req = req.header("Content-Type", "application/fhir+xml");
+                    match &csrf {
+                        Some(csrf) => req.header("X-CSRF-Token", csrf.as_str()).body(x),
+                        None => req.body(x),
+                    }
+                }
             };
             let r = req.send().await.unwrap();
             let status = r.status().as_u16();

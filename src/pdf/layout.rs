@@ -19,6 +19,9 @@ pub(crate) struct Form<'a> {
     pub parties: Option<Parties<'a>>,
     pub cert: Option<&'a Certificate>,
     pub barcode: Option<&'a Symbol>,
+    /// Signed with the practice's SMC-B (BMV-Ä Anlage 2b): the patient's copy says that the
+    /// doctor signs it by hand.
+    pub hand_signed: bool,
 }
 
 /// Personalienfeld and stamp data.
@@ -540,6 +543,19 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
             7.5,
             Face::Regular,
             &format!("LANR {}", d.lanr),
+        );
+    }
+    if form.hand_signed && form.copy == Copy::V {
+        let (from, to) = (COL2 + 1.0, RIGHT - 1.0);
+        let note = "eAU mit SMC-B signiert (Anlage 2b BMV-Ä):";
+        c.text_center(from, to, top + 35.6, 5.0, Face::Bold, note);
+        c.text_center(
+            from,
+            to,
+            top + 37.9,
+            5.0,
+            Face::Bold,
+            "eigenhändig unterschreiben",
         );
     }
     c.line(COL2 + 10.0, top + 40.0, RIGHT - 2.0, top + 40.0, THIN);

@@ -161,6 +161,17 @@ pub fn render_set(
     copies: &[Copy],
     paper: PaperSize,
 ) -> Result<Vec<u8>, PdfError> {
+    render_marked(cert, copies, paper, false)
+}
+
+/// [`render_set`] for a certificate signed with the practice's SMC-B (`hand_signed`): its copy
+/// for the patient carries the Anlage 2b note that the doctor signs it by hand.
+pub fn render_marked(
+    cert: &Certificate,
+    copies: &[Copy],
+    paper: PaperSize,
+    hand_signed: bool,
+) -> Result<Vec<u8>, PdfError> {
     if copies.is_empty() {
         return Err(PdfError::NoCopies);
     }
@@ -178,6 +189,7 @@ pub fn render_set(
         } else {
             None
         },
+        hand_signed,
     });
     document(&title(Some(cert)), forms, paper)
 }
@@ -189,6 +201,7 @@ pub fn render_blank(paper: PaperSize) -> Result<Vec<u8>, PdfError> {
         parties: None,
         cert: None,
         barcode: None,
+        hand_signed: false,
     });
     document(&title(None), forms, paper)
 }
@@ -213,6 +226,7 @@ pub fn render_prefilled(
         parties: Some(parties),
         cert: None,
         barcode: None,
+        hand_signed: false,
     });
     document(&title(None), forms, paper)
 }

@@ -13,6 +13,7 @@ mod pages;
 mod print;
 mod queue;
 mod session;
+mod signing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,6 +280,7 @@ fn register(r: &mut Router<'_>) {
     insurer_api::routes(r);
     queue::routes(r);
     admin::routes(r);
+    signing::routes(r);
     account::routes(r);
     operator::routes(r);
     pages::routes(r);

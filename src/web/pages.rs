@@ -543,12 +543,46 @@ struct DetailPage<'a> {
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
     attempts: Vec<(String, storage::AttemptRow)>,
     mails: Vec<storage::MailRow>,
+    signatures: Vec<SignatureView>,
+    /// The eAU (or its Storno) waits for the doctor's signature.
+    awaiting_signature: bool,
+}
+
+/// A stored signature, for the detail page.
+struct SignatureView {
+    what: &'static str,
+    method: &'static str,
+    signer: String,
+    serial: String,
+    issuer: String,
+    signing_time: String,
+    recorded: String,
+}
+
+impl SignatureView {
+    fn of(s: storage::SignatureRow, certificate_id: &str) -> Self {
+        Self {
+            what: if s.document_id == certificate_id {
+                "eAU"
+            } else {
+                "Storno"
+            },
+            method: crate::signature::Method::parse(&s.method)
+                .map_or("unbekannt", crate::signature::Method::label),
+            signer: s.signer_subject,
+            serial: s.signer_serial,
+            issuer: s.signer_issuer,
+            signing_time: super::admin::when(s.signing_time),
+            recorded: format!("{}, {}", super::admin::when(Some(s.signed_at)), s.signed_by),
+        }
+    }
 }
 
 /// German label of a delivery state.
 pub(super) fn delivery_label(state: &str) -> &'static str {
     match state {
         storage::state::PENDING => "wartet auf Versand",
+        storage::state::AWAITING_SIGNATURE => "wartet auf Signatur",
         storage::state::IN_FLIGHT => "wird gesendet",
         storage::state::DELIVERED => "bei der Krankenkasse angekommen",
         storage::state::NEEDS_NEW_ID => "abgewiesen: neu erstellen",
@@ -592,6 +626,7 @@ async fn detail(
             }
             let deliveries = storage::deliveries_of(c, &practice, id)?;
             let mails = storage::mails_of(c, &practice, id)?;
+            let signatures = storage::signatures_of(c, &practice, id)?;
             let mut attempts = Vec::new();
             let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
             for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
@@ -599,11 +634,20 @@ async fn detail(
                     attempts.push((kind.to_owned(), a));
                 }
             }
-            Ok((stored, deliveries, attempts, mails))
+            Ok((stored, deliveries, attempts, (mails, signatures)))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
+    let (mails, signatures) = mails;
+    let key = id.to_string();
     let page = DetailPage {
+        awaiting_signature: deliveries
+            .iter()
+            .any(|d| d.state == storage::state::AWAITING_SIGNATURE),
+        signatures: signatures
+            .into_iter()
+            .map(|s| SignatureView::of(s, &key))
+            .collect(),
         deliveries,
         attempts,
         mails,

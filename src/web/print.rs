@@ -85,13 +85,15 @@ async fn print(
             if stored.is_some() {
                 storage::record_print(c, &actor, id, &what)?;
             }
-            Ok(stored)
+            let hand_signed = storage::signed_with_smcb(c, &practice, id)?;
+            Ok(stored.map(|s| (s, hand_signed)))
         })
         .await?
         .ok_or(WebError::NotFound)?;
+    let (stored, hand_signed) = stored;
     let cert = stored.certificate;
     let bytes = web::block(move || match selection {
-        Selection::Copies(copies) => pdf::render_set(&cert, &copies, size),
+        Selection::Copies(copies) => pdf::render_marked(&cert, &copies, size, hand_signed),
         Selection::Prefilled => pdf::render_prefilled(
             &cert.patient,
             &cert.coverage,

@@ -75,6 +75,7 @@ struct QueuePage<'a> {
     post_today: Vec<PostView>,
     /// A practice-wide Störung (TI outage) since.
     practice_outage: Option<String>,
+    awaiting_signature: i64,
 }
 
 fn when(t: Option<NaiveDateTime>) -> String {
@@ -108,6 +109,8 @@ struct Dashboard {
     unsent: Vec<storage::UnsentRow>,
     land: Option<crate::domain::Land>,
     practice_outage: Option<NaiveDateTime>,
+    /// The practice's documents waiting for the doctor's signature.
+    awaiting_signature: i64,
 }
 
 async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
@@ -118,6 +121,7 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
         unsent,
         land,
         practice_outage,
+        awaiting_signature,
     } = state
         .db
         .run(move |c| {
@@ -129,6 +133,7 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
                     unsent: Vec::new(),
                     land: None,
                     practice_outage: None,
+                    awaiting_signature: 0,
                 },
                 Some(p) => Dashboard {
                     destinations,
@@ -136,6 +141,7 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
                     unsent: storage::unsent(c, &p, 500)?,
                     land: Some(storage::practice_land(c, &p)?),
                     practice_outage: storage::practice_outage(c, &p)?,
+                    awaiting_signature: storage::awaiting_signature_count(c, &p)?,
                 },
             })
         })
@@ -207,6 +213,7 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
         unsent,
         post_today,
         practice_outage: practice_outage.map(|t| when(Some(t))),
+        awaiting_signature,
     };
     html(StatusCode::OK, &page)
 }

@@ -154,7 +154,8 @@ try {
   check(detail.includes('Müller-Lüdenscheidt, Jürgen'), `name not on the detail page: ${detail}`);
   check(detail.includes('Große Straße 5'), 'street with ß not on the detail page');
   const state = await page.locator('table.list tbody tr').first().innerText();
-  check(/wartet auf Versand|wird gesendet/.test(state), `first certificate is not waiting: ${state}`);
+  // The demo practice signs through its (test) Konnektor: nothing is sent before the signature.
+  check(/wartet auf Signatur/.test(state), `first certificate is not waiting for its signature: ${state}`);
   await shot(page, 'detail');
   log(`saved ${first}`);
 
@@ -170,6 +171,7 @@ try {
   log(`PDF of all copies: ${bytes.length} bytes`);
 
   step = 'capture a second certificate while the insurer is down';
+  let text;
   await follow(page, 'Weitere AU erfassen', /\/certificates\/new$/);
   await fillCertificate(page, {
     lastName: 'Größe', firstName: 'Änne', birthDate: '12.11.1975', kvnr: 'A123456780',
@@ -178,9 +180,29 @@ try {
   const second = await save(page);
   log(`saved ${second}`);
 
+  step = 'sign both as the doctor (Stapelsignatur on "Zu signieren")';
+  // The navigation's link (the detail page links to the same page in its text).
+  await Promise.all([page.waitForURL(/\/signatur$/),
+    page.locator('header nav').getByRole('link', { name: 'Zu signieren', exact: true }).click()]);
+  text = await page.locator('main').innerText();
+  check(text.includes('2 Dokumente warten auf die Signatur'), `not both waiting for the signature: ${text}`);
+  check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both listed to sign');
+  check(text.includes('TSL'), 'the page does not say that the TI trust chain is not checked');
+  await shot(page, 'to-sign');
+  await submitBackTo(page, page.getByRole('button', { name: 'Ausgewählte signieren (Stapelsignatur)' }), '/signatur');
+  text = await page.locator('main').innerText();
+  check(text.includes('2 signiert und zum Versand freigegeben'), `batch not signed: ${text}`);
+  check(text.includes('Keine Dokumente warten auf ihre Signatur.'), 'documents still waiting after signing');
+  await page.goto(`${BASE}/certificates/${first}`);
+  text = await page.locator('main').innerText();
+  check(text.includes('QES mit eHBA') && text.includes('TEST-ONLY'), `signature not shown on the detail page: ${text}`);
+  await page.getByRole('heading', { name: 'Signatur' }).scrollIntoViewIfNeeded();
+  await shot(page, 'signed');
+  log('both signed in one Stapelsignatur');
+
   step = 'see both waiting on "Versand"';
   await follow(page, 'Versand', /\/queue$/);
-  let text = await unsentRows(page);
+  text = await unsentRows(page);
   check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both certificates listed as unsent');
   const row = page.locator('table.list tbody tr', { hasText: 'IK 109500969' });
   const backlog = await row.locator('td').nth(2).innerText();
