@@ -218,23 +218,7 @@ pub fn start_demo_konnektor(
     let bsnr = demo_practice()?.0.bsnr;
     let practice_id = storage::practice_id_by_bsnr(&mut conn, &bsnr)?
         .ok_or_else(|| anyhow::anyhow!("demo practice missing"))?;
-    let context = fake.context();
-    let row = storage::KonnektorRow {
-        practice_id: practice_id.clone(),
-        base_url: fake.base_url(),
-        mandant_id: context.mandant_id,
-        client_system_id: context.client_system_id,
-        workplace_id: context.workplace_id,
-        user_id: context.user_id,
-        card: crate::konnektor::CardKind::Hba.code().into(),
-        iccsn: None,
-        auth: "none".into(),
-        basic_user: None,
-        secret_ref: None,
-        accept_invalid_certs: false,
-        smcb_allowed: false,
-        updated_at: storage::now(),
-    };
+    let row = storage::KonnektorRow::unauthenticated(&practice_id, fake.base_url(), fake.context());
     let actor = storage::Actor {
         practice_id,
         name: "demo".into(),

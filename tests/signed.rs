@@ -300,23 +300,11 @@ async fn with_konnektor() -> (TestApp, FakeKonnektor) {
     let (konnektor, server) = FakeKonnektor::start(0).unwrap();
     tokio::spawn(server);
     let practice_id = common::demo_practice_id(&app.db);
-    let context = konnektor.context();
-    let row = storage::KonnektorRow {
-        practice_id: practice_id.clone(),
-        base_url: konnektor.base_url(),
-        mandant_id: context.mandant_id,
-        client_system_id: context.client_system_id,
-        workplace_id: context.workplace_id,
-        user_id: context.user_id,
-        card: "HBA".into(),
-        iccsn: None,
-        auth: "none".into(),
-        basic_user: None,
-        secret_ref: None,
-        accept_invalid_certs: false,
-        smcb_allowed: false,
-        updated_at: storage::now(),
-    };
+    let row = storage::KonnektorRow::unauthenticated(
+        &practice_id,
+        konnektor.base_url(),
+        konnektor.context(),
+    );
     let actor = storage::Actor {
         practice_id,
         name: "test".into(),

@@ -395,6 +395,33 @@ pub struct KonnektorRow {
     pub updated_at: NaiveDateTime,
 }
 
+impl KonnektorRow {
+    /// A Konnektor on the practice network without authentication, signing with the eHBA
+    /// (the test Konnektor of the demo and the tests).
+    pub fn unauthenticated(
+        practice_id: &str,
+        base_url: String,
+        context: crate::konnektor::Context,
+    ) -> Self {
+        Self {
+            practice_id: practice_id.to_owned(),
+            base_url,
+            mandant_id: context.mandant_id,
+            client_system_id: context.client_system_id,
+            workplace_id: context.workplace_id,
+            user_id: context.user_id,
+            card: crate::konnektor::CardKind::Hba.code().into(),
+            iccsn: None,
+            auth: "none".into(),
+            basic_user: None,
+            secret_ref: None,
+            accept_invalid_certs: false,
+            smcb_allowed: false,
+            updated_at: now(),
+        }
+    }
+}
+
 /// The practice's Konnektor settings, if it has any.
 pub fn konnektor_of(conn: &mut AnyConnection, practice_id: &str) -> Result<Option<KonnektorRow>> {
     Ok(konnektor_settings::table

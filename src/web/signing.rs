@@ -252,15 +252,24 @@ async fn sign(
             report.signed,
             report.failed.len()
         ))),
-        Err(SigningError::Storage(e)) => Err(e.into()),
-        Err(e) => {
-            let status = match e {
-                SigningError::Konnektor(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            render(&staff, &state, status, String::new(), e.to_string()).await
-        }
+        Err(e) => refused(&staff, &state, e, "").await,
     }
+}
+
+/// The signing page with why a signing step did not happen: 502 for the Konnektor's fault,
+/// 422 for what the practice can change.
+async fn refused(
+    staff: &Staff,
+    state: &AppState,
+    e: SigningError,
+    prefix: &str,
+) -> Result<HttpResponse, WebError> {
+    let status = match e {
+        SigningError::Storage(e) => return Err(e.into()),
+        SigningError::Konnektor(_) => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    render(staff, state, status, String::new(), format!("{prefix}{e}")).await
 }
 
 /// `POST /signatur/komfort`: one PIN entry for the next signatures (Komfortsignatur).
@@ -273,15 +282,7 @@ async fn comfort(
     staff.check_csrf(csrf_of(&body)?.as_deref())?;
     match signing::activate_comfort(&state.db, &staff.actor()).await {
         Ok(_) => Ok(see_other("/signatur?komfort=1")),
-        Err(SigningError::Storage(e)) => Err(e.into()),
-        Err(e) => {
-            let status = match e {
-                SigningError::Konnektor(_) => StatusCode::BAD_GATEWAY,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            let error = format!("Komfortsignatur nicht aktiviert: {e}");
-            render(&staff, &state, status, String::new(), error).await
-        }
+        Err(e) => refused(&staff, &state, e, "Komfortsignatur nicht aktiviert: ").await,
     }
 }
 
