@@ -91,6 +91,9 @@ fn start(e: &BytesStart<'_>) -> Result<Node, String> {
     })
 }
 
+/// Deepest element nesting read (see [`parse`]).
+const MAX_DEPTH: usize = 64;
+
 /// Parses a document into its root element.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Node, XmlError> {
     let mut reader = Reader::from_reader(bytes);
@@ -104,7 +107,14 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Node, XmlError> {
         match reader.read_event_into(&mut buf) {
             Err(e) => return Err(syntax(e.to_string())),
             Ok(Event::Eof) => break,
-            Ok(Event::Start(e)) => stack.push(start(&e).map_err(syntax)?),
+            Ok(Event::Start(e)) => {
+                // A KBV eAU bundle nests about 12 levels; dropping and walking the tree are
+                // recursive, so a document nested thousands deep could overflow the stack.
+                if stack.len() >= MAX_DEPTH {
+                    return Err(syntax(format!("mehr als {MAX_DEPTH} Ebenen verschachtelt")));
+                }
+                stack.push(start(&e).map_err(syntax)?)
+            }
             Ok(Event::Empty(e)) => {
                 let node = start(&e).map_err(syntax)?;
                 match stack.last_mut() {

@@ -117,6 +117,14 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
 pub fn form_value(body: &[u8]) -> Result<Value, FieldError> {
     let mut root = Map::new();
     for (key, value) in form_pairs(body)? {
+        // Checked before anything is built: a name nested thousands of levels deep would make
+        // the recursive decoder below overflow the worker's stack and abort the process.
+        if key.len() > MAX_NAME_BYTES || key.split('.').count() > MAX_NESTING {
+            return Err(FieldError::new(
+                "body",
+                "Anfrage: Feldname zu lang oder zu tief verschachtelt",
+            ));
+        }
         if value.trim().is_empty() {
             continue;
         }
@@ -130,6 +138,12 @@ pub fn form_value(body: &[u8]) -> Result<Value, FieldError> {
     }
     Ok(Value::Object(root))
 }
+
+/// Levels of a form field name (`diagnoses[2].code` has 2; the forms use at most 3).
+const MAX_NESTING: usize = 4;
+
+/// Longest form field name.
+const MAX_NAME_BYTES: usize = 128;
 
 /// Longest list accepted from a form (guards against `diagnoses[100000]`).
 const MAX_INDEX: usize = 32;

@@ -74,11 +74,16 @@ pub fn no_mail() -> app::MailConfig {
 impl TestApp {
     /// A migrated database seeded with the demo practice, and a server on it.
     pub async fn spawn() -> Self {
+        Self::spawn_with(config()).await
+    }
+
+    /// [`TestApp::spawn`] with these settings.
+    pub async fn spawn_with(config: ServeConfig) -> Self {
         let (url, dir) = fresh_database();
         let db = Database::connect(&url, 4).expect("connect");
         db.migrate().expect("migrate");
         app::seed_demo(&db).expect("seed");
-        let running = app::start(db.clone(), &config(), None).expect("start");
+        let running = app::start(db.clone(), &config, None).expect("start");
         tokio::spawn(running.server);
         let client = reqwest::Client::builder()
             .cookie_store(true)
