@@ -243,6 +243,8 @@ fn read_password(username: &str) -> anyhow::Result<String> {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
+    // Before anything loads OpenSSL (libpq, reqwest's peers): no exit handler (see there).
+    au_relay::storage::init_openssl();
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     if let Some(Command::Healthcheck { url }) = &cli.command {

@@ -105,6 +105,15 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for Pragmas {
     }
 }
 
+/// Initialises OpenSSL (shared by libpq, the signature checks and the test Konnektor) before
+/// the first PostgreSQL connection, without its exit handler: `openssl::init` passes
+/// `OPENSSL_INIT_NO_ATEXIT`. With the handler, OpenSSL freed its state at process exit while a
+/// pool or runtime thread still used it, and a process that had finished its work crashed
+/// (SIGSEGV at exit, seen in a test binary on PostgreSQL). Idempotent.
+pub fn init_openssl() {
+    openssl::init();
+}
+
 /// The connection pool. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -117,6 +126,7 @@ pub struct Database {
 impl Database {
     /// Opens a pool for the URL: `postgres://…` or a SQLite path / `sqlite://` URL.
     pub fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        init_openssl();
         let backend = Backend::of(url);
         let given = url.to_owned();
         let url = match backend {

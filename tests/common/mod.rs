@@ -21,6 +21,7 @@ pub fn backend() -> String {
 
 /// A new, empty database URL for one test.
 pub fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    au_relay::storage::init_openssl();
     if backend() == "postgres" {
         let admin = std::env::var("AU_RELAY_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
