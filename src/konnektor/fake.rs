@@ -11,20 +11,26 @@
 //!   `timeout` (`SignDocument` answers only after 10 minutes) or `bad_context`;
 //!   `GET /control/totals`: `{"sign_calls": n, "documents": m}`.
 //!
-//! Only the context of [`FakeKonnektor::context`] is known; another is refused with 4004. The
-//! PIN faults carry codes of this test Konnektor's choosing (AU-Relay reads PIN faults by text).
+//! Only the context of [`FakeKonnektor::context`] is known; another is refused with 4004, 4005
+//! or 4006 (Mandant, Clientsystem, Arbeitsplatz unknown). The faults carry the gematik codes and
+//! texts of a Konnektor (see [`super::codes`]): 4008 card not inserted, 4063 PIN blocked, 4049
+//! cancelled by the user. A `SignDocument` whose elements are not in the schema's order is
+//! refused with 4000 (Syntaxfehler).
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use super::soap::{self, Element};
-use super::{CardKind, Context};
+use super::{codes, CardKind, Context};
+
+/// Signatures per Komfortsignatur session (`SIG:CountType` is 0..250).
+const MAX_COMFORT: u32 = 250;
 
 /// What the test Konnektor answers instead of a signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +84,8 @@ struct Counters {
     sign_calls: u64,
     documents: u64,
     jobs: u64,
-    comfort: bool,
+    /// Signatures left in the Komfortsignatur session, if one is active.
+    comfort: Option<u32>,
 }
 
 struct Shared {
@@ -244,9 +251,14 @@ fn xml(body: String) -> HttpResponse {
 }
 
 fn soap_fault(code: u32, text: &str) -> HttpResponse {
+    let error_type = if code == codes::PIN_BLOCKED {
+        "Security"
+    } else {
+        "Technical"
+    };
     HttpResponse::InternalServerError()
         .content_type("text/xml; charset=utf-8")
-        .body(soap::fault_envelope(code, text))
+        .body(soap::fault_envelope(code, "Error", error_type, text))
 }
 
 async fn connector_sds(shared: web::Data<Shared>) -> HttpResponse {
@@ -262,7 +274,8 @@ async fn connector_sds(shared: web::Data<Shared>) -> HttpResponse {
          <ConnectorServices xmlns=\"{}\" xmlns:si=\"{}\" xmlns:pi=\"http://ws.gematik.de/int/version/ProductInformation/v1.1\">\
          <pi:ProductInformation><pi:InformationDate>2026-01-01T00:00:00Z</pi:InformationDate>\
          <pi:ProductTypeInformation><pi:ProductType>Konnektor</pi:ProductType><pi:ProductTypeVersion>5.5.0</pi:ProductTypeVersion></pi:ProductTypeInformation>\
-         <pi:ProductIdentification><pi:ProductVendorID>AU-Relay</pi:ProductVendorID><pi:ProductCode>TEST</pi:ProductCode></pi:ProductIdentification>\
+         <pi:ProductIdentification><pi:ProductVendorID>AUREL</pi:ProductVendorID><pi:ProductCode>TESTKON</pi:ProductCode>\
+         <pi:ProductVersion><pi:Local><pi:HWVersion>1.0.0</pi:HWVersion><pi:FWVersion>5.5.0</pi:FWVersion></pi:Local></pi:ProductVersion></pi:ProductIdentification>\
          <pi:ProductMiscellaneous><pi:ProductVendorName>AU-Relay</pi:ProductVendorName><pi:ProductName>AU-Relay Test-Konnektor</pi:ProductName></pi:ProductMiscellaneous>\
          </pi:ProductInformation><TLSMandatory>false</TLSMandatory><ClientAutMandatory>false</ClientAutMandatory>\
          <si:ServiceInformation>\
@@ -290,23 +303,56 @@ fn request(shared: &Shared, body: &[u8]) -> Result<Element, Refusal> {
         .cloned()
         .ok_or_else(|| (4000, "SOAP-Body leer".to_owned()))?;
     let known = known_context();
-    let context = operation.find("Context");
-    let matches = context.is_some_and(|c| {
-        c.text_of("MandantId") == Some(known.mandant_id.as_str())
-            && c.text_of("ClientSystemId") == Some(known.client_system_id.as_str())
-            && c.text_of("WorkplaceId") == Some(known.workplace_id.as_str())
-    });
-    if fault_now(shared) == Fault::BadContext || !matches {
-        return Err((4004, "Ungültige Mandanten-ID".into()));
+    let context = operation.child("Context");
+    let field = |name: &str| context.and_then(|c| c.text_of(name)).unwrap_or_default();
+    if field("MandantId").is_empty()
+        || field("ClientSystemId").is_empty()
+        || field("WorkplaceId").is_empty()
+    {
+        return Err((
+            4021,
+            "Es sind nicht alle Pflichtparameter mandantId, clientSystemId, workplaceId gefüllt"
+                .into(),
+        ));
+    }
+    if fault_now(shared) == Fault::BadContext || field("MandantId") != known.mandant_id {
+        return Err((codes::UNKNOWN_MANDANT, "Ungültige Mandanten-ID".into()));
+    }
+    if field("ClientSystemId") != known.client_system_id {
+        return Err((
+            codes::UNKNOWN_CLIENT_SYSTEM,
+            "Ungültige Clientsystem-ID".into(),
+        ));
+    }
+    if field("WorkplaceId") != known.workplace_id {
+        return Err((codes::UNKNOWN_WORKPLACE, "Ungültige Arbeitsplatz-ID".into()));
     }
     Ok(operation)
 }
 
-async fn event_service(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+/// The `SOAPAction` header, if sent, must name the body's operation (`{namespace}#{name}`),
+/// as a Konnektor dispatches by it.
+fn action_matches(http: &HttpRequest, namespace: &str, operation: &str) -> bool {
+    http.headers()
+        .get("SOAPAction")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+        .is_none_or(|v| v == format!("{namespace}#{operation}"))
+}
+
+async fn event_service(
+    shared: web::Data<Shared>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let operation = match request(&shared, &body) {
         Ok(o) => o,
         Err((code, text)) => return soap_fault(code, &text),
     };
+    if !action_matches(&http, soap::EVT, &operation.name) {
+        return soap_fault(4000, "Syntaxfehler: SOAPAction passt nicht zur Operation");
+    }
     if operation.name != "GetCards" {
         return soap_fault(4000, "Operation nicht unterstützt");
     }
@@ -345,11 +391,18 @@ fn ok_status() -> String {
     "<CONN:Status><CONN:Result>OK</CONN:Result></CONN:Status>".into()
 }
 
-async fn signature_service(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+async fn signature_service(
+    shared: web::Data<Shared>,
+    http: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let operation = match request(&shared, &body) {
         Ok(o) => o,
         Err((code, text)) => return soap_fault(code, &text),
     };
+    if !action_matches(&http, soap::SIG_75, &operation.name) {
+        return soap_fault(4000, "Syntaxfehler: SOAPAction passt nicht zur Operation");
+    }
     let open = |name: &str| {
         format!(
             "<SIG:{name} xmlns:SIG=\"{}\" xmlns:CONN=\"{}\" xmlns:dss=\"{}\">",
@@ -372,20 +425,31 @@ async fn signature_service(shared: web::Data<Shared>, body: web::Bytes) -> HttpR
         }
         "SignDocument" => sign_document(&shared, &operation, &open("SignDocumentResponse")).await,
         "GetSignatureMode" => {
-            let comfort = shared.counters.lock().is_ok_and(|c| c.comfort);
-            let mode = if comfort { "COMFORT" } else { "PIN" };
+            let session = shared
+                .counters
+                .lock()
+                .ok()
+                .and_then(|c| c.comfort)
+                .map(|left| {
+                    format!(
+                        "<SIG:SessionInfo><SIG:SignatureMode>COMFORT</SIG:SignatureMode>\
+                         <SIG:CountRemaining>{left}</SIG:CountRemaining>\
+                         <SIG:TimeRemaining>PT24H</SIG:TimeRemaining></SIG:SessionInfo>"
+                    )
+                })
+                .unwrap_or_default();
             xml(soap::envelope(&format!(
                 "{}{}<SIG:ComfortSignatureStatus>ENABLED</SIG:ComfortSignatureStatus>\
-                 <SIG:ComfortSignatureMax>250</SIG:ComfortSignatureMax><SIG:ComfortSignatureTimer>PT24H</SIG:ComfortSignatureTimer>\
-                 <SIG:SessionInfo><SIG:SignatureMode>{mode}</SIG:SignatureMode><SIG:CountRemaining>250</SIG:CountRemaining>\
-                 <SIG:TimeRemaining>PT24H</SIG:TimeRemaining></SIG:SessionInfo></SIG:GetSignatureModeResponse>",
+                 <SIG:ComfortSignatureMax>250</SIG:ComfortSignatureMax>\
+                 <SIG:ComfortSignatureTimer>PT24H</SIG:ComfortSignatureTimer>{session}\
+                 </SIG:GetSignatureModeResponse>",
                 open("GetSignatureModeResponse"),
                 ok_status()
             )))
         }
         "ActivateComfortSignature" => {
             if let Ok(mut c) = shared.counters.lock() {
-                c.comfort = true;
+                c.comfort = Some(MAX_COMFORT);
             }
             xml(soap::envelope(&format!(
                 "{}{}<SIG:SignatureMode>COMFORT</SIG:SignatureMode></SIG:ActivateComfortSignatureResponse>",
@@ -397,22 +461,72 @@ async fn signature_service(shared: web::Data<Shared>, body: web::Bytes) -> HttpR
     }
 }
 
+/// Checks a `SignDocument` against the element order of SignatureService 7.5.6 (7.4 lacks
+/// `Crypt`): CardHandle, Crypt?, Context, TvMode, JobNumber?, SignRequest+; each SignRequest
+/// with `@RequestID`: OptionalInputs?, Document, IncludeRevocationInfo.
+fn schema_order(operation: &Element) -> Result<(), String> {
+    let names: Vec<&str> = operation.children.iter().map(|c| c.name.as_str()).collect();
+    let mut rest = names.as_slice();
+    let mut take = |name: &str, required: bool| -> Result<(), String> {
+        match rest.split_first() {
+            Some((first, tail)) if *first == name => {
+                rest = tail;
+                Ok(())
+            }
+            _ if required => Err(format!("{name} fehlt oder steht falsch")),
+            _ => Ok(()),
+        }
+    };
+    take("CardHandle", true)?;
+    take("Crypt", false)?;
+    take("Context", true)?;
+    take("TvMode", true)?;
+    take("JobNumber", false)?;
+    if rest.is_empty() || rest.iter().any(|n| *n != "SignRequest") {
+        return Err("SignRequest fehlt oder steht falsch".into());
+    }
+    for request in operation.children("SignRequest") {
+        if request.attr("RequestID").is_none() {
+            return Err("SignRequest ohne RequestID".into());
+        }
+        let inner: Vec<&str> = request.children.iter().map(|c| c.name.as_str()).collect();
+        let inner = inner
+            .strip_prefix(&["OptionalInputs"])
+            .unwrap_or(&inner[..]);
+        if inner != ["Document", "IncludeRevocationInfo"] {
+            return Err("SignRequest: Document und IncludeRevocationInfo erwartet".into());
+        }
+    }
+    Ok(())
+}
+
 async fn sign_document(shared: &Shared, operation: &Element, open: &str) -> HttpResponse {
     use base64::Engine;
+    if let Err(text) = schema_order(operation) {
+        return soap_fault(4000, &format!("Syntaxfehler: {text}"));
+    }
     match fault_now(shared) {
-        Fault::PinBlocked => return soap_fault(4063, "PIN ist gesperrt"),
+        Fault::PinBlocked => {
+            return soap_fault(codes::PIN_BLOCKED, "PIN bereits gesperrt (BLOCKED)")
+        }
         Fault::PinNotEntered => {
-            return soap_fault(4049, "PIN-Eingabe abgebrochen oder Zeitüberschreitung")
+            return soap_fault(codes::CANCELLED_BY_USER, "Abbruch durch den Benutzer")
         }
         Fault::CardNotInserted => {
-            return soap_fault(4008, "Karte nicht als gesteckt identifiziert")
+            return soap_fault(
+                codes::CARD_NOT_INSERTED,
+                "Karte nicht als gesteckt identifiziert",
+            )
         }
         Fault::Timeout => tokio::time::sleep(Duration::from_secs(600)).await,
         Fault::None | Fault::BadContext => {}
     }
     let handle = operation.text_of("CardHandle").unwrap_or_default();
     let Some(card) = shared.cards.iter().find(|c| c.handle == handle) else {
-        return soap_fault(4008, "Karte nicht als gesteckt identifiziert");
+        return soap_fault(
+            codes::CARD_NOT_INSERTED,
+            "Karte nicht als gesteckt identifiziert",
+        );
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut responses = String::new();
@@ -446,17 +560,18 @@ async fn sign_document(shared: &Shared, operation: &Element, open: &str) -> Http
                 )
             }
             None => format!(
-                "<SIG:SignResponse RequestID=\"{id}\"><CONN:Status><CONN:Result>ERROR</CONN:Result>\
-                 <GERROR:Error xmlns:GERROR=\"{}\"><GERROR:Trace><GERROR:Code>4000</GERROR:Code>\
-                 <GERROR:ErrorText>Dokument nicht lesbar</GERROR:ErrorText></GERROR:Trace></GERROR:Error>\
+                "<SIG:SignResponse RequestID=\"{id}\"><CONN:Status><CONN:Result>ERROR</CONN:Result>{}\
                  </CONN:Status></SIG:SignResponse>",
-                soap::GERROR
+                soap::gematik_error(4000, "Error", "Technical", "Syntaxfehler: Dokument nicht lesbar")
             ),
         });
     }
     if let Ok(mut c) = shared.counters.lock() {
         c.sign_calls += 1;
         c.documents += n;
+        if let Some(left) = c.comfort.as_mut() {
+            *left = left.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        }
     }
     xml(soap::envelope(&format!(
         "{open}{responses}</SIG:SignDocumentResponse>"

@@ -10,10 +10,10 @@
 //!   (`urn:ietf:rfc:5652`) with `IncludeEContent` (enveloping) and `IncludeRevocationInfo`.
 //! - 7.5 only: `GetSignatureMode` and `ActivateComfortSignature` (Komfortsignatur).
 //!
-//! Faults are read from the gematik error trace (TelematikError 2.0). Codes used: 4008 (card
-//! not inserted) and 4004–4006 (Mandant, Clientsystem, Arbeitsplatz of the context unknown),
-//! as gematik material and Konnektor answers show them; faults about the PIN are classified by
-//! their text (blocked / not entered), since their codes could not be verified here.
+//! Faults are read from the gematik error traces (TelematikError 2.0) by their codes (see
+//! [`codes`] for each code and where it was verified: 4008 card not inserted, 4063 PIN blocked,
+//! 4043/4049 PIN entry timed out or cancelled, 4004–4006/4010/4011/4014/4021 call context),
+//! and by their text where a Konnektor sends other codes.
 
 pub mod fake;
 mod soap;
@@ -145,7 +145,7 @@ pub struct Status {
     pub signature_service_version: String,
     pub card_holder: Option<String>,
     pub card_kind: CardKind,
-    /// The SignatureService offers the Komfortsignatur (7.5).
+    /// SignatureService 7.5 and `GetSignatureMode` says `ComfortSignatureStatus` ENABLED.
     pub comfort_available: bool,
 }
 
@@ -201,41 +201,82 @@ impl KonnektorError {
         }
     }
 
-    /// A fault by its gematik code, else by its text.
+    /// A fault by its gematik codes (any trace), else by its text.
     fn of_fault(f: soap::Fault) -> Self {
+        use codes::*;
+        let has = |wanted: &[u32]| f.codes.iter().any(|c| wanted.contains(c));
+        if has(&[CARD_NOT_INSERTED]) {
+            return Self::CardNotInserted;
+        }
+        if has(&[PIN_BLOCKED]) {
+            return Self::PinBlocked;
+        }
+        if has(&[PIN_TIMEOUT, CANCELLED_BY_USER]) {
+            return Self::PinNotEntered;
+        }
+        if has(CONTEXT) {
+            return Self::Context(f.text);
+        }
+        // Fallback by text, for Konnektors that answer with other or no codes.
         let lower = f.text.to_lowercase();
-        match f.code {
-            Some(4008) => Self::CardNotInserted,
-            Some(4004..=4006) => Self::Context(f.text),
-            _ if lower.contains("pin")
-                && ["gesperrt", "blockiert", "blocked"]
-                    .iter()
-                    .any(|w| lower.contains(w)) =>
-            {
-                Self::PinBlocked
-            }
-            _ if lower.contains("pin")
-                && [
-                    "abgebrochen",
-                    "zeit",
-                    "timeout",
-                    "cancel",
-                    "nicht eingegeben",
-                ]
-                .iter()
-                .any(|w| lower.contains(w)) =>
-            {
-                Self::PinNotEntered
-            }
-            _ if lower.contains("nicht gesteckt") || lower.contains("not inserted") => {
-                Self::CardNotInserted
-            }
-            code => Self::Fault {
-                code,
+        let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        if lower.contains("pin") && any(&["gesperrt", "blockiert", "blocked"]) {
+            Self::PinBlocked
+        } else if (lower.contains("pin") && any(&["timeout", "zeit", "abgebrochen", "cancel"]))
+            || any(&["abbruch durch den benutzer"])
+        {
+            Self::PinNotEntered
+        } else if any(&["nicht als gesteckt", "nicht gesteckt", "not inserted"]) {
+            Self::CardNotInserted
+        } else {
+            Self::Fault {
+                code: f.codes.first().copied(),
                 message: f.text,
-            },
+            }
         }
     }
+}
+
+/// gematik Konnektor error codes (`GERROR:Trace/Code`) that AU-Relay tells apart.
+///
+/// Sources (gemSpec_Kon tables as quoted in public client code; the spec itself was not at hand):
+/// - 4004/4005/4006/4010/4011/4014/4021: gematik `app-Authenticator`, `CONNECTOR_ERROR_CODES`
+///   ("Ungültige Mandanten-ID", "Ungültige Clientsystem-ID", "Ungültige Arbeitsplatz-ID",
+///   "Clientsystem/Arbeitsplatz ist dem Mandanten nicht zugeordnet", "… Arbeitsplatz nicht dem
+///   Clientsystem zugeordnet", "nicht alle Pflichtparameter … gefüllt"); 4004 also in its
+///   recorded `soap-error-response.xml`.
+/// - 4008 "Karte nicht als gesteckt identifiziert": a Konnektor answer recorded in the
+///   `cocard` test suite ("code: 4008; detail: Karte mit Handle … nicht vorhanden").
+/// - 4043 "Timeout bei der PIN-Eingabe", 4049 "Abbruch durch den Benutzer", 4063 "PIN bereits
+///   gesperrt (BLOCKED)": gemSpec_Kon V5.16.0 TAB_KON_089 (TUC_KON_012 "PIN verifizieren")
+///   and TAB_KON_128 (TUC_KON_150 "Dokument QES signieren"), quoted in `ere-health/ere-ps-app`
+///   `src/test/resources/websocket-messages/README.md`; 4043 also as a recorded Konnektor answer
+///   (`cocard`, Severity Warning) and as ERE's SignDocument example `…-Exception-4043.json`.
+pub mod codes {
+    /// Ungültige Mandanten-ID.
+    pub const UNKNOWN_MANDANT: u32 = 4004;
+    /// Ungültige Clientsystem-ID.
+    pub const UNKNOWN_CLIENT_SYSTEM: u32 = 4005;
+    /// Ungültige Arbeitsplatz-ID.
+    pub const UNKNOWN_WORKPLACE: u32 = 4006;
+    /// Karte nicht als gesteckt identifiziert.
+    pub const CARD_NOT_INSERTED: u32 = 4008;
+    /// Timeout bei der PIN-Eingabe.
+    pub const PIN_TIMEOUT: u32 = 4043;
+    /// Abbruch durch den Benutzer.
+    pub const CANCELLED_BY_USER: u32 = 4049;
+    /// PIN bereits gesperrt (BLOCKED).
+    pub const PIN_BLOCKED: u32 = 4063;
+    /// The call context (Mandant, Clientsystem, Arbeitsplatz) is unknown or not assigned.
+    pub const CONTEXT: &[u32] = &[
+        UNKNOWN_MANDANT,
+        UNKNOWN_CLIENT_SYSTEM,
+        UNKNOWN_WORKPLACE,
+        4010,
+        4011,
+        4014,
+        4021,
+    ];
 }
 
 /// The endpoints `connector.sds` names.
@@ -262,7 +303,7 @@ impl Client {
         if !(settings.base_url.starts_with("http://") || settings.base_url.starts_with("https://"))
         {
             return Err(KonnektorError::Config(
-                "Adresse muss mit https:// beginnen".into(),
+                "Adresse muss mit https:// oder http:// beginnen".into(),
             ));
         }
         let mut builder = reqwest::Client::builder()
@@ -307,7 +348,14 @@ impl Client {
             .send()
             .await
             .map_err(transport)?;
-        if !response.status().is_success() {
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(KonnektorError::Config(format!(
+                "Anmeldung am Konnektor abgelehnt (HTTP {}): bitte Benutzer/Passwort bzw. Client-Zertifikat prüfen",
+                status.as_u16()
+            )));
+        }
+        if !status.is_success() {
             return Err(KonnektorError::Protocol(format!(
                 "connector.sds: HTTP {}",
                 response.status().as_u16()
@@ -329,6 +377,12 @@ impl Client {
         let response = self.authorized(request).send().await.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(KonnektorError::Config(format!(
+                "Anmeldung am Konnektor abgelehnt (HTTP {}): bitte Benutzer/Passwort bzw. Client-Zertifikat prüfen",
+                status.as_u16()
+            )));
+        }
         let root = soap::parse(&bytes)
             .map_err(|e| KonnektorError::Protocol(format!("HTTP {}: {e}", status.as_u16())))?;
         if let Some(fault) = soap::fault(&root) {
@@ -377,10 +431,18 @@ impl Client {
     /// connector.sds, the card and (7.5) the signature mode, for the admin's "Verbindung testen".
     pub async fn status(&self) -> Result<Status, KonnektorError> {
         let endpoints = self.endpoints().await?.clone();
-        let (_, card_holder) = self.card().await?;
+        let (handle, card_holder) = self.card().await?;
+        let comfort_available = endpoints.signature_ns == soap::SIG_75
+            && match self.signature_mode_answer(&endpoints, &handle).await {
+                Ok(answer) => answer.text_of("ComfortSignatureStatus") == Some("ENABLED"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "GetSignatureMode failed; Komfortsignatur counted as unavailable");
+                    false
+                }
+            };
         Ok(Status {
             product: endpoints.product,
-            comfort_available: endpoints.signature_ns == soap::SIG_75,
+            comfort_available,
             signature_service_version: endpoints.signature_version,
             card_holder,
             card_kind: self.settings.card,
@@ -397,6 +459,16 @@ impl Client {
         }
         if documents.is_empty() {
             return Ok(Vec::new());
+        }
+        let mut ids = std::collections::HashSet::new();
+        if let Some(d) = documents
+            .iter()
+            .find(|d| !ids.insert(d.request_id.as_str()))
+        {
+            return Err(KonnektorError::Config(format!(
+                "RequestID {} doppelt im Stapel",
+                d.request_id
+            )));
         }
         let endpoints = self.endpoints().await?;
         let (handle, _) = self.card().await?;
@@ -442,6 +514,19 @@ impl Client {
         }
         let answer = self.card_operation("ActivateComfortSignature").await?;
         Ok(mode_of(answer.text_of("SignatureMode"), None))
+    }
+
+    async fn signature_mode_answer(
+        &self,
+        endpoints: &Endpoints,
+        handle: &str,
+    ) -> Result<Element, KonnektorError> {
+        self.call(
+            &endpoints.signature,
+            &format!("{}#GetSignatureMode", soap::SIG_75),
+            &soap::card_operation("GetSignatureMode", handle, &self.settings.context),
+        )
+        .await
     }
 
     async fn card_operation(&self, operation: &str) -> Result<Element, KonnektorError> {

@@ -208,7 +208,7 @@ pub(crate) fn sign_document(
              <dss:Base64Data MimeType=\"text/plain; charset=utf-8\">{data}</dss:Base64Data></SIG:Document>\
              <SIG:IncludeRevocationInfo>true</SIG:IncludeRevocationInfo></SIG:SignRequest>",
             escape(&d.request_id),
-            escape(&d.short_text),
+            escape(&short_text(&d.short_text)),
         ));
     }
     format!(
@@ -231,45 +231,86 @@ pub(crate) fn card_operation(operation: &str, card_handle: &str, c: &super::Cont
     )
 }
 
-/// A SOAP fault with the gematik error trace's code and text, if it has one.
+/// A SOAP fault: the codes of all gematik error traces (outermost first) and the text of the
+/// first trace (else the `faultstring`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fault {
-    pub code: Option<u32>,
+    pub codes: Vec<u32>,
     pub text: String,
 }
 
 /// The fault in an envelope, if it is one.
 pub(crate) fn fault(envelope: &Element) -> Option<Fault> {
     let fault = body_of(envelope).filter(|b| b.name == "Fault")?;
-    let trace = fault.find("Trace");
-    let code = trace
-        .and_then(|t| t.text_of("Code"))
-        .and_then(|c| c.parse().ok());
-    let text = trace
-        .and_then(|t| t.text_of("ErrorText"))
-        .filter(|t| !t.is_empty())
+    let error = fault.find("Error");
+    let traces: Vec<&Element> = error
+        .map(|e| e.children("Trace").collect())
+        .unwrap_or_default();
+    let codes = traces
+        .iter()
+        .filter_map(|t| t.text_of("Code"))
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    let text = traces
+        .iter()
+        .filter_map(|t| t.text_of("ErrorText"))
+        .find(|t| !t.is_empty())
         .or_else(|| fault.text_of("faultstring"))
         .unwrap_or("unbekannter Fehler")
         .to_owned();
-    Some(Fault { code, text })
+    Some(Fault { codes, text })
 }
 
-/// A SOAP fault envelope with a gematik `Error` (TelematikError 2.0), as a Konnektor sends it.
-pub(crate) fn fault_envelope(code: u32, text: &str) -> String {
-    let text = escape(text);
-    envelope(&format!(
-        "<soap:Fault><faultcode>soap:Server</faultcode><faultstring>{text}</faultstring>\
-         <detail><GERROR:Error xmlns:GERROR=\"{GERROR}\"><GERROR:MessageID>{}</GERROR:MessageID>\
+/// A gematik `GERROR:Error` (TelematikError.xsd 2.0: MessageID, Timestamp, Trace with EventID,
+/// Instance, LogReference, CompType, Code, Severity, ErrorType, ErrorText), as a Konnektor
+/// sends it in a SOAP fault's `detail` and in a `CONN:Status`.
+pub(crate) fn gematik_error(code: u32, severity: &str, error_type: &str, text: &str) -> String {
+    format!(
+        "<GERROR:Error xmlns:GERROR=\"{GERROR}\"><GERROR:MessageID>{}</GERROR:MessageID>\
          <GERROR:Timestamp>{}</GERROR:Timestamp><GERROR:Trace><GERROR:EventID>{}</GERROR:EventID>\
          <GERROR:Instance>au-relay-test-konnektor</GERROR:Instance>\
          <GERROR:LogReference>-</GERROR:LogReference><GERROR:CompType>Konnektor</GERROR:CompType>\
-         <GERROR:Code>{code}</GERROR:Code><GERROR:Severity>Error</GERROR:Severity>\
-         <GERROR:ErrorType>Technical</GERROR:ErrorType><GERROR:ErrorText>{text}</GERROR:ErrorText>\
-         </GERROR:Trace></GERROR:Error></detail></soap:Fault>",
+         <GERROR:Code>{code}</GERROR:Code><GERROR:Severity>{}</GERROR:Severity>\
+         <GERROR:ErrorType>{}</GERROR:ErrorType><GERROR:ErrorText>{}</GERROR:ErrorText>\
+         </GERROR:Trace></GERROR:Error>",
         uuid::Uuid::new_v4(),
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         uuid::Uuid::new_v4(),
+        escape(severity),
+        escape(error_type),
+        escape(text),
+    )
+}
+
+/// A SOAP 1.1 fault envelope with a gematik `Error`, as a Konnektor sends it.
+pub(crate) fn fault_envelope(code: u32, severity: &str, error_type: &str, text: &str) -> String {
+    envelope(&format!(
+        "<soap:Fault><faultcode>soap:Server</faultcode><faultstring>{}</faultstring>\
+         <detail>{}</detail></soap:Fault>",
+        escape(text),
+        gematik_error(code, severity, error_type, text)
     ))
+}
+
+/// Most characters of `SIG:ShortText` (SignatureService 7.5.6: `maxLength` 30).
+const SHORT_TEXT_MAX: usize = 30;
+
+/// The short text as Konnektors accept it (7.5.6 `SIG:ShortText`, pattern
+/// `[a-zA-Z 0-9_.\-äöüÄÖÜß]*`, at most 30 characters; hardened by C_10147/C_10614): other
+/// characters become a space, the rest is cut.
+pub(crate) fn short_text(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || " _.-äöüÄÖÜß".contains(c) {
+                c
+            } else {
+                ' '
+            }
+        })
+        .take(SHORT_TEXT_MAX)
+        .collect();
+    cleaned.trim_end().to_owned()
 }
 
 #[cfg(test)]
@@ -326,7 +367,22 @@ mod tests {
         assert_eq!(options.text_of("SignatureType"), Some(CMS_SIGNATURE_TYPE));
         assert_eq!(options.text_of("IncludeEContent"), Some("true"));
         let document = request.child("Document").unwrap();
-        assert_eq!(document.attr("ShortText"), Some("eAU <1>"));
+        assert_eq!(
+            document.attr("ShortText"),
+            Some("eAU  1"),
+            "restricted to the SIG:ShortText pattern"
+        );
+        let data = document.child("Base64Data").unwrap();
+        assert_eq!(data.attr("MimeType"), Some("text/plain; charset=utf-8"));
+        assert_eq!(data.text, "PEJ1bmRsZS8+", "the exact bytes, Base64");
+        assert_eq!(request.text_of("IncludeRevocationInfo"), Some("true"));
+        assert_eq!(body.text_of("TvMode"), Some("NONE"));
+        assert_eq!(body.text_of("JobNumber"), Some("ABC-123"));
+        let ctx_order: Vec<&str> = context.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            ctx_order,
+            ["MandantId", "ClientSystemId", "WorkplaceId", "UserId"]
+        );
         assert!(xml.contains(&format!("xmlns:SIG=\"{SIG_75}\"")));
         assert!(xml.contains(&format!("xmlns:dss=\"{DSS}\"")));
         // 7.4 has no Crypt element.
@@ -336,10 +392,67 @@ mod tests {
 
     #[test]
     fn a_fault_gives_the_gematik_code_and_text() {
-        let xml = fault_envelope(4008, "Karte nicht als gesteckt identifiziert");
+        let xml = fault_envelope(
+            4008,
+            "Error",
+            "Technical",
+            "Karte nicht als gesteckt identifiziert",
+        );
         let f = fault(&parse(xml.as_bytes()).unwrap()).unwrap();
-        assert_eq!(f.code, Some(4008));
+        assert_eq!(f.codes, [4008]);
         assert_eq!(f.text, "Karte nicht als gesteckt identifiziert");
+        let error = body_of(&parse(xml.as_bytes()).unwrap())
+            .and_then(|b| b.find("Error"))
+            .cloned()
+            .unwrap();
+        let order: Vec<&str> = error.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(order, ["MessageID", "Timestamp", "Trace"]);
+        let trace: Vec<&str> = error.children[2]
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            trace,
+            [
+                "EventID",
+                "Instance",
+                "LogReference",
+                "CompType",
+                "Code",
+                "Severity",
+                "ErrorType",
+                "ErrorText"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_trace_code_is_read_and_a_bare_fault_keeps_its_faultstring() {
+        let xml = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+            <faultcode>s:Server</faultcode><faultstring>Fehler</faultstring><detail>
+            <e:Error xmlns:e="http://ws.gematik.de/tel/error/v2.0"><e:MessageID>m</e:MessageID>
+            <e:Timestamp>2026-01-01T00:00:00Z</e:Timestamp>
+            <e:Trace><e:Code>4000</e:Code><e:ErrorText>Signatur fehlgeschlagen</e:ErrorText></e:Trace>
+            <e:Trace><e:Code>4063</e:Code><e:ErrorText>PIN bereits gesperrt (BLOCKED)</e:ErrorText></e:Trace>
+            </e:Error></detail></s:Fault></s:Body></s:Envelope>"#;
+        let f = fault(&parse(xml.as_bytes()).unwrap()).unwrap();
+        assert_eq!(f.codes, [4000, 4063]);
+        assert_eq!(f.text, "Signatur fehlgeschlagen");
+        let bare = envelope("<soap:Fault><faultcode>soap:Client</faultcode><faultstring>kaputt</faultstring></soap:Fault>");
+        let f = fault(&parse(bare.as_bytes()).unwrap()).unwrap();
+        assert!(f.codes.is_empty());
+        assert_eq!(f.text, "kaputt");
+    }
+
+    #[test]
+    fn the_short_text_keeps_to_the_schema_pattern() {
+        assert_eq!(
+            short_text("eAU Müller, 12.03.-14.03."),
+            "eAU Müller  12.03.-14.03."
+        );
+        assert_eq!(short_text(&"x".repeat(40)).chars().count(), 30);
+        assert_eq!(short_text("<script>"), " script");
     }
 
     #[test]

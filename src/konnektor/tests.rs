@@ -107,7 +107,22 @@ async fn more_than_250_is_refused_without_a_call() {
     let (konnektor, client) = started();
     let e = client.sign(&docs(251)).await.unwrap_err();
     assert!(matches!(e, KonnektorError::Config(_)), "{e:?}");
+    assert!(e.german().contains("250"), "{}", e.german());
+    let mut twice = docs(2);
+    twice[1].request_id = twice[0].request_id.clone();
+    let e = client.sign(&twice).await.unwrap_err();
+    assert!(matches!(e, KonnektorError::Config(_)), "{e:?}");
+    assert!(client.sign(&[]).await.unwrap().is_empty());
     assert_eq!(konnektor.sign_calls(), 0);
+    // No request at all: a closed port still gives the Config error.
+    let mut closed = settings(&konnektor, CardKind::Hba);
+    closed.base_url = "http://127.0.0.1:9".into();
+    let e = Client::new(closed)
+        .unwrap()
+        .sign(&docs(251))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KonnektorError::Config(_)), "{e:?}");
 }
 
 #[actix_web::test]
@@ -149,6 +164,177 @@ async fn a_wrong_context_is_refused() {
     s.context.workplace_id = "anderer-platz".into();
     let e = Client::new(s).unwrap().sign(&docs(1)).await.unwrap_err();
     assert!(matches!(e, KonnektorError::Context(_)), "{e:?}");
+    assert!(e.german().contains("Arbeitsplatz-ID"), "{}", e.german());
+
+    let mut s = settings(&konnektor, CardKind::Hba);
+    s.context.client_system_id = "fremd".into();
+    let e = Client::new(s).unwrap().status().await.unwrap_err();
+    assert_eq!(
+        e,
+        KonnektorError::Context("Ungültige Clientsystem-ID".into())
+    );
+    assert_eq!(konnektor.sign_calls(), 0);
+}
+
+#[test]
+fn faults_are_told_apart_by_their_gematik_codes_and_else_by_text() {
+    let of = |codes: &[u32], text: &str| {
+        KonnektorError::of_fault(soap::Fault {
+            codes: codes.to_vec(),
+            text: text.into(),
+        })
+    };
+    assert_eq!(of(&[4008], "x"), KonnektorError::CardNotInserted);
+    assert_eq!(
+        of(&[4000, 4063], "Signatur fehlgeschlagen"),
+        KonnektorError::PinBlocked
+    );
+    assert_eq!(
+        of(&[4043], "Timeout bei der PIN-Eingabe"),
+        KonnektorError::PinNotEntered
+    );
+    assert_eq!(
+        of(&[4049], "Abbruch durch den Benutzer"),
+        KonnektorError::PinNotEntered
+    );
+    for code in [4004, 4005, 4006, 4010, 4011, 4014, 4021] {
+        assert!(
+            matches!(of(&[code], "t"), KonnektorError::Context(_)),
+            "{code}"
+        );
+    }
+    // By text when the codes say nothing known.
+    assert_eq!(of(&[], "PIN blockiert"), KonnektorError::PinBlocked);
+    assert_eq!(
+        of(&[4999], "Timeout bei der PIN-Eingabe"),
+        KonnektorError::PinNotEntered
+    );
+    assert_eq!(
+        of(&[], "Karte nicht als gesteckt identifiziert"),
+        KonnektorError::CardNotInserted
+    );
+    let other = of(&[4060, 4001], "Ressource belegt");
+    assert_eq!(
+        other,
+        KonnektorError::Fault {
+            code: Some(4060),
+            message: "Ressource belegt".into()
+        }
+    );
+    assert_eq!(
+        other.german(),
+        "Konnektor meldet Fehler 4060: Ressource belegt"
+    );
+    for e in [
+        KonnektorError::Unreachable("x".into()),
+        KonnektorError::Timeout,
+        KonnektorError::CardNotInserted,
+        KonnektorError::PinBlocked,
+        KonnektorError::PinNotEntered,
+        KonnektorError::Protocol("unexpected EOF".into()),
+    ] {
+        let text = e.german();
+        assert!(!text.contains("EOF") && !text.is_empty(), "{text}");
+    }
+}
+
+#[actix_web::test]
+async fn the_test_konnektor_refuses_a_sign_document_out_of_schema_order() {
+    let (konnektor, _) = started();
+    let ctx = soap::context(&konnektor.context());
+    // TvMode before Context: not the order of SignatureService.xsd.
+    let body = format!(
+        "<SIG:SignDocument xmlns:SIG=\"{}\" xmlns:CONN=\"{}\" xmlns:dss=\"{}\">\
+         <CONN:CardHandle>HBA-1</CONN:CardHandle><SIG:TvMode>NONE</SIG:TvMode>{ctx}\
+         <SIG:JobNumber>AUR-001</SIG:JobNumber><SIG:SignRequest RequestID=\"r\"><SIG:Document>\
+         <dss:Base64Data MimeType=\"text/plain; charset=utf-8\">eA==</dss:Base64Data></SIG:Document>\
+         <SIG:IncludeRevocationInfo>true</SIG:IncludeRevocationInfo></SIG:SignRequest></SIG:SignDocument>",
+        soap::SIG_75,
+        soap::CONN,
+        soap::DSS
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/ws/SignatureService", konnektor.base_url()))
+        .header("SOAPAction", format!("\"{}#SignDocument\"", soap::SIG_75))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(soap::envelope(&body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    let xml = response.bytes().await.unwrap();
+    let f = soap::fault(&soap::parse(&xml).unwrap()).unwrap();
+    assert_eq!(f.codes, [4000]);
+    assert!(f.text.contains("Context"), "{}", f.text);
+
+    // A SOAPAction that names another operation is refused too.
+    let job = format!(
+        "<SIG:GetJobNumber xmlns:SIG=\"{}\">{ctx}</SIG:GetJobNumber>",
+        soap::SIG_75
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/ws/SignatureService", konnektor.base_url()))
+        .header("SOAPAction", format!("\"{}#SignDocument\"", soap::SIG_75))
+        .body(soap::envelope(&job))
+        .send()
+        .await
+        .unwrap();
+    let xml = response.bytes().await.unwrap();
+    let f = soap::fault(&soap::parse(&xml).unwrap()).unwrap();
+    assert!(f.text.contains("SOAPAction"), "{}", f.text);
+    assert_eq!(konnektor.sign_calls(), 0);
+}
+
+#[actix_web::test]
+async fn the_test_konnektor_is_switched_and_counted_over_http() {
+    let (konnektor, client) = started();
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!("{}/control/fault", konnektor.base_url()))
+        .body("pin_blocked")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    assert_eq!(
+        client.sign(&docs(1)).await.unwrap_err(),
+        KonnektorError::PinBlocked
+    );
+    let bad = http
+        .put(format!("{}/control/fault", konnektor.base_url()))
+        .body("egal")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    http.put(format!("{}/control/fault", konnektor.base_url()))
+        .body("none\n")
+        .send()
+        .await
+        .unwrap();
+    client.sign(&docs(3)).await.unwrap();
+    let totals: serde_json::Value = serde_json::from_str(
+        &http
+            .get(format!("{}/control/totals", konnektor.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(totals, serde_json::json!({"sign_calls": 1, "documents": 3}));
+    for f in [
+        Fault::None,
+        Fault::CardNotInserted,
+        Fault::PinBlocked,
+        Fault::PinNotEntered,
+        Fault::Timeout,
+        Fault::BadContext,
+    ] {
+        assert_eq!(Fault::parse(f.code()), Some(f));
+    }
 }
 
 #[actix_web::test]
@@ -215,6 +401,13 @@ async fn the_comfort_signature_can_be_activated() {
         client.signature_mode().await.unwrap(),
         SignatureMode::Comfort {
             remaining: Some(250)
+        }
+    );
+    client.sign(&docs(3)).await.unwrap();
+    assert_eq!(
+        client.signature_mode().await.unwrap(),
+        SignatureMode::Comfort {
+            remaining: Some(247)
         }
     );
 }
