@@ -74,7 +74,7 @@ async fn a_batch_of_250_is_one_sign_document_call_and_every_file_signs_its_bytes
         );
         assert!(v.signer.signing_time.is_some());
     }
-    // The system's openssl accepts it too.
+    // The system's openssl accepts it too (when it is installed).
     if let Signed::Ok { p7s, .. } = &signed[0] {
         let dir = std::env::temp_dir().join(format!("konn-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -90,15 +90,22 @@ async fn a_batch_of_250_is_one_sign_document_call_and_every_file_signs_its_bytes
                 "-in",
             ])
             .arg(dir.join("s.p7s"))
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, batch[0].content);
-        std::fs::remove_dir_all(dir).unwrap();
+            .output();
+        std::fs::remove_dir_all(&dir).unwrap();
+        match out {
+            Ok(out) => {
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(out.stdout, batch[0].content);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("openssl not installed: system check skipped");
+            }
+            Err(e) => panic!("openssl: {e}"),
+        }
     }
 }
 
