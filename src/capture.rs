@@ -89,8 +89,11 @@ pub async fn submit(
     mail: &MailOptions,
 ) -> Result<Submitted, CaptureError> {
     let practice_id = actor.practice_id.clone();
-    let (practice, doctors) = db
-        .run(move |conn| storage::master_data(conn, &practice_id))
+    let ((practice, doctors), practice_signs) = db
+        .run(move |conn| {
+            let master = storage::master_data(conn, &practice_id)?;
+            Ok((master, storage::practice_signs(conn, &practice_id)?))
+        })
         .await?;
     let ctx = CaptureContext {
         practice,
@@ -127,6 +130,7 @@ pub async fn submit(
                 }),
                 created_at,
                 encoded: &encoded,
+                practice_signs,
             };
             let captured = storage::capture(conn, &actor, new)?;
             Ok((captured, certificate))
@@ -189,9 +193,17 @@ async fn store_import(
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
     let mut encoded = storage::Encoded::of(&imported.certificate, xml)?;
-    if let Some(signed) = signed {
-        encoded = encoded.signed(signed);
-    }
+    let practice_signs = match signed {
+        Some(signed) => {
+            encoded = encoded.signed(signed);
+            false
+        }
+        None => {
+            let practice = actor.practice_id.clone();
+            db.run(move |conn| Ok(storage::practice_signs(conn, &practice)?))
+                .await?
+        }
+    };
     let captured = db
         .write(move |conn| {
             let new = NewCertificate {
@@ -202,6 +214,7 @@ async fn store_import(
                 mail: None,
                 created_at: storage::now(),
                 encoded: &encoded,
+                practice_signs,
             };
             storage::capture(conn, &actor, new).map(|c| (c, imported.warnings))
         })

@@ -296,12 +296,24 @@ fn fault_now(shared: &Shared) -> Fault {
 /// A fault to answer: gematik code and text.
 type Refusal = (u32, String);
 
-/// The request's body element, after the context check; `Err` is the fault to answer.
-fn request(shared: &Shared, body: &[u8]) -> Result<Element, Refusal> {
+/// The request's body element of a service in `namespace`, after the SOAPAction and context
+/// checks; `Err` is the fault to answer.
+fn request(
+    shared: &Shared,
+    http: &HttpRequest,
+    namespace: &str,
+    body: &[u8],
+) -> Result<Element, Refusal> {
     let root = soap::parse(body).map_err(|e| (4000, format!("Syntaxfehler: {e}")))?;
     let operation = soap::body_of(&root)
         .cloned()
         .ok_or_else(|| (4000, "SOAP-Body leer".to_owned()))?;
+    if !action_matches(http, namespace, &operation.name) {
+        return Err((
+            4000,
+            "Syntaxfehler: SOAPAction passt nicht zur Operation".into(),
+        ));
+    }
     let known = known_context();
     let context = operation.child("Context");
     let field = |name: &str| context.and_then(|c| c.text_of(name)).unwrap_or_default();
@@ -346,13 +358,10 @@ async fn event_service(
     http: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let operation = match request(&shared, &body) {
+    let operation = match request(&shared, &http, soap::EVT, &body) {
         Ok(o) => o,
         Err((code, text)) => return soap_fault(code, &text),
     };
-    if !action_matches(&http, soap::EVT, &operation.name) {
-        return soap_fault(4000, "Syntaxfehler: SOAPAction passt nicht zur Operation");
-    }
     if operation.name != "GetCards" {
         return soap_fault(4000, "Operation nicht unterstützt");
     }
@@ -396,13 +405,10 @@ async fn signature_service(
     http: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let operation = match request(&shared, &body) {
+    let operation = match request(&shared, &http, soap::SIG_75, &body) {
         Ok(o) => o,
         Err((code, text)) => return soap_fault(code, &text),
     };
-    if !action_matches(&http, soap::SIG_75, &operation.name) {
-        return soap_fault(4000, "Syntaxfehler: SOAPAction passt nicht zur Operation");
-    }
     let open = |name: &str| {
         format!(
             "<SIG:{name} xmlns:SIG=\"{}\" xmlns:CONN=\"{}\" xmlns:dss=\"{}\">",

@@ -69,6 +69,9 @@ pub struct NewCertificate<'a> {
     pub created_at: NaiveDateTime,
     /// Its stored forms, computed before the write (see [`Encoded`]).
     pub encoded: &'a Encoded,
+    /// The practice signs its documents ([`super::practice_signs`], read before the write): an
+    /// unsigned one waits for its signature.
+    pub practice_signs: bool,
 }
 
 /// The stored forms of a certificate: its JSON document, its KBV eAU XML document (UTF-8) and
@@ -168,7 +171,7 @@ pub fn capture(
                 &actor.practice_id,
                 cert.coverage.ik.as_str(),
                 super::outbox::DocumentKind::Eau,
-                new.encoded.signed.is_some(),
+                new.practice_signs && new.encoded.signed.is_none(),
             )?;
         }
         if let Some(mail) = &new.mail {

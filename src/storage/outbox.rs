@@ -67,20 +67,20 @@ pub mod state {
     pub const WITHDRAWN: &str = "withdrawn";
 }
 
-/// Adds a delivery, due now: `pending`, or [`state::AWAITING_SIGNATURE`] for an unsigned
-/// document of a practice that signs. Call inside the transaction that stores the document.
+/// Adds a delivery, due now: `pending`, or [`state::AWAITING_SIGNATURE`] when it must wait
+/// for the practice's signature. Call inside the transaction that stores the document.
 pub fn enqueue(
     conn: &mut AnyConnection,
     certificate_id: &str,
     practice_id: &str,
     insurer_ik: &str,
     kind: DocumentKind,
-    signed: bool,
+    awaits_signature: bool,
 ) -> QueryResult<()> {
-    let initial = if signed {
-        state::PENDING
+    let initial = if awaits_signature {
+        state::AWAITING_SIGNATURE
     } else {
-        super::signatures::initial_state(conn, practice_id)?
+        state::PENDING
     };
     let delivery = NewDelivery {
         certificate_id,

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{certificates, deliveries, konnektor_settings, signatures};
-use super::{audit, now, state, Actor, AnyConnection, Channel, DocumentKind, Result};
+use super::{audit, now, state, Actor, AnyConnection, DocumentKind, Result};
 use crate::signature::{Method, Signer};
 
 /// A signature about to be stored with its document.
@@ -65,7 +65,8 @@ pub fn practice_signs(conn: &mut AnyConnection, practice_id: &str) -> QueryResul
     Ok(n > 0)
 }
 
-/// The state a new unsigned delivery of this practice starts in.
+/// The state a new unsigned delivery of this practice starts in (a Storno; a capture reads
+/// [`practice_signs`] before its write).
 pub(super) fn initial_state(
     conn: &mut AnyConnection,
     practice_id: &str,
@@ -354,24 +355,9 @@ pub fn signed_file(
         .flatten())
 }
 
-/// Documents by signature state over all practices, for `/metrics`:
-/// `(signed, awaiting_signature, unsigned)` where unsigned counts queued insurer documents
-/// without a signature.
-pub fn signature_counts(conn: &mut AnyConnection) -> Result<(i64, i64, i64)> {
-    let signed: i64 = signatures::table.count().get_result(conn)?;
-    let awaiting: i64 = deliveries::table
-        .filter(deliveries::state.eq(state::AWAITING_SIGNATURE))
-        .count()
-        .get_result(conn)?;
-    let insurer_documents: i64 = deliveries::table
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
-        .count()
-        .get_result(conn)?;
-    Ok((
-        signed,
-        awaiting,
-        (insurer_documents - signed - awaiting).max(0),
-    ))
+/// Signed documents (eAU and Storno) over all practices, for `/metrics`.
+pub fn signed_count(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(signatures::table.count().get_result(conn)?)
 }
 
 /// A practice's Konnektor, as configured by its admin. No secret is stored: `secret_ref`

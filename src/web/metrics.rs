@@ -80,7 +80,7 @@ impl HttpMetrics {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let (states, mails, backlog, destinations, signatures) = state
+    let (states, mails, backlog, destinations, signed) = state
         .db
         .run(|c| {
             Ok((
@@ -88,7 +88,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
                 storage::states(c, storage::Channel::Mail)?,
                 storage::backlog_all(c)?,
                 storage::all_destinations(c)?,
-                storage::signature_counts(c)?,
+                storage::signed_count(c)?,
             ))
         })
         .await?;
@@ -99,7 +99,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
         "# HELP au_relay_deliveries Insurer deliveries by state."
     );
     let _ = writeln!(out, "# TYPE au_relay_deliveries gauge");
-    for (s, n) in states {
+    for (s, n) in &states {
         let _ = writeln!(out, "au_relay_deliveries{{state=\"{s}\"}} {n}");
     }
     let _ = writeln!(
@@ -115,7 +115,12 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
         "# HELP au_relay_documents_by_signature Insurer documents by signature state (signed: a stored .p7s; awaiting: waiting for the practice's signature; unsigned: sent as XML)."
     );
     let _ = writeln!(out, "# TYPE au_relay_documents_by_signature gauge");
-    let (signed, awaiting, unsigned) = signatures;
+    // Waiting and all insurer documents from the deliveries by state read above.
+    let awaiting = states
+        .iter()
+        .find(|(s, _)| s == storage::state::AWAITING_SIGNATURE)
+        .map_or(0, |(_, n)| *n);
+    let unsigned = (states.iter().map(|(_, n)| n).sum::<i64>() - signed - awaiting).max(0);
     for (s, n) in [
         ("signed", signed),
         ("awaiting", awaiting),

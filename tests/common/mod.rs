@@ -243,6 +243,7 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
         channel: "test",
     };
     let mut conn = db.conn().unwrap();
+    let practice_signs = storage::practice_signs(&mut conn, practice_id).unwrap();
     (0..n)
         .map(|_| {
             let ctx = CaptureContext {
@@ -264,6 +265,7 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 mail: None,
                 created_at: storage::now(),
                 encoded: &storage::Encoded::of(&cert, xml).unwrap(),
+                practice_signs,
             };
             storage::capture(&mut conn, &actor, new).unwrap();
             cert.document_id.to_string()
