@@ -65,6 +65,10 @@ pub struct QueueConfig {
     /// (after a crash), in seconds. Keep it well above the push timeout.
     #[arg(long, env = "AU_RELAY_QUEUE_LEASE_SECS", default_value_t = 300)]
     pub lease_secs: u64,
+    /// `X-KIM-Support` of every KIM mail: where insurers and the KIM provider reach the
+    /// operator of this AU-Relay.
+    #[arg(long, env = "AU_RELAY_KIM_SUPPORT", default_value = crate::kim::DEFAULT_SUPPORT)]
+    pub kim_support: String,
     #[command(flatten)]
     pub mail: MailConfig,
 }
@@ -203,6 +207,8 @@ pub fn start_demo_insurer(db: &Database) -> anyhow::Result<(FakeInsurer, actix_w
             health_url: Some(fake.health_url()),
             auth_header: None,
             rate_per_minute: None,
+            kim_address: None,
+            kim_source: None,
         },
     )?;
     Ok((fake, server))
@@ -234,12 +240,24 @@ pub fn spawn_workers(
     config: &QueueConfig,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let client = config.client()?;
+    let routes = crate::queue::Connectors {
+        http: config.client()?,
+        kim: crate::kim::Transport::new(
+            Duration::from_secs(config.push_timeout_secs.max(1)),
+            &config.kim_support,
+        ),
+    };
     let mailer = config.mail.mailer()?;
     let settings = config.worker_settings();
-    Ok(tokio::spawn(crate::queue::run(
-        db, client, mailer, settings, stop,
-    )))
+    let poll = crate::kim::poller::PollSettings {
+        timeout: Duration::from_secs(config.push_timeout_secs.max(1)),
+        ..Default::default()
+    };
+    let poller = tokio::spawn(crate::kim::poller::run(db.clone(), poll, stop.clone()));
+    Ok(tokio::spawn(async move {
+        crate::queue::run(db, routes, mailer, settings, stop).await;
+        let _ = poller.await;
+    }))
 }
 
 /// Creates the demo practice, its doctor, its practice admin `demo`/`demo`, the API token

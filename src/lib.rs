@@ -6,6 +6,7 @@ pub mod capture;
 pub mod domain;
 pub mod fhir;
 pub mod insurers;
+pub mod kim;
 pub mod konnektor;
 pub mod mail;
 pub mod pdf;

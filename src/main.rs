@@ -298,6 +298,7 @@ async fn main() -> anyhow::Result<()> {
                 health_url: health_url.clone(),
                 auth_header: auth_header.clone(),
                 rate_per_minute: *rate_per_minute,
+                ..Default::default()
             };
             storage::upsert_destination(&mut *db.conn()?, &config)?;
             println!("destination {ik} saved");

@@ -36,7 +36,7 @@ pub struct SignReport {
 }
 
 /// The secret a `secret_ref` names: `env:NAME` or `file:/path`.
-fn resolve_secret(reference: &str) -> Result<Vec<u8>, SigningError> {
+pub(crate) fn resolve_secret(reference: &str) -> Result<Vec<u8>, SigningError> {
     if let Some(name) = reference.strip_prefix("env:") {
         std::env::var(name).map(String::into_bytes).map_err(|_| {
             SigningError::Settings(format!("Umgebungsvariable {name} ist nicht gesetzt"))

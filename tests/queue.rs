@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use au_relay::insurers::fake::{FakeInsurer, Mode};
 use au_relay::insurers::PushClient;
-use au_relay::queue::{run_once, WorkerSettings};
+use au_relay::queue::{run_once, Connectors, WorkerSettings};
 use au_relay::storage::{self, Database, DestinationConfig};
 use common::fresh_database;
 
@@ -16,7 +16,7 @@ const IK: &str = "109500969";
 struct Setup {
     db: Database,
     insurer: FakeInsurer,
-    client: PushClient,
+    client: Connectors,
     settings: WorkerSettings,
     practice_id: String,
     _dir: Option<tempfile::TempDir>,
@@ -41,7 +41,7 @@ async fn setup() -> Setup {
     Setup {
         db,
         insurer,
-        client: PushClient::new(Duration::from_secs(5)).unwrap(),
+        client: Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap()),
         settings,
         practice_id,
         _dir: dir,
@@ -195,7 +195,7 @@ async fn two_instances_drain_a_large_backlog_without_pushing_a_document_twice() 
         let stopped = stopped.clone();
         tokio::spawn(async move {
             let db = Database::connect(&url, 4).unwrap();
-            let client = PushClient::new(Duration::from_secs(10)).unwrap();
+            let client = Connectors::from(PushClient::new(Duration::from_secs(10)).unwrap());
             au_relay::queue::run(db, client, None, settings, stopped).await;
         })
     };
@@ -232,7 +232,7 @@ async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_d
         .as_str()
         .unwrap()
         .to_owned();
-    let client = PushClient::new(Duration::from_secs(5)).unwrap();
+    let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
     let settings = WorkerSettings {
         backoff_unit: Duration::from_millis(1),
         ..WorkerSettings::default()
@@ -271,7 +271,7 @@ async fn app_with_insurer() -> (common::TestApp, FakeInsurer) {
 }
 
 async fn drain_app(app: &common::TestApp) {
-    let client = PushClient::new(Duration::from_secs(5)).unwrap();
+    let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
     for _ in 0..3 {
         run_once(&app.db, &client, &WorkerSettings::default())
             .await
@@ -398,6 +398,7 @@ async fn an_insurers_rate_limit_caps_pushes_per_minute_without_slowing_others() 
             health_url: Some(s.insurer.health_url()),
             auth_header: None,
             rate_per_minute: Some(5),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -411,6 +412,7 @@ async fn an_insurers_rate_limit_caps_pushes_per_minute_without_slowing_others() 
             health_url: None,
             auth_header: None,
             rate_per_minute: None,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use au_relay::insurers::fake::FakeInsurer;
 use au_relay::insurers::PushClient;
 use au_relay::konnektor::fake::{FakeKonnektor, Fault};
-use au_relay::queue::{run_once, WorkerSettings};
+use au_relay::queue::{run_once, Connectors, WorkerSettings};
 use au_relay::storage;
 use base64::Engine;
 use common::TestApp;
@@ -136,7 +136,7 @@ fn ik_of(bundle: &[u8]) -> String {
 
 /// Queue rounds until one pushes nothing.
 async fn drain(app: &TestApp) {
-    let client = PushClient::new(Duration::from_secs(5)).unwrap();
+    let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
     for _ in 0..100 {
         let pushed = run_once(&app.db, &client, &WorkerSettings::default())
             .await

@@ -4,5 +4,6 @@
 pub mod policy;
 pub mod worker;
 
+pub use policy::kbv_verdict;
 pub use policy::{backoff, classify, kbv_error_code, Answer, Verdict, MAX_ATTEMPTS};
-pub use worker::{run, run_mail_once, run_once, WorkerSettings};
+pub use worker::{run, run_mail_once, run_once, Connectors, WorkerSettings};

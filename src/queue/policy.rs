@@ -13,6 +13,10 @@ pub enum Answer {
     },
     /// No answer: refused, reset, timed out.
     Transport(String),
+    /// The KIM client module's SMTP answer to the mail (`250` accepted).
+    Smtp { code: u16, text: String },
+    /// The route is not usable as configured (no account, a bad address): shown to staff.
+    Config(String),
 }
 
 /// What the queue does next.
@@ -20,6 +24,8 @@ pub enum Answer {
 pub enum Verdict {
     /// The insurer has the document (2xx, or 409 "already have it").
     Delivered,
+    /// Handed to the KIM client module; delivered once its receipt (DSN) has been read.
+    Submitted,
     /// Try the same bytes again later; `not_before` honours `Retry-After`.
     Retry {
         not_before: Option<Duration>,
@@ -63,23 +69,53 @@ pub fn classify(answer: &Answer, outage_declared: bool) -> Verdict {
             not_before: *retry_after,
             reason: format!("HTTP {status}"),
         },
+        Answer::Smtp {
+            code: 200..=299, ..
+        } => Verdict::Submitted,
+        Answer::Smtp {
+            code: 400..=499,
+            text,
+            ..
+        } => Verdict::Retry {
+            not_before: None,
+            reason: format!("KIM-Clientmodul: {text}"),
+        },
+        Answer::Smtp { text, .. } => Verdict::Dead {
+            reason: format!("KIM-Clientmodul lehnt ab: {text}"),
+        },
+        Answer::Config(reason) => Verdict::Dead {
+            reason: reason.clone(),
+        },
         Answer::Http { status, body, .. } => match kbv_error_code(body) {
-            Some(code @ 100..=104) => Verdict::Regenerate { code },
-            Some(105) => Verdict::Dead {
-                reason: "KBV 105: die zu stornierende eAU war abgewiesen".into(),
-            },
-            Some(code @ (201..=204 | 301..=314)) => Verdict::Retry {
-                not_before: None,
-                reason: format!("KBV {code}: erneut senden"),
-            },
-            Some(code) => Verdict::Dead {
-                reason: format!("KBV {code}: unbekannter Fehlercode"),
-            },
+            Some(code) => kbv_verdict(code, false),
             None => Verdict::Dead {
                 reason: format!("HTTP {status} ohne KBV-Fehlermeldung"),
             },
         },
     };
+    during_outage(verdict, outage_declared)
+}
+
+/// The KBV error code table (TA P5-04 AK6): 100–104 regenerate, 105 needs a human, 2xx/3xx
+/// resend the same file; during a Störung every error is retried.
+pub fn kbv_verdict(code: u16, outage_declared: bool) -> Verdict {
+    let verdict = match code {
+        100..=104 => Verdict::Regenerate { code },
+        105 => Verdict::Dead {
+            reason: "KBV 105: die zu stornierende eAU war abgewiesen".into(),
+        },
+        201..=204 | 301..=314 => Verdict::Retry {
+            not_before: None,
+            reason: format!("KBV {code}: erneut senden"),
+        },
+        _ => Verdict::Dead {
+            reason: format!("KBV {code}: unbekannter Fehlercode"),
+        },
+    };
+    during_outage(verdict, outage_declared)
+}
+
+fn during_outage(verdict: Verdict, outage_declared: bool) -> Verdict {
     match verdict {
         Verdict::Regenerate { code } if outage_declared => Verdict::Retry {
             not_before: None,

@@ -10,11 +10,30 @@ use uuid::Uuid;
 use super::policy::{backoff, classify, Verdict, MAX_ATTEMPTS};
 use crate::domain::PasswordPolicy;
 use crate::insurers::{push, Document, PushClient};
+use crate::kim::{self, Outgoing};
 use crate::mail::{self, MailError, Mailer, PatientMail};
 use crate::queue::Answer;
 use crate::storage::{
-    self, state, ClaimCursor, Claimed, ClaimedMail, Database, Finish, StorageError,
+    self, state, ClaimCursor, Claimed, ClaimedMail, Database, DocumentKind, Finish, KimSend,
+    StorageError,
 };
+
+/// The routes a delivery can take to its insurer: HTTP push, or KIM when the insurer has a
+/// KIM address and the practice a KIM account.
+#[derive(Clone)]
+pub struct Connectors {
+    pub http: PushClient,
+    pub kim: kim::Transport,
+}
+
+impl From<PushClient> for Connectors {
+    fn from(http: PushClient) -> Self {
+        Self {
+            http,
+            kim: kim::Transport::default(),
+        }
+    }
+}
 
 /// Tuning of the workers.
 #[derive(Debug, Clone)]
@@ -87,10 +106,16 @@ fn finish_of(
         detail,
         duration_ms: 0,
         insurer_failed: false,
+        kim_message_id: None,
     };
     let attempts = u32::try_from(c.attempts).unwrap_or(u32::MAX);
     match verdict {
         Verdict::Delivered => base,
+        Verdict::Submitted => Finish {
+            state: state::SENT,
+            outcome: "sent",
+            ..base
+        },
         Verdict::Retry { not_before, .. } if attempts < MAX_ATTEMPTS || c.outage => {
             let jitter = rand::thread_rng().gen_range(-1.0..=1.0);
             let delay = backoff(attempts, jitter, *not_before);
@@ -126,13 +151,24 @@ fn finish_of(
 fn reason(verdict: &Verdict) -> String {
     match verdict {
         Verdict::Delivered => "angenommen".into(),
+        Verdict::Submitted => "an das KIM-Clientmodul übergeben".into(),
         Verdict::Retry { reason, .. } | Verdict::Dead { reason } => reason.clone(),
         Verdict::Regenerate { code } => format!("KBV {code}: neues Dokument mit neuer ID nötig"),
     }
 }
 
-/// Pushes one claimed delivery and decides what to record (the caller records it, batched).
-async fn attempt(client: &PushClient, settings: &WorkerSettings, c: Claimed) -> Finish {
+/// Sends one claimed delivery (HTTP push or KIM mail) and decides what to record (the caller
+/// records it, batched).
+async fn attempt(
+    routes: &Connectors,
+    db: &Database,
+    settings: &WorkerSettings,
+    c: Claimed,
+) -> Finish {
+    if let Some(kim) = c.kim.clone() {
+        return kim_attempt(routes, db, settings, c, kim).await;
+    }
+    let client = &routes.http;
     let body = c.body();
     let (answer, took) = match (&c.push_url, body, Uuid::parse_str(&c.document_id)) {
         (Some(url), Some((bytes, content_type)), Ok(id)) => {
@@ -171,6 +207,60 @@ async fn attempt(client: &PushClient, settings: &WorkerSettings, c: Claimed) -> 
     if let Answer::Http { status, .. } = &answer {
         finish.http_status = Some(i32::from(*status));
     }
+    finish
+}
+
+/// Hands one signed document to the practice's KIM client module: one mail, one attachment,
+/// the Message-ID recorded at the claim. Accepted means "sent": delivered once its receipt is
+/// read from the mailbox.
+async fn kim_attempt(
+    routes: &Connectors,
+    db: &Database,
+    settings: &WorkerSettings,
+    c: Claimed,
+    kim: KimSend,
+) -> Finish {
+    let started = std::time::Instant::now();
+    let verdict = match (&c.signed, Uuid::parse_str(&c.document_id)) {
+        (None, _) => Verdict::Dead {
+            reason:
+                "KIM verlangt ein signiertes Dokument (.p7s): signieren oder signiert importieren"
+                    .into(),
+        },
+        (Some(_), Err(_)) => Verdict::Dead {
+            reason: "Dokument-ID ungültig".into(),
+        },
+        (Some(p7s), Ok(document_id)) => {
+            let answer = match routes.kim.account(db, &c.practice_id).await {
+                Err(reason) => Answer::Config(reason),
+                Ok(account) => {
+                    let message = kim::compose(&Outgoing {
+                        message_id: &kim.message_id,
+                        from: &account.address,
+                        to: &kim.to,
+                        storno: c.kind == DocumentKind::Storno,
+                        test_data: account.test_data,
+                        document_id,
+                        p7s,
+                        date: chrono::Utc::now(),
+                        support: routes.kim.sender.support(),
+                    });
+                    routes.kim.sender.send(&account, &kim.to, &message).await
+                }
+            };
+            classify(&answer, c.outage)
+        }
+    };
+    let detail = reason(&verdict);
+    let attempted = Attempted {
+        id: &c.id,
+        destination: Some(&c.insurer_ik),
+        attempts: c.attempts,
+        outage: c.outage,
+    };
+    let mut finish = finish_of(&attempted, &verdict, detail, settings);
+    finish.duration_ms = millis(started.elapsed());
+    finish.kim_message_id = Some(kim.message_id);
     finish
 }
 
@@ -316,13 +406,13 @@ async fn probe_open(
 /// overlaps claiming, pushing and recording.)
 pub async fn run_once(
     db: &Database,
-    client: &PushClient,
+    routes: &Connectors,
     settings: &WorkerSettings,
 ) -> Result<usize, StorageError> {
-    let (claimed, _) = claim(db, client, settings, ClaimCursor::default()).await?;
+    let (claimed, _) = claim(db, &routes.http, settings, ClaimCursor::default()).await?;
     let n = claimed.len();
     let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
-        .map(|c| attempt(client, settings, c))
+        .map(|c| attempt(routes, db, settings, c))
         .buffer_unordered(settings.concurrency.max(1))
         .collect()
         .await;
@@ -368,7 +458,7 @@ async fn idle(pause: Duration, stop: &mut tokio::sync::watch::Receiver<bool>) ->
 /// outbox (a slow mail server never holds up the insurers).
 pub async fn run(
     db: Database,
-    client: PushClient,
+    routes: Connectors,
     mailer: Option<Mailer>,
     settings: WorkerSettings,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -394,7 +484,7 @@ pub async fn run(
     let batch = usize::try_from(settings.batch.max(1)).unwrap_or(64);
     let (claimed_tx, claimed_rx) = tokio::sync::mpsc::channel::<Claimed>(batch);
     let (done_tx, done_rx) = tokio::sync::mpsc::channel::<Finish>(batch * 4);
-    let claimer = claim_loop(&db, &client, &settings, claimed_tx, stop.clone());
+    let claimer = claim_loop(&db, &routes.http, &settings, claimed_tx, stop.clone());
     let recorder = record_loop(&db, &settings, done_rx, stop.clone());
     let pushed = async {
         // Owned here, so the recorder sees the channel close once the last push is done.
@@ -402,7 +492,7 @@ pub async fn run(
         futures_util::stream::unfold(claimed_rx, |mut rx| async move {
             rx.recv().await.map(|c| (c, rx))
         })
-        .map(|c| attempt(&client, &settings, c))
+        .map(|c| attempt(&routes, &db, &settings, c))
         .buffer_unordered(settings.concurrency.max(1))
         .for_each(|finish| {
             let done = done.clone();

@@ -25,6 +25,10 @@ pub struct DestinationConfig {
     pub auth_header: Option<String>,
     /// At most this many pushes per minute (`None`: no limit).
     pub rate_per_minute: Option<i32>,
+    /// The insurer's KIM address: practices with a KIM account send to it over KIM.
+    pub kim_address: Option<String>,
+    /// Where the KIM address came from: `operator`, `vzd` or `file`.
+    pub kim_source: Option<String>,
 }
 
 /// Creates or reconfigures a destination, keeping its state.
@@ -37,6 +41,8 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
             destinations::health_url.eq(&d.health_url),
             destinations::auth_header.eq(&d.auth_header),
             destinations::rate_per_minute.eq(d.rate_per_minute),
+            destinations::kim_address.eq(&d.kim_address),
+            destinations::kim_source.eq(&d.kim_source),
             destinations::updated_at.eq(at),
         ))
         .execute(conn)?;
@@ -49,6 +55,8 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
                 destinations::health_url.eq(&d.health_url),
                 destinations::auth_header.eq(&d.auth_header),
                 destinations::rate_per_minute.eq(d.rate_per_minute),
+                destinations::kim_address.eq(&d.kim_address),
+                destinations::kim_source.eq(&d.kim_source),
                 destinations::updated_at.eq(at),
             ))
             .execute(conn)?;
@@ -112,6 +120,8 @@ pub struct DestinationRow {
     pub updated_at: NaiveDateTime,
     pub outage_confirmed_at: Option<NaiveDateTime>,
     pub rate_per_minute: Option<i32>,
+    pub kim_address: Option<String>,
+    pub kim_source: Option<String>,
 }
 
 pub fn destination(conn: &mut AnyConnection, ik: &str) -> Result<Option<DestinationRow>> {

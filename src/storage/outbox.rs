@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::schema::{certificates, deliveries, delivery_attempts, destinations, practices};
+use super::schema::{
+    certificates, deliveries, delivery_attempts, destinations, kim_accounts, practices,
+};
 use super::{now, AnyConnection, Result};
 
 /// What a delivery carries.
@@ -61,6 +63,9 @@ pub mod state {
     /// Waits for the practice's signature (a practice with a Konnektor); never claimed.
     pub const AWAITING_SIGNATURE: &str = "awaiting_signature";
     pub const IN_FLIGHT: &str = "in_flight";
+    /// Handed to the KIM client module; delivered once its receipt (DSN) has been read.
+    /// Never claimed.
+    pub const SENT: &str = "sent";
     pub const DELIVERED: &str = "delivered";
     pub const NEEDS_NEW_ID: &str = "needs_new_id";
     pub const DEAD: &str = "dead";
@@ -230,6 +235,17 @@ pub struct Claimed {
     pub fhir_xml: Option<String>,
     /// The signed file (`.p7s`) to send instead, when signed.
     pub signed: Option<Vec<u8>>,
+    pub practice_id: String,
+    pub kind: DocumentKind,
+    /// Over KIM: the insurer's KIM address and the Message-ID recorded for this attempt.
+    pub kim: Option<KimSend>,
+}
+
+/// A claimed delivery's KIM mail.
+#[derive(Debug, Clone)]
+pub struct KimSend {
+    pub to: String,
+    pub message_id: String,
 }
 
 #[derive(QueryableByName)]
@@ -288,7 +304,9 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_u
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
        WHERE d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
-         AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND (t.push_url IS NOT NULL OR (t.kim_address IS NOT NULL \
+           AND EXISTS (SELECT 1 FROM kim_accounts k WHERE k.practice_id = d.practice_id))) \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
          AND d.insurer_ik = $4 AND (d.created_at, d.id) > ($5, $6) \
@@ -299,7 +317,9 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_unt
      WHERE id IN (SELECT d.id FROM deliveries d JOIN destinations t ON t.ik = d.insurer_ik \
        WHERE d.state IN ('pending', 'in_flight', 'dead') \
          AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
-         AND t.push_url IS NOT NULL AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND t.paused = FALSE AND t.breaker <> 'open' \
+         AND (t.push_url IS NOT NULL OR (t.kim_address IS NOT NULL \
+           AND EXISTS (SELECT 1 FROM kim_accounts k WHERE k.practice_id = d.practice_id))) \
          AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
            WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered')) \
          AND d.insurer_ik = ?4 AND (d.created_at, d.id) > (?5, ?6) \
@@ -388,7 +408,11 @@ pub fn claim_due(
     // One claim per available insurer: each gets its share of the round (one insurer's
     // backlog never starves another) and no more than its rate limit allows.
     let available: Vec<(String, Option<i32>)> = destinations::table
-        .filter(destinations::push_url.is_not_null())
+        .filter(
+            destinations::push_url
+                .is_not_null()
+                .or(destinations::kim_address.is_not_null()),
+        )
         .filter(destinations::paused.eq(false))
         .filter(destinations::breaker.ne(super::breaker::OPEN))
         .order(destinations::ik)
@@ -421,6 +445,8 @@ pub fn claim_due(
         Option<NaiveDateTime>,
         Option<Vec<u8>>,
         Option<Vec<u8>>,
+        String,
+        String,
     );
     let rows: Vec<Row> = deliveries::table
         .inner_join(certificates::table)
@@ -438,19 +464,28 @@ pub fn claim_due(
             practices::outage_since,
             certificates::signed_p7s,
             deliveries::signed_document,
+            deliveries::practice_id,
+            deliveries::document_kind,
         ))
         .load(conn)?;
+    let practices_of: Vec<&String> = rows.iter().map(|r| &r.10).collect();
+    let with_kim: Vec<String> = kim_accounts::table
+        .filter(kim_accounts::practice_id.eq_any(practices_of))
+        .select(kim_accounts::practice_id)
+        .load(conn)?;
     let iks: Vec<&String> = rows.iter().map(|r| &r.2).collect();
-    let targets: Vec<(String, Option<String>, Option<String>, bool)> = destinations::table
+    type Target = (String, Option<String>, Option<String>, bool, Option<String>);
+    let targets: Vec<Target> = destinations::table
         .filter(destinations::ik.eq_any(iks))
         .select((
             destinations::ik,
             destinations::push_url,
             destinations::auth_header,
             destinations::outage,
+            destinations::kim_address,
         ))
         .load(conn)?;
-    Ok(rows
+    let claimed: Vec<Claimed> = rows
         .into_iter()
         .map(
             |(
@@ -464,6 +499,8 @@ pub fn claim_due(
                 practice_outage,
                 certificate_signed,
                 document_signed,
+                practice_id,
+                kind,
             )| {
                 let target = targets.iter().find(|t| t.0 == insurer_ik);
                 // A Storno carries its own document and signature; an eAU its certificate's.
@@ -484,10 +521,35 @@ pub fn claim_due(
                     insurer_ik,
                     fhir_xml: document.or(certificate_xml),
                     signed,
+                    // KIM when the insurer has a KIM address and the practice a KIM account.
+                    kim: target
+                        .and_then(|t| t.4.clone())
+                        .filter(|_| with_kim.contains(&practice_id))
+                        .map(|to| KimSend {
+                            to,
+                            message_id: crate::kim::new_message_id(),
+                        }),
+                    practice_id,
+                    kind: DocumentKind::parse(&kind).unwrap_or(DocumentKind::Eau),
                 }
             },
         )
-        .collect())
+        .collect();
+    // The Message-ID of each KIM mail is recorded before it is sent: receipts and error
+    // messages refer back to it.
+    let messages: Vec<super::NewKimMessage> = claimed
+        .iter()
+        .filter_map(|c| {
+            c.kim.as_ref().map(|k| super::NewKimMessage {
+                message_id: k.message_id.clone(),
+                delivery_id: c.id.clone(),
+                practice_id: c.practice_id.clone(),
+                recipient: k.to.clone(),
+            })
+        })
+        .collect();
+    super::record_kim_messages(conn, &messages)?;
+    Ok(claimed)
 }
 
 impl Claimed {
@@ -519,6 +581,8 @@ pub struct Finish {
     pub duration_ms: i32,
     /// Whether the insurer itself failed (counts towards opening its breaker).
     pub insurer_failed: bool,
+    /// The KIM mail this attempt sent (marked sent when the client module accepted it).
+    pub kim_message_id: Option<String>,
 }
 
 /// Records a batch of attempts, moves each delivery on and updates the destinations' breakers,
@@ -569,11 +633,17 @@ pub fn finish_attempts(
                 deliveries::state.eq(f.state),
                 deliveries::lease_until.eq(None::<NaiveDateTime>),
                 deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
-                deliveries::last_error.eq(&f.detail),
+                deliveries::last_error.eq((f.state != state::SENT).then_some(&f.detail)),
                 deliveries::delivered_at.eq(None::<NaiveDateTime>),
             ))
             .execute(c)?;
         }
+        let sent: Vec<&str> = finishes
+            .iter()
+            .filter(|f| f.state == state::SENT)
+            .filter_map(|f| f.kim_message_id.as_deref())
+            .collect();
+        super::kim::mark_kim_sent(c, &sent, at)?;
         update_breakers(c, finishes, at, open_after, probe_in)
     })?;
     Ok(())
@@ -653,7 +723,7 @@ fn update_breakers(
             .iter()
             .filter(|f| f.destination.as_deref() == Some(ik))
         {
-            if f.state == state::DELIVERED {
+            if f.state == state::DELIVERED || f.state == state::SENT {
                 (failures, breaker, succeeded, opened) = (0, CLOSED.to_owned(), true, false);
             } else if f.insurer_failed {
                 failures += 1;

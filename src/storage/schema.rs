@@ -174,6 +174,8 @@ diesel::table! {
         updated_at -> Timestamp,
         outage_confirmed_at -> Nullable<Timestamp>,
         rate_per_minute -> Nullable<Integer>,
+        kim_address -> Nullable<Text>,
+        kim_source -> Nullable<Text>,
     }
 }
 
@@ -245,3 +247,66 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    kim_accounts (practice_id) {
+        practice_id -> Text,
+        address -> Text,
+        smtp_host -> Text,
+        smtp_port -> Integer,
+        pop3_host -> Text,
+        pop3_port -> Integer,
+        tls -> Text,
+        ca_pem -> Nullable<Text>,
+        fachdienst_smtp -> Nullable<Text>,
+        fachdienst_pop3 -> Nullable<Text>,
+        mandant_id -> Text,
+        client_system_id -> Text,
+        workplace_id -> Text,
+        user_id -> Nullable<Text>,
+        konnektor_id -> Nullable<Text>,
+        secret_ref -> Text,
+        poll_minutes -> Integer,
+        test_data -> Bool,
+        last_poll_at -> Nullable<Timestamp>,
+        last_poll_error -> Nullable<Text>,
+        poll_requested_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    kim_messages (message_id) {
+        message_id -> Text,
+        delivery_id -> Text,
+        practice_id -> Text,
+        recipient -> Text,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        receipt_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    kim_inbox (id) {
+        id -> Text,
+        practice_id -> Text,
+        uidl -> Text,
+        received_at -> Timestamp,
+        kind -> Text,
+        message_id -> Nullable<Text>,
+        refers_to -> Nullable<Text>,
+        delivery_id -> Nullable<Text>,
+        summary -> Text,
+        raw -> Binary,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+diesel::joinable!(kim_messages -> deliveries (delivery_id));
+diesel::allow_tables_to_appear_in_same_query!(kim_messages, deliveries);
+diesel::allow_tables_to_appear_in_same_query!(kim_messages, certificates);
+diesel::allow_tables_to_appear_in_same_query!(kim_messages, kim_inbox);
+diesel::allow_tables_to_appear_in_same_query!(kim_inbox, deliveries);
+diesel::allow_tables_to_appear_in_same_query!(kim_inbox, certificates);
+diesel::allow_tables_to_appear_in_same_query!(kim_accounts, deliveries);
+diesel::allow_tables_to_appear_in_same_query!(kim_accounts, practices);

@@ -314,6 +314,7 @@ struct DestinationForm {
     push_url: Option<String>,
     health_url: Option<String>,
     rate_per_minute: Option<String>,
+    kim_address: Option<String>,
 }
 
 fn url_field(
@@ -379,6 +380,21 @@ async fn save_destination(
             }
         },
     };
+    let kim_address = match form
+        .kim_address
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        None => None,
+        Some(a) if crate::kim::is_kim_address(&a) => Some(a),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "kim_address",
+                "KIM-Adresse: eine Adresse unter kim.telematik (oder kim.telematik-test)",
+            ));
+            None
+        }
+    };
     let Some(ik) = ik.filter(|_| errors.is_empty()) else {
         return Err(WebError::Invalid(errors));
     };
@@ -389,6 +405,8 @@ async fn save_destination(
         health_url,
         auth_header: None,
         rate_per_minute: rate,
+        kim_source: kim_address.as_ref().map(|_| "operator".to_owned()),
+        kim_address,
     };
     let actor = operator.actor();
     state

@@ -53,6 +53,7 @@ pub fn config() -> ServeConfig {
             queue_concurrency: 4,
             push_timeout_secs: 5,
             lease_secs: 60,
+            kim_support: au_relay::kim::DEFAULT_SUPPORT.into(),
             mail: no_mail(),
         },
     }
@@ -232,6 +233,70 @@ pub fn demo_practice_id(db: &Database) -> String {
 /// Stores `n` valid certificates for insurer `ik`, each with an XML document, directly in
 /// the database; returns their document UUIDs.
 pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) -> Vec<String> {
+    store(db, practice_id, ik, n, false)
+}
+
+/// A test signer (RSA key, self-signed certificate), made once per test binary.
+fn test_signer() -> &'static (
+    openssl::pkey::PKey<openssl::pkey::Private>,
+    openssl::x509::X509,
+) {
+    static SIGNER: std::sync::OnceLock<(
+        openssl::pkey::PKey<openssl::pkey::Private>,
+        openssl::x509::X509,
+    )> = std::sync::OnceLock::new();
+    SIGNER.get_or_init(|| {
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "Dr. Test Signer").unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        let serial = openssl::bn::BigNum::from_u32(4711)
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        (key, b.build())
+    })
+}
+
+/// A CAdES enveloping signature over `content` (as practice software would make it).
+pub fn sign(content: &[u8]) -> Vec<u8> {
+    let (key, cert) = test_signer();
+    openssl::cms::CmsContentInfo::sign(
+        Some(cert),
+        Some(key),
+        None,
+        Some(content),
+        openssl::cms::CMSOptions::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap()
+}
+
+/// Like [`store_certificates`], each stored with a signed file (an import from practice software).
+pub fn store_signed_certificates(
+    db: &Database,
+    practice_id: &str,
+    ik: &str,
+    n: usize,
+) -> Vec<String> {
+    store(db, practice_id, ik, n, true)
+}
+
+fn store(db: &Database, practice_id: &str, ik: &str, n: usize, signed: bool) -> Vec<String> {
     use au_relay::domain::{demo_practice, CaptureContext, Certificate, CertificateDraft};
     let mut body = valid_body();
     body["insurer"]["ik"] = json!(ik);
@@ -264,7 +329,17 @@ pub fn store_certificates(db: &Database, practice_id: &str, ik: &str, n: usize) 
                 print_only: false,
                 mail: None,
                 created_at: storage::now(),
-                encoded: &storage::Encoded::of(&cert, xml).unwrap(),
+                encoded: &if signed {
+                    let p7s = sign(xml.as_bytes());
+                    let signer = au_relay::signature::verify(&p7s).unwrap().signer;
+                    storage::Encoded::of(&cert, xml).unwrap().signed(storage::NewSignature {
+                        p7s,
+                        signer,
+                        method: au_relay::signature::Method::Import,
+                    })
+                } else {
+                    storage::Encoded::of(&cert, xml).unwrap()
+                },
                 practice_signs,
             };
             storage::capture(&mut conn, &actor, new).unwrap();
@@ -288,6 +363,7 @@ pub fn point_at(
             health_url: Some(insurer.health_url()),
             auth_header: None,
             rate_per_minute: None,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -1,0 +1,680 @@
+//! KIM bookkeeping: the practices' KIM accounts, the Message-ID of every mail sent (recorded
+//! before the send), and every mail read from a mailbox with what it did to its delivery, in
+//! one transaction each (so a mail read twice is recorded once, and a mailbox is cleaned only
+//! of what is recorded).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{
+    certificates, deliveries, delivery_attempts, destinations, kim_accounts, kim_inbox,
+    kim_messages, practices,
+};
+use super::{audit, now, state, Actor, AnyConnection, Result};
+use crate::kim::inbound::{Action, Inbound, Kind};
+use crate::queue::Verdict;
+
+/// A practice's KIM account as stored (the password only as a reference).
+#[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = kim_accounts, treat_none_as_null = true)]
+pub struct KimAccountRow {
+    pub practice_id: String,
+    pub address: String,
+    pub smtp_host: String,
+    pub smtp_port: i32,
+    pub pop3_host: String,
+    pub pop3_port: i32,
+    pub tls: String,
+    pub ca_pem: Option<String>,
+    pub fachdienst_smtp: Option<String>,
+    pub fachdienst_pop3: Option<String>,
+    pub mandant_id: String,
+    pub client_system_id: String,
+    pub workplace_id: String,
+    pub user_id: Option<String>,
+    pub konnektor_id: Option<String>,
+    pub secret_ref: String,
+    pub poll_minutes: i32,
+    pub test_data: bool,
+    pub last_poll_at: Option<NaiveDateTime>,
+    pub last_poll_error: Option<String>,
+    pub poll_requested_at: Option<NaiveDateTime>,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn kim_account(conn: &mut AnyConnection, practice_id: &str) -> Result<Option<KimAccountRow>> {
+    Ok(kim_accounts::table
+        .find(practice_id)
+        .first(conn)
+        .optional()?)
+}
+
+/// Saves the practice's KIM account (keeping its poll state), audited.
+pub fn save_kim_account(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    row: &KimAccountRow,
+) -> Result<()> {
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let kept: Option<(Option<NaiveDateTime>, Option<String>)> = kim_accounts::table
+            .find(&row.practice_id)
+            .select((kim_accounts::last_poll_at, kim_accounts::last_poll_error))
+            .first(c)
+            .optional()?;
+        let mut row = row.clone();
+        row.updated_at = now();
+        if let Some((at, error)) = kept {
+            (row.last_poll_at, row.last_poll_error) = (at, error);
+            diesel::update(kim_accounts::table.find(&row.practice_id))
+                .set(&row)
+                .execute(c)?;
+        } else {
+            diesel::insert_into(kim_accounts::table)
+                .values(&row)
+                .execute(c)?;
+        }
+        audit(c, actor, "kim.account_saved", None, &row.address)
+    })?;
+    Ok(())
+}
+
+/// Removes the practice's KIM account; its documents go by HTTP push or wait for an import.
+pub fn remove_kim_account(conn: &mut AnyConnection, actor: &Actor) -> Result<()> {
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        diesel::delete(kim_accounts::table.find(&actor.practice_id)).execute(c)?;
+        audit(c, actor, "kim.account_removed", None, "")
+    })?;
+    Ok(())
+}
+
+/// Accounts whose mailbox is due: never read, read longer ago than their interval, or asked
+/// for from the dashboard.
+pub fn accounts_due_for_poll(conn: &mut AnyConnection) -> Result<Vec<KimAccountRow>> {
+    let at = now();
+    let all: Vec<KimAccountRow> = kim_accounts::table
+        .order(kim_accounts::practice_id)
+        .load(conn)?;
+    Ok(all
+        .into_iter()
+        .filter(|a| {
+            a.poll_requested_at.is_some()
+                || a.last_poll_at.is_none_or(|t| {
+                    t + chrono::Duration::minutes(i64::from(a.poll_minutes.max(1))) <= at
+                })
+        })
+        .collect())
+}
+
+/// "Postfach jetzt abrufen".
+pub fn request_poll(conn: &mut AnyConnection, practice_id: &str) -> Result<bool> {
+    Ok(diesel::update(kim_accounts::table.find(practice_id))
+        .set(kim_accounts::poll_requested_at.eq(now()))
+        .execute(conn)?
+        > 0)
+}
+
+pub fn record_poll(conn: &mut AnyConnection, practice_id: &str, error: Option<&str>) -> Result<()> {
+    diesel::update(kim_accounts::table.find(practice_id))
+        .set((
+            kim_accounts::last_poll_at.eq(now()),
+            kim_accounts::last_poll_error.eq(error),
+            kim_accounts::poll_requested_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A KIM mail about to be sent.
+#[derive(Debug, Clone)]
+pub struct NewKimMessage {
+    pub message_id: String,
+    pub delivery_id: String,
+    pub practice_id: String,
+    pub recipient: String,
+}
+
+/// Records the Message-IDs of mails about to be sent, in one transaction.
+pub fn record_kim_messages(conn: &mut AnyConnection, messages: &[NewKimMessage]) -> Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let at = now();
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        for m in messages {
+            diesel::insert_into(kim_messages::table)
+                .values((
+                    kim_messages::message_id.eq(crate::kim::normalise_message_id(&m.message_id)),
+                    kim_messages::delivery_id.eq(&m.delivery_id),
+                    kim_messages::practice_id.eq(&m.practice_id),
+                    kim_messages::recipient.eq(&m.recipient),
+                    kim_messages::created_at.eq(at),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Marks mails as accepted by the client module (inside the attempt's transaction).
+pub(super) fn mark_kim_sent(
+    c: &mut AnyConnection,
+    message_ids: &[&str],
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    for ids in message_ids.chunks(1000) {
+        let ids: Vec<String> = ids
+            .iter()
+            .map(|m| crate::kim::normalise_message_id(m))
+            .collect();
+        diesel::update(kim_messages::table.filter(kim_messages::message_id.eq_any(ids)))
+            .set(kim_messages::sent_at.eq(at))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Which of `uidls` the practice's mailbox has already been recorded for.
+pub fn known_uidls(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    uidls: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut known = std::collections::HashSet::new();
+    for chunk in uidls.chunks(500) {
+        let found: Vec<(String, Option<String>)> = kim_inbox::table
+            .filter(kim_inbox::practice_id.eq(practice_id))
+            .filter(kim_inbox::uidl.eq_any(chunk))
+            .select((kim_inbox::uidl, kim_inbox::delivery_id))
+            .load(conn)?;
+        known.extend(found.into_iter().map(|(u, _)| u));
+    }
+    Ok(known)
+}
+
+/// Recorded inbox mails of a practice that may leave the mailbox: those that matched a
+/// document (receipts and error messages of AU-Relay's own mails). Others stay: the mailbox
+/// may be shared with the practice software.
+pub fn deletable_uidls(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    uidls: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in uidls.chunks(500) {
+        let found: Vec<String> = kim_inbox::table
+            .filter(kim_inbox::practice_id.eq(practice_id))
+            .filter(kim_inbox::uidl.eq_any(chunk))
+            .filter(kim_inbox::delivery_id.is_not_null())
+            .select(kim_inbox::uidl)
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+pub fn mark_inbox_deleted(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    uidls: &[String],
+) -> Result<()> {
+    for chunk in uidls.chunks(500) {
+        diesel::update(
+            kim_inbox::table
+                .filter(kim_inbox::practice_id.eq(practice_id))
+                .filter(kim_inbox::uidl.eq_any(chunk)),
+        )
+        .set(kim_inbox::deleted_at.eq(now()))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// What recording an inbound mail did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Already recorded by an earlier reading.
+    Known,
+    /// Recorded; the delivery it matched, if any.
+    New { delivery_id: Option<String> },
+}
+
+/// The delivery a mail refers to: by the Message-ID of a mail sent from this practice, else by
+/// the document UUID.
+fn match_delivery(
+    c: &mut AnyConnection,
+    practice_id: &str,
+    inbound: &Inbound,
+) -> QueryResult<Option<(String, Option<String>)>> {
+    if !inbound.refers_to.is_empty() {
+        let found: Vec<(String, String)> = kim_messages::table
+            .filter(kim_messages::practice_id.eq(practice_id))
+            .filter(kim_messages::message_id.eq_any(&inbound.refers_to))
+            .select((kim_messages::message_id, kim_messages::delivery_id))
+            .load(c)?;
+        for wanted in &inbound.refers_to {
+            if let Some((mid, delivery)) = found.iter().find(|(m, _)| m == wanted) {
+                return Ok(Some((delivery.clone(), Some(mid.clone()))));
+            }
+        }
+    }
+    for id in &inbound.document_ids {
+        let id = id.to_string();
+        let found: Option<String> = deliveries::table
+            .filter(deliveries::practice_id.eq(practice_id))
+            .filter(deliveries::channel.eq(super::Channel::Insurer.code()))
+            .filter(
+                deliveries::document_id.eq(&id).or(deliveries::document_id
+                    .is_null()
+                    .and(deliveries::certificate_id.eq(&id))),
+            )
+            .order(deliveries::created_at.desc())
+            .select(deliveries::id)
+            .first(c)
+            .optional()?;
+        if let Some(d) = found {
+            return Ok(Some((d, None)));
+        }
+    }
+    Ok(None)
+}
+
+/// How the queue retries after an error of the KIM service itself (TA P5-04 AK15): every
+/// `every` while the first failure is less than three working days old.
+#[derive(Debug, Clone, Copy)]
+pub struct KimRetry {
+    pub every: chrono::Duration,
+}
+
+impl Default for KimRetry {
+    fn default() -> Self {
+        Self {
+            every: chrono::Duration::hours(4),
+        }
+    }
+}
+
+/// Records one mail read from the practice's mailbox and applies it to the delivery it
+/// matched, in one transaction: a receipt marks the delivery delivered; a failed receipt or a
+/// KIM service error retries it (every 4 h for 3 working days); an insurer error message is
+/// classified by the KBV code table. A mail already recorded (same UIDL) changes nothing.
+pub fn record_inbound(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    uidl: &str,
+    raw: &[u8],
+    inbound: &Inbound,
+    retry: KimRetry,
+) -> Result<Recorded> {
+    let at = now();
+    Ok(conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let known: i64 = kim_inbox::table
+            .filter(kim_inbox::practice_id.eq(practice_id))
+            .filter(kim_inbox::uidl.eq(uidl))
+            .count()
+            .get_result(c)?;
+        if known > 0 {
+            return Ok(Recorded::Known);
+        }
+        let matched = match inbound.kind {
+            Kind::Other => None,
+            _ => match_delivery(c, practice_id, inbound)?,
+        };
+        let delivery_id = matched.as_ref().map(|m| m.0.clone());
+        diesel::insert_into(kim_inbox::table)
+            .values((
+                kim_inbox::id.eq(Uuid::new_v4().to_string()),
+                kim_inbox::practice_id.eq(practice_id),
+                kim_inbox::uidl.eq(uidl),
+                kim_inbox::received_at.eq(at),
+                kim_inbox::kind.eq(inbound.kind.code()),
+                kim_inbox::message_id.eq(&inbound.message_id),
+                kim_inbox::refers_to.eq(inbound.refers_to.first()),
+                kim_inbox::delivery_id.eq(&delivery_id),
+                kim_inbox::summary.eq(&inbound.summary),
+                kim_inbox::raw.eq(raw),
+            ))
+            .execute(c)?;
+        if let Some((delivery, message_id)) = matched {
+            apply(c, &delivery, message_id.as_deref(), inbound, retry, at)?;
+        }
+        Ok(Recorded::New { delivery_id })
+    })?)
+}
+
+fn attempt_row(
+    c: &mut AnyConnection,
+    delivery: &str,
+    outcome: &str,
+    detail: &str,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(delivery_attempts::table)
+        .values((
+            delivery_attempts::delivery_id.eq(delivery),
+            delivery_attempts::at.eq(at),
+            delivery_attempts::outcome.eq(outcome),
+            delivery_attempts::http_status.eq(None::<i32>),
+            delivery_attempts::detail.eq(detail),
+            delivery_attempts::duration_ms.eq(0),
+        ))
+        .execute(c)
+        .map(drop)
+}
+
+/// Moves a delivery to `to` unless it is in one of the states that stay.
+fn move_delivery(
+    c: &mut AnyConnection,
+    delivery: &str,
+    from: &[&str],
+    to: &str,
+    next: NaiveDateTime,
+    error: Option<&str>,
+    delivered_at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    diesel::update(
+        deliveries::table
+            .find(delivery)
+            .filter(deliveries::state.eq_any(from)),
+    )
+    .set((
+        deliveries::state.eq(to),
+        deliveries::lease_until.eq(None::<NaiveDateTime>),
+        deliveries::next_attempt_at.eq(next),
+        deliveries::last_error.eq(error),
+        deliveries::delivered_at.eq(delivered_at),
+    ))
+    .execute(c)
+}
+
+/// Whether a Störung is declared for the delivery's insurer or practice.
+fn outage_of(c: &mut AnyConnection, delivery: &str) -> QueryResult<bool> {
+    let (ik, practice): (String, String) = deliveries::table
+        .find(delivery)
+        .select((deliveries::insurer_ik, deliveries::practice_id))
+        .first(c)?;
+    let insurer: Option<bool> = destinations::table
+        .find(&ik)
+        .select(destinations::outage)
+        .first(c)
+        .optional()?;
+    let practice: Option<NaiveDateTime> = practices::table
+        .find(&practice)
+        .select(practices::outage_since)
+        .first(c)?;
+    Ok(insurer.unwrap_or(false) || practice.is_some())
+}
+
+/// A KIM-level failure: retry in `retry.every`, or dead once the first KIM mail of the
+/// delivery is three working days old (unless a Störung is declared).
+fn kim_failure(
+    c: &mut AnyConnection,
+    delivery: &str,
+    detail: &str,
+    retry: KimRetry,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    let first: Option<NaiveDateTime> = kim_messages::table
+        .filter(kim_messages::delivery_id.eq(delivery))
+        .select(diesel::dsl::min(kim_messages::created_at))
+        .first(c)?;
+    let practice: String = deliveries::table
+        .find(delivery)
+        .select(deliveries::practice_id)
+        .first(c)?;
+    let land_code: String = practices::table
+        .find(&practice)
+        .select(practices::land)
+        .first(c)?;
+    let expired = match (first, crate::domain::Land::parse(&land_code)) {
+        (Some(first), Some(land)) => {
+            let last_day = crate::domain::add_working_days(land, first.date(), 3);
+            at.date() > last_day
+        }
+        _ => false,
+    };
+    let from = [state::SENT, state::PENDING];
+    if expired && !outage_of(c, delivery)? {
+        let reason = format!("{detail}; seit drei Arbeitstagen ohne Erfolg: Ausfertigung per Post");
+        move_delivery(c, delivery, &from, state::DEAD, at, Some(&reason), None)?;
+        attempt_row(c, delivery, "dead", &reason, at)
+    } else {
+        move_delivery(
+            c,
+            delivery,
+            &from,
+            state::PENDING,
+            at + retry.every,
+            Some(detail),
+            None,
+        )?;
+        attempt_row(c, delivery, "kim_error", detail, at)
+    }
+}
+
+fn apply(
+    c: &mut AnyConnection,
+    delivery: &str,
+    message_id: Option<&str>,
+    inbound: &Inbound,
+    retry: KimRetry,
+    at: NaiveDateTime,
+) -> QueryResult<()> {
+    match (inbound.kind, inbound.action) {
+        (Kind::Dsn, Some(Action::Delivered)) => {
+            if let Some(mid) = message_id {
+                diesel::update(kim_messages::table.find(mid))
+                    .set(kim_messages::receipt_at.eq(at))
+                    .execute(c)?;
+            }
+            let from = [state::SENT, state::PENDING, state::IN_FLIGHT, state::DEAD];
+            move_delivery(c, delivery, &from, state::DELIVERED, at, None, Some(at))?;
+            attempt_row(c, delivery, "receipt", &inbound.summary, at)
+        }
+        (Kind::Dsn, Some(Action::Failed)) | (Kind::KimError, _) => {
+            kim_failure(c, delivery, &inbound.summary, retry, at)
+        }
+        (Kind::Dsn, _) => attempt_row(c, delivery, "kim_delayed", &inbound.summary, at),
+        (Kind::InsurerError, _) => {
+            let outage = outage_of(c, delivery)?;
+            let verdict = match inbound.kbv_code {
+                Some(code) => crate::queue::policy::kbv_verdict(code, outage),
+                None => Verdict::Dead {
+                    reason: "Fehlermeldung der Kasse ohne Fehlercode".into(),
+                },
+            };
+            let from = [
+                state::SENT,
+                state::PENDING,
+                state::IN_FLIGHT,
+                state::DELIVERED,
+                state::DEAD,
+            ];
+            let detail = &inbound.summary;
+            let (to, outcome) = match verdict {
+                Verdict::Regenerate { .. } => (state::NEEDS_NEW_ID, "needs_new_id"),
+                Verdict::Retry { .. } => (state::PENDING, "retry"),
+                Verdict::Dead { .. } => (state::DEAD, "dead"),
+                Verdict::Delivered | Verdict::Submitted => (state::DELIVERED, "delivered"),
+            };
+            move_delivery(c, delivery, &from, to, at, Some(detail), None)?;
+            attempt_row(c, delivery, outcome, detail, at)
+        }
+        (Kind::Other, _) => Ok(()),
+    }
+}
+
+/// A delivery sent over KIM whose receipt has not come within 24 hours of sending (TA P5-04
+/// AK5): for the detail page, the dashboard, `/metrics` and the post list.
+#[derive(Debug, Clone, Queryable)]
+pub struct OverdueReceipt {
+    pub certificate_id: String,
+    pub delivery_id: String,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+/// Deliveries still waiting for their receipt more than 24 hours after the mail was sent, as
+/// of `at` (the clock is the caller's); one practice, or all.
+pub fn overdue_receipts(
+    conn: &mut AnyConnection,
+    practice_id: Option<&str>,
+    at: NaiveDateTime,
+) -> Result<Vec<OverdueReceipt>> {
+    let limit = at - chrono::Duration::hours(24);
+    let mut query = deliveries::table
+        .inner_join(kim_messages::table)
+        .filter(deliveries::state.eq(state::SENT))
+        .filter(kim_messages::receipt_at.is_null())
+        .filter(kim_messages::sent_at.le(limit))
+        .select((
+            deliveries::certificate_id,
+            deliveries::id,
+            kim_messages::sent_at,
+        ))
+        .order(kim_messages::sent_at)
+        .into_boxed();
+    if let Some(p) = practice_id {
+        query = query.filter(deliveries::practice_id.eq(p.to_owned()));
+    }
+    let mut rows: Vec<OverdueReceipt> = query.load(conn)?;
+    rows.dedup_by(|a, b| a.delivery_id == b.delivery_id);
+    Ok(rows)
+}
+
+/// A KIM mail sent for a delivery.
+#[derive(Debug, Clone, Queryable)]
+pub struct KimMessageRow {
+    pub message_id: String,
+    pub delivery_id: String,
+    pub recipient: String,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+    pub receipt_at: Option<NaiveDateTime>,
+}
+
+/// An inbox mail as listed.
+#[derive(Debug, Clone, Queryable)]
+pub struct InboxRow {
+    pub id: String,
+    pub practice_id: String,
+    pub received_at: NaiveDateTime,
+    pub kind: String,
+    pub delivery_id: Option<String>,
+    pub summary: String,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+type InboxColumns = (
+    kim_inbox::id,
+    kim_inbox::practice_id,
+    kim_inbox::received_at,
+    kim_inbox::kind,
+    kim_inbox::delivery_id,
+    kim_inbox::summary,
+    kim_inbox::deleted_at,
+);
+const INBOX_COLUMNS: InboxColumns = (
+    kim_inbox::id,
+    kim_inbox::practice_id,
+    kim_inbox::received_at,
+    kim_inbox::kind,
+    kim_inbox::delivery_id,
+    kim_inbox::summary,
+    kim_inbox::deleted_at,
+);
+
+/// The KIM mails and inbox mails of a practice's certificate (detail page).
+pub fn kim_history(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    certificate_id: &str,
+) -> Result<(Vec<KimMessageRow>, Vec<InboxRow>)> {
+    let ids: Vec<String> = deliveries::table
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::certificate_id.eq(certificate_id))
+        .select(deliveries::id)
+        .load(conn)?;
+    let sent = kim_messages::table
+        .filter(kim_messages::delivery_id.eq_any(&ids))
+        .order(kim_messages::created_at)
+        .select((
+            kim_messages::message_id,
+            kim_messages::delivery_id,
+            kim_messages::recipient,
+            kim_messages::created_at,
+            kim_messages::sent_at,
+            kim_messages::receipt_at,
+        ))
+        .load(conn)?;
+    let inbox = kim_inbox::table
+        .filter(kim_inbox::delivery_id.eq_any(&ids))
+        .order(kim_inbox::received_at)
+        .select(INBOX_COLUMNS)
+        .load(conn)?;
+    Ok((sent, inbox))
+}
+
+/// Inbox mails that matched no document: the operator sees all of them, a practice its own.
+pub fn unmatched_inbox(
+    conn: &mut AnyConnection,
+    practice_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<InboxRow>> {
+    let mut q = kim_inbox::table
+        .filter(kim_inbox::delivery_id.is_null())
+        .order(kim_inbox::received_at.desc())
+        .limit(limit)
+        .select(INBOX_COLUMNS)
+        .into_boxed();
+    if let Some(p) = practice_id {
+        q = q.filter(kim_inbox::practice_id.eq(p.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// The raw mail of an inbox row, if it belongs to `practice_id` (`None`: the operator).
+pub fn inbox_raw(
+    conn: &mut AnyConnection,
+    practice_id: Option<&str>,
+    id: &str,
+) -> Result<Option<Vec<u8>>> {
+    let mut q = kim_inbox::table
+        .filter(kim_inbox::id.eq(id.to_owned()))
+        .select(kim_inbox::raw)
+        .into_boxed();
+    if let Some(p) = practice_id {
+        q = q.filter(kim_inbox::practice_id.eq(p.to_owned()));
+    }
+    Ok(q.first(conn).optional()?)
+}
+
+/// Counts for `/metrics`: mails read by kind and the unmatched ones.
+pub fn inbox_counts(conn: &mut AnyConnection) -> Result<Vec<(String, bool, i64)>> {
+    let rows: Vec<(String, Option<String>)> = kim_inbox::table
+        .select((kim_inbox::kind, kim_inbox::delivery_id))
+        .load(conn)?;
+    let mut out: Vec<(String, bool, i64)> = Vec::new();
+    for (kind, delivery) in rows {
+        let matched = delivery.is_some();
+        match out.iter_mut().find(|(k, m, _)| *k == kind && *m == matched) {
+            Some(entry) => entry.2 += 1,
+            None => out.push((kind, matched, 1)),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The certificate of a delivery (for the detail links of the inbox list).
+pub fn certificate_of_delivery(
+    conn: &mut AnyConnection,
+    delivery_id: &str,
+) -> Result<Option<String>> {
+    Ok(deliveries::table
+        .inner_join(certificates::table)
+        .filter(deliveries::id.eq(delivery_id))
+        .select(certificates::id)
+        .first(conn)
+        .optional()?)
+}
