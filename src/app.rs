@@ -234,6 +234,123 @@ pub fn start_demo_konnektor(
     Ok((fake, server))
 }
 
+/// The demo's KIM insurer (a second demo insurer, reached by KIM only).
+pub const DEMO_KIM_IK: &str = "104212059";
+pub const DEMO_KIM_PRACTICE: &str = "praxis-muster@arzt.kim.telematik-test";
+pub const DEMO_KIM_INSURER: &str = "eau@demo-bkk.kim.telematik-test";
+
+/// The demo's KIM client module stand-in (Postfix and Dovecot) and its insurer robot; both stop
+/// when this is dropped.
+pub struct DemoKim {
+    pub standin: crate::kim::standin::StandIn,
+    robot: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DemoKim {
+    fn drop(&mut self) {
+        self.robot.abort();
+    }
+}
+
+/// Starts the demo's KIM route when this machine can run the stand-in (root, Debian's
+/// `postfix` and `dovecot-pop3d`): the demo practice gets a KIM account, the Demo-BKK
+/// (IK 104212059) a KIM address, and a robot reads the Demo-BKK's mailbox every two seconds.
+/// Returns `None` (and the demo runs without KIM) otherwise.
+pub fn start_demo_kim(db: &Database) -> anyhow::Result<Option<DemoKim>> {
+    use crate::kim::standin::{Mailbox, StandIn};
+    if !StandIn::available() {
+        return Ok(None);
+    }
+    let mut conn = db.conn()?;
+    let bsnr = demo_practice()?.0.bsnr;
+    let practice_id = storage::practice_id_by_bsnr(&mut conn, &bsnr)?
+        .ok_or_else(|| anyhow::anyhow!("demo practice missing"))?;
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    let mut row = storage::KimAccountRow {
+        practice_id: practice_id.clone(),
+        address: DEMO_KIM_PRACTICE.into(),
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: 0,
+        pop3_host: "127.0.0.1".into(),
+        pop3_port: 0,
+        tls: "implicit".into(),
+        ca_pem: None,
+        fachdienst_smtp: Some("kim.arzt.kim.telematik-test:465".into()),
+        fachdienst_pop3: Some("kim.arzt.kim.telematik-test:995".into()),
+        mandant_id: "praxis-muster".into(),
+        client_system_id: "au-relay".into(),
+        workplace_id: "empfang-1".into(),
+        user_id: None,
+        konnektor_id: None,
+        secret_ref: "env:UNUSED".into(),
+        poll_minutes: 1,
+        test_data: false,
+        last_poll_at: None,
+        last_poll_error: None,
+        poll_requested_at: None,
+        updated_at: storage::now(),
+    };
+    let account = crate::kim::account_of(&row)?;
+    let standin = StandIn::start(
+        &["arzt.kim.telematik-test", "demo-bkk.kim.telematik-test"],
+        vec![
+            Mailbox {
+                address: DEMO_KIM_PRACTICE.into(),
+                password: password.clone(),
+                logins: vec![account.smtp_login(), account.pop3_login()],
+            },
+            Mailbox {
+                address: DEMO_KIM_INSURER.into(),
+                password: password.clone(),
+                logins: vec![],
+            },
+        ],
+    )
+    .map_err(|e| anyhow::anyhow!("KIM stand-in: {e}"))?;
+    let secret = standin.dir().join("demo-kim-password");
+    std::fs::write(&secret, &password)?;
+    row.secret_ref = format!("file:{}", secret.display());
+    row.smtp_port = i32::from(standin.smtp_port);
+    row.pop3_port = i32::from(standin.pop3_port);
+    row.ca_pem = Some(standin.ca_pem.clone());
+    let actor = storage::Actor {
+        practice_id,
+        name: "demo".into(),
+        channel: "demo",
+    };
+    storage::save_kim_account(&mut conn, &actor, &row)?;
+    storage::upsert_destination(
+        &mut conn,
+        &storage::DestinationConfig {
+            ik: DEMO_KIM_IK.into(),
+            name: "Demo-BKK (per KIM)".into(),
+            kim_address: Some(DEMO_KIM_INSURER.into()),
+            kim_source: Some("operator".into()),
+            ..Default::default()
+        },
+    )?;
+    let robot = crate::kim::robot::Robot::new(
+        DEMO_KIM_INSURER,
+        &password,
+        standin.smtp_port,
+        standin.pop3_port,
+        &standin.ca_pem,
+    );
+    let robot = tokio::spawn(async move {
+        loop {
+            match robot.fetch().await {
+                Ok(got) if !got.is_empty() => {
+                    tracing::info!(mails = got.len(), "Demo-BKK received eAU mails over KIM")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "Demo-BKK robot could not read its mailbox"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    Ok(Some(DemoKim { standin, robot }))
+}
+
 /// Spawns the queue workers on the current runtime; they stop when `stop` turns true.
 pub fn spawn_workers(
     db: Database,

@@ -430,6 +430,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
     let mut demo_insurer = None;
+    // Kept until the server stops: dropping it stops the demo's mail servers.
+    let mut _demo_kim = None;
     if config.demo {
         if app::seed_demo(&db)? {
             tracing::info!("demo data seeded: practice \"Praxis Dr. Muster\", practice admin demo/demo, operator operator/operator, API token demo-token");
@@ -441,6 +443,21 @@ async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
         let (konnektor, server) = app::start_demo_konnektor(&db)?;
         tokio::spawn(server);
         tracing::info!(url = %konnektor.base_url(), "demo Konnektor running (test eHBA)");
+        match app::start_demo_kim(&db) {
+            Ok(Some(kim)) => {
+                tracing::info!(
+                    smtp = kim.standin.smtp_port,
+                    pop3 = kim.standin.pop3_port,
+                    ik = app::DEMO_KIM_IK,
+                    "demo KIM route running (Postfix and Dovecot as the client module)"
+                );
+                _demo_kim = Some(kim);
+            }
+            Ok(None) => tracing::warn!(
+                "demo without KIM: the KIM stand-in needs root and Debian's postfix and dovecot-pop3d"
+            ),
+            Err(e) => tracing::warn!(error = %e, "demo without KIM"),
+        }
         tracing::warn!("demo mode: listening on 127.0.0.1 only");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -328,17 +328,29 @@ pub fn account_of(row: &crate::storage::KimAccountRow) -> Result<Account, KimErr
     })
 }
 
+/// Checks an account: SMTP login at the client module, then POP3 login; returns how many mails
+/// wait in the mailbox.
+pub async fn check(account: &Account, timeout: std::time::Duration) -> Result<usize, KimError> {
+    smtp::Sender::new(timeout, DEFAULT_SUPPORT)
+        .check(account)
+        .await?;
+    let mut pop = pop3::Pop3::connect(account, timeout).await?;
+    let n = pop.uidl().await?.len();
+    pop.quit().await?;
+    Ok(n)
+}
+
 /// The KIM route of the queue workers: the sender and the practices' accounts, each read
 /// from the database at most once a minute.
 #[derive(Clone, Debug)]
 pub struct Transport {
     pub sender: smtp::Sender,
-    accounts: std::sync::Arc<
-        tokio::sync::Mutex<
-            std::collections::HashMap<String, (std::time::Instant, Result<Account, String>)>,
-        >,
-    >,
+    accounts: std::sync::Arc<tokio::sync::Mutex<AccountCache>>,
 }
+
+/// Accounts by practice, with when they were read (or why they cannot be used).
+type AccountCache =
+    std::collections::HashMap<String, (std::time::Instant, Result<Account, String>)>;
 
 impl Transport {
     pub fn new(timeout: std::time::Duration, support: &str) -> Self {

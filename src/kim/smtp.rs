@@ -123,6 +123,24 @@ impl Sender {
         Ok(conn)
     }
 
+    /// Logs in to the client module without sending anything (the settings page's test).
+    pub async fn check(&self, account: &Account) -> Result<(), KimError> {
+        match tokio::time::timeout(self.timeout * 2, self.connect(account)).await {
+            Ok(Ok(mut conn)) => {
+                let _ = conn.quit().await;
+                Ok(())
+            }
+            Ok(Err(Answer::Smtp { code, text })) if (500..600).contains(&code) => {
+                Err(KimError::Auth(text))
+            }
+            Ok(Err(Answer::Smtp { text, .. })) => Err(KimError::Connect(text)),
+            Ok(Err(Answer::Transport(e) | Answer::Config(e))) => Err(KimError::Connect(e)),
+            Ok(Err(Answer::Http { .. })) | Err(_) => {
+                Err(KimError::Connect("Zeitüberschreitung".into()))
+            }
+        }
+    }
+
     /// Sends one composed message to `to`; the answer is classified like an HTTP answer
     /// (`250` accepted, `4xx` and connection faults transient, `5xx` refused). The whole
     /// exchange is bounded by the timeout.

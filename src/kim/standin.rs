@@ -129,6 +129,11 @@ impl StandIn {
         Ok(standin)
     }
 
+    /// The stand-in's own directory (removed with it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, rel: &str) -> String {
         self.dir.join(rel).display().to_string()
     }

@@ -649,20 +649,27 @@ pub fn inbox_raw(
     Ok(q.first(conn).optional()?)
 }
 
-/// Counts for `/metrics`: mails read by kind and the unmatched ones.
+/// Counts for `/metrics`: mails read by kind, and whether they matched a document.
 pub fn inbox_counts(conn: &mut AnyConnection) -> Result<Vec<(String, bool, i64)>> {
-    let rows: Vec<(String, Option<String>)> = kim_inbox::table
-        .select((kim_inbox::kind, kim_inbox::delivery_id))
+    use diesel::dsl::count_star;
+    let all: Vec<(String, i64)> = kim_inbox::table
+        .group_by(kim_inbox::kind)
+        .select((kim_inbox::kind, count_star()))
         .load(conn)?;
-    let mut out: Vec<(String, bool, i64)> = Vec::new();
-    for (kind, delivery) in rows {
-        let matched = delivery.is_some();
-        match out.iter_mut().find(|(k, m, _)| *k == kind && *m == matched) {
-            Some(entry) => entry.2 += 1,
-            None => out.push((kind, matched, 1)),
-        }
+    let unmatched: Vec<(String, i64)> = kim_inbox::table
+        .filter(kim_inbox::delivery_id.is_null())
+        .group_by(kim_inbox::kind)
+        .select((kim_inbox::kind, count_star()))
+        .load(conn)?;
+    let mut out = Vec::new();
+    for (kind, n) in all {
+        let open = unmatched
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, m)| *m);
+        out.push((kind.clone(), true, n - open));
+        out.push((kind, false, open));
     }
-    out.sort();
     Ok(out)
 }
 

@@ -80,15 +80,21 @@ impl HttpMetrics {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let (states, mails, backlog, destinations, signed) = state
+    let ((states, mails, backlog, destinations, signed), (overdue, inbox)) = state
         .db
         .run(|c| {
             Ok((
-                storage::states(c, storage::Channel::Insurer)?,
-                storage::states(c, storage::Channel::Mail)?,
-                storage::backlog_all(c)?,
-                storage::all_destinations(c)?,
-                storage::signed_count(c)?,
+                (
+                    storage::states(c, storage::Channel::Insurer)?,
+                    storage::states(c, storage::Channel::Mail)?,
+                    storage::backlog_all(c)?,
+                    storage::all_destinations(c)?,
+                    storage::signed_count(c)?,
+                ),
+                (
+                    storage::overdue_receipts(c, None, storage::now())?.len(),
+                    storage::inbox_counts(c)?,
+                ),
             ))
         })
         .await?;
@@ -156,6 +162,17 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebErro
             d.outage,
             d.paused,
             u8::from(up)
+        );
+    }
+    let _ = writeln!(out, "# HELP au_relay_kim_receipts_overdue Documents sent over KIM more than 24 hours ago without a delivery status notification (TA P5-04 AK5).");
+    let _ = writeln!(out, "# TYPE au_relay_kim_receipts_overdue gauge");
+    let _ = writeln!(out, "au_relay_kim_receipts_overdue {overdue}");
+    let _ = writeln!(out, "# HELP au_relay_kim_inbox_mails Mails read from KIM mailboxes by kind and whether they matched a document.");
+    let _ = writeln!(out, "# TYPE au_relay_kim_inbox_mails gauge");
+    for (kind, matched, n) in inbox {
+        let _ = writeln!(
+            out,
+            "au_relay_kim_inbox_mails{{kind=\"{kind}\",matched=\"{matched}\"}} {n}"
         );
     }
     Ok(HttpResponse::Ok()

@@ -6,6 +6,7 @@ mod admin;
 mod api;
 pub mod form;
 mod insurer_api;
+mod kim;
 pub mod metrics;
 mod openapi;
 mod operator;
@@ -281,6 +282,7 @@ fn register(r: &mut Router<'_>) {
     queue::routes(r);
     admin::routes(r);
     signing::routes(r);
+    kim::routes(r);
     account::routes(r);
     operator::routes(r);
     pages::routes(r);

@@ -546,6 +546,24 @@ struct DetailPage<'a> {
     signatures: Vec<SignatureView>,
     /// The eAU (or its Storno) waits for the doctor's signature.
     awaiting_signature: bool,
+    /// KIM mails sent for this certificate and what came back.
+    kim_sent: Vec<KimSentView>,
+    kim_inbox: Vec<KimInboxView>,
+    /// Sent over KIM more than 24 hours ago, no receipt yet (TA P5-04 AK5).
+    receipt_overdue: bool,
+}
+
+struct KimSentView {
+    message_id: String,
+    recipient: String,
+    sent: String,
+    receipt: String,
+}
+
+struct KimInboxView {
+    id: String,
+    received: String,
+    summary: String,
 }
 
 /// A stored signature, for the detail page.
@@ -584,6 +602,7 @@ pub(super) fn delivery_label(state: &str) -> &'static str {
         storage::state::PENDING => "wartet auf Versand",
         storage::state::AWAITING_SIGNATURE => "wartet auf Signatur",
         storage::state::IN_FLIGHT => "wird gesendet",
+        storage::state::SENT => "per KIM versandt, Zustellbestätigung ausstehend",
         storage::state::DELIVERED => "bei der Krankenkasse angekommen",
         storage::state::NEEDS_NEW_ID => "abgewiesen: neu erstellen",
         storage::state::DEAD => "fehlgeschlagen: bitte prüfen",
@@ -627,6 +646,11 @@ async fn detail(
             let deliveries = storage::deliveries_of(c, &practice, id)?;
             let mails = storage::mails_of(c, &practice, id)?;
             let signatures = storage::signatures_of(c, &practice, id)?;
+            let key = id.to_string();
+            let kim = storage::kim_history(c, &practice, &key)?;
+            let overdue = storage::overdue_receipts(c, Some(&practice), storage::now())?
+                .iter()
+                .any(|o| o.certificate_id == key);
             let mut attempts = Vec::new();
             let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
             for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
@@ -634,11 +658,16 @@ async fn detail(
                     attempts.push((kind.to_owned(), a));
                 }
             }
-            Ok((stored, deliveries, attempts, (mails, signatures)))
+            Ok((
+                stored,
+                deliveries,
+                attempts,
+                (mails, signatures, kim, overdue),
+            ))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
-    let (mails, signatures) = mails;
+    let (mails, signatures, (kim_sent, kim_inbox), receipt_overdue) = mails;
     let key = id.to_string();
     let page = DetailPage {
         awaiting_signature: deliveries
@@ -651,6 +680,29 @@ async fn detail(
         deliveries,
         attempts,
         mails,
+        kim_sent: kim_sent
+            .into_iter()
+            .map(|m| KimSentView {
+                message_id: m.message_id,
+                recipient: m.recipient,
+                sent: m.sent_at.map_or_else(
+                    || "nicht angenommen".into(),
+                    |t| super::admin::when(Some(t)),
+                ),
+                receipt: m
+                    .receipt_at
+                    .map_or_else(|| "ausstehend".into(), |t| super::admin::when(Some(t))),
+            })
+            .collect(),
+        kim_inbox: kim_inbox
+            .into_iter()
+            .map(|m| KimInboxView {
+                id: m.id,
+                received: super::admin::when(Some(m.received_at)),
+                summary: m.summary,
+            })
+            .collect(),
+        receipt_overdue,
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
         csrf: &staff.user.csrf_token,

@@ -29,6 +29,8 @@ struct DestinationView {
     ik: String,
     name: String,
     pushable: bool,
+    /// The insurer's KIM address, if it is reached by KIM.
+    kim: Option<String>,
     status: &'static str,
     outage: bool,
     paused: bool,
@@ -46,6 +48,15 @@ struct PostView {
     insurer_ik: String,
     captured_on: String,
     overdue_since: Option<String>,
+    /// Sent over KIM more than 24 hours ago without a receipt (TA P5-04 AK5).
+    no_receipt_since: Option<String>,
+}
+
+/// The practice's KIM mailbox on the dashboard.
+struct KimView {
+    address: String,
+    last_poll: String,
+    last_error: Option<String>,
 }
 
 struct UnsentView {
@@ -76,6 +87,12 @@ struct QueuePage<'a> {
     /// A practice-wide Störung (TI outage) since.
     practice_outage: Option<String>,
     awaiting_signature: i64,
+    kim: Option<KimView>,
+    /// KIM mails that matched no document (operator: all; practice: its own).
+    kim_unmatched: usize,
+    /// Sent over KIM, no receipt within 24 hours (operator: all practices).
+    receipts_overdue: usize,
+    notice: &'static str,
 }
 
 fn when(t: Option<NaiveDateTime>) -> String {
@@ -94,6 +111,8 @@ fn status(d: &storage::DestinationRow) -> &'static str {
         "nicht erreichbar"
     } else if d.breaker == breaker::HALF_OPEN {
         "wird geprüft"
+    } else if d.kim_address.is_some() {
+        "per KIM"
     } else if d.push_url.is_none() {
         "Abruf durch die Kasse"
     } else {
@@ -111,9 +130,16 @@ struct Dashboard {
     practice_outage: Option<NaiveDateTime>,
     /// The practice's documents waiting for the doctor's signature.
     awaiting_signature: i64,
+    kim: Option<storage::KimAccountRow>,
+    kim_unmatched: usize,
+    overdue: Vec<storage::OverdueReceipt>,
 }
 
-async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+async fn dashboard(
+    session: Session,
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, WebError> {
     let practice = session.user.practice_id.clone();
     let Dashboard {
         destinations,
@@ -122,6 +148,9 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
         land,
         practice_outage,
         awaiting_signature,
+        kim,
+        kim_unmatched,
+        overdue,
     } = state
         .db
         .run(move |c| {
@@ -134,6 +163,9 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
                     land: None,
                     practice_outage: None,
                     awaiting_signature: 0,
+                    kim: None,
+                    kim_unmatched: storage::unmatched_inbox(c, None, 1000)?.len(),
+                    overdue: storage::overdue_receipts(c, None, storage::now())?,
                 },
                 Some(p) => Dashboard {
                     destinations,
@@ -142,6 +174,9 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
                     land: Some(storage::practice_land(c, &p)?),
                     practice_outage: storage::practice_outage(c, &p)?,
                     awaiting_signature: storage::awaiting_signature_count(c, &p)?,
+                    kim: storage::kim_account(c, &p)?,
+                    kim_unmatched: storage::unmatched_inbox(c, Some(&p), 1000)?.len(),
+                    overdue: storage::overdue_receipts(c, Some(&p), storage::now())?,
                 },
             })
         })
@@ -152,9 +187,13 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
         .iter()
         .filter_map(|u| {
             let captured_on = berlin_today(u.created_at.and_utc());
+            let no_receipt = overdue
+                .iter()
+                .find(|o| o.certificate_id == u.certificate_id)
+                .map(|o| when(o.sent_at));
             let overdue_since = match post_deadline(land?, captured_on, today) {
-                PostDeadline::InTime { .. } => return None,
-                PostDeadline::PostToday => None,
+                PostDeadline::InTime { .. } if no_receipt.is_none() => return None,
+                PostDeadline::InTime { .. } | PostDeadline::PostToday => None,
                 PostDeadline::Overdue { post_by } => Some(post_by.format("%d.%m.%Y").to_string()),
             };
             Some(PostView {
@@ -163,6 +202,7 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
                 insurer_ik: u.insurer_ik.clone(),
                 captured_on: captured_on.format("%d.%m.%Y").to_string(),
                 overdue_since,
+                no_receipt_since: no_receipt,
             })
         })
         .collect();
@@ -177,7 +217,8 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
             DestinationView {
                 ik: d.ik.clone(),
                 name: d.name.clone(),
-                pushable: d.push_url.is_some(),
+                pushable: d.push_url.is_some() || d.kim_address.is_some(),
+                kim: d.kim_address.clone(),
                 status: status(d),
                 outage: d.outage,
                 paused: d.paused,
@@ -214,6 +255,18 @@ async fn dashboard(session: Session, state: web::Data<AppState>) -> Result<HttpR
         post_today,
         practice_outage: practice_outage.map(|t| when(Some(t))),
         awaiting_signature,
+        kim: kim.map(|k| KimView {
+            address: k.address,
+            last_poll: when(k.last_poll_at),
+            last_error: k.last_poll_error,
+        }),
+        kim_unmatched,
+        receipts_overdue: overdue.len(),
+        notice: if req.query_string() == "abruf" {
+            "Das KIM-Postfach wird in wenigen Sekunden abgerufen."
+        } else {
+            ""
+        },
     };
     html(StatusCode::OK, &page)
 }

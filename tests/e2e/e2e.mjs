@@ -53,8 +53,8 @@ async function fillCertificate(page, p) {
   await page.getByLabel('Hausnummer').fill(p.houseNumber);
   await page.getByLabel('PLZ').fill(p.postalCode);
   await page.getByLabel('Ort', { exact: true }).fill(p.city);
-  await page.getByLabel('Krankenkasse bzw. Kostenträger').fill('AOK Niedersachsen');
-  await page.getByLabel('Kostenträgerkennung (IK)').fill('109500969');
+  await page.getByLabel('Krankenkasse bzw. Kostenträger').fill(p.insurer ?? 'AOK Niedersachsen');
+  await page.getByLabel('Kostenträgerkennung (IK)').fill(p.ik ?? '109500969');
   await page.getByLabel('arbeitsunfähig seit (nur Erstbescheinigung)').fill(germanDate(-1));
   await page.getByLabel('voraussichtlich arbeitsunfähig bis einschließlich').fill(germanDate(3));
   await page.getByLabel('festgestellt am').fill(germanDate(0));
@@ -227,6 +227,43 @@ try {
     check((await page.locator('main').innerText()).includes('bei der Krankenkasse angekommen'), `${id} not delivered`);
   }
   log('both delivered');
+
+  step = 'capture, sign and send a certificate for the Demo-BKK, which reads only KIM';
+  await follow(page, 'Neue AU', /\/certificates\/new$/);
+  await fillCertificate(page, {
+    lastName: 'Weiß', firstName: 'Özlem', birthDate: '03.03.1990', kvnr: 'A123456780',
+    street: 'Lange Laube', houseNumber: '7', postalCode: '30159', city: 'Hannover', icd: 'J20.9',
+    insurer: 'Demo-BKK', ik: '104212059',
+  });
+  const third = await save(page);
+  await Promise.all([page.waitForURL(/\/signatur$/),
+    page.locator('header nav').getByRole('link', { name: 'Zu signieren', exact: true }).click()]);
+  await submitBackTo(page, page.getByRole('button', { name: 'Ausgewählte signieren (Stapelsignatur)' }), '/signatur');
+  await follow(page, 'Versand', /\/queue$/);
+  text = await page.locator('main').innerText();
+  check(text.includes('per KIM') && text.includes('eau@demo-bkk.kim.telematik-test'), `no KIM destination on "Versand": ${text}`);
+  check(text.includes('KIM-Postfach praxis-muster@arzt.kim.telematik-test'), 'the practice KIM mailbox is not shown');
+
+  step = 'watch it sent over KIM and confirmed by its delivery status notification';
+  const kimDeadline = Date.now() + DRAIN_TIMEOUT_MS;
+  for (;;) {
+    await page.goto(`${BASE}/certificates/${third}`);
+    text = await page.locator('main').innerText();
+    if (text.includes('bei der Krankenkasse angekommen')) break;
+    check(Date.now() < kimDeadline, `not delivered over KIM within ${DRAIN_TIMEOUT_MS / 1000} s: ${text}`);
+    if (text.includes('Zustellbestätigung ausstehend')) {
+      // Ask for the mailbox now instead of waiting for the next scheduled reading.
+      await follow(page, 'Versand', /\/queue$/);
+      await submitBackTo(page, page.getByRole('button', { name: 'Postfach jetzt abrufen' }), '/queue');
+    }
+    await page.waitForTimeout(2_000);
+  }
+  const kim = await page.locator('table.kim').innerText();
+  check(/@kim\.local/.test(kim) && /\d\d\.\d\d\.\d{4}/.test(kim.split('\n').pop() ?? ''), `no receipt in the KIM table: ${kim}`);
+  check(text.includes('Zustellbestätigung'), 'the receipt is not listed on the detail page');
+  await page.locator('table.kim').scrollIntoViewIfNeeded();
+  await shot(page, 'kim-delivered');
+  log('delivered over KIM, receipt read');
   step = 'done';
 } catch (e) {
   failed = true;
