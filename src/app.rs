@@ -69,6 +69,14 @@ pub struct QueueConfig {
     /// operator of this AU-Relay.
     #[arg(long, env = "AU_RELAY_KIM_SUPPORT", default_value = crate::kim::DEFAULT_SUPPORT)]
     pub kim_support: String,
+    /// The TI directory (VZD) through the Konnektor's LDAP proxy, e.g. `ldaps://konnektor:636`:
+    /// insurers' KIM addresses are looked up there by IK.
+    #[arg(long, env = "AU_RELAY_VZD_URL")]
+    pub vzd_url: Option<String>,
+    /// A static file of insurers' KIM addresses (`<IK> <address>` per line), used where the
+    /// directory is not reachable or has no entry.
+    #[arg(long, env = "AU_RELAY_KIM_ADDRESS_FILE")]
+    pub kim_address_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub mail: MailConfig,
 }
@@ -290,14 +298,14 @@ pub fn start_demo_kim(db: &Database) -> anyhow::Result<Option<DemoKim>> {
         poll_requested_at: None,
         updated_at: storage::now(),
     };
-    let account = crate::kim::account_of(&row)?;
+    let (smtp_login, pop3_login) = crate::kim::logins_of(&row)?;
     let standin = StandIn::start(
         &["arzt.kim.telematik-test", "demo-bkk.kim.telematik-test"],
         vec![
             Mailbox {
                 address: DEMO_KIM_PRACTICE.into(),
                 password: password.clone(),
-                logins: vec![account.smtp_login(), account.pop3_login()],
+                logins: vec![smtp_login, pop3_login],
             },
             Mailbox {
                 address: DEMO_KIM_INSURER.into(),
@@ -366,8 +374,14 @@ pub fn spawn_workers(
     };
     let mailer = config.mail.mailer()?;
     let settings = config.worker_settings();
+    let timeout = Duration::from_secs(config.push_timeout_secs.max(1));
     let poll = crate::kim::poller::PollSettings {
-        timeout: Duration::from_secs(config.push_timeout_secs.max(1)),
+        timeout,
+        directory: crate::kim::vzd::DirectorySettings {
+            url: config.vzd_url.clone(),
+            mapping_file: config.kim_address_file.clone(),
+            timeout,
+        },
         ..Default::default()
     };
     let poller = tokio::spawn(crate::kim::poller::run(db.clone(), poll, stop.clone()));

@@ -262,7 +262,9 @@ fn dsn(inbound: &mut Inbound, f: &[(String, String)]) {
     let status = field(f, "status").unwrap_or("?");
     let diagnostic = field(f, "diagnostic-code").unwrap_or_default();
     inbound.status = Some(format!("{status} {diagnostic}").trim().to_owned());
-    let reporter = field(f, "reporting-mta").unwrap_or("unbekannt");
+    // `dns; host`: the name without its type.
+    let reporter =
+        field(f, "reporting-mta").map_or("unbekannt", |r| r.rsplit(';').next().unwrap_or(r).trim());
     inbound.summary = match inbound.action {
         Some(Action::Delivered) => format!("Zustellbestätigung ({reporter})"),
         Some(Action::Failed) => format!("Zustellung gescheitert: {status} ({reporter})"),

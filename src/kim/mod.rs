@@ -299,13 +299,26 @@ pub fn normalise_message_id(id: &str) -> String {
 
 /// The account of a stored row, its password read now (never stored).
 pub fn account_of(row: &crate::storage::KimAccountRow) -> Result<Account, KimError> {
-    let port = |p: i32, what: &str| {
-        u16::try_from(p).map_err(|_| KimError::Settings(format!("{what}-Port {p} ungültig")))
-    };
     let secret = crate::signing::resolve_secret(&row.secret_ref)
         .map_err(|e| KimError::Settings(e.to_string()))?;
     let password = String::from_utf8(secret)
         .map_err(|_| KimError::Settings("Passwort ist kein UTF-8".into()))?;
+    account_with(row, password.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The SMTP and POP3 login names of a stored row (the password is not read).
+pub fn logins_of(row: &crate::storage::KimAccountRow) -> Result<(String, String), KimError> {
+    let a = account_with(row, String::new())?;
+    Ok((a.smtp_login(), a.pop3_login()))
+}
+
+fn account_with(
+    row: &crate::storage::KimAccountRow,
+    password: String,
+) -> Result<Account, KimError> {
+    let port = |p: i32, what: &str| {
+        u16::try_from(p).map_err(|_| KimError::Settings(format!("{what}-Port {p} ungültig")))
+    };
     Ok(Account {
         practice_id: row.practice_id.clone(),
         address: row.address.clone(),
@@ -323,7 +336,7 @@ pub fn account_of(row: &crate::storage::KimAccountRow) -> Result<Account, KimErr
         workplace_id: row.workplace_id.clone(),
         user_id: row.user_id.clone(),
         konnektor_id: row.konnektor_id.clone(),
-        password: Password::new(password.trim_end_matches(['\r', '\n']).to_owned()),
+        password: Password::new(password),
         test_data: row.test_data,
     })
 }

@@ -36,12 +36,14 @@ pub enum Ending {
 }
 
 /// Settings of the poller.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PollSettings {
     pub timeout: Duration,
     /// How often the poller looks for due mailboxes.
     pub tick: Duration,
     pub retry: KimRetry,
+    /// Where insurers' KIM addresses are looked up (once a minute).
+    pub directory: super::vzd::DirectorySettings,
 }
 
 impl Default for PollSettings {
@@ -50,6 +52,7 @@ impl Default for PollSettings {
             timeout: Duration::from_secs(30),
             tick: Duration::from_secs(5),
             retry: KimRetry::default(),
+            directory: super::vzd::DirectorySettings::default(),
         }
     }
 }
@@ -135,7 +138,14 @@ pub async fn run(
     settings: PollSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut looked_up: Option<std::time::Instant> = None;
     loop {
+        if looked_up.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            looked_up = Some(std::time::Instant::now());
+            if let Err(e) = super::vzd::resolve_due(&db, &settings.directory).await {
+                tracing::warn!(error = %e, "KIM address lookup failed");
+            }
+        }
         if let Err(e) = poll_due(&db, &settings).await {
             tracing::warn!(error = %e, "KIM poll round failed");
         }

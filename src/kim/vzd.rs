@@ -84,6 +84,77 @@ pub fn from_mapping(text: &str, ik: &InsurerIk) -> Option<String> {
         .map(|(_, address)| address.to_owned())
 }
 
+/// Where insurers' KIM addresses are looked up.
+#[derive(Debug, Clone, Default)]
+pub struct DirectorySettings {
+    /// The TI directory through the Konnektor: `ldaps://<konnektor>:636` (or `ldap://`).
+    pub url: Option<String>,
+    /// A static mapping file (`<IK> <address>` per line), where no directory is reachable.
+    pub mapping_file: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+}
+
+impl DirectorySettings {
+    pub fn configured(&self) -> bool {
+        self.url.is_some() || self.mapping_file.is_some()
+    }
+}
+
+/// Looks up the KIM address of every insurer that needs one (see
+/// [`crate::storage::insurers_to_look_up`]): the directory first, then the mapping file.
+/// Returns how many addresses were found. A directory that cannot be reached changes nothing
+/// (tried again next round).
+pub async fn resolve_due(
+    db: &crate::storage::Database,
+    settings: &DirectorySettings,
+) -> Result<usize, KimError> {
+    if !settings.configured() {
+        return Ok(0);
+    }
+    let stale = crate::storage::now() - chrono::Duration::hours(24);
+    let iks = db
+        .run(move |c| crate::storage::insurers_to_look_up(c, stale))
+        .await?;
+    let mapping =
+        match &settings.mapping_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                KimError::Settings(format!("KIM-Adressliste {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    let mut found = 0;
+    for ik in iks {
+        let Ok(parsed) = InsurerIk::parse_structure(&ik) else {
+            continue;
+        };
+        let (address, source) = match &settings.url {
+            Some(url) => match lookup(url, &parsed, settings.timeout).await {
+                Ok(Some(a)) => (Some(a), "vzd"),
+                Ok(None) => (
+                    mapping.as_deref().and_then(|m| from_mapping(m, &parsed)),
+                    "file",
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "TI directory not reachable");
+                    match mapping.as_deref().and_then(|m| from_mapping(m, &parsed)) {
+                        Some(a) => (Some(a), "file"),
+                        None => continue,
+                    }
+                }
+            },
+            None => (
+                mapping.as_deref().and_then(|m| from_mapping(m, &parsed)),
+                "file",
+            ),
+        };
+        let address = address.filter(|a| super::is_kim_address(a));
+        found += usize::from(address.is_some());
+        db.run(move |c| crate::storage::record_kim_lookup(c, &ik, address.as_deref(), source))
+            .await?;
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -685,3 +685,96 @@ pub fn certificate_of_delivery(
         .first(conn)
         .optional()?)
 }
+
+/// Insurers whose KIM address should be looked up in the TI directory: IKs with documents of a
+/// practice that has a KIM account, whose destination is missing, has no route at all, or holds
+/// a looked-up address older than `stale_before` (refreshed daily, ILF KIM). Addresses the
+/// operator configured, and HTTP destinations, are left alone.
+pub fn insurers_to_look_up(
+    conn: &mut AnyConnection,
+    stale_before: NaiveDateTime,
+) -> Result<Vec<String>> {
+    let with_account: Vec<String> = kim_accounts::table
+        .select(kim_accounts::practice_id)
+        .load(conn)?;
+    if with_account.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut iks: Vec<String> = deliveries::table
+        .filter(deliveries::practice_id.eq_any(&with_account))
+        .filter(deliveries::channel.eq(super::Channel::Insurer.code()))
+        .filter(deliveries::state.eq_any([state::PENDING, state::AWAITING_SIGNATURE, state::DEAD]))
+        .select(deliveries::insurer_ik)
+        .distinct()
+        .load(conn)?;
+    /// (IK, push URL, KIM address, its source, last change)
+    type Known = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        NaiveDateTime,
+    );
+    let known: Vec<Known> = destinations::table
+        .filter(destinations::ik.eq_any(&iks))
+        .select((
+            destinations::ik,
+            destinations::push_url,
+            destinations::kim_address,
+            destinations::kim_source,
+            destinations::updated_at,
+        ))
+        .load(conn)?;
+    iks.retain(|ik| match known.iter().find(|k| &k.0 == ik) {
+        None => true,
+        Some((_, push, address, source, updated)) => match source.as_deref() {
+            Some("operator") => false,
+            Some(_) => *updated < stale_before,
+            None => push.is_none() && address.is_none(),
+        },
+    });
+    iks.sort();
+    Ok(iks)
+}
+
+/// Records a looked-up KIM address (`source`: `vzd` or `file`) or, with `None`, that none was
+/// found; creates the destination when the insurer had none.
+pub fn record_kim_lookup(
+    conn: &mut AnyConnection,
+    ik: &str,
+    address: Option<&str>,
+    source: &str,
+) -> Result<()> {
+    let at = now();
+    conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let exists: i64 = destinations::table.find(ik).count().get_result(c)?;
+        if exists == 0 {
+            diesel::insert_into(destinations::table)
+                .values((
+                    destinations::ik.eq(ik),
+                    destinations::name.eq(format!("IK {ik} (Verzeichnisdienst)")),
+                    destinations::updated_at.eq(at),
+                ))
+                .execute(c)?;
+        }
+        match address {
+            Some(a) => diesel::update(destinations::table.find(ik))
+                .set((
+                    destinations::kim_address.eq(a),
+                    destinations::kim_source.eq(source),
+                    destinations::updated_at.eq(at),
+                ))
+                .execute(c)?,
+            None => diesel::update(destinations::table.find(ik))
+                .set((
+                    destinations::kim_source.eq(source),
+                    destinations::last_error
+                        .eq("keine KIM-Adresse im Verzeichnisdienst: Ausfertigung per Post"),
+                    destinations::updated_at.eq(at),
+                ))
+                .execute(c)?,
+        };
+        Ok(())
+    })?;
+    Ok(())
+}

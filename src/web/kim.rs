@@ -282,12 +282,7 @@ async fn render(
         .await?;
     let (smtp_login, pop3_login) = row
         .as_ref()
-        .and_then(|r| {
-            let mut r = r.clone();
-            r.secret_ref = "env:PATH".into();
-            kim::account_of(&r).ok()
-        })
-        .map(|a| (a.smtp_login(), a.pop3_login()))
+        .and_then(|r| kim::logins_of(r).ok())
         .unwrap_or_default();
     let form = shown
         .form

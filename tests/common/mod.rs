@@ -54,6 +54,8 @@ pub fn config() -> ServeConfig {
             push_timeout_secs: 5,
             lease_secs: 60,
             kim_support: au_relay::kim::DEFAULT_SUPPORT.into(),
+            vzd_url: None,
+            kim_address_file: None,
             mail: no_mail(),
         },
     }
