@@ -461,3 +461,38 @@ async fn an_unsigned_document_is_not_sent_over_kim() {
         .contains("signiert"));
     assert!(k.standin.mail_files(KASSE).is_empty());
 }
+
+#[tokio::test]
+async fn a_mail_for_the_practice_software_stays_in_the_mailbox_and_only_its_header_is_kept() {
+    let k = setup().await;
+    let letter = format!(
+        "From: {KASSE}\r\nTo: {PRAXIS}\r\nSubject: Arztbrief\r\nMessage-ID: <brief-1@kk.kim.telematik-test>\r\n\r\nBefund: Diagnose vertraulich\r\n"
+    );
+    k.robot.send(PRAXIS, letter.as_bytes()).await.unwrap();
+    k.wait_for_mails(PRAXIS, 1);
+    let first = k.poll(Ending::Quit).await;
+    assert_eq!((first.recorded, first.matched, first.deleted), (1, 0, 0));
+    let again = k.poll(Ending::Quit).await;
+    assert_eq!(
+        (again.recorded, again.deleted),
+        (0, 0),
+        "recorded once, never deleted"
+    );
+    assert_eq!(
+        k.standin.mail_files(PRAXIS).len(),
+        1,
+        "the practice software still finds it"
+    );
+    let mut conn = k.db.conn().unwrap();
+    let listed = storage::unmatched_inbox(&mut conn, Some(&k.practice_id), 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    let kept = storage::inbox_raw(&mut conn, Some(&k.practice_id), &listed[0].id)
+        .unwrap()
+        .unwrap();
+    let kept = String::from_utf8(kept).unwrap();
+    assert!(kept.contains("Subject: Arztbrief"));
+    assert!(
+        !kept.contains("Diagnose"),
+        "no body of a foreign mail is stored"
+    );
+}

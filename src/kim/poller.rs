@@ -80,6 +80,7 @@ pub async fn poll_account(
     for (n, uidl) in listing.iter().filter(|(_, u)| !known.contains(u)) {
         let raw = pop.retr(*n).await?;
         let inbound = classify(&raw);
+        let raw = stored_form(raw, &inbound);
         let (p, u, retry) = (practice.clone(), uidl.clone(), settings.retry);
         let recorded = db
             .run(move |c| storage::record_inbound(c, &p, &u, &raw, &inbound, retry))
@@ -107,6 +108,22 @@ pub async fn poll_account(
     db.run(move |c| storage::mark_inbox_deleted(c, &practice, &deleted))
         .await?;
     Ok(report)
+}
+
+/// What is kept of a mail: receipts and error messages whole (they are the evidence); any
+/// other mail only its header (it may be a letter with patient data for the practice
+/// software, which shares the mailbox and keeps the mail itself).
+fn stored_form(raw: Vec<u8>, inbound: &super::inbound::Inbound) -> Vec<u8> {
+    if inbound.kind != super::inbound::Kind::Other {
+        return raw;
+    }
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len());
+    raw[..end].to_vec()
 }
 
 /// Reads every due mailbox once; returns the reports (errors are recorded on the account and

@@ -178,11 +178,12 @@ Content-Disposition: attachment; filename=\"{name}.xml\"\r\nContent-Description:
             mid = new_message_id(),
             dienst = dienstkennung::FEHLER_KASSE,
         );
-        match self
-            .sender
-            .send(&self.login(), &to.reply_to, mail.as_bytes())
-            .await
-        {
+        self.send(&to.reply_to, mail.as_bytes()).await
+    }
+
+    /// Sends any mail from the insurer's mailbox to `to`.
+    pub async fn send(&self, to: &str, mail: &[u8]) -> Result<(), KimError> {
+        match self.sender.send(&self.login(), to, mail).await {
             Answer::Smtp {
                 code: 200..=299, ..
             } => Ok(()),

@@ -498,7 +498,8 @@ async fn inbox(session: Session, state: web::Data<AppState>) -> Result<HttpRespo
     html(StatusCode::OK, &page)
 }
 
-/// `GET /kim/eingang/{id}`: the mail as received (`message/rfc822`, a download).
+/// `GET /kim/eingang/{id}`: the mail as received (`message/rfc822`, a download), for the
+/// practice's own members only: a mail may carry patient data, which the operator never sees.
 async fn inbox_mail(
     session: Session,
     state: web::Data<AppState>,
@@ -508,17 +509,14 @@ async fn inbox_mail(
         .map_err(|_| WebError::NotFound)?
         .to_string();
     let practice = match (session.role, &session.user.practice_id) {
-        (Role::Operator, _) => None,
-        (_, Some(p)) => Some(p.clone()),
-        _ => {
-            return Err(WebError::Forbidden(
-                "nur für die Praxisverwaltung oder den Betrieb",
-            ))
+        (Role::Operator, _) | (_, None) => {
+            return Err(WebError::Forbidden("nur für Mitglieder der Praxis"))
         }
+        (_, Some(p)) => p.clone(),
     };
     let raw = state
         .db
-        .run(move |c| storage::inbox_raw(c, practice.as_deref(), &id))
+        .run(move |c| storage::inbox_raw(c, Some(&practice), &id))
         .await?
         .ok_or(WebError::NotFound)?;
     Ok(HttpResponse::Ok()
