@@ -496,3 +496,34 @@ async fn a_mail_for_the_practice_software_stays_in_the_mailbox_and_only_its_head
         "no body of a foreign mail is stored"
     );
 }
+
+#[tokio::test]
+async fn two_instances_never_take_the_same_mailbox_reading() {
+    let (url, _dir) = fresh_database();
+    let db = Database::connect(&url, 2).unwrap();
+    db.migrate().unwrap();
+    au_relay::app::seed_demo(&db).unwrap();
+    let practice_id = common::demo_practice_id(&db);
+    let secrets = tempfile::tempdir().unwrap();
+    let row = account_row(&practice_id, &secrets.path().join("pw"));
+    let actor = storage::Actor {
+        practice_id: practice_id.clone(),
+        name: "t".into(),
+        channel: "test",
+    };
+    let mut conn = db.conn().unwrap();
+    storage::save_kim_account(&mut conn, &actor, &row).unwrap();
+    let due = storage::accounts_due_for_poll(&mut conn).unwrap();
+    assert_eq!(due.len(), 1);
+    // Both instances read the same due list; one takes the reading.
+    assert!(storage::claim_poll(&mut conn, &due[0]).unwrap());
+    assert!(!storage::claim_poll(&mut conn, &due[0]).unwrap());
+    assert!(storage::accounts_due_for_poll(&mut conn)
+        .unwrap()
+        .is_empty());
+    // "Postfach jetzt abrufen" makes it due again, for one of them.
+    storage::request_poll(&mut conn, &practice_id).unwrap();
+    let due = storage::accounts_due_for_poll(&mut conn).unwrap();
+    assert!(storage::claim_poll(&mut conn, &due[0]).unwrap());
+    assert!(!storage::claim_poll(&mut conn, &due[0]).unwrap());
+}

@@ -135,6 +135,10 @@ pub async fn poll_due(
     let due = db.run(storage::accounts_due_for_poll).await?;
     let mut out = Vec::new();
     for row in due {
+        let claim = row.clone();
+        if !db.run(move |c| storage::claim_poll(c, &claim)).await? {
+            continue;
+        }
         let result = poll_account(db, &row, settings, Ending::Quit)
             .await
             .map_err(|e| e.to_string());

@@ -114,6 +114,30 @@ pub fn request_poll(conn: &mut AnyConnection, practice_id: &str) -> Result<bool>
         > 0)
 }
 
+/// Takes the account's next reading for this instance: `false` when another instance (several
+/// on one PostgreSQL) took it since the list of due accounts was read.
+pub fn claim_poll(conn: &mut AnyConnection, row: &KimAccountRow) -> Result<bool> {
+    use kim_accounts::{last_poll_at as last, poll_requested_at as asked};
+    let target = kim_accounts::table.find(&row.practice_id);
+    let set = (last.eq(now()), asked.eq(None::<NaiveDateTime>));
+    // Compare-and-set on the two columns the due list was read with.
+    let taken = match (row.last_poll_at, row.poll_requested_at) {
+        (Some(l), Some(a)) => diesel::update(target.filter(last.eq(l)).filter(asked.eq(a)))
+            .set(set)
+            .execute(conn)?,
+        (Some(l), None) => diesel::update(target.filter(last.eq(l)).filter(asked.is_null()))
+            .set(set)
+            .execute(conn)?,
+        (None, Some(a)) => diesel::update(target.filter(last.is_null()).filter(asked.eq(a)))
+            .set(set)
+            .execute(conn)?,
+        (None, None) => diesel::update(target.filter(last.is_null()).filter(asked.is_null()))
+            .set(set)
+            .execute(conn)?,
+    };
+    Ok(taken == 1)
+}
+
 pub fn record_poll(conn: &mut AnyConnection, practice_id: &str, error: Option<&str>) -> Result<()> {
     diesel::update(kim_accounts::table.find(practice_id))
         .set((
