@@ -15,7 +15,8 @@ pub enum Answer {
     Transport(String),
     /// The KIM client module's SMTP answer to the mail (`250` accepted).
     Smtp { code: u16, text: String },
-    /// The route is not usable as configured (no account, a bad address): shown to staff.
+    /// The route is not usable as configured (a password file missing, a bad address): shown
+    /// to staff and retried.
     Config(String),
 }
 
@@ -83,7 +84,10 @@ pub fn classify(answer: &Answer, outage_declared: bool) -> Verdict {
         Answer::Smtp { text, .. } => Verdict::Dead {
             reason: format!("KIM-Clientmodul lehnt ab: {text}"),
         },
-        Answer::Config(reason) => Verdict::Dead {
+        // Our side (a password file missing, an unreadable setting): retried, so the
+        // backlog goes once the setting is fixed; the reason is shown meanwhile.
+        Answer::Config(reason) => Verdict::Retry {
+            not_before: None,
             reason: reason.clone(),
         },
         Answer::Http { status, body, .. } => match kbv_error_code(body) {
@@ -241,6 +245,27 @@ mod tests {
             );
         }
         assert_eq!(classify(&http(201, ""), true), Verdict::Delivered);
+    }
+
+    #[test]
+    fn a_client_module_answer_is_classified_like_an_http_one() {
+        let smtp = |code: u16| Answer::Smtp {
+            code,
+            text: format!("{code} x"),
+        };
+        assert_eq!(classify(&smtp(250), false), Verdict::Submitted);
+        assert!(matches!(classify(&smtp(451), false), Verdict::Retry { .. }));
+        assert!(matches!(classify(&smtp(454), false), Verdict::Retry { .. }));
+        assert!(matches!(classify(&smtp(421), false), Verdict::Retry { .. }));
+        match classify(&smtp(535), false) {
+            Verdict::Dead { reason } => assert!(reason.contains("535"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(classify(&smtp(553), true), Verdict::Retry { .. }));
+        assert!(matches!(
+            classify(&Answer::Config("Passwortdatei fehlt".into()), false),
+            Verdict::Retry { .. }
+        ));
     }
 
     #[test]
