@@ -527,3 +527,34 @@ async fn two_instances_never_take_the_same_mailbox_reading() {
     assert!(storage::claim_poll(&mut conn, &due[0]).unwrap());
     assert!(!storage::claim_poll(&mut conn, &due[0]).unwrap());
 }
+
+#[tokio::test]
+async fn receipts_are_recorded_while_the_queue_goes_on_sending() {
+    let k = setup().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(au_relay::queue::run(
+        k.db.clone(),
+        k.routes.clone(),
+        None,
+        k.settings.clone(),
+        stopped,
+    ));
+    // Documents keep coming while the mailbox is read: every reading must record, none may
+    // fail on a busy database.
+    let until = Instant::now() + Duration::from_secs(120);
+    for _ in 0..10 {
+        common::store_signed_certificates(&k.db, &k.practice_id, IK, 20);
+        k.poll(Ending::Quit).await;
+    }
+    while k.states() != [("delivered".to_string(), 200)] {
+        assert!(Instant::now() < until, "{:?}", k.states());
+        k.poll(Ending::Quit).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    assert_eq!(
+        attempts_with_outcome(&mut k.db.conn().unwrap(), "receipt"),
+        200
+    );
+}

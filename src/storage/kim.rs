@@ -57,6 +57,7 @@ pub fn save_kim_account(
     row: &KimAccountRow,
 ) -> Result<()> {
     conn.transaction::<_, diesel::result::Error, _>(|c| {
+        super::begin_write(c)?;
         let kept: Option<(Option<NaiveDateTime>, Option<String>)> = kim_accounts::table
             .find(&row.practice_id)
             .select((kim_accounts::last_poll_at, kim_accounts::last_poll_error))
@@ -333,6 +334,7 @@ pub fn record_inbound(
 ) -> Result<Recorded> {
     let at = now();
     Ok(conn.transaction::<_, diesel::result::Error, _>(|c| {
+        super::begin_write(c)?;
         let known: i64 = kim_inbox::table
             .filter(kim_inbox::practice_id.eq(practice_id))
             .filter(kim_inbox::uidl.eq(uidl))
@@ -771,6 +773,7 @@ pub fn record_kim_lookup(
 ) -> Result<()> {
     let at = now();
     conn.transaction::<_, diesel::result::Error, _>(|c| {
+        super::begin_write(c)?;
         let exists: i64 = destinations::table.find(ik).count().get_result(c)?;
         if exists == 0 {
             diesel::insert_into(destinations::table)

@@ -271,6 +271,19 @@ pub fn atomically<T>(
     conn.transaction(f)
 }
 
+/// Call first in a transaction that reads before it writes: on SQLite it takes the write lock
+/// now (waiting up to `busy_timeout`), because a read transaction that later writes fails at
+/// once with "database is locked" when another writer committed in between. Nothing on
+/// PostgreSQL.
+pub(crate) fn begin_write(c: &mut AnyConnection) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    if let AnyConnection::Sqlite(s) = c {
+        // A write statement that changes nothing still starts a write transaction.
+        diesel::sql_query("UPDATE practices SET id = id WHERE 0").execute(s)?;
+    }
+    Ok(())
+}
+
 /// Whether an error is a unique-constraint violation.
 fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
