@@ -558,3 +558,33 @@ async fn receipts_are_recorded_while_the_queue_goes_on_sending() {
         200
     );
 }
+
+#[tokio::test]
+async fn starttls_and_a_plain_connection_to_the_client_module_work_as_well() {
+    let k = setup().await;
+    let actor = storage::Actor {
+        practice_id: k.practice_id.clone(),
+        name: "test".into(),
+        channel: "test",
+    };
+    for (tls, n) in [(Tls::StartTls, 2), (Tls::None, 3)] {
+        let mut row = k.account();
+        row.tls = tls.code().into();
+        row.smtp_port = i32::from(k.standin.smtp_plain_port);
+        row.pop3_port = i32::from(k.standin.pop3_plain_port);
+        storage::save_kim_account(&mut k.db.conn().unwrap(), &actor, &row).unwrap();
+        common::store_signed_certificates(&k.db, &k.practice_id, IK, 2);
+        // A fresh transport: the account is read anew.
+        let routes = Connectors {
+            kim: kim::Transport::new(Duration::from_secs(20), "support@au-relay.test"),
+            ..k.routes.clone()
+        };
+        while run_once(&k.db, &routes, &k.settings).await.unwrap() > 0 {}
+        k.wait_for_mails(PRAXIS, 2);
+        let report = k.poll(Ending::Quit).await;
+        assert_eq!(report.matched, 2, "{tls:?}");
+        let delivered = k.states().into_iter().find(|(s, _)| s == "delivered");
+        assert_eq!(delivered.map(|d| d.1), Some(2 * (n - 1)), "{tls:?}");
+    }
+    assert_eq!(k.fetch(4).await.len(), 4);
+}

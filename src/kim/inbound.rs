@@ -233,9 +233,46 @@ pub fn classify(raw: &[u8]) -> Inbound {
         inbound.status = Some(code.to_owned());
         inbound.summary = format!("Fehlermeldung des KIM-Dienstes (X-KIM-Fehlermeldung {code})");
     }
+    if let Some(warning) = client_module_warning(&message) {
+        inbound.summary = format!("{} – {warning}", inbound.summary);
+    }
     inbound.refers_to.dedup();
     inbound.document_ids.dedup();
     inbound
+}
+
+/// What the client module says about decryption and signature of a mail it delivered
+/// (gemSpec_CM_KOMLE): anything but success is shown with the mail, which is still used (a
+/// receipt with an integrity warning still proves the arrival, A_23165).
+fn client_module_warning(message: &mail_parser::Message<'_>) -> Option<String> {
+    let codes = |name: &str| -> Vec<String> {
+        message
+            .header_raw(name)
+            .map(|v| {
+                v.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let decryption = codes("X-KIM-DecryptionResult");
+    if decryption.iter().any(|c| c != "00") {
+        let why = match decryption.iter().find(|c| *c != "00").map(String::as_str) {
+            Some("01") => "Schlüssel nicht verfügbar: ist die Karte (SMC-B/eHBA) gesteckt?",
+            Some("03") => "Konnektor nicht erreichbar",
+            _ => "falsches Format",
+        };
+        return Some(format!("nicht entschlüsselt ({why})"));
+    }
+    let integrity = codes("X-KIM-IntegrityCheckResult");
+    if !integrity.is_empty() && !integrity.iter().any(|c| c == "01" || c == "07") {
+        return Some(format!(
+            "Warnung: KIM-Signatur nicht bestätigt (X-KIM-IntegrityCheckResult {})",
+            integrity.join(",")
+        ));
+    }
+    None
 }
 
 fn returned_headers(inbound: &mut Inbound, headers: &[u8]) {
@@ -440,6 +477,31 @@ Content-Disposition: attachment; filename=\"EEAU0_Fehler_c42a922c-c1fa-4aed-a2ba
         let i = classify(error_mail(&virus, "Achtung möglicher Virenbefall").as_bytes());
         assert!(i.virus);
         assert_eq!(i.document_ids, vec![Uuid::nil()]);
+    }
+
+    #[test]
+    fn a_receipt_with_an_integrity_warning_still_counts_and_says_so() {
+        let raw = KIM_DSN.replace(
+            "MIME-Version: 1.0\r\n",
+            "MIME-Version: 1.0\r\nX-KIM-IntegrityCheckResult: 02\r\n",
+        );
+        let i = classify(raw.as_bytes());
+        assert_eq!(i.action, Some(Action::Delivered));
+        assert!(
+            i.summary.contains("IntegrityCheckResult 02"),
+            "{}",
+            i.summary
+        );
+        let raw = KIM_DSN.replace(
+            "MIME-Version: 1.0\r\n",
+            "MIME-Version: 1.0\r\nX-KIM-DecryptionResult: 01\r\n",
+        );
+        assert!(classify(raw.as_bytes()).summary.contains("Karte"));
+        let fine = KIM_DSN.replace(
+            "MIME-Version: 1.0\r\n",
+            "MIME-Version: 1.0\r\nX-KIM-DecryptionResult: 00\r\nX-KIM-IntegrityCheckResult: 01\r\n",
+        );
+        assert!(!classify(fine.as_bytes()).summary.contains("–"));
     }
 
     #[test]

@@ -25,8 +25,13 @@ pub struct Mailbox {
 #[derive(Debug)]
 pub struct StandIn {
     dir: PathBuf,
+    /// SMTPS and POP3S (TLS from the first byte).
     pub smtp_port: u16,
     pub pop3_port: u16,
+    /// Plain SMTP and POP3 that offer STARTTLS / STLS (and take plain logins, as a client
+    /// module on the same machine may).
+    pub smtp_plain_port: u16,
+    pub pop3_plain_port: u16,
     /// The certificate authority of the servers' certificate (what a practice imports).
     pub ca_pem: String,
     domains: Vec<String>,
@@ -118,6 +123,8 @@ impl StandIn {
             dir,
             smtp_port: free_port()?,
             pop3_port: free_port()?,
+            smtp_plain_port: free_port()?,
+            pop3_plain_port: free_port()?,
             ca_pem: String::new(),
             domains: domains.iter().map(|d| (*d).to_owned()).collect(),
             mailboxes,
@@ -224,7 +231,7 @@ state_dir = {d}/dovecot/state
 instance_name = au-relay-kim-{pop3}
 listen = 127.0.0.1
 protocols = pop3
-ssl = required
+ssl = yes
 ssl_cert = <{d}/tls/cert.pem
 ssl_key = <{d}/tls/key.pem
 log_path = {d}/dovecot/log
@@ -244,7 +251,8 @@ mail_location = maildir:~/Maildir
 pop3_uidl_format = %08Xu%08Xv
 service pop3-login {{
   inet_listener pop3 {{
-    port = 0
+    address = 127.0.0.1
+    port = {pop3_plain}
   }}
   inet_listener pop3s {{
     address = 127.0.0.1
@@ -267,6 +275,7 @@ service auth {{
 }}
 "#,
             pop3 = self.pop3_port,
+            pop3_plain = self.pop3_plain_port,
             uid = MAIL_UID,
         );
         write(&self.dir.join("dovecot/dovecot.conf"), &conf)
@@ -308,7 +317,6 @@ smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 smtpd_tls_cert_file = {d}/tls/cert.pem
 smtpd_tls_key_file = {d}/tls/key.pem
 smtpd_tls_security_level = may
-smtpd_tls_wrappermode = yes
 smtpd_client_connection_count_limit = 200
 smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
@@ -328,7 +336,8 @@ delay_warning_time = 0
         write(&self.dir.join("postfix/main.cf"), &main)?;
         write(&self.dir.join("postfix/sender_login"), "/^(.*)$/ ${1}\n")?;
         let master = format!(
-            "127.0.0.1:{smtp} inet n - n - 100 smtpd\n{}",
+            "127.0.0.1:{smtp} inet n - n - 100 smtpd -o smtpd_tls_wrappermode=yes\n\
+             127.0.0.1:{plain} inet n - n - 100 smtpd\n{}",
             [
                 "pickup unix n - n 60 1 pickup",
                 "cleanup unix n - n - 0 cleanup",
@@ -355,6 +364,7 @@ delay_warning_time = 0
             .join("\n")
                 + "\n",
             smtp = self.smtp_port,
+            plain = self.smtp_plain_port,
         );
         write(&self.dir.join("postfix/master.cf"), &master)
     }
@@ -363,7 +373,8 @@ delay_warning_time = 0
         run(Command::new("/usr/sbin/dovecot")
             .arg("-c")
             .arg(self.path("dovecot/dovecot.conf")))?;
-        wait_for(self.pop3_port)
+        wait_for(self.pop3_port)?;
+        wait_for(self.pop3_plain_port)
     }
 
     /// Starts (again) the SMTP side.
@@ -372,7 +383,8 @@ delay_warning_time = 0
             .arg("-c")
             .arg(self.path("postfix"))
             .arg("start"))?;
-        wait_for(self.smtp_port)
+        wait_for(self.smtp_port)?;
+        wait_for(self.smtp_plain_port)
     }
 
     /// Stops the SMTP side (the client module unreachable).
