@@ -451,6 +451,7 @@ pub fn start(
         http_metrics: Arc::default(),
     };
     let http_metrics = state.http_metrics.clone();
+    let secure_cookies = config.secure_cookies;
     let data = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         let observed = http_metrics.clone();
@@ -466,7 +467,7 @@ pub fn start(
                     Ok(res)
                 }
             })
-            .wrap(security_headers())
+            .wrap(security_headers(secure_cookies))
             // Path only, never the query string: no health data in logs.
             .wrap(
                 middleware::Logger::new("%{METHOD}xi %U %s %Dms")

@@ -93,6 +93,10 @@ impl WebError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Rule(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            // No connection to the database (down, restarting, pool exhausted): try again.
+            Self::Storage(StorageError::Pool(_) | StorageError::Connect(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -170,9 +174,11 @@ impl ResponseError for WebError {
             other => other.to_string(),
         };
         let body = pages::error_page(self.status(), &message);
-        HttpResponse::build(self.status())
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let mut response = HttpResponse::build(self.status());
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "30"));
+        }
+        response.content_type("text/html; charset=utf-8").body(body)
     }
 }
 
@@ -206,6 +212,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self.0, WebError::LoginRequired) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "30"));
         }
         response.json(serde_json::json!({ "errors": self.0.errors() }))
     }
@@ -324,8 +333,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Headers on every response: no sniffing, no framing, no referrer, a strict CSP, and no
 /// caching of pages that hold health data.
-pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
-    actix_web::middleware::DefaultHeaders::new()
+/// Headers on every answer; with `tls` (the server is reached over HTTPS: `AU_RELAY_SECURE_COOKIES`)
+/// also `Strict-Transport-Security`.
+pub fn security_headers(tls: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = if tls {
+        actix_web::middleware::DefaultHeaders::new().add((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        actix_web::middleware::DefaultHeaders::new()
+    };
+    headers
         .add((
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -86,13 +86,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The SHA-256 of the request's bearer token.
+/// The SHA-256 of the request's bearer token. The scheme name is case-insensitive
+/// (RFC 7235 §2.1): `bearer`, `BEARER` and `Bearer` alike.
 fn bearer(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| token_hash(t.trim()))
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token_hash(token.trim()))
 }
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, WebError> {

@@ -1,0 +1,84 @@
+//! Answers a client can rely on at the edges (issue #20): the bearer scheme in any case,
+//! `Strict-Transport-Security` behind TLS, and a database that cannot be reached answers 503
+//! with `Retry-After`, not 500.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use au_relay::storage::Database;
+use common::TestApp;
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = TestApp::spawn().await;
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/certificates"))
+            .header("Authorization", format!("{scheme} demo-token"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    for wrong in [
+        "Basic demo-token",
+        "Bearer",
+        "Bearerdemo-token",
+        "Bearer wrong-token",
+    ] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/certificates"))
+            .header("Authorization", wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{wrong}");
+    }
+}
+
+#[tokio::test]
+async fn strict_transport_security_is_sent_only_behind_tls() {
+    let plain = TestApp::spawn().await;
+    let r = plain.client.get(plain.url("/login")).send().await.unwrap();
+    assert!(r.headers().get("strict-transport-security").is_none());
+    let mut config = common::config();
+    config.secure_cookies = true;
+    let tls = TestApp::spawn_with(config).await;
+    let r = tls.client.get(tls.url("/login")).send().await.unwrap();
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_answers_503_with_retry_after() {
+    // Nothing listens on port 1: every connection attempt fails until the pool gives up.
+    let db = Database::connect("postgres://postgres@127.0.0.1:1/none", 2).unwrap();
+    let running = au_relay::app::start(db, &common::config(), None).unwrap();
+    tokio::spawn(running.server);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", running.port);
+    let api = client
+        .get(format!("{base}/api/v1/certificates"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 503);
+    assert_eq!(api.headers()["retry-after"], "30");
+    let page = client
+        .post(format!("{base}/login"))
+        .form(&[("username", "demo"), ("password", "demo")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    assert_eq!(page.headers()["retry-after"], "30");
+    assert!(client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+}
