@@ -45,8 +45,37 @@ pub struct ServeConfig {
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "AU_RELAY_WORKERS", default_value_t = 0)]
     pub workers: usize,
+    /// `GET /metrics` requires `Authorization: Bearer <this>`. Without it `/metrics` is open
+    /// only when the server listens on a loopback address (or in demo mode), else refused.
+    #[arg(long, env = "AU_RELAY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     #[command(flatten)]
     pub queue: QueueConfig,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the server (it listens on loopback only, or the demo).
+    Open,
+    /// Bearer token with this SHA-256.
+    Token(String),
+    /// Listening beyond loopback without a token: refused.
+    Closed,
+}
+
+impl ServeConfig {
+    /// `/metrics` access from the token and the listen address.
+    pub fn metrics_access(&self, bind: &str) -> MetricsAccess {
+        let loopback = bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        match self.metrics_token.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => MetricsAccess::Token(auth::token_hash(t)),
+            _ if loopback || self.demo => MetricsAccess::Open,
+            _ => MetricsAccess::Closed,
+        }
+    }
 }
 
 /// Settings of the queue workers (`serve` and `worker`).
@@ -446,6 +475,7 @@ pub fn start(
             session_idle: Duration::from_secs(config.session_idle_minutes.max(1) * 60),
             secure_cookies: config.secure_cookies,
             mail: config.queue.mail.options()?,
+            metrics: config.metrics_access(&bind),
         }),
         demo_insurer,
         http_metrics: Arc::default(),

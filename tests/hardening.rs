@@ -82,3 +82,74 @@ async fn a_database_that_cannot_be_reached_answers_503_with_retry_after() {
         .status()
         .is_success());
 }
+
+#[tokio::test]
+async fn head_is_answered_wherever_get_is() {
+    let app = TestApp::spawn().await;
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/login", 200),
+        ("/queue", 303),
+        ("/api-docs/openapi.json", 200),
+    ] {
+        let get = app.client.get(app.url(path)).send().await.unwrap();
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(get.status(), status, "GET {path}");
+        assert_eq!(head.status(), status, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "{path}"
+        );
+        assert!(
+            head.bytes().await.unwrap().is_empty(),
+            "HEAD {path} has no body"
+        );
+    }
+    let r = app
+        .client
+        .head(app.url("/api/v1/certificates"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_when_one_is_set_and_are_refused_beyond_loopback_without_one() {
+    let mut config = common::config();
+    config.metrics_token = Some("scrape-secret".into());
+    let app = TestApp::spawn_with(config).await;
+    let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let scraper = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraper.status(), 200);
+    assert!(scraper
+        .text()
+        .await
+        .unwrap()
+        .contains("au_relay_deliveries"));
+
+    // Listening on every address and no token: refused, with the setting named.
+    let mut config = common::config();
+    config.bind = "0.0.0.0:0".into();
+    let open = TestApp::spawn_with(config).await;
+    let r = open.client.get(open.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("AU_RELAY_METRICS_TOKEN"));
+}

@@ -79,7 +79,35 @@ impl HttpMetrics {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+/// Whether the request may read `/metrics` (`Ok(None)`), or the refusal.
+fn refused(req: &actix_web::HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    use crate::app::MetricsAccess;
+    match &state.settings.metrics {
+        MetricsAccess::Open => None,
+        MetricsAccess::Closed => Some(
+            HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body("/metrics: AU_RELAY_METRICS_TOKEN setzen (der Server lauscht nicht nur lokal)\n"),
+        ),
+        MetricsAccess::Token(hash) => {
+            let ok = super::session::bearer(req)
+                .is_some_and(|given| super::session::constant_time_eq(given.as_bytes(), hash.as_bytes()));
+            (!ok).then(|| {
+                HttpResponse::Unauthorized()
+                    .insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"))
+                    .finish()
+            })
+        }
+    }
+}
+
+pub async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    if let Some(refusal) = refused(&req, &state) {
+        return Ok(refusal);
+    }
     let ((states, mails, backlog, destinations, signed), (overdue, inbox)) = state
         .db
         .run(|c| {

@@ -42,6 +42,8 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Password policy and Message-ID domain of patient mails.
     pub mail: crate::capture::MailOptions,
+    /// Who may read `/metrics`.
+    pub metrics: crate::app::MetricsAccess,
 }
 
 /// Shared state of all handlers.
@@ -259,6 +261,11 @@ impl Router<'_> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
+        // HEAD is answered wherever GET is (RFC 9110 §9.3.2): the same handler, the body
+        // left out by actix.
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            cfg.route(path, web::head().to(handler.clone()));
+        }
         self.add("GET", path, web::get().to(handler))
     }
 

@@ -48,6 +48,7 @@ pub fn config() -> ServeConfig {
         session_idle_minutes: 30,
         secure_cookies: false,
         workers: 2,
+        metrics_token: None,
         queue: app::QueueConfig {
             enabled: false,
             queue_concurrency: 4,
