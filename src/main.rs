@@ -467,6 +467,19 @@ async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
         None
     };
     let running = app::start(db, config, demo_insurer)?;
+    // SIGTERM (docker stop, systemd, kill) stops as gracefully as SIGINT: the workers finish
+    // their round and the demo's mail servers are stopped.
+    #[cfg(unix)]
+    {
+        let handle = running.server.handle();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            if term.recv().await.is_some() {
+                tracing::info!("SIGTERM received: stopping");
+                handle.stop(true).await;
+            }
+        });
+    }
     tracing::info!("AU-Relay at http://127.0.0.1:{}/", running.port);
     running.server.await?;
     // The server stopped (SIGINT/SIGTERM): let the workers finish their round.

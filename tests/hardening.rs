@@ -153,3 +153,58 @@ async fn metrics_need_the_token_when_one_is_set_and_are_refused_beyond_loopback_
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("AU_RELAY_METRICS_TOKEN"));
 }
+
+#[test]
+fn sigterm_stops_the_server_gracefully_and_the_demo_mail_servers_with_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    assert!(
+        au_relay::kim::standin::StandIn::available(),
+        "needs root, postfix and dovecot-pop3d (installed by .ci/run)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_au-relay"))
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0"])
+        .env("AU_RELAY_DATABASE_URL", dir.path().join("demo.db"))
+        .env("AU_RELAY_LOG", "info")
+        .env("AU_RELAY_LOG_FORMAT", "text")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log goes to standard error.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut smtp = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("smtp=") {
+            smtp = line[at + 5..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.contains("AU-Relay at http://") {
+            break;
+        }
+    }
+    let smtp = smtp.expect("the demo logs its KIM route");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", smtp)).is_ok());
+    // Keep reading the log, so the server never blocks on a full pipe.
+    let drain = std::thread::spawn(move || lines.count());
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    drain.join().unwrap();
+    assert!(
+        status.success(),
+        "stopped by SIGTERM without a clean exit: {status:?}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", smtp)).is_err(),
+        "the demo's Postfix still listens after the server stopped"
+    );
+}
