@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use au_relay::insurers::fake::FakeInsurer;
 use au_relay::insurers::PushClient;
+use au_relay::kim;
 use au_relay::kim::poller::{poll_account, Ending, PollSettings};
 use au_relay::kim::robot::Robot;
 use au_relay::kim::standin::{Mailbox, StandIn};
-use au_relay::kim::{self, Tls};
 use au_relay::queue::{Connectors, WorkerSettings};
 use au_relay::storage::{self, Database, DestinationConfig, KimAccountRow};
 
@@ -63,28 +63,9 @@ async fn main() {
     let secret = secrets.path().join("pw");
     std::fs::write(&secret, "bench").unwrap();
     let mut row = KimAccountRow {
-        practice_id: practice_id.clone(),
-        address: PRAXIS.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: 0,
-        pop3_host: "127.0.0.1".into(),
-        pop3_port: 0,
-        tls: Tls::Implicit.code().into(),
-        ca_pem: None,
         fachdienst_smtp: Some("kim.arzt.kim.telematik-test:465".into()),
         fachdienst_pop3: Some("kim.arzt.kim.telematik-test:995".into()),
-        mandant_id: "praxis".into(),
-        client_system_id: "au-relay".into(),
-        workplace_id: "1".into(),
-        user_id: None,
-        konnektor_id: None,
-        secret_ref: format!("file:{}", secret.display()),
-        poll_minutes: 10,
-        test_data: false,
-        last_poll_at: None,
-        last_poll_error: None,
-        poll_requested_at: None,
-        updated_at: storage::now(),
+        ..KimAccountRow::local(&practice_id, PRAXIS, format!("file:{}", secret.display()))
     };
     let account = kim::account_of(&row).unwrap();
     let standin = StandIn::start(

@@ -304,28 +304,10 @@ pub fn start_demo_kim(db: &Database) -> anyhow::Result<Option<DemoKim>> {
         .ok_or_else(|| anyhow::anyhow!("demo practice missing"))?;
     let password = uuid::Uuid::new_v4().simple().to_string();
     let mut row = storage::KimAccountRow {
-        practice_id: practice_id.clone(),
-        address: DEMO_KIM_PRACTICE.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: 0,
-        pop3_host: "127.0.0.1".into(),
-        pop3_port: 0,
-        tls: "implicit".into(),
-        ca_pem: None,
         fachdienst_smtp: Some("kim.arzt.kim.telematik-test:465".into()),
         fachdienst_pop3: Some("kim.arzt.kim.telematik-test:995".into()),
-        mandant_id: "praxis-muster".into(),
-        client_system_id: "au-relay".into(),
-        workplace_id: "empfang-1".into(),
-        user_id: None,
-        konnektor_id: None,
-        secret_ref: "env:UNUSED".into(),
         poll_minutes: 1,
-        test_data: false,
-        last_poll_at: None,
-        last_poll_error: None,
-        poll_requested_at: None,
-        updated_at: storage::now(),
+        ..storage::KimAccountRow::local(&practice_id, DEMO_KIM_PRACTICE, "env:UNUSED".into())
     };
     let (smtp_login, pop3_login) = crate::kim::logins_of(&row)?;
     let standin = StandIn::start(

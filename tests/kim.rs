@@ -34,28 +34,9 @@ struct Kim {
 
 fn account_row(practice_id: &str, secret: &std::path::Path) -> KimAccountRow {
     KimAccountRow {
-        practice_id: practice_id.to_owned(),
-        address: PRAXIS.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: 0,
-        pop3_host: "127.0.0.1".into(),
-        pop3_port: 0,
-        tls: Tls::Implicit.code().into(),
-        ca_pem: None,
         fachdienst_smtp: Some("kim.arzt.kim.telematik-test:465".into()),
         fachdienst_pop3: Some("kim.arzt.kim.telematik-test:995".into()),
-        mandant_id: "praxis-muster".into(),
-        client_system_id: "au-relay".into(),
-        workplace_id: "empfang-1".into(),
-        user_id: None,
-        konnektor_id: None,
-        secret_ref: format!("file:{}", secret.display()),
-        poll_minutes: 10,
-        test_data: false,
-        last_poll_at: None,
-        last_poll_error: None,
-        poll_requested_at: None,
-        updated_at: storage::now(),
+        ..KimAccountRow::local(practice_id, PRAXIS, format!("file:{}", secret.display()))
     }
 }
 

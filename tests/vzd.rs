@@ -188,28 +188,13 @@ async fn the_directory_names_an_insurers_kim_address_by_ik_and_entry_type() {
 
 fn kim_account(db: &Database, practice_id: &str) {
     let row = KimAccountRow {
-        practice_id: practice_id.to_owned(),
-        address: "praxis@arzt.kim.telematik-test".into(),
-        smtp_host: "127.0.0.1".into(),
         smtp_port: 9,
-        pop3_host: "127.0.0.1".into(),
         pop3_port: 9,
-        tls: "implicit".into(),
-        ca_pem: None,
-        fachdienst_smtp: None,
-        fachdienst_pop3: None,
-        mandant_id: "m".into(),
-        client_system_id: "c".into(),
-        workplace_id: "w".into(),
-        user_id: None,
-        konnektor_id: None,
-        secret_ref: "env:UNUSED".into(),
-        poll_minutes: 10,
-        test_data: false,
-        last_poll_at: None,
-        last_poll_error: None,
-        poll_requested_at: None,
-        updated_at: storage::now(),
+        ..KimAccountRow::local(
+            practice_id,
+            "praxis@arzt.kim.telematik-test",
+            "env:UNUSED".into(),
+        )
     };
     let actor = storage::Actor {
         practice_id: practice_id.to_owned(),

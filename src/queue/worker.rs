@@ -195,15 +195,7 @@ async fn attempt(
     } else {
         classify(&answer, c.outage)
     };
-    let detail = reason(&verdict);
-    let attempted = Attempted {
-        id: &c.id,
-        destination: Some(&c.insurer_ik),
-        attempts: c.attempts,
-        outage: c.outage,
-    };
-    let mut finish = finish_of(&attempted, &verdict, detail, settings);
-    finish.duration_ms = millis(took);
+    let mut finish = insurer_finish(&c, &verdict, took, settings);
     if let Answer::Http { status, .. } = &answer {
         finish.http_status = Some(i32::from(*status));
     }
@@ -251,16 +243,26 @@ async fn kim_attempt(
             classify(&answer, c.outage)
         }
     };
-    let detail = reason(&verdict);
+    let mut finish = insurer_finish(&c, &verdict, started.elapsed(), settings);
+    finish.kim_message_id = Some(kim.message_id);
+    finish
+}
+
+/// What to record for an insurer delivery's attempt (push or KIM mail) that took `took`.
+fn insurer_finish(
+    c: &Claimed,
+    verdict: &Verdict,
+    took: Duration,
+    settings: &WorkerSettings,
+) -> Finish {
     let attempted = Attempted {
         id: &c.id,
         destination: Some(&c.insurer_ik),
         attempts: c.attempts,
         outage: c.outage,
     };
-    let mut finish = finish_of(&attempted, &verdict, detail, settings);
-    finish.duration_ms = millis(started.elapsed());
-    finish.kim_message_id = Some(kim.message_id);
+    let mut finish = finish_of(&attempted, verdict, reason(verdict), settings);
+    finish.duration_ms = millis(took);
     finish
 }
 

@@ -43,6 +43,37 @@ pub struct KimAccountRow {
     pub updated_at: NaiveDateTime,
 }
 
+impl KimAccountRow {
+    /// An account at a client module on this machine (127.0.0.1, SMTPS and POP3S, ports to be
+    /// set), read every 10 minutes: the stand-in of the tests, the benchmark and the demo.
+    pub fn local(practice_id: &str, address: &str, secret_ref: String) -> Self {
+        Self {
+            practice_id: practice_id.to_owned(),
+            address: address.to_owned(),
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: 0,
+            pop3_host: "127.0.0.1".into(),
+            pop3_port: 0,
+            tls: crate::kim::Tls::Implicit.code().into(),
+            ca_pem: None,
+            fachdienst_smtp: None,
+            fachdienst_pop3: None,
+            mandant_id: "praxis-muster".into(),
+            client_system_id: "au-relay".into(),
+            workplace_id: "empfang-1".into(),
+            user_id: None,
+            konnektor_id: None,
+            secret_ref,
+            poll_minutes: 10,
+            test_data: false,
+            last_poll_at: None,
+            last_poll_error: None,
+            poll_requested_at: None,
+            updated_at: now(),
+        }
+    }
+}
+
 pub fn kim_account(conn: &mut AnyConnection, practice_id: &str) -> Result<Option<KimAccountRow>> {
     Ok(kim_accounts::table
         .find(practice_id)
@@ -657,6 +688,17 @@ pub fn unmatched_inbox(
         q = q.filter(kim_inbox::practice_id.eq(p.to_owned()));
     }
     Ok(q.load(conn)?)
+}
+
+/// How many inbox mails matched no document (operator: all; a practice: its own).
+pub fn unmatched_count(conn: &mut AnyConnection, practice_id: Option<&str>) -> Result<i64> {
+    let mut q = kim_inbox::table
+        .filter(kim_inbox::delivery_id.is_null())
+        .into_boxed();
+    if let Some(p) = practice_id {
+        q = q.filter(kim_inbox::practice_id.eq(p.to_owned()));
+    }
+    Ok(q.count().get_result(conn)?)
 }
 
 /// The raw mail of an inbox row, if it belongs to `practice_id` (`None`: the operator).

@@ -89,7 +89,7 @@ struct QueuePage<'a> {
     awaiting_signature: i64,
     kim: Option<KimView>,
     /// KIM mails that matched no document (operator: all; practice: its own).
-    kim_unmatched: usize,
+    kim_unmatched: i64,
     /// Sent over KIM, no receipt within 24 hours (operator: all practices).
     receipts_overdue: usize,
     notice: &'static str,
@@ -131,7 +131,7 @@ struct Dashboard {
     /// The practice's documents waiting for the doctor's signature.
     awaiting_signature: i64,
     kim: Option<storage::KimAccountRow>,
-    kim_unmatched: usize,
+    kim_unmatched: i64,
     overdue: Vec<storage::OverdueReceipt>,
 }
 
@@ -164,7 +164,7 @@ async fn dashboard(
                     practice_outage: None,
                     awaiting_signature: 0,
                     kim: None,
-                    kim_unmatched: storage::unmatched_inbox(c, None, 1000)?.len(),
+                    kim_unmatched: storage::unmatched_count(c, None)?,
                     overdue: storage::overdue_receipts(c, None, storage::now())?,
                 },
                 Some(p) => Dashboard {
@@ -175,7 +175,7 @@ async fn dashboard(
                     practice_outage: storage::practice_outage(c, &p)?,
                     awaiting_signature: storage::awaiting_signature_count(c, &p)?,
                     kim: storage::kim_account(c, &p)?,
-                    kim_unmatched: storage::unmatched_inbox(c, Some(&p), 1000)?.len(),
+                    kim_unmatched: storage::unmatched_count(c, Some(&p))?,
                     overdue: storage::overdue_receipts(c, Some(&p), storage::now())?,
                 },
             })
