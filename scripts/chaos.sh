@@ -15,7 +15,7 @@
 #
 #   scripts/chaos.sh
 #
-# Uses a throwaway cluster of its own under target/chaos (initdb/pg_ctl, like scripts/test), so
+# Uses a throwaway cluster of its own under /tmp/au-relay-chaos (initdb/pg_ctl, like scripts/test), so
 # it can crash it freely, and a release build (or the binary in AU_RELAY_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,8 @@ SMTP_PORT=${CHAOS_SMTP_PORT:-18192}
 SMTP_DOWN=${CHAOS_SMTP_DOWN_SECS:-15}
 PORT=${CHAOS_PORT:-18190}
 BIN=${AU_RELAY_BIN:-$PWD/target/release/au-relay}
-dir=$PWD/target/chaos
+# Under /tmp, where the postgres user can reach it wherever the checkout is.
+dir=${CHAOS_DIR:-/tmp/au-relay-chaos}
 SECONDS=0
 
 pg_bin() { command -v "$1" 2>/dev/null || ls /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -1; }
