@@ -17,7 +17,8 @@ use crate::konnektor::fake::FakeKonnektor;
 use crate::mail::{MailSettings, Mailer, TlsMode};
 use crate::queue::WorkerSettings;
 use crate::storage::{self, Database};
-use crate::web::{routes, security_headers, AppState, Settings};
+use crate::web::proxy::TrustedProxies;
+use crate::web::{catch_panics, routes, security_headers, AppState, Settings};
 use lettre::message::Mailbox;
 
 /// Settings of `au-relay serve`, from flags or `AU_RELAY_…` variables.
@@ -49,6 +50,11 @@ pub struct ServeConfig {
     /// only when the server listens on a loopback address (or in demo mode), else refused.
     #[arg(long, env = "AU_RELAY_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Reverse proxies (addresses or CIDR networks, comma-separated) whose
+    /// `X-Forwarded-For` names the client, e.g. `127.0.0.1` or `172.16.0.0/12` for nginx in
+    /// compose. Empty: the header is ignored and the peer address is the client.
+    #[arg(long, env = "AU_RELAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     #[command(flatten)]
     pub queue: QueueConfig,
 }
@@ -458,6 +464,9 @@ pub fn start(
             secure_cookies: config.secure_cookies,
             mail: config.queue.mail.options()?,
             metrics: config.metrics_access(&bind),
+            trusted_proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(|e| {
+                anyhow::anyhow!("AU_RELAY_TRUSTED_PROXIES: {e} is no address or network")
+            })?,
         }),
         demo_insurer,
         http_metrics: Arc::default(),
@@ -479,6 +488,7 @@ pub fn start(
                     Ok(res)
                 }
             })
+            .wrap(middleware::from_fn(catch_panics))
             .wrap(security_headers(secure_cookies))
             // Path only, never the query string: no health data in logs.
             .wrap(

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use au_relay::app::{self, ServeConfig};
 use au_relay::auth;
 use au_relay::domain::{Bsnr, Doctor, Lanr, Practice};
+use au_relay::service;
 use au_relay::storage::{self, Database};
 use clap::{Parser, Subcommand};
 
@@ -226,6 +227,24 @@ fn practice_id(db: &Database, bsnr: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The owner of a token named by `--bsnr` or `--insurer`.
+fn token_owner(
+    db: &Database,
+    bsnr: Option<&str>,
+    insurer: Option<&str>,
+) -> anyhow::Result<service::TokenOwner> {
+    match (bsnr, insurer) {
+        (Some(bsnr), _) => Ok(service::TokenOwner::Practice {
+            id: practice_id(db, bsnr)?,
+            bsnr: Bsnr::parse(bsnr)?.to_string(),
+        }),
+        (None, Some(ik)) => Ok(service::TokenOwner::Insurer {
+            ik: au_relay::domain::InsurerIk::parse(ik)?.to_string(),
+        }),
+        (None, None) => bail!("--bsnr or --insurer is required"),
+    }
+}
+
 fn read_password(username: &str) -> anyhow::Result<String> {
     let password = match std::env::var("AU_RELAY_PASSWORD") {
         Ok(p) => p,
@@ -247,6 +266,16 @@ async fn main() -> anyhow::Result<()> {
     au_relay::storage::init_openssl();
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    // A panic is logged with where it happened, never with its message: that could carry a
+    // value of the request, i.e. health data. Handlers' panics become a 500 (see
+    // `web::catch_panics`); the process never aborts on one.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(at, "panic");
+    }));
     if let Some(Command::Healthcheck { url }) = &cli.command {
         // Before opening the database: the check must not touch it.
         let client = au_relay::insurers::PushClient::new(std::time::Duration::from_secs(5))?;
@@ -255,6 +284,23 @@ async fn main() -> anyhow::Result<()> {
         } else {
             bail!("{url} is not healthy")
         };
+    }
+    // The test servers need no database (and create no file).
+    match &cli.command {
+        Some(Command::FakeInsurer { port, host }) => {
+            let (fake, server) = au_relay::insurers::fake::FakeInsurer::start_on(host, *port)?;
+            tracing::info!(push = %fake.push_url(), health = %fake.health_url(), "fake insurer running");
+            // The server stops and restarts in `refused:<ms>` mode; the process runs until Ctrl-C.
+            tokio::spawn(server);
+            return stopped().await;
+        }
+        Some(Command::FakeKonnektor { port, host }) => {
+            let (fake, server) = au_relay::konnektor::fake::FakeKonnektor::start_on(host, *port)?;
+            tracing::info!(url = %fake.base_url(), "test Konnektor running");
+            tokio::spawn(server);
+            return stopped().await;
+        }
+        _ => {}
     }
     let db = open(&cli)?;
     match &cli.command {
@@ -267,21 +313,7 @@ async fn main() -> anyhow::Result<()> {
             app::spawn_workers(db, config, rx)?.await?;
             Ok(())
         }
-        Some(Command::FakeInsurer { port, host }) => {
-            let (fake, server) = au_relay::insurers::fake::FakeInsurer::start_on(host, *port)?;
-            tracing::info!(push = %fake.push_url(), health = %fake.health_url(), "fake insurer running");
-            // The server stops and restarts in `refused:<ms>` mode; the process runs until Ctrl-C.
-            tokio::spawn(server);
-            tokio::signal::ctrl_c().await?;
-            Ok(())
-        }
-        Some(Command::FakeKonnektor { port, host }) => {
-            let (fake, server) = au_relay::konnektor::fake::FakeKonnektor::start_on(host, *port)?;
-            tracing::info!(url = %fake.base_url(), "test Konnektor running");
-            tokio::spawn(server);
-            tokio::signal::ctrl_c().await?;
-            Ok(())
-        }
+        Some(Command::FakeInsurer { .. } | Command::FakeKonnektor { .. }) => Ok(()),
         Some(Command::Destination(DestinationCommand::Set {
             ik,
             name,
@@ -300,12 +332,17 @@ async fn main() -> anyhow::Result<()> {
                 rate_per_minute: *rate_per_minute,
                 ..Default::default()
             };
-            storage::upsert_destination(&mut *db.conn()?, &config)?;
+            service::save_destination(&mut *db.conn()?, &service::cli_actor(), &config)?;
             println!("destination {ik} saved");
             Ok(())
         }
         Some(Command::Destination(DestinationCommand::Outage { ik, on })) => {
-            storage::set_outage(&mut *db.conn()?, ik, *on)?;
+            let ik = au_relay::domain::InsurerIk::parse(ik)?;
+            let action = service::DestinationAction::Outage(*on);
+            let actor = service::cli_actor();
+            if !service::destination_action(&mut *db.conn()?, &actor, ik.as_str(), action)? {
+                bail!("no destination for IK {ik}: add it with `au-relay destination set`");
+            }
             println!("Störung {ik}: {on}");
             Ok(())
         }
@@ -340,9 +377,8 @@ async fn main() -> anyhow::Result<()> {
                 id_kind: Default::default(),
                 name_parts: None,
             };
-            let mut conn = db.conn()?;
-            let id = storage::add_practice(&mut conn, &practice, &doctor, None, None)?;
-            storage::set_practice_land(&mut conn, &id, land)?;
+            let actor = service::cli_actor();
+            service::add_practice(&mut *db.conn()?, &actor, &practice, &doctor, land, None)?;
             println!("practice {} added", practice.bsnr);
             Ok(())
         }
@@ -362,8 +398,15 @@ async fn main() -> anyhow::Result<()> {
                 bail!("{rule}");
             }
             let hash = auth::hash_password(&read_password(username)?)?;
-            let mut conn = db.conn()?;
-            storage::create_user(&mut conn, id.as_deref(), username, &hash, role)?;
+            let actor = service::cli_actor();
+            service::add_user(
+                &mut *db.conn()?,
+                &actor,
+                id.as_deref(),
+                username,
+                &hash,
+                role,
+            )?;
             println!("user {username} added ({})", role.as_str());
             Ok(())
         }
@@ -391,13 +434,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Token(TokenCommand::Revoke { bsnr, insurer, id })) => {
-            let revoked = match (bsnr, insurer) {
-                (Some(bsnr), _) => {
-                    storage::revoke_api_token(&mut *db.conn()?, &practice_id(&db, bsnr)?, id)?
-                }
-                (None, Some(ik)) => storage::revoke_insurer_token(&mut *db.conn()?, ik, id)?,
-                (None, None) => bail!("--bsnr or --insurer is required"),
-            };
+            let owner = token_owner(&db, bsnr.as_deref(), insurer.as_deref())?;
+            let actor = service::cli_actor();
+            let revoked = service::revoke_token(&mut *db.conn()?, &actor, &owner, id)?;
             if !revoked {
                 bail!("no active token with id {id}");
             }
@@ -409,19 +448,11 @@ async fn main() -> anyhow::Result<()> {
             insurer,
             label,
         })) => {
+            let owner = token_owner(&db, bsnr.as_deref(), insurer.as_deref())?;
             let token = auth::new_token();
+            let actor = service::cli_actor();
             let hash = auth::token_hash(&token);
-            match (bsnr, insurer) {
-                (Some(bsnr), _) => {
-                    let id = practice_id(&db, bsnr)?;
-                    storage::create_api_token(&mut *db.conn()?, &hash, &id, label)?;
-                }
-                (None, Some(ik)) => {
-                    let ik = au_relay::domain::InsurerIk::parse(ik)?;
-                    storage::create_insurer_token(&mut *db.conn()?, &hash, ik.as_str(), label)?;
-                }
-                (None, None) => bail!("--bsnr or --insurer is required"),
-            }
+            service::create_token(&mut *db.conn()?, &actor, &owner, &hash, label)?;
             println!("{token}");
             Ok(())
         }
@@ -487,5 +518,20 @@ async fn serve(db: Database, config: &ServeConfig) -> anyhow::Result<()> {
     if let Some(w) = workers {
         let _ = w.await;
     }
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (a test server's whole life).
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }

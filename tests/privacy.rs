@@ -72,9 +72,15 @@ async fn logs_of_a_full_run_hold_no_kvnr_name_or_diagnosis() {
         .send()
         .await
         .unwrap();
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
+    let login_csrf = common::hidden(&form.text().await.unwrap(), "csrf");
     client
         .post(format!("{base}/login"))
-        .form(&[("username", "demo"), ("password", "demo")])
+        .form(&[
+            ("username", "demo"),
+            ("password", "demo"),
+            ("csrf", &login_csrf),
+        ])
         .send()
         .await
         .unwrap();

@@ -403,8 +403,9 @@ async fn an_operator_adds_a_practice_and_creates_lists_and_revokes_tokens() {
         ),
     )
     .await;
-    assert_eq!(r.status(), 200);
-    let page = r.text().await.unwrap();
+    assert_eq!(r.status(), 303, "post/redirect/get");
+    assert_eq!(r.headers()["location"], "/operator/tokens/created");
+    let page = app.get_text("/operator/tokens/created").await;
     let token = page
         .split("<code>")
         .nth(1)
@@ -416,6 +417,19 @@ async fn an_operator_adds_a_practice_and_creates_lists_and_revokes_tokens() {
         !app.get_text("/operator").await.contains(&token),
         "shown only once"
     );
+    let reload = app
+        .client
+        .get(app.url("/operator/tokens/created"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reload.status(),
+        303,
+        "a reload shows no token and creates none"
+    );
+    let listed = app.get_text("/operator").await;
+    assert_eq!(listed.matches("PVS C").count(), 1, "one token, not two");
     let api = |token: String| {
         app.client
             .get(app.url("/api/v1/certificates"))
@@ -458,7 +472,8 @@ async fn an_operator_adds_a_practice_and_creates_lists_and_revokes_tokens() {
         ),
     )
     .await;
-    let page = r.text().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let page = app.get_text("/operator/tokens/created").await;
     let token = page
         .split("<code>")
         .nth(1)
@@ -717,22 +732,10 @@ async fn a_session_past_its_absolute_lifetime_ends_even_if_used() {
 async fn thirty_failed_logins_from_one_address_throttle_every_account_there() {
     let app = TestApp::spawn().await;
     for i in 0..30 {
-        let r = app
-            .client
-            .post(app.url("/login"))
-            .form(&[("username", format!("user{i}")), ("password", "x".into())])
-            .send()
-            .await
-            .unwrap();
+        let r = common::post_login(&app, &app.client, &format!("user{i}"), "x").await;
         assert_eq!(r.status(), 401);
     }
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("username", "demo"), ("password", "demo")])
-        .send()
-        .await
-        .unwrap();
+    let r = common::post_login(&app, &app.client, "demo", "demo").await;
     assert_eq!(r.status(), 429, "even the right password");
     assert!(r
         .text()
@@ -902,4 +905,240 @@ async fn an_operator_reads_the_audit_trail_of_every_practice_without_health_data
     }
     let bad = get("/operator/audit?from=32.13.2026".into()).await;
     assert_eq!(bad.status(), 422);
+}
+
+/// Runs `au-relay <args>` against the app's database as the system user `kasse`; fails the
+/// test when the command fails.
+fn cli(app: &TestApp, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_au-relay"))
+        .args(args)
+        .env("AU_RELAY_DATABASE_URL", &app.database_url)
+        .env("AU_RELAY_PASSWORD", "Lange-Passphrase-CLI")
+        .env("AU_RELAY_LOG", "warn")
+        .env("SUDO_USER", "kasse")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "au-relay {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The newest audit rows of an action as `(actor, detail)`, in a practice's log or in all.
+fn audited(app: &TestApp, practice: Option<&str>, action: &str) -> Vec<(String, String)> {
+    let filter = storage::AuditFilter {
+        action: Some(action.into()),
+        ..Default::default()
+    };
+    let mut conn = app.db.conn().unwrap();
+    let (rows, _) = storage::audit_entries(&mut conn, practice, &filter, 0, 10).unwrap();
+    rows.into_iter().map(|r| (r.actor, r.detail)).collect()
+}
+
+/// Each change the command line makes is audited as its page audits it: the same action, the
+/// same detail for the same change, in the same log; only the actor says `cli:` and who.
+#[tokio::test]
+async fn every_cli_change_writes_the_audit_row_of_its_page() {
+    let app = TestApp::spawn().await;
+    let practice = demo_practice_id(&app.db);
+    let (op, op_csrf) = browser(&app, "operator", "operator").await;
+    let (admin, admin_csrf) = browser(&app, "demo", "demo").await;
+    let post = |c: &reqwest::Client, path: &str, csrf: &str, pairs: &[(&str, &str)]| {
+        let mut form: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        form.push(("csrf".into(), csrf.into()));
+        c.post(app.url(path)).form(&form).send()
+    };
+    let same = |action: &str, log: Option<&str>, page: (&str, &str), by_cli: (&str, &str)| {
+        let rows = audited(&app, log, action);
+        assert_eq!(rows.len(), 2, "{action}: one row each: {rows:?}");
+        assert_eq!(
+            rows[0],
+            ("cli:kasse".into(), by_cli.1.into()),
+            "{action} by the CLI"
+        );
+        assert_eq!(
+            rows[1],
+            (page.0.into(), page.1.into()),
+            "{action} by the page"
+        );
+    };
+
+    // destination.saved and destination.outage
+    let r = post(
+        &op,
+        "/queue/destinations",
+        &op_csrf,
+        &[("ik", "104212059"), ("name", "BKK")],
+    );
+    assert_eq!(r.await.unwrap().status(), 303);
+    cli(
+        &app,
+        &["destination", "set", "--ik", "104212059", "--name", "BKK"],
+    );
+    same(
+        "destination.saved",
+        None,
+        ("web:operator", "IK 104212059"),
+        ("", "IK 104212059"),
+    );
+    let r = post(&op, "/queue/104212059/outage", &op_csrf, &[("on", "true")]);
+    assert_eq!(r.await.unwrap().status(), 303);
+    cli(
+        &app,
+        &["destination", "outage", "--ik", "104212059", "--on", "true"],
+    );
+    let on = "IK 104212059: true";
+    same("destination.outage", None, ("web:operator", on), ("", on));
+
+    // token.created and token.revoked
+    let r = post(
+        &op,
+        "/operator/tokens",
+        &op_csrf,
+        &[
+            ("kind", "insurer"),
+            ("owner", "104212059"),
+            ("label", "Abruf"),
+        ],
+    );
+    assert_eq!(r.await.unwrap().status(), 303);
+    let token = cli(
+        &app,
+        &[
+            "token",
+            "create",
+            "--insurer",
+            "104212059",
+            "--label",
+            "Abruf",
+        ],
+    );
+    let created = "104212059: Abruf";
+    same(
+        "token.created",
+        None,
+        ("web:operator", created),
+        ("", created),
+    );
+    let by_page = {
+        let mut conn = app.db.conn().unwrap();
+        storage::list_insurer_tokens(&mut conn, "104212059").unwrap()
+    };
+    let cli_id = au_relay::auth::token_hash(token.trim())[..12].to_owned();
+    let page_id = by_page
+        .iter()
+        .map(|t| t.id.clone())
+        .find(|id| *id != cli_id)
+        .unwrap();
+    let r = post(
+        &op,
+        "/operator/tokens/revoke",
+        &op_csrf,
+        &[
+            ("kind", "insurer"),
+            ("owner", "104212059"),
+            ("id", &page_id),
+        ],
+    );
+    assert_eq!(r.await.unwrap().status(), 303);
+    cli(
+        &app,
+        &["token", "revoke", "--insurer", "104212059", "--id", &cli_id],
+    );
+    let rows = audited(&app, None, "token.revoked");
+    assert_eq!(
+        rows,
+        vec![
+            ("cli:kasse".into(), cli_id),
+            ("web:operator".into(), page_id)
+        ]
+    );
+
+    // practice.added
+    let r = post(
+        &op,
+        "/operator/practices",
+        &op_csrf,
+        &[
+            ("bsnr", "171234567"),
+            ("name", "Praxis C"),
+            ("street", "Weg 1"),
+            ("postal_code", "10115"),
+            ("city", "Berlin"),
+            ("phone", "030 1"),
+            ("land", "BE"),
+            ("lanr", "838382202"),
+            ("doctor_name", "Dr. C"),
+            ("admin_username", "verwaltung.c"),
+            ("admin_password", "Lange-Passphrase-1"),
+        ],
+    );
+    assert_eq!(r.await.unwrap().status(), 303);
+    cli(
+        &app,
+        &[
+            "practice",
+            "add",
+            "--bsnr",
+            "181234567",
+            "--name",
+            "Praxis D",
+            "--street",
+            "Weg 2",
+            "--postal-code",
+            "10115",
+            "--city",
+            "Berlin",
+            "--phone",
+            "030 2",
+            "--lanr",
+            "838382202",
+            "--doctor-name",
+            "Dr. D",
+            "--land",
+            "BE",
+        ],
+    );
+    let rows = audited(&app, None, "practice.added");
+    assert_eq!(rows[0], ("cli:kasse".into(), "BSNR 181234567".into()));
+    assert_eq!(
+        rows[1],
+        (
+            "web:operator".into(),
+            "BSNR 171234567, Verwaltung verwaltung.c".into()
+        )
+    );
+
+    // user.added, in the practice's own Protokoll either way
+    let r = post(
+        &admin,
+        "/admin/users",
+        &admin_csrf,
+        &[
+            ("username", "empfang.a"),
+            ("role", "staff"),
+            ("password", "Lange-Passphrase-A"),
+            ("password_repeat", "Lange-Passphrase-A"),
+        ],
+    );
+    assert_eq!(r.await.unwrap().status(), 303);
+    cli(
+        &app,
+        &[
+            "user",
+            "add",
+            "--bsnr",
+            "031234567",
+            "--username",
+            "empfang.b",
+        ],
+    );
+    let rows = audited(&app, Some(&practice), "user.added");
+    assert_eq!(rows[0], ("cli:kasse".into(), "empfang.b (staff)".into()));
+    assert_eq!(rows[1], ("web:demo".into(), "empfang.a (staff)".into()));
 }

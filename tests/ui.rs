@@ -38,13 +38,7 @@ async fn every_staff_page_requires_a_login() {
 #[tokio::test]
 async fn a_wrong_password_is_refused_in_german() {
     let app = TestApp::spawn().await;
-    let r = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("username", "demo"), ("password", "falsch")])
-        .send()
-        .await
-        .unwrap();
+    let r = common::post_login(&app, &app.client, "demo", "falsch").await;
     assert_eq!(r.status(), 401);
     assert!(r
         .text()
@@ -327,16 +321,11 @@ async fn an_eau_unsent_past_the_next_working_day_is_listed_for_posting_and_an_ol
 #[tokio::test]
 async fn repeated_wrong_passwords_throttle_the_account_with_a_german_message() {
     let app = TestApp::spawn().await;
-    let attempt = |password: &'static str| {
-        app.client
-            .post(app.url("/login"))
-            .form(&[("username", "demo"), ("password", password)])
-            .send()
-    };
+    let attempt = |password: &'static str| common::post_login(&app, &app.client, "demo", password);
     for _ in 0..5 {
-        assert_eq!(attempt("falsch").await.unwrap().status(), 401);
+        assert_eq!(attempt("falsch").await.status(), 401);
     }
-    let r = attempt("demo").await.unwrap();
+    let r = attempt("demo").await;
     assert_eq!(r.status(), 429, "even the right password waits");
     assert!(r
         .text()
@@ -354,21 +343,9 @@ async fn a_login_issues_a_new_session_and_ends_the_presented_one() {
             .find(|c| c.name() == au_relay::web::SESSION_COOKIE)
             .map(|c| c.value().to_owned())
     };
-    let first = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("username", "demo"), ("password", "demo")])
-        .send()
-        .await
-        .unwrap();
+    let first = common::post_login(&app, &app.client, "demo", "demo").await;
     let first_token = cookie(&first).unwrap();
-    let second = app
-        .client
-        .post(app.url("/login"))
-        .form(&[("username", "demo"), ("password", "demo")])
-        .send()
-        .await
-        .unwrap();
+    let second = common::post_login(&app, &app.client, "demo", "demo").await;
     let second_token = cookie(&second).unwrap();
     assert_ne!(first_token, second_token);
     let stale = reqwest::Client::builder()

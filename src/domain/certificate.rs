@@ -571,6 +571,10 @@ pub struct IncapacityPeriod {
 pub const MAX_DAYS_AHEAD: i64 = 31;
 /// Back-dating beyond this many days before "festgestellt am" needs confirmation (AU-RL § 5 Abs. 3).
 pub const MAX_BACKDATING_DAYS: i64 = 3;
+/// Even confirmed, "AU seit" lies at most this many days before "festgestellt am"; and a
+/// certificate captured now was issued and determined at most this many days ago. Beyond it
+/// a date is a typo (1926 for 2026), not an exception.
+pub const MAX_DAYS_BACK: i64 = 366;
 
 /// Measures the doctor considers necessary (`KBV_CS_EAU_WeitereSchritte_Type`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use super::{
     is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
     DomainError, EmailAddress, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk,
     Kvnr, Lanr, MailRequest, Measures, Patient, PayerType, Practice, Side, DEFAULT_LEGAL_BASIS,
-    MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
+    MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, MAX_DAYS_BACK, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
 };
 
 /// The AU as entered. Every field is a string (or a flag) so that whatever was typed can be
@@ -30,8 +30,10 @@ use super::{
 pub struct CertificateDraft {
     #[validate(custom(function = "check_kind"))]
     pub kind: String,
+    #[serde(deserialize_with = "object")]
     #[validate(nested)]
     pub patient: PatientDraft,
+    #[serde(deserialize_with = "object")]
     #[validate(nested)]
     pub insurer: InsurerDraft,
     /// LANR of the certifying doctor; may be left out when the practice has exactly one doctor.
@@ -42,11 +44,13 @@ pub struct CertificateDraft {
     #[serde(deserialize_with = "empty_as_none")]
     #[validate(custom(function = "check_date_issued"))]
     pub issued_on: Option<String>,
+    #[serde(deserialize_with = "object")]
     #[validate(nested)]
     pub period: PeriodDraft,
     #[serde(deserialize_with = "empty_as_none")]
     #[validate(custom(function = "check_cause"))]
     pub cause: Option<String>,
+    #[serde(deserialize_with = "object")]
     #[validate(nested)]
     pub measures: MeasuresDraft,
     #[serde(deserialize_with = "lenient_bool")]
@@ -59,6 +63,7 @@ pub struct CertificateDraft {
         ),
         nested
     )]
+    #[serde(deserialize_with = "objects")]
     pub diagnoses: Vec<DiagnosisDraft>,
     #[serde(deserialize_with = "empty_as_none")]
     #[validate(length(max = 70, message = "Hinweise zur Diagnose: höchstens 70 Zeichen"))]
@@ -66,6 +71,7 @@ pub struct CertificateDraft {
     #[serde(deserialize_with = "lenient_bool")]
     pub backdating_confirmed: bool,
     /// The patient's copy by e-mail, with consent.
+    #[serde(deserialize_with = "mail_object")]
     #[validate(nested)]
     pub mail: MailDraft,
 }
@@ -304,6 +310,14 @@ pub fn parse_date(input: &str, field: &'static str) -> Result<NaiveDate, DomainE
     if s.is_empty() {
         return Err(DomainError::Required(field));
     }
+    // Digits and separators only: chrono would also read a sign or padding ("+002026").
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
+        || s.starts_with('-')
+    {
+        return Err(DomainError::Format(field, "gültiges Datum als TT.MM.JJJJ"));
+    }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(s, "%d.%m.%Y"))
         .ok()
@@ -328,6 +342,84 @@ fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
             "" | "off" | "false" | "0" | "nein" => Ok(false),
             _ => Err(serde::de::Error::custom("erwartet wahr oder falsch")),
         },
+    }
+}
+
+/// A nested part of the draft only as an object (`{…}`): serde would also read a struct
+/// from a list of its field values, so `"patient": []` would silently be an empty patient.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    d.deserialize_map(ObjectOnly {
+        non_empty: false,
+        of: std::marker::PhantomData,
+    })
+}
+
+/// The mail part: an object that says something. `{}` says nothing: leave `mail` out for
+/// "no mail".
+fn mail_object<'de, D: Deserializer<'de>>(d: D) -> Result<MailDraft, D::Error> {
+    d.deserialize_map(ObjectOnly {
+        non_empty: true,
+        of: std::marker::PhantomData,
+    })
+}
+
+/// The diagnoses: a list of objects.
+fn objects<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<DiagnosisDraft>, D::Error> {
+    #[derive(Deserialize)]
+    struct Item(#[serde(deserialize_with = "object")] DiagnosisDraft);
+    Ok(Vec::<Item>::deserialize(d)?
+        .into_iter()
+        .map(|i| i.0)
+        .collect())
+}
+
+struct ObjectOnly<T> {
+    non_empty: bool,
+    of: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ein Objekt")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        let mut counted = Counted { map, keys: 0 };
+        let value = T::deserialize(serde::de::value::MapAccessDeserializer::new(&mut counted))?;
+        if self.non_empty && counted.keys == 0 {
+            return Err(serde::de::Error::custom(
+                "leeres Objekt erwartet: weglassen oder Angaben machen",
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// A map that counts its keys.
+struct Counted<A> {
+    map: A,
+    keys: usize,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for Counted<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let key = self.map.next_key_seed(seed)?;
+        self.keys += usize::from(key.is_some());
+        Ok(key)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 
@@ -426,6 +518,11 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
             "issued_on",
             "Ausstellungsdatum: darf nicht in der Zukunft liegen",
         );
+        e.rule(
+            (today - issued).num_days() > MAX_DAYS_BACK,
+            "issued_on",
+            "Ausstellungsdatum: liegt mehr als ein Jahr zurück",
+        );
     }
     let period = kind.and_then(|k| period(&d.period, k, d.backdating_confirmed, today, &mut e));
     let cause = d.cause.as_deref().map(Cause::parse).transpose();
@@ -454,6 +551,12 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
             "diagnosis_text",
             "Hinweise zur Diagnose: höchstens 70 Zeichen",
         );
+        let chars = super::check_characters("Hinweise zur Diagnose", text);
+        e.take("diagnosis_text", chars);
+    }
+    if let Some(other) = &d.measures.other {
+        let chars = super::check_characters("Sonstige Maßnahmen", other);
+        e.take("measures.other", chars);
     }
 
     if let Err(mail) = d.mail.request() {
@@ -536,15 +639,7 @@ fn text(
     max: usize,
     e: &mut Errors,
 ) -> Option<String> {
-    let v = value.trim();
-    let r = if v.is_empty() {
-        Err(DomainError::Required(label))
-    } else if v.chars().count() > max {
-        Err(DomainError::TooLong(label, max))
-    } else {
-        Ok(v.to_owned())
-    };
-    e.take(field, r)
+    e.take(field, super::line(label, value, max))
 }
 
 fn coverage(i: &InsurerDraft, e: &mut Errors) -> Option<Coverage> {
@@ -637,6 +732,11 @@ fn period(
         "Festgestellt am: darf nicht in der Zukunft liegen",
     );
     e.rule(
+        (today - determined).num_days() > MAX_DAYS_BACK,
+        "period.determined_on",
+        "Festgestellt am: liegt mehr als ein Jahr zurück",
+    );
+    e.rule(
         (until - determined).num_days() > MAX_DAYS_AHEAD,
         "period.until",
         "Voraussichtlich arbeitsunfähig bis: höchstens 31 Tage nach „festgestellt am“",
@@ -658,7 +758,14 @@ fn period(
             "AU seit: darf nicht nach „festgestellt am“ liegen",
         );
         e.rule(
-            backdated_days(since, determined) > MAX_BACKDATING_DAYS && !backdating_confirmed,
+            backdated_days(since, determined) > MAX_DAYS_BACK,
+            "period.since",
+            "AU seit: liegt mehr als ein Jahr vor „festgestellt am“",
+        );
+        e.rule(
+            backdated_days(since, determined) > MAX_BACKDATING_DAYS
+                && backdated_days(since, determined) <= MAX_DAYS_BACK
+                && !backdating_confirmed,
             "backdating_confirmed",
             "Rückdatierung: AU seit liegt mehr als 3 Tage vor „festgestellt am“ – bitte als Ausnahme bestätigen",
         );

@@ -6,6 +6,7 @@ mod draft;
 mod holidays;
 mod identifiers;
 mod mail;
+mod text;
 
 pub use calendar::{berlin_today, is_weekend};
 pub use certificate::*;
@@ -16,6 +17,7 @@ pub use holidays::{
 };
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
 pub use mail::{EmailAddress, MailRequest, PasswordPolicy};
+pub use text::{check_characters, is_clean, line};
 
 /// Why a single value is not acceptable. The `&'static str` is the German field label.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +30,10 @@ pub enum DomainError {
     CheckDigit(&'static str),
     #[error("{0}: höchstens {1} Zeichen")]
     TooLong(&'static str, usize),
+    #[error(
+        "{0}: enthält ein unzulässiges Zeichen (Steuerzeichen oder unsichtbares Formatzeichen)"
+    )]
+    Characters(&'static str),
 }
 
 /// A rule violation located at a field path such as `patient.kvnr` or `diagnoses[2].code`.

@@ -65,6 +65,16 @@ impl Cx {
     /// Length rule of TA Table 23 (characters, not bytes).
     fn len(&mut self, v: Option<&str>, loc: &str, label: &str, max: usize) -> Option<String> {
         let v = v?;
+        if !crate::domain::is_clean(v) {
+            self.err(
+                IssueCode::Value,
+                loc,
+                format!(
+                    "{label}: enthält ein unzulässiges Zeichen (Steuerzeichen oder unsichtbares Formatzeichen)"
+                ),
+            );
+            return None;
+        }
         if v.chars().count() > max {
             self.err(
                 IssueCode::Value,
@@ -90,9 +100,11 @@ impl Cx {
 
     fn date(&mut self, v: Option<&str>, loc: &str, label: &str) -> Option<NaiveDate> {
         let v = v?;
+        // Years before 1890 or after 2999 are typos (or year 0000), not dates of an eAU.
         let d = (v.len() == 10)
             .then(|| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
-            .flatten();
+            .flatten()
+            .filter(|d| (1890..=2999).contains(&chrono::Datelike::year(d)));
         if d.is_none() {
             self.err(
                 IssueCode::Value,
@@ -176,6 +188,7 @@ pub fn read(bytes: &[u8]) -> Result<ImportedEau, Vec<Issue>> {
     let Some(version) = check_profile(&root, &mut cx) else {
         return Err(cx.issues);
     };
+    bundle_timestamp(&root, &mut cx);
     let certificate = certificate(&root, &mut cx);
     let (errors, warnings): (Vec<Issue>, Vec<Issue>) =
         cx.issues.into_iter().partition(Issue::is_error);
@@ -487,6 +500,22 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         asv_team,
         responsible,
     })
+}
+
+/// `Bundle.timestamp` (1..1): a FHIR instant, with time zone, in a plausible year.
+fn bundle_timestamp(root: &Node, cx: &mut Cx) {
+    let Some(v) = cx.req(root, "Bundle", &["timestamp"], "Zeitstempel") else {
+        return;
+    };
+    let plausible = chrono::DateTime::parse_from_rfc3339(v)
+        .is_ok_and(|t| (2000..=2999).contains(&chrono::Datelike::year(&t)));
+    if !plausible {
+        cx.err(
+            IssueCode::Value,
+            "Bundle.timestamp",
+            "Zeitstempel: kein gültiger Zeitpunkt (JJJJ-MM-TTThh:mm:ss mit Zeitzone)",
+        );
+    }
 }
 
 fn document_id(root: &Node, cx: &mut Cx) -> Option<Uuid> {

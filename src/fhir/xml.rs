@@ -2,7 +2,8 @@
 //! element with a `value` attribute, so text content is not kept (except nothing we read).
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::reader::NsReader;
 
 /// One XML element: local name, attributes (local names, unescaped values), child elements.
 #[derive(Debug, Clone, Default)]
@@ -82,6 +83,16 @@ fn start(e: &BytesStart<'_>) -> Result<Node, String> {
         let a = a.map_err(|err| err.to_string())?;
         let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
         let value = a.unescape_value().map_err(|err| err.to_string())?;
+        // XML 1.0 allows no other control character, not even as a character reference.
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            return Err(format!("Steuerzeichen im Attribut {key} von <{name}>"));
+        }
+        if attrs.len() >= MAX_ATTRIBUTES {
+            return Err(format!("mehr als {MAX_ATTRIBUTES} Attribute an <{name}>"));
+        }
         attrs.push((key, value.into_owned()));
     }
     Ok(Node {
@@ -93,55 +104,135 @@ fn start(e: &BytesStart<'_>) -> Result<Node, String> {
 
 /// Deepest element nesting read (see [`parse`]).
 const MAX_DEPTH: usize = 64;
+/// Most attributes on one element (a FHIR element has `value`, `url` or `id`, and `xmlns`).
+const MAX_ATTRIBUTES: usize = 16;
 
-/// Parses a document into its root element.
+const FHIR_NS: &[u8] = b"http://hl7.org/fhir";
+const XHTML_NS: &[u8] = b"http://www.w3.org/1999/xhtml";
+
+/// The reading state of [`parse`].
+struct Tree {
+    stack: Vec<Node>,
+    root: Option<Node>,
+    /// Depth of the stack where an XHTML narrative (`<div>`) began; inside it text is allowed.
+    xhtml_from: Option<usize>,
+}
+
+impl Tree {
+    /// An element opens: in the FHIR namespace, or XHTML inside a narrative.
+    fn open(&mut self, ns: &ResolveResult<'_>, e: &BytesStart<'_>) -> Result<Node, String> {
+        if self.root.is_some() {
+            return Err("Inhalt nach dem Wurzelelement".into());
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            // A KBV eAU bundle nests about 12 levels; dropping and walking the tree are
+            // recursive, so a document nested thousands deep could overflow the stack.
+            return Err(format!("mehr als {MAX_DEPTH} Ebenen verschachtelt"));
+        }
+        let node = start(e)?;
+        let in_ns = |uri: &[u8]| matches!(ns, ResolveResult::Bound(Namespace(n)) if *n == uri);
+        if self.xhtml_from.is_some() {
+            if !in_ns(XHTML_NS) {
+                return Err(format!(
+                    "<{}> in der Narrative nicht im XHTML-Namensraum",
+                    node.name
+                ));
+            }
+        } else if in_ns(XHTML_NS) && node.name == "div" && !self.stack.is_empty() {
+            self.xhtml_from = Some(self.stack.len());
+        } else if !in_ns(FHIR_NS) {
+            return Err(format!(
+                "<{}> nicht im FHIR-Namensraum (xmlns=\"http://hl7.org/fhir\" erwartet)",
+                node.name
+            ));
+        } else if let Some((key, _)) = node.attrs.iter().find(|(_, v)| v.trim().is_empty()) {
+            // FHIR: an attribute is absent or has content, never empty.
+            return Err(format!("leeres Attribut {key} an <{}>", node.name));
+        }
+        Ok(node)
+    }
+
+    fn close(&mut self, node: Node) {
+        if self.xhtml_from == Some(self.stack.len()) {
+            self.xhtml_from = None;
+        }
+        match self.stack.last_mut() {
+            Some(parent) => parent.children.push(node),
+            None => self.root = Some(node),
+        }
+    }
+}
+
+/// Parses a FHIR XML document into its root element. Refused besides what is not
+/// well-formed: a DOCTYPE (no DTD, so no entity expansion), CDATA, processing instructions,
+/// elements outside the FHIR namespace (XHTML only inside a narrative `div`), text content of
+/// FHIR elements (FHIR keeps values in `value` attributes), control characters in attribute
+/// values, more than [`MAX_ATTRIBUTES`] attributes on an element or [`MAX_DEPTH`] levels, and
+/// anything but comments and whitespace after the root element.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Node, XmlError> {
-    let mut reader = Reader::from_reader(bytes);
+    let mut reader = NsReader::from_reader(bytes);
     reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
-    let mut stack: Vec<Node> = Vec::new();
-    let mut root: Option<Node> = None;
+    let mut tree = Tree {
+        stack: Vec::new(),
+        root: None,
+        xhtml_from: None,
+    };
+    let mut seen_anything = false;
     loop {
         let pos = reader.buffer_position();
         let syntax = |message: String| XmlError::Syntax { pos, message };
-        match reader.read_event_into(&mut buf) {
-            Err(e) => return Err(syntax(e.to_string())),
-            Ok(Event::Eof) => break,
-            Ok(Event::Start(e)) => {
-                // A KBV eAU bundle nests about 12 levels; dropping and walking the tree are
-                // recursive, so a document nested thousands deep could overflow the stack.
-                if stack.len() >= MAX_DEPTH {
-                    return Err(syntax(format!("mehr als {MAX_DEPTH} Ebenen verschachtelt")));
-                }
-                stack.push(start(&e).map_err(syntax)?)
+        let (ns, event) = reader
+            .read_resolved_event_into(&mut buf)
+            .map_err(|e| syntax(e.to_string()))?;
+        match event {
+            Event::Eof => break,
+            Event::Start(e) => {
+                let node = tree.open(&ns, &e).map_err(syntax)?;
+                tree.stack.push(node);
             }
-            Ok(Event::Empty(e)) => {
-                let node = start(&e).map_err(syntax)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => root = Some(node),
-                }
+            Event::Empty(e) => {
+                let node = tree.open(&ns, &e).map_err(syntax)?;
+                tree.close(node);
             }
-            Ok(Event::End(_)) => {
-                let node = stack
+            Event::End(_) => {
+                let node = tree
+                    .stack
                     .pop()
                     .ok_or_else(|| syntax("schließendes Element ohne Anfang".into()))?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(node),
-                    None => root = Some(node),
-                }
+                tree.close(node);
             }
-            Ok(_) => {}
+            Event::Text(_) if tree.xhtml_from.is_some() => {}
+            Event::Text(_) if tree.root.is_some() => {
+                return Err(syntax("Inhalt nach dem Wurzelelement".into()))
+            }
+            Event::Text(_) => {
+                return Err(syntax(
+                    "Text in einem FHIR-Element (Werte stehen im Attribut value)".into(),
+                ))
+            }
+            Event::CData(_) => return Err(syntax("CDATA-Abschnitt nicht erlaubt".into())),
+            Event::DocType(_) => {
+                return Err(syntax(
+                    "DOCTYPE nicht erlaubt (keine DTD, keine Entitäten)".into(),
+                ))
+            }
+            Event::PI(_) => return Err(syntax("Verarbeitungsanweisung nicht erlaubt".into())),
+            Event::Decl(_) if seen_anything => {
+                return Err(syntax("XML-Deklaration nur am Anfang".into()))
+            }
+            Event::Decl(_) | Event::Comment(_) => {}
         }
+        seen_anything = true;
         buf.clear();
     }
-    if !stack.is_empty() {
+    if !tree.stack.is_empty() {
         return Err(XmlError::Syntax {
             pos: reader.buffer_position(),
             message: "Dokument endet vor dem schließenden Element".into(),
         });
     }
-    root.ok_or(XmlError::Empty)
+    tree.root.ok_or(XmlError::Empty)
 }
 
 /// A small indenting XML writer for FHIR: elements, `value` leaves, escaping.

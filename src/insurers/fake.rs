@@ -76,6 +76,9 @@ pub struct FakeInsurer {
     state: Arc<Mutex<State>>,
     /// The running server; `None` while connections are refused.
     server: Arc<Mutex<Option<ServerHandle>>>,
+    /// The runtime it was started on: it outlives the server, so a restart after
+    /// `refused:<ms>` is scheduled there, not on a worker that the stop ends.
+    home: tokio::runtime::Handle,
     host: String,
     pub port: u16,
 }
@@ -99,6 +102,8 @@ impl FakeInsurer {
                 pushes: 0,
             })),
             server: Arc::new(Mutex::new(None)),
+            home: tokio::runtime::Handle::try_current()
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
             host: host.to_owned(),
             port,
         };
@@ -139,13 +144,13 @@ impl FakeInsurer {
     }
 
     /// Listens again on the same port after [`Self::refuse_connections`] (a no-op while
-    /// listening). Call within a tokio runtime.
+    /// listening).
     pub fn listen_again(&self) -> std::io::Result<()> {
         if self.server.lock().map(|s| s.is_some()).unwrap_or(true) {
             return Ok(());
         }
         let server = self.serve(TcpListener::bind((self.host.as_str(), self.port))?)?;
-        tokio::spawn(server);
+        self.home.spawn(server);
         Ok(())
     }
 
@@ -285,7 +290,7 @@ async fn set_mode(
             return HttpResponse::BadRequest().body("refused:<ms>");
         };
         let fake = me.get_ref().clone();
-        tokio::spawn(async move {
+        fake.home.clone().spawn(async move {
             // Answer this request first, then go away for a while.
             tokio::time::sleep(Duration::from_millis(50)).await;
             fake.refuse_connections().await;

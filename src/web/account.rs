@@ -7,7 +7,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::admin::{by_field, hash};
-use super::pages::{html, see_other, MAX_FAILURES_PER_ACCOUNT, THROTTLE_WINDOW_MINUTES};
+use super::login::{MAX_FAILURES_PER_ACCOUNT, THROTTLE_WINDOW_MINUTES};
+use super::pages::{html, see_other};
 use super::{read_form, AppState, Session, WebError};
 use crate::auth;
 use crate::domain::FieldError;

@@ -12,6 +12,7 @@ use super::pages::{html, see_other};
 use super::{read_form, AppState, PracticeAdmin, WebError};
 use crate::auth::{self, Role};
 use crate::domain::{berlin_today, parse_date, FieldError, Practice};
+use crate::service;
 use crate::storage::{self, AuditEntry, AuditFilter, StorageError, UserInfo};
 
 pub fn routes(r: &mut super::Router<'_>) {
@@ -199,19 +200,7 @@ async fn add_user(
     let (practice, name) = (admin.practice_id.clone(), username.clone());
     let created = state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                storage::create_user(c, Some(&practice), &name, &hash, role)?;
-                storage::audit(
-                    c,
-                    &actor,
-                    "user.added",
-                    None,
-                    &format!("{name} ({})", role.as_str()),
-                )?;
-                Ok(())
-            })
-        })
+        .run(move |c| service::add_user(c, &actor, Some(&practice), &name, &hash, role))
         .await;
     match created {
         Ok(()) => Ok(see_other("/admin/users")),

@@ -17,7 +17,9 @@ fn located(path: String, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Decodes a JSON body; type errors name the field (`patient.first_name: …`).
+/// Decodes a JSON body; type errors name the field (`patient.first_name: …`). Refused as a
+/// whole: trailing data after the value, nesting deeper than serde_json's limit (128), and a
+/// string anywhere with a control character (NUL and the like; tab and line breaks aside).
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(located(
@@ -25,18 +27,68 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, FieldError> {
             "Anfrage ist leer: JSON-Objekt erwartet",
         ));
     }
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        // Read again into `T`, only to say where: `{"kind": "\xff"}` fails at `kind`.
+        Err(_) => return Err(locate_syntax_error::<T>(body)),
+    };
+    control_characters(&value, &mut String::new())?;
+    from_value(value)
+}
+
+fn locate_syntax_error<T: DeserializeOwned>(body: &[u8]) -> FieldError {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "ungültiges JSON (oder kein gültiges UTF-8)".to_owned()
+    let syntax = "ungültiges JSON (oder kein gültiges UTF-8)";
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(_) => located(String::new(), syntax),
+        Err(e) => {
+            let path = e.path().to_string();
+            let message = match e.into_inner().classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    syntax.to_owned()
+                }
+                _ => "ungültiger Wert".to_owned(),
+            };
+            located(path, message)
+        }
+    }
+}
+
+/// The first string (or object key) holding a control character other than tab, CR and LF,
+/// located at its path.
+fn control_characters(value: &Value, path: &mut String) -> Result<(), FieldError> {
+    match value {
+        Value::String(s) if has_control(s) => Err(located(path.clone(), CONTROL)),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, v)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let r = control_characters(v, path);
+            path.truncate(len);
+            r
+        }),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
             }
-            _ => german_serde_message(&inner.to_string()),
-        };
-        located(path, message)
-    })
+            path.push_str(k);
+            if has_control(k) {
+                return Err(located(String::new(), "Feldname mit Steuerzeichen"));
+            }
+            let r = control_characters(v, path);
+            path.truncate(len);
+            r
+        }),
+        _ => Ok(()),
+    }
+}
+
+const CONTROL: &str = "enthält ein Steuerzeichen (z. B. NUL) – bitte entfernen";
+
+/// NUL and the other C0/C1 control characters, except tab, CR and LF (multi-line text).
+pub fn has_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 fn german_serde_message(english: &str) -> String {
@@ -80,6 +132,12 @@ pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, FieldError> {
                 String::from_utf8(percent_decode(kv.next().unwrap_or_default())).map_err(|_| {
                     FieldError::new(key.clone(), format!("{key}: kein gültiger Text (UTF-8)"))
                 })?;
+            if has_control(&key) {
+                return Err(located(String::new(), "Feldname mit Steuerzeichen"));
+            }
+            if has_control(&value) {
+                return Err(located(key, CONTROL));
+            }
             Ok((key, value))
         })
         .collect()
@@ -198,6 +256,40 @@ mod tests {
         assert_eq!(v["diagnoses"].as_array().unwrap().len(), 1);
         assert_eq!(v["diagnoses"][0]["code"], "J06.9");
         assert_eq!(v["sick_pay_case"], "on");
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let err = form_pairs(b"patient.first_name=J%00rgen").unwrap_err();
+        assert_eq!(err.field, "patient.first_name");
+        assert!(form_pairs(b"a%01=x").is_err());
+        assert!(
+            form_pairs(b"text=Zeile+1%0D%0AZeile+2%09").is_ok(),
+            "tab and line breaks"
+        );
+        let err = from_json::<Value>(br#"{"patient": {"last_name": "M\u0000ller"}}"#).unwrap_err();
+        assert_eq!(err.field, "patient.last_name");
+        let err = from_json::<Value>(br#"{"diagnoses": [{"code": "J06.9"}, {"code": "\u001b"}]}"#)
+            .unwrap_err();
+        assert_eq!(err.field, "diagnoses[1].code");
+        assert!(
+            from_json::<Value>("{\"a\": \"\u{85}\"}".as_bytes()).is_err(),
+            "C1 too"
+        );
+    }
+
+    #[test]
+    fn json_with_trailing_data_is_refused() {
+        assert!(from_json::<Value>(br#"{"kind": "ERST"}"#).is_ok());
+        assert!(from_json::<Value>(br#"{"kind": "ERST"} "#).is_ok());
+        assert_eq!(
+            from_json::<Value>(br#"{"kind": "ERST"}{}"#)
+                .unwrap_err()
+                .field,
+            "body"
+        );
+        assert!(from_json::<Value>(br#"{"kind": "ERST"} x"#).is_err());
+        assert!(from_json::<Value>(&[b'['; 200]).is_err(), "deeper than 128");
     }
 
     #[test]

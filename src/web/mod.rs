@@ -7,11 +7,13 @@ mod api;
 pub mod form;
 mod insurer_api;
 mod kim;
+mod login;
 pub mod metrics;
 mod openapi;
 mod operator;
 mod pages;
 mod print;
+pub mod proxy;
 mod queue;
 mod session;
 mod signing;
@@ -27,6 +29,7 @@ use futures_util::StreamExt;
 use crate::domain::FieldError;
 use crate::storage::{Database, StorageError};
 
+pub use login::LOGIN_COOKIE;
 pub use session::{ApiClient, Operator, PracticeAdmin, Session, Staff, SESSION_COOKIE};
 
 /// Settings the handlers need.
@@ -44,6 +47,8 @@ pub struct Settings {
     pub mail: crate::capture::MailOptions,
     /// Who may read `/metrics`.
     pub metrics: crate::app::MetricsAccess,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (login throttle).
+    pub trusted_proxies: proxy::TrustedProxies,
 }
 
 /// Shared state of all handlers.
@@ -81,6 +86,8 @@ pub enum WebError {
     Storage(#[from] StorageError),
     #[error("Interner Fehler")]
     Internal(String),
+    #[error("Interner Fehler (Fehlernummer {0})")]
+    Panicked(uuid::Uuid),
 }
 
 impl WebError {
@@ -99,7 +106,9 @@ impl WebError {
             Self::Storage(StorageError::Pool(_) | StorageError::Connect(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Storage(_) | Self::Internal(_) | Self::Panicked(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -301,11 +310,45 @@ fn register(r: &mut Router<'_>) {
     kim::routes(r);
     account::routes(r);
     operator::routes(r);
+    login::routes(r);
     pages::routes(r);
+}
+
+/// Turns a panic in a handler into a 500 page with an error number that the log also names,
+/// instead of losing the worker thread and every connection on it. The panic's message is not
+/// logged: it could hold health data (see `main.rs`'s panic hook).
+pub async fn catch_panics(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use futures_util::FutureExt;
+    let path = req.path().to_owned();
+    match std::panic::AssertUnwindSafe(next.call(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            let id = uuid::Uuid::new_v4();
+            tracing::error!(%id, %path, "handler panicked");
+            // An error of the service: actix answers it with its error response.
+            Err(WebError::Panicked(id).into())
+        }
+    }
 }
 
 /// Routes of the whole application.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    // A query or path that does not decode is the client's error, in German, not actix's
+    // English 400 or 404.
+    cfg.app_data(web::QueryConfig::default().error_handler(|_, _| {
+        WebError::Invalid(vec![FieldError::new(
+            "query",
+            "Abfrage ungültig: unbekannter oder falscher Wert",
+        )])
+        .into()
+    }));
+    cfg.app_data(web::PathConfig::default().error_handler(|_, _| WebError::NotFound.into()));
     register(&mut Router {
         cfg: Some(cfg),
         listed: Vec::new(),

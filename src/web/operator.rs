@@ -2,8 +2,9 @@
 //! admin) and API tokens of practices and insurers (create, shown once; list with last use;
 //! revoke). No patient data is reachable from here.
 
+use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -12,6 +13,7 @@ use super::pages::{html, see_other};
 use super::{read_form, AppState, Operator, WebError};
 use crate::auth;
 use crate::domain::{Bsnr, Doctor, FieldError, InsurerIk, Land, Lanr, Practice};
+use crate::service::{self, TokenOwner};
 use crate::storage::{self, PracticeInfo, StorageError, TokenInfo};
 
 pub fn routes(r: &mut super::Router<'_>) {
@@ -19,6 +21,7 @@ pub fn routes(r: &mut super::Router<'_>) {
         .get("/operator/audit", super::admin::audit_all)
         .post("/operator/practices", add_practice)
         .post("/operator/tokens", create_token)
+        .get("/operator/tokens/created", token_created)
         .post("/operator/tokens/revoke", revoke_token);
 }
 
@@ -214,14 +217,8 @@ async fn add_practice(
     let added = state
         .db
         .run(move |c| {
-            storage::atomically(c, |c| {
-                let id =
-                    storage::add_practice(c, &practice, &doctor, Some((&username, &hash)), None)?;
-                storage::set_practice_land(c, &id, land)?;
-                let what = format!("BSNR {}, Verwaltung {username}", practice.bsnr);
-                storage::audit(c, &actor, "practice.added", None, &what)?;
-                Ok(())
-            })
+            let admin = Some((username.as_str(), hash.as_str()));
+            service::add_practice(c, &actor, &practice, &doctor, land, admin).map(drop)
         })
         .await;
     let taken = match added {
@@ -248,29 +245,24 @@ struct TokenForm {
     id: Option<String>,
 }
 
-/// Which token table, and the owner's key (practice id or IK).
-enum Owner {
-    Practice(String),
-    Insurer(String),
-}
-
 /// Resolves `kind` and `owner` (BSNR or IK) of a token form.
-async fn owner(state: &AppState, form: &TokenForm) -> Result<Owner, WebError> {
+async fn owner(state: &AppState, form: &TokenForm) -> Result<TokenOwner, WebError> {
     let owner = form.owner.as_deref().unwrap_or_default().trim().to_owned();
     match form.kind.as_deref() {
         Some("practice") => {
             let bsnr = Bsnr::parse(&owner).map_err(|e| FieldError::new("owner", e.to_string()))?;
+            let shown = bsnr.to_string();
             let id = state
                 .db
                 .run(move |c| storage::practice_id_by_bsnr(c, &bsnr))
                 .await?
                 .ok_or_else(|| FieldError::new("owner", "BSNR: keine solche Praxis"))?;
-            Ok(Owner::Practice(id))
+            Ok(TokenOwner::Practice { id, bsnr: shown })
         }
         Some("insurer") => {
             let ik =
                 InsurerIk::parse(&owner).map_err(|e| FieldError::new("owner", e.to_string()))?;
-            Ok(Owner::Insurer(ik.to_string()))
+            Ok(TokenOwner::Insurer { ik: ik.to_string() })
         }
         _ => Err(FieldError::new("kind", "Art: Praxis-Software oder Krankenkasse").into()),
     }
@@ -296,29 +288,68 @@ async fn create_token(
     let owner = owner(&state, &form).await?;
     let token = auth::new_token();
     let (hash, actor) = (auth::token_hash(&token), operator.actor());
-    let shown = form.owner.as_deref().unwrap_or_default().trim().to_owned();
-    let what = format!("{shown}: {label}");
+    let flash = format!("{}.{token}", owner.shown());
     state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                match &owner {
-                    Owner::Practice(id) => storage::create_api_token(c, &hash, id, &label)?,
-                    Owner::Insurer(ik) => storage::create_insurer_token(c, &hash, ik, &label)?,
-                }
-                storage::audit(c, &actor, "token.created", None, &what)?;
-                Ok(())
-            })
-        })
+        .run(move |c| service::create_token(c, &actor, &owner, &hash, &label))
         .await?;
-    render(
+    // Post/redirect/get: a reload of the page that shows the token creates no second one.
+    // The token travels to the page in a cookie of this browser only, read once.
+    let flash = Cookie::build(NEW_TOKEN_COOKIE, flash)
+        .path(CREATED_PATH)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.settings.secure_cookies)
+        .max_age(time::Duration::minutes(5))
+        .finish();
+    let mut response = see_other(CREATED_PATH);
+    response
+        .add_cookie(&flash)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    Ok(response)
+}
+
+/// Carries a new token from its post to the page that shows it once.
+const NEW_TOKEN_COOKIE: &str = "au_relay_new_token";
+const CREATED_PATH: &str = "/operator/tokens/created";
+
+/// The page after a token was created: shows it once, then forgets it.
+async fn token_created(
+    req: HttpRequest,
+    operator: Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let new_token = req.cookie(NEW_TOKEN_COOKIE).and_then(|c| {
+        let (owner, token) = c.value().split_once('.')?;
+        let well_formed = (1..=32).contains(&owner.len())
+            && owner.bytes().all(|b| b.is_ascii_alphanumeric())
+            && token.len() == 64
+            && token.bytes().all(|b| b.is_ascii_hexdigit());
+        well_formed.then(|| (owner.to_owned(), token.to_owned()))
+    });
+    if new_token.is_none() {
+        return Ok(see_other("/operator"));
+    }
+    let mut response = render(
         &operator,
         &state,
         PracticeForm::default(),
         Vec::new(),
-        Some((shown, token)),
+        new_token,
     )
-    .await
+    .await?;
+    let mut gone = Cookie::build(NEW_TOKEN_COOKIE, "")
+        .path(CREATED_PATH)
+        .finish();
+    gone.make_removal();
+    response
+        .add_cookie(&gone)
+        .map_err(|e| WebError::Internal(e.to_string()))?;
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }
 
 async fn revoke_token(
@@ -335,18 +366,7 @@ async fn revoke_token(
     let actor = operator.actor();
     let revoked = state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                let revoked = match &owner {
-                    Owner::Practice(p) => storage::revoke_api_token(c, p, &id)?,
-                    Owner::Insurer(ik) => storage::revoke_insurer_token(c, ik, &id)?,
-                };
-                if revoked {
-                    storage::audit(c, &actor, "token.revoked", None, &id)?;
-                }
-                Ok(revoked)
-            })
-        })
+        .run(move |c| service::revoke_token(c, &actor, &owner, &id))
         .await?;
     revoked
         .then(|| see_other("/operator"))

@@ -2,16 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::cookie::{time, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::form::{form_pairs, form_value, from_form, from_value};
-use super::{read_body, AppState, Session, Staff, WebError, SESSION_COOKIE};
-use crate::auth::{self, Role};
+use super::{read_body, AppState, Session, Staff, WebError};
+use crate::auth::Role;
 use crate::capture::{self, CaptureError};
 use crate::domain::{
     parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
@@ -22,9 +21,6 @@ use crate::storage::{self, ListItem, Search};
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/", home)
         .get("/static/app.css", stylesheet)
-        .get("/login", login_form)
-        .post("/login", login)
-        .post("/logout", logout)
         .get("/certificates", list)
         .post("/certificates", create)
         .post("/certificates/search", search)
@@ -87,168 +83,11 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
         .unwrap_or_else(|_| format!("{} {message}", status.as_u16()))
 }
 
-// --- login ------------------------------------------------------------------------------------
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    nav_user: Option<&'a str>,
-    nav_role: &'a str,
-    csrf: &'a str,
-    username: &'a str,
-    error: Option<&'a str>,
-}
-
-async fn login_form() -> Result<HttpResponse, WebError> {
-    let page = LoginPage {
-        nav_user: None,
-        nav_role: "",
-        csrf: "",
-        username: "",
-        error: None,
-    };
-    html(StatusCode::OK, &page)
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-}
-
-/// Failed logins within this window count towards throttling.
-pub(super) const THROTTLE_WINDOW_MINUTES: i64 = 15;
-/// Failures per account, and per client address, before logins are refused for a while.
-pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
-const MAX_FAILURES_PER_ADDRESS: i64 = 30;
-
-async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebError> {
-    let body = read_body(payload, state.settings.max_body_bytes).await?;
-    let form: LoginForm = from_form(&body)?;
-    let username = form.username.trim().to_owned();
-    let account = format!("user:{}", username.to_lowercase());
-    let address = format!(
-        "ip:{}",
-        req.peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
-    );
-    let (lookup, subjects) = (username.clone(), (account.clone(), address.clone()));
-    let (user, throttled) = state
-        .db
-        .run(move |c| {
-            let since = storage::now() - chrono::Duration::minutes(THROTTLE_WINDOW_MINUTES);
-            let throttled = storage::login_failures_since(c, &subjects.0, since)?
-                >= MAX_FAILURES_PER_ACCOUNT
-                || storage::login_failures_since(c, &subjects.1, since)?
-                    >= MAX_FAILURES_PER_ADDRESS;
-            // A name with control characters (NUL breaks PostgreSQL text) exists nowhere.
-            let user = if lookup.chars().any(char::is_control) {
-                None
-            } else {
-                storage::find_user(c, &lookup)?
-            };
-            Ok((user, throttled))
-        })
-        .await?;
-    if throttled {
-        tracing::warn!("login throttled");
-        return Err(WebError::Throttled);
-    }
-    let password = form.password;
-    let hash = user.as_ref().map_or_else(
-        || auth::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
-    let verified = web::block(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    let Some(user) = user.filter(|_| verified) else {
-        tracing::info!("login failed");
-        state
-            .db
-            .run(move |c| storage::record_login_failure(c, &[&account, &address]))
-            .await?;
-        let page = LoginPage {
-            nav_user: None,
-            nav_role: "",
-            csrf: "",
-            username: &username,
-            error: Some("Benutzername oder Passwort ist falsch."),
-        };
-        return html(StatusCode::UNAUTHORIZED, &page);
-    };
-    // A new session id on every login (no session fixation): a presented one ends here.
-    let old = req
-        .cookie(SESSION_COOKIE)
-        .map(|c| auth::token_hash(c.value()));
-    let token = auth::new_token();
-    let (hash, csrf) = (auth::token_hash(&token), auth::new_token());
-    let ttl = state.settings.session_ttl;
-    let expires =
-        storage::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
-    let user_id = user.id.clone();
-    state
-        .db
-        .run(move |c| {
-            if let Some(old) = old {
-                storage::delete_session(c, &old)?;
-            }
-            storage::clear_login_failures(c, &account)?;
-            storage::create_session(c, &hash, &user_id, &csrf, expires)
-        })
-        .await?;
-    tracing::info!(user = %user.username, "login");
-    let cookie = Cookie::build(SESSION_COOKIE, token)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(state.settings.secure_cookies)
-        .max_age(time::Duration::seconds(
-            i64::try_from(ttl.as_secs()).unwrap_or(43_200),
-        ))
-        .finish();
-    let start = match Role::parse(&user.role) {
-        Some(Role::Operator) => "/operator",
-        _ => "/certificates",
-    };
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, start))
-        .cookie(cookie)
-        .finish())
-}
-
 pub(super) fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
     Ok(form_pairs(body)?
         .into_iter()
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v))
-}
-
-async fn logout(
-    staff: Session,
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebError> {
-    let body = read_body(payload, state.settings.max_body_bytes).await?;
-    staff.check_csrf(csrf_of(&body)?.as_deref())?;
-    let hash = staff.token_hash.clone();
-    state
-        .db
-        .run(move |c| storage::delete_session(c, &hash))
-        .await?;
-    let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
-    gone.make_removal();
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
-        .cookie(gone)
-        .finish())
 }
 
 // --- list and search --------------------------------------------------------------------------

@@ -37,7 +37,8 @@ fn parse(req: &HttpRequest) -> Result<(Selection, PaperSize), WebError> {
     let q: PrintQuery = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| FieldError::new("query", "Abfrage ungültig: erlaubt sind copy und size"))?;
     let size = match q.size.as_deref() {
-        None | Some("") => PaperSize::default(),
+        // `size=` says nothing: an error, not the default (as for `copy=`).
+        None => PaperSize::default(),
         Some(s) => {
             PaperSize::parse(s).map_err(|_| FieldError::new("size", "Papierformat: a5 oder a4"))?
         }

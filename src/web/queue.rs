@@ -15,6 +15,7 @@ use super::{read_body, AppState, Operator, PracticeAdmin, Session, WebError};
 use crate::auth::Role;
 use crate::domain::{berlin_today, post_deadline, FieldError, InsurerIk, PostDeadline};
 use crate::insurers::fake::Mode;
+use crate::service::{self, DestinationAction};
 use crate::storage::{self, breaker};
 
 pub fn routes(r: &mut super::Router<'_>) {
@@ -298,25 +299,11 @@ async fn act(
     let form = read_action(&operator, &state, payload).await?;
     let (ik, action) = path.into_inner();
     let on = form.on.as_deref() == Some("true");
+    let action = DestinationAction::parse(&action, on).ok_or(WebError::NotFound)?;
     let actor = operator.actor();
     state
         .db
-        .run(move |c| {
-            if storage::destination(c, &ik)?.is_none() {
-                return Ok(false);
-            }
-            let what = match action.as_str() {
-                "outage" => storage::set_outage(c, &ik, on).map(|()| "destination.outage"),
-                "pause" => storage::set_paused(c, &ik, on).map(|()| "destination.paused"),
-                "retry" => storage::retry_all(c, &ik).map(|_| "destination.retry_all"),
-                "confirm" => {
-                    storage::confirm_outage(c, &ik).map(|()| "destination.outage_confirmed")
-                }
-                _ => return Ok(false),
-            }?;
-            storage::audit(c, &actor, what, None, &format!("IK {ik}: {on}"))?;
-            Ok(true)
-        })
+        .run(move |c| service::destination_action(c, &actor, &ik, action))
         .await?
         .then(|| see_other("/queue"))
         .ok_or(WebError::NotFound)
@@ -464,17 +451,7 @@ async fn save_destination(
     let actor = operator.actor();
     state
         .db
-        .run(move |c| {
-            storage::upsert_destination(c, &config)?;
-            storage::audit(
-                c,
-                &actor,
-                "destination.saved",
-                None,
-                &format!("IK {}", config.ik),
-            )?;
-            Ok(())
-        })
+        .run(move |c| service::save_destination(c, &actor, &config))
         .await?;
     Ok(see_other("/queue"))
 }

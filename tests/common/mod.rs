@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 pub struct TestApp {
     pub base: String,
     pub db: Database,
+    /// The database URL, for a second process (`au-relay` subcommands, workers).
+    pub database_url: String,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
 }
@@ -49,6 +51,7 @@ pub fn config() -> ServeConfig {
         secure_cookies: false,
         workers: 2,
         metrics_token: None,
+        trusted_proxies: Vec::new(),
         queue: app::QueueConfig {
             enabled: false,
             queue_concurrency: 4,
@@ -98,6 +101,7 @@ impl TestApp {
         Self {
             base: format!("http://127.0.0.1:{}", running.port),
             db,
+            database_url: url,
             client,
             _dir: dir,
         }
@@ -157,13 +161,7 @@ impl TestApp {
 
     /// Logs in as `name` in this app's client (replacing its session); returns the CSRF token.
     pub async fn login_as(&self, name: &str, password: &str) -> String {
-        let r = self
-            .client
-            .post(self.url("/login"))
-            .form(&[("username", name), ("password", password)])
-            .send()
-            .await
-            .expect("login");
+        let r = post_login(self, &self.client, name, password).await;
         assert_eq!(r.status(), 303, "login failed");
         let page = self.get_text("/account/password").await;
         hidden(&page, "csrf")
@@ -408,13 +406,37 @@ pub async fn try_login(app: &TestApp, name: &str, password: &str) -> (reqwest::C
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = client
-        .post(app.url("/login"))
-        .form(&[("username", name), ("password", password)])
+    let r = post_login(app, &client, name, password).await;
+    (client, r.status().as_u16())
+}
+
+/// The login form's CSRF token for this browser (it opens the login page, as a person would).
+pub async fn login_token(app: &TestApp, client: &reqwest::Client) -> String {
+    let page = client
+        .get(app.url("/login"))
         .send()
         .await
-        .unwrap();
-    (client, r.status().as_u16())
+        .expect("login page")
+        .text()
+        .await
+        .expect("body");
+    hidden(&page, "csrf")
+}
+
+/// Opens the login page in `client` and posts name and password with its form token.
+pub async fn post_login(
+    app: &TestApp,
+    client: &reqwest::Client,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    let csrf = login_token(app, client).await;
+    client
+        .post(app.url("/login"))
+        .form(&[("username", name), ("password", password), ("csrf", &csrf)])
+        .send()
+        .await
+        .expect("login")
 }
 
 /// A browser of its own, logged in as `name`; returns it with its session's CSRF token.
