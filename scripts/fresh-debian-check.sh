@@ -63,7 +63,7 @@ inside() {
 step "./scripts/setup"
 inside "./scripts/setup"
 now_packages=$(chroot "$root" dpkg-query -W -f '.\n' | wc -l)
-echo "installed by scripts/setup: $((now_packages - base_packages)) packages, root now $(du -sh "$root" --exclude=root | cut -f1)"
+echo "installed by scripts/setup: $((now_packages - base_packages)) packages, root now $(du -shx "$root" --exclude=root 2>/dev/null | cut -f1)"
 
 step "CI=true bash .ci/run"
 inside "bash .ci/run </dev/null"

@@ -234,6 +234,28 @@ fn names_field(errors: &Value, field: &str) -> bool {
 
 const PARALLEL: usize = 8;
 
+/// Sends every case (8 at a time); `check` answers what was wrong with one, if anything. Fails
+/// the test listing every wrong answer.
+async fn all_refused<C, F, Fut>(cases: Vec<C>, check: F)
+where
+    F: Fn(C) -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let total = cases.len();
+    let wrong: Vec<String> = stream::iter(cases)
+        .map(check)
+        .buffer_unordered(PARALLEL)
+        .filter_map(|w| async move { w })
+        .collect()
+        .await;
+    assert!(
+        wrong.is_empty(),
+        "{} of {total}:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
 #[tokio::test]
 async fn every_bad_value_of_the_json_api_is_a_422_naming_its_field_and_writes_nothing() {
     let app = TestApp::spawn().await;
@@ -287,36 +309,22 @@ async fn every_bad_value_of_the_json_api_is_a_422_naming_its_field_and_writes_no
         set(&mut body, part, v);
         cases.push((part.to_owned(), body));
     }
-    let total = cases.len();
-    let wrong: Vec<String> = stream::iter(cases)
-        .map(|(field, body)| {
-            let app = &app;
-            async move {
-                let r = app.post_api(&body).await;
-                let status = r.status().as_u16();
-                let errors: Value = r.json().await.unwrap_or(Value::Null);
-                (status != 422 || !names_field(&errors, &field))
-                    .then(|| format!("{field} = {}: {status} {errors}", body_value(&body, &field)))
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .filter_map(|w| async move { w })
-        .collect()
-        .await;
-    assert!(
-        wrong.is_empty(),
-        "{} of {total}:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    all_refused(cases, |(field, body)| {
+        let app = &app;
+        async move {
+            let r = app.post_api(&body).await;
+            let status = r.status().as_u16();
+            let errors: Value = r.json().await.unwrap_or(Value::Null);
+            (status != 422 || !names_field(&errors, &field))
+                .then(|| format!("{field} = {}: {status} {errors}", body_value(&body, &field)))
+        }
+    })
+    .await;
     assert_eq!(app.rows(), before, "nothing written");
 }
 
 fn body_value(body: &Value, field: &str) -> String {
-    let pointer = format!(
-        "/{}",
-        field.replace(['.', '['], "/").replace(']', "")
-    );
+    let pointer = format!("/{}", field.replace(['.', '['], "/").replace(']', ""));
     let v = body.pointer(&pointer).cloned().unwrap_or(Value::Null);
     let s = v.to_string();
     if s.len() > 60 {
@@ -345,38 +353,27 @@ async fn every_bad_value_of_the_capture_form_is_a_422_and_writes_nothing() {
             cases.push((f.name.to_owned(), form));
         }
     }
-    let total = cases.len();
-    let wrong: Vec<String> = stream::iter(cases)
-        .map(|(field, form)| {
-            let app = &app;
-            async move {
-                let r = app
-                    .client
-                    .post(app.url("/certificates"))
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                (status != 422).then(|| {
-                    let v = form
-                        .iter()
-                        .find(|(k, _)| *k == field)
-                        .map(|(_, v)| v.clone());
-                    format!("{field} = {:?}: {status}", v.unwrap_or_default())
-                })
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .filter_map(|w| async move { w })
-        .collect()
-        .await;
-    assert!(
-        wrong.is_empty(),
-        "{} of {total}:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    all_refused(cases, |(field, form)| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .post(app.url("/certificates"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status != 422).then(|| {
+                let v = form
+                    .iter()
+                    .find(|(k, _)| *k == field)
+                    .map(|(_, v)| v.clone());
+                format!("{field} = {:?}: {status}", v.unwrap_or_default())
+            })
+        }
+    })
+    .await;
     assert_eq!(app.rows(), before, "nothing written");
 }
 
@@ -526,26 +523,15 @@ async fn every_bad_value_and_shape_of_the_fhir_import_is_a_422_and_writes_nothin
         assert_ne!(doc, valid, "{what}: changed");
         cases.push((what.to_owned(), doc));
     }
-    let total = cases.len();
-    let wrong: Vec<String> = stream::iter(cases)
-        .map(|(what, doc)| {
-            let app = &app;
-            async move {
-                let (status, answer) = import(app, doc).await;
-                let outcome = answer.contains("OperationOutcome");
-                (status != 422 || !outcome).then(|| format!("{what}: {status}"))
-            }
-        })
-        .buffer_unordered(PARALLEL)
-        .filter_map(|w| async move { w })
-        .collect()
-        .await;
-    assert!(
-        wrong.is_empty(),
-        "{} of {total}:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    all_refused(cases, |(what, doc)| {
+        let app = &app;
+        async move {
+            let (status, answer) = import(app, doc).await;
+            let outcome = answer.contains("OperationOutcome");
+            (status != 422 || !outcome).then(|| format!("{what}: {status}"))
+        }
+    })
+    .await;
     assert_eq!(app.rows(), (0, 0, 0), "nothing stored, nothing queued");
     let (status, _) = import(&app, valid).await;
     assert_eq!(status, 201, "the unchanged example is imported");

@@ -106,3 +106,48 @@ async fn nested_json_and_fhir_xml_are_refused() {
     }
     assert_eq!(app.rows().0, 0, "nothing written");
 }
+
+/// Attributes by the thousand on one element, and entities that expand into each other
+/// ("billion laughs"), at the same sizes: refused before anything is built from them.
+#[tokio::test]
+async fn fhir_xml_with_many_attributes_or_expanding_entities_is_refused() {
+    let app = app().await;
+    let import = |xml: String| {
+        app.client
+            .post(app.url("/api/v1/fhir/eau"))
+            .bearer_auth("demo-token")
+            .header("Content-Type", "application/fhir+xml")
+            .body(xml)
+            .send()
+    };
+    for n in DEPTHS {
+        let attributes: String = (0..n).map(|i| format!(" a{i}=\"x\"")).collect();
+        let xml =
+            format!("<Bundle xmlns=\"http://hl7.org/fhir\"><id value=\"1\"{attributes}/></Bundle>");
+        let status = import(xml).await.unwrap().status().as_u16();
+        assert!((400..500).contains(&status), "{n} attributes: {status}");
+        still_up(&app).await;
+
+        // Each level expands to ten of the one below: n levels of it.
+        let levels = n.min(1_000);
+        let mut dtd = String::from("<!ENTITY e0 \"lol\">");
+        for i in 1..levels {
+            dtd.push_str(&format!(
+                "<!ENTITY e{i} \"{}\">",
+                format!("&e{};", i - 1).repeat(10)
+            ));
+        }
+        let xml = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE Bundle [{dtd}]>\
+             <Bundle xmlns=\"http://hl7.org/fhir\"><id value=\"&e{};\"/></Bundle>",
+            levels - 1
+        );
+        let status = import(xml).await.unwrap().status().as_u16();
+        assert!(
+            (400..500).contains(&status),
+            "{levels} entity levels: {status}"
+        );
+        still_up(&app).await;
+    }
+    assert_eq!(app.rows().0, 0, "nothing written");
+}
