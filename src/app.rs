@@ -401,9 +401,23 @@ pub fn spawn_workers(
         },
         ..Default::default()
     };
-    let poller = tokio::spawn(crate::kim::poller::run(db.clone(), poll, stop.clone()));
+    // Each loop is started again after a panic instead of leaving the queue stopped.
+    let pause = Duration::from_secs(5);
+    let poller = tokio::spawn(crate::queue::supervised(
+        "kim-poller",
+        pause,
+        stop.clone(),
+        {
+            let (db, stop) = (db.clone(), stop.clone());
+            move || crate::kim::poller::run(db.clone(), poll.clone(), stop.clone())
+        },
+    ));
     Ok(tokio::spawn(async move {
-        crate::queue::run(db, routes, mailer, settings, stop).await;
+        crate::queue::supervised("queue", pause, stop.clone(), move || {
+            let (db, routes, mailer) = (db.clone(), routes.clone(), mailer.clone());
+            crate::queue::run(db, routes, mailer, settings.clone(), stop.clone())
+        })
+        .await;
         let _ = poller.await;
     }))
 }
