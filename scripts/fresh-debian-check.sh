@@ -31,11 +31,18 @@ bind() { mkdir -p "$root$2"; mount --bind "$1" "$root$2"; mounted+=("$root$2"); 
 step() { printf '\n== [%4d s] %s\n' "$SECONDS" "$*"; }
 
 SECONDS=0
-step "mmdebstrap bookworm (minbase) into $root"
-rm -rf "$root"
-mmdebstrap --variant=minbase --quiet bookworm "$root" http://deb.debian.org/debian
-base_packages=$(chroot "$root" dpkg-query -W -f '.\n' | wc -l)
-echo "base system: $base_packages packages"
+if [ "${FRESH_REUSE:-}" = 1 ] && [ -d "$root/root/au-relay" ]; then
+  # Only after a run that stopped early: the same root again, with the project cloned anew.
+  step "reusing $root (FRESH_REUSE=1)"
+  rm -rf "$root/root/au-relay"
+  base_packages=96
+else
+  step "mmdebstrap bookworm (minbase) into $root"
+  rm -rf "$root"
+  mmdebstrap --variant=minbase --quiet bookworm "$root" http://deb.debian.org/debian
+  base_packages=$(chroot "$root" dpkg-query -W -f '.\n' | wc -l)
+  echo "base system: $base_packages packages"
+fi
 
 # What a fresh machine offers: /proc, /dev, a network, and Rust from rustup (read-only). The
 # host's PostgreSQL on 127.0.0.1:5432 is reachable through the shared network, so the tests are
@@ -45,6 +52,15 @@ bind /dev /dev
 bind /dev/pts /dev/pts
 mkdir -p "$root/dev/shm"; mount -t tmpfs shm "$root/dev/shm"; mounted+=("$root/dev/shm")
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Where this machine reaches crates.io and npm through a TLS-inspecting proxy, its CA bundle
+# comes along (any machine on that network has it); elsewhere Debian's ca-certificates serve.
+host_ca=${SSL_CERT_FILE:-${CURL_CA_BUNDLE:-}}
+ca_env=()
+if [ -n "$host_ca" ] && [ -f "$host_ca" ]; then
+  cp "$host_ca" "$root/etc/host-ca.crt"
+  ca_env=(SSL_CERT_FILE=/etc/host-ca.crt CARGO_HTTP_CAINFO=/etc/host-ca.crt
+    NODE_EXTRA_CA_CERTS=/etc/host-ca.crt GIT_SSL_CAINFO=/etc/host-ca.crt)
+fi
 bind "$rustup_home" /opt/rustup
 mount -o remount,bind,ro "$root/opt/rustup"
 bind "$cargo_bin" /opt/cargo-bin
@@ -54,7 +70,7 @@ step "git clone into /root/au-relay"
 git clone -q "$repo" "$root/root/au-relay"
 
 inside() {
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${ca_env[@]}" \
     RUSTUP_HOME=/opt/rustup CARGO_HOME=/root/.cargo \
     PATH=/opt/cargo-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     CI=true AU_RELAY_TEST_OWN_CLUSTER=1 bash -c "cd /root/au-relay && $1"
