@@ -543,3 +543,63 @@ async fn each_request_renews_the_idle_timeout_of_a_session() {
         "last_seen_at renewed: {renewed}"
     );
 }
+
+/// Input as people type it (issue #18): an ICD code in lower case without its dot, a KVNR in
+/// lower case, dates as T.M.JJ and TT.MM.JJ; stored as the KBV writes them.
+#[tokio::test]
+async fn codes_and_dates_are_taken_as_staff_type_them() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let token = hidden(&app.get_text("/certificates/new").await, "form_token");
+    let t = common::today();
+    let short = |d: chrono::NaiveDate| d.format("%-d.%-m.%y").to_string();
+    let mut fields = form(&csrf, &token);
+    for (name, value) in [
+        ("diagnoses[0].code", "j069".to_owned()),
+        ("patient.kvnr", "a123456780".to_owned()),
+        ("patient.birth_date", "1.4.80".to_owned()),
+        ("period.since", short(t)),
+        (
+            "period.until",
+            (t + chrono::Duration::days(4))
+                .format("%d.%m.%y")
+                .to_string(),
+        ),
+        ("period.determined_on", short(t)),
+        ("issued_on", short(t)),
+    ] {
+        fields.iter_mut().find(|(k, _)| k == name).unwrap().1 = value;
+    }
+    let r = post_form(&app, "/certificates", &fields).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let list = app
+        .client
+        .get(app.url("/api/v1/certificates"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let c = app
+        .client
+        .get(app.url(&format!("/api/v1/certificates/{id}")))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let cert = &c["certificate"];
+    assert_eq!(cert["diagnoses"][0]["code"], "J06.9");
+    assert_eq!(cert["patient"]["kvnr"], "A123456780");
+    assert_eq!(cert["patient"]["birth_date"], "1980-04-01");
+    assert_eq!(cert["period"]["since"], t.to_string());
+    assert_eq!(
+        cert["period"]["until"],
+        (t + chrono::Duration::days(4)).to_string()
+    );
+}

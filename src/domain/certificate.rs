@@ -200,6 +200,18 @@ impl Icd10Code {
         Ok(Self(s))
     }
 
+    /// As staff type it: any case, and without the dot (`j069` → `J06.9`, `m5456` → `M54.56`).
+    pub fn parse_typed(input: &str) -> Result<Self, DomainError> {
+        let s = input.trim();
+        let dotless = !s.contains('.') && (4..=5).contains(&s.len()) && s.is_ascii();
+        if dotless {
+            let (head, tail) = s.split_at(3);
+            Self::parse(&format!("{head}.{tail}"))
+        } else {
+            Self::parse(s)
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -242,7 +242,7 @@ fn check_cause(v: &str) -> Result<(), ValidationError> {
     Cause::parse(v).map(drop).map_err(domain_error)
 }
 fn check_icd(v: &str) -> Result<(), ValidationError> {
-    Icd10Code::parse(v).map(drop).map_err(domain_error)
+    Icd10Code::parse_typed(v).map(drop).map_err(domain_error)
 }
 fn check_certainty(v: &str) -> Result<(), ValidationError> {
     Certainty::parse(v).map(drop).map_err(domain_error)
@@ -303,26 +303,56 @@ date_checks!(
     check_date_determined => "Festgestellt am",
 );
 
-/// A calendar date as `YYYY-MM-DD` (API, HTML date input) or `TT.MM.JJJJ` (typed by staff).
-/// Impossible dates such as 2026-02-30 are rejected.
+/// A calendar date as `JJJJ-MM-TT` (API, HTML date input) or as staff type it: `TT.MM.JJJJ`,
+/// `T.M.JJJJ` or with a two-digit year (`3.12.26`, `01.04.80`). A two-digit year is this
+/// century's up to next year and the last century's beyond (a birth date `80` is 1980, a
+/// certificate date `26` is 2026). Impossible dates such as 2026-02-30 are rejected, and years
+/// outside 1900–2999.
 pub fn parse_date(input: &str, field: &'static str) -> Result<NaiveDate, DomainError> {
+    parse_date_in(input, field, chrono::Utc::now().year())
+}
+
+/// [`parse_date`] with the current year given (the pivot of two-digit years).
+pub fn parse_date_in(
+    input: &str,
+    field: &'static str,
+    this_year: i32,
+) -> Result<NaiveDate, DomainError> {
     let s = input.trim();
     if s.is_empty() {
         return Err(DomainError::Required(field));
     }
-    // Digits and separators only: chrono would also read a sign or padding ("+002026").
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.')
-        || s.starts_with('-')
-    {
-        return Err(DomainError::Format(field, "gültiges Datum als TT.MM.JJJJ"));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(s, "%d.%m.%Y"))
-        .ok()
+    let bad = DomainError::Format(field, "gültiges Datum als TT.MM.JJJJ");
+    let number = |part: &str, lengths: &[usize]| -> Option<u32> {
+        (lengths.contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let parts: Vec<&str> = s.split(['-', '.']).collect();
+    let ymd = match (parts.as_slice(), s.contains('-'), s.contains('.')) {
+        ([y, m, d], true, false) => number(y, &[4]).zip(number(m, &[2])).zip(number(d, &[2])),
+        ([d, m, y], false, true) => {
+            let year = number(y, &[4]).or_else(|| {
+                number(y, &[2]).map(|yy| {
+                    let century = (this_year / 100) * 100;
+                    let candidate = century + i32::try_from(yy).unwrap_or(0);
+                    let year = if candidate > this_year + 1 {
+                        candidate - 100
+                    } else {
+                        candidate
+                    };
+                    u32::try_from(year).unwrap_or(0)
+                })
+            });
+            year.zip(number(m, &[1, 2])).zip(number(d, &[1, 2]))
+        }
+        _ => None,
+    };
+    let ((year, month), day) = ymd.ok_or(bad.clone())?;
+    let year = i32::try_from(year).map_err(|_| bad.clone())?;
+    NaiveDate::from_ymd_opt(year, month, day)
         .filter(|d| (1900..=2999).contains(&d.year()))
-        .ok_or(DomainError::Format(field, "gültiges Datum als TT.MM.JJJJ"))
+        .ok_or(bad)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,7 +808,10 @@ fn period(
 }
 
 fn diagnosis(d: &DiagnosisDraft, i: usize, e: &mut Errors) -> Option<Diagnosis> {
-    let code = e.take(&format!("diagnoses[{i}].code"), Icd10Code::parse(&d.code));
+    let code = e.take(
+        &format!("diagnoses[{i}].code"),
+        Icd10Code::parse_typed(&d.code),
+    );
     let certainty = d
         .certainty
         .as_deref()
@@ -819,6 +852,70 @@ pub fn demo_practice() -> Result<(Practice, Doctor), DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_read_as_staff_type_them() {
+        let d = |s: &str| parse_date_in(s, "Datum", 2026).map(|d| d.to_string());
+        let ok = |s: &str| d(s).unwrap();
+        assert_eq!(ok("2026-12-03"), "2026-12-03");
+        assert_eq!(ok("03.12.2026"), "2026-12-03");
+        assert_eq!(ok("3.12.2026"), "2026-12-03");
+        assert_eq!(ok("3.1.2026"), "2026-01-03");
+        assert_eq!(ok("03.12.26"), "2026-12-03");
+        assert_eq!(ok("3.12.26"), "2026-12-03");
+        assert_eq!(
+            ok(" 1.4.80 "),
+            "1980-04-01",
+            "a birth date of the last century"
+        );
+        assert_eq!(ok("1.1.27"), "2027-01-01", "up to next year: this century");
+        assert_eq!(ok("1.1.28"), "1928-01-01", "beyond: the last one");
+        assert_eq!(ok("01.01.00"), "2000-01-01");
+        for bad in [
+            "2026-2-3",
+            "26-12-03",
+            "3.12.",
+            "3.12.026",
+            "03.12.2026.",
+            "31.11.2026",
+            "29.02.2026",
+            "3/12/2026",
+            "3. 12. 2026",
+            "0.1.2026",
+            "1.0.2026",
+            "123.1.2026",
+            "1.1.1899",
+            "+2026-01-01",
+            "2026-12-03T00:00",
+        ] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+        assert_eq!(d("29.02.24").unwrap(), "2024-02-29");
+        assert_eq!(d(""), Err(DomainError::Required("Datum")));
+    }
+
+    #[test]
+    fn icd_codes_and_kvnrs_are_read_as_staff_type_them() {
+        let icd = |s: &str| Icd10Code::parse_typed(s).map(|c| c.as_str().to_owned());
+        assert_eq!(icd("j069").unwrap(), "J06.9");
+        assert_eq!(icd("J06.9").unwrap(), "J06.9");
+        assert_eq!(icd("j06.9").unwrap(), "J06.9");
+        assert_eq!(icd("m5456").unwrap(), "M54.56");
+        assert_eq!(icd(" u071 ").unwrap(), "U07.1");
+        assert_eq!(icd("J06").unwrap(), "J06");
+        for bad in ["j0699x", "06.9J", "J069!", "J0.69", "J06.", "JJ069"] {
+            assert!(icd(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Kvnr::parse("a123456780").unwrap().as_str(), "A123456780");
+        assert!(
+            Kvnr::parse("a123456781").is_err(),
+            "the check digit still counts"
+        );
+        assert!(
+            Kvnr::parse_structure("x234567890").is_err(),
+            "an imported bundle is read as the KBV profile writes it"
+        );
+    }
 
     fn ctx() -> CaptureContext {
         let (practice, doctor) = demo_practice().unwrap();

@@ -25,10 +25,11 @@ fn cross_sum(p: u32) -> u32 {
 pub struct Kvnr(String);
 
 impl Kvnr {
-    /// Parses a KVNR and enforces its check digit.
+    /// Parses a KVNR as typed (the letter in any case: `a123456780`) and enforces its check
+    /// digit.
     pub fn parse(input: &str) -> Result<Self, DomainError> {
-        let s = input.trim();
-        let structural = Self::parse_structure(s)?;
+        let s = input.trim().to_ascii_uppercase();
+        let structural = Self::parse_structure(&s)?;
         if structural.check_digit_ok() {
             Ok(structural)
         } else {
@@ -288,16 +289,12 @@ mod tests {
 
     #[test]
     fn kvnr_shape_errors() {
-        for bad in [
-            "",
-            "a123456780",
-            "A12345678",
-            "A1234567800",
-            "ÄA23456780",
-            "1234567890",
-        ] {
+        for bad in ["", "A12345678", "A1234567800", "ÄA23456780", "1234567890"] {
             assert!(Kvnr::parse(bad).is_err(), "{bad}");
         }
+        // Typed in lower case: read as the upper-case KVNR; an imported one is read strictly.
+        assert!(Kvnr::parse("a123456780").is_ok());
+        assert!(Kvnr::parse_structure("a123456780").is_err());
     }
 
     #[test]
