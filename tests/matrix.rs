@@ -690,6 +690,13 @@ fn cases() -> Vec<Case> {
             expect: MEMBER_B,
         },
         Case {
+            method: "GET",
+            pattern: "/certificates/{id}/folge",
+            path: |f| format!("/certificates/{}/folge", f.cert_a),
+            body: none,
+            expect: MEMBER_A,
+        },
+        Case {
             method: "POST",
             pattern: "/certificates/{id}/cancel",
             path: |f| format!("/certificates/{}/cancel", f.fresh_a()),

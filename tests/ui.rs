@@ -603,3 +603,100 @@ async fn codes_and_dates_are_taken_as_staff_type_them() {
         (t + chrono::Duration::days(4)).to_string()
     );
 }
+
+/// "Folgebescheinigung erstellen" (issue #18): from the detail page, the form comes filled
+/// with the patient, insurer and diagnoses, as FOLGE without "AU seit"; saved unchanged it is
+/// the Folgebescheinigung of the same patient.
+#[tokio::test]
+async fn a_folgebescheinigung_is_made_from_the_erstbescheinigung_without_retyping() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let token = hidden(&app.get_text("/certificates/new").await, "form_token");
+    let r = post_form(&app, "/certificates", &form(&csrf, &token)).await;
+    let erst = r.headers()["location"].to_str().unwrap().to_owned();
+    let detail = app.get_text(&erst).await;
+    assert!(
+        detail.contains(&format!("{erst}/folge")),
+        "offered on the detail page"
+    );
+    assert!(
+        app.get_text("/certificates")
+            .await
+            .contains(&format!("{erst}/folge")),
+        "and in the list"
+    );
+    let page = app.get_text(&format!("{erst}/folge")).await;
+    for filled in ["Müller-Lüdenscheidt", "A123456780", "109500969", "J06.9"] {
+        assert!(page.contains(filled), "{filled} filled in");
+    }
+    // Submit the form as it came: every input and selection as the page has it.
+    let fields = filled_fields(&page);
+    assert_eq!(
+        fields
+            .iter()
+            .find(|(k, _)| k == "kind")
+            .map(|(_, v)| v.as_str()),
+        Some("FOLGE")
+    );
+    assert!(
+        fields
+            .iter()
+            .all(|(k, v)| k != "period.since" || v.is_empty()),
+        "no AU seit"
+    );
+    let r = post_form(&app, "/certificates", &fields).await;
+    assert_eq!(r.status(), 303, "saved without retyping");
+    let folge = app
+        .get_text(r.headers()["location"].to_str().unwrap())
+        .await;
+    assert!(folge.contains("Folgebescheinigung"));
+    assert!(folge.contains("Müller-Lüdenscheidt, Jürgen"));
+    assert!(folge.contains("J06.9 G"));
+}
+
+/// The values a browser would send for a form page: inputs with their value, the selected
+/// option of each select, checked boxes.
+fn filled_fields(page: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let marker = format!("{name}=\"");
+        let start = tag.find(&marker)? + marker.len();
+        Some(
+            tag[start..]
+                .split('"')
+                .next()?
+                .replace("&amp;", "&")
+                .replace("&#x2F;", "/"),
+        )
+    };
+    let mut out = Vec::new();
+    let form = page
+        .split("<form")
+        .find(|f| f.contains("name=\"form_token\""))
+        .unwrap();
+    for part in form.split('<').skip(1) {
+        let tag = part.split('>').next().unwrap_or_default();
+        if tag.starts_with("input") {
+            let Some(name) = attr(tag, "name") else {
+                continue;
+            };
+            let kind = attr(tag, "type").unwrap_or_default();
+            if (kind == "checkbox" || kind == "radio") && !tag.contains("checked") {
+                continue;
+            }
+            out.push((name, attr(tag, "value").unwrap_or_default()));
+        } else if tag.starts_with("select") {
+            let name = attr(tag, "name").unwrap();
+            let rest = &form[form.find(tag).unwrap()..];
+            let options = rest.split("</select>").next().unwrap();
+            let chosen = options
+                .split("<option")
+                .skip(1)
+                .find(|o| o.contains("selected"))
+                .or_else(|| options.split("<option").nth(1))
+                .and_then(|o| attr(o, "value"))
+                .unwrap_or_default();
+            out.push((name, chosen));
+        }
+    }
+    out
+}

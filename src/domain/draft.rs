@@ -207,6 +207,73 @@ pub struct DiagnosisDraft {
     pub side: Option<String>,
 }
 
+impl CertificateDraft {
+    /// The Folgebescheinigung of `previous`, as the form offers it (issue #18): patient,
+    /// insurer, doctor, cause and diagnoses taken over; "AU seit" left empty (a
+    /// Folgebescheinigung has none); issued and determined today; the next period proposed as
+    /// long as the previous one, from the day after it ended (or today, if that is later),
+    /// within the 31 days allowed. Never an Endbescheinigung: that is the staff's choice.
+    pub fn follow_up(previous: &Certificate, today: NaiveDate) -> Self {
+        let day = |d: NaiveDate| d.format("%d.%m.%Y").to_string();
+        let p = &previous.period;
+        let length = (p.until - p.determined_on)
+            .num_days()
+            .clamp(0, MAX_DAYS_AHEAD);
+        let from = (p.until + chrono::Duration::days(1)).max(today);
+        let until = (from + chrono::Duration::days(length))
+            .min(today + chrono::Duration::days(MAX_DAYS_AHEAD));
+        let (patient, coverage) = (&previous.patient, &previous.coverage);
+        Self {
+            kind: CertificateKind::Folge.code().to_owned(),
+            patient: PatientDraft {
+                kvnr: patient
+                    .kvnr
+                    .as_ref()
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default(),
+                first_name: patient.first_name.clone(),
+                last_name: patient.last_name.clone(),
+                birth_date: day(patient.birth_date),
+                street: patient.street.clone(),
+                house_number: patient.house_number.clone(),
+                postal_code: patient.postal_code.clone(),
+                city: patient.city.clone(),
+            },
+            insurer: InsurerDraft {
+                ik: coverage.ik.to_string(),
+                name: coverage.name.clone(),
+                wop: coverage.wop.clone(),
+                insured_type: coverage.insured_type.code().to_owned(),
+                special_group: Some(coverage.special_group.clone()),
+                dmp: Some(coverage.dmp.clone()),
+                valid_until: coverage.valid_until.map(day),
+            },
+            doctor_lanr: Some(previous.doctor.lanr.to_string()),
+            issued_on: Some(day(today)),
+            period: PeriodDraft {
+                since: None,
+                until: day(until),
+                determined_on: day(today),
+            },
+            cause: previous.cause.map(|c| c.code().to_owned()),
+            measures: MeasuresDraft::default(),
+            sick_pay_case: previous.sick_pay_case,
+            diagnoses: previous
+                .diagnoses
+                .iter()
+                .map(|d| DiagnosisDraft {
+                    code: d.code.as_str().to_owned(),
+                    certainty: Some(d.certainty.code().to_owned()),
+                    side: d.side.map(|s| s.code().to_owned()),
+                })
+                .collect(),
+            diagnosis_text: previous.diagnosis_text.clone(),
+            backdating_confirmed: false,
+            mail: MailDraft::default(),
+        }
+    }
+}
+
 /// What a draft is completed with: master data, the clock and the new document id.
 #[derive(Debug, Clone)]
 pub struct CaptureContext {
@@ -852,6 +919,37 @@ pub fn demo_practice() -> Result<(Practice, Doctor), DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_follow_up_takes_over_the_patient_and_proposes_the_next_period() {
+        let erst = Certificate::from_draft(&draft(), &ctx()).unwrap();
+        let later = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let folge = CertificateDraft::follow_up(&erst, later);
+        assert_eq!(folge.kind, "FOLGE");
+        assert_eq!(
+            folge.period.since, None,
+            "no AU seit on a Folgebescheinigung"
+        );
+        assert_eq!(
+            folge.patient.kvnr,
+            erst.patient.kvnr.as_ref().unwrap().as_str()
+        );
+        assert_eq!(folge.diagnoses.len(), erst.diagnoses.len());
+        // It passes the same rules, unchanged, on the day it is made.
+        let next = CaptureContext {
+            today: later,
+            ..ctx()
+        };
+        let made = Certificate::from_draft(&folge, &next).unwrap();
+        assert_eq!(made.kind, CertificateKind::Folge);
+        assert_eq!(made.patient, erst.patient);
+        assert_eq!(made.coverage, erst.coverage);
+        assert_eq!(made.diagnoses, erst.diagnoses);
+        let length = |c: &Certificate| (c.period.until - c.period.determined_on).num_days();
+        assert_eq!(made.period.determined_on, later);
+        assert!(made.period.until > erst.period.until, "the next period");
+        assert!(length(&made) >= length(&erst));
+    }
 
     #[test]
     fn dates_are_read_as_staff_type_them() {

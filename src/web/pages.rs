@@ -25,6 +25,7 @@ pub fn routes(r: &mut super::Router<'_>) {
         .post("/certificates", create)
         .post("/certificates/search", search)
         .get("/certificates/new", new_form)
+        .get("/certificates/{id}/folge", follow_up_form)
         .get("/certificates/{id}", detail)
         .post("/certificates/{id}/cancel", cancel)
         .post("/certificates/{id}/mail", resend_mail);
@@ -117,6 +118,13 @@ struct ListPage<'a> {
     total: i64,
     page: i64,
     pages: i64,
+}
+
+impl ListPage<'_> {
+    /// "Erstbescheinigung", "Folgebescheinigung", … instead of the stored code.
+    fn kind_label(&self, code: &str) -> &'static str {
+        CertificateKind::parse(code).map_or("unbekannte Art", CertificateKind::label)
+    }
 }
 
 #[derive(Deserialize)]
@@ -314,6 +322,31 @@ async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespon
         },
         ..Default::default()
     };
+    render_form(
+        &staff,
+        &state,
+        draft,
+        Uuid::new_v4().to_string(),
+        Vec::new(),
+    )
+    .await
+}
+
+/// "Folgebescheinigung erstellen": the capture form filled from a certificate of the practice.
+async fn follow_up_form(
+    staff: Staff,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
+    let practice = staff.practice_id.clone();
+    let previous = state
+        .db
+        .run(move |c| storage::get(c, &practice, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let today = crate::domain::berlin_today(chrono::Utc::now());
+    let draft = CertificateDraft::follow_up(&previous.certificate, today);
     render_form(
         &staff,
         &state,
