@@ -700,3 +700,23 @@ fn filled_fields(page: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Times on staff pages are German local time (issue #18), not UTC.
+#[tokio::test]
+async fn the_detail_page_shows_german_local_time() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let r = app.post_api(&common::valid_body()).await;
+    let body: serde_json::Value = r.json().await.unwrap();
+    let id = body["id"].as_str().unwrap();
+    let created: chrono::DateTime<chrono::Utc> =
+        body["created_at"].as_str().unwrap().parse().unwrap();
+    let local = au_relay::domain::berlin_time(created.naive_utc())
+        .format("%d.%m.%Y %H:%M")
+        .to_string();
+    let detail = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(detail.contains(&format!("Gespeichert am {local} ")), "{local}");
+    assert!(!detail.contains(" UTC"), "no UTC on a staff page");
+    let list = app.get_text("/certificates").await;
+    assert!(list.contains(&local) && !list.contains(" UTC"));
+}

@@ -1,6 +1,6 @@
 //! Dates as the practice sees them: German local time (CET/CEST), whatever the server's zone.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Utc, Weekday};
 
 fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
     let first_of_next = if month == 12 {
@@ -16,14 +16,18 @@ fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
 /// Today's date in Germany: UTC+1, or UTC+2 from the last Sunday of March 01:00 UTC until the
 /// last Sunday of October 01:00 UTC (EU rule).
 pub fn berlin_today(now: DateTime<Utc>) -> NaiveDate {
-    let year = now.year();
+    berlin_time(now.naive_utc()).date()
+}
+
+/// A UTC instant as the wall-clock time in Germany (what staff read on screen and paper).
+pub fn berlin_time(utc: NaiveDateTime) -> NaiveDateTime {
+    let year = utc.year();
     let switch = |month| last_sunday(year, month).and_then(|d| d.and_hms_opt(1, 0, 0));
     let summer = match (switch(3), switch(10)) {
-        (Some(start), Some(end)) => now.naive_utc() >= start && now.naive_utc() < end,
+        (Some(start), Some(end)) => utc >= start && utc < end,
         _ => false,
     };
-    let offset = if summer { 2 } else { 1 };
-    (now + Duration::hours(offset)).date_naive()
+    utc + Duration::hours(if summer { 2 } else { 1 })
 }
 
 /// Whether a date is a Saturday or Sunday.
@@ -34,6 +38,21 @@ pub fn is_weekend(d: NaiveDate) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_instants_are_shown_in_german_time() {
+        let t = |s: &str| berlin_time(at(s).naive_utc()).to_string();
+        assert_eq!(t("2026-12-03T12:00:00Z"), "2026-12-03 13:00:00", "CET");
+        assert_eq!(t("2026-07-01T12:00:00Z"), "2026-07-01 14:00:00", "CEST");
+        assert_eq!(
+            t("2026-03-29T00:59:59Z"),
+            "2026-03-29 01:59:59",
+            "before the switch"
+        );
+        assert_eq!(t("2026-03-29T01:00:00Z"), "2026-03-29 03:00:00", "after it");
+        assert_eq!(t("2026-10-25T00:59:59Z"), "2026-10-25 02:59:59");
+        assert_eq!(t("2026-10-25T01:00:00Z"), "2026-10-25 02:00:00");
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()

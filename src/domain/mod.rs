@@ -8,7 +8,7 @@ mod identifiers;
 mod mail;
 mod text;
 
-pub use calendar::{berlin_today, is_weekend};
+pub use calendar::{berlin_time, berlin_today, is_weekend};
 pub use certificate::*;
 pub use draft::*;
 pub use holidays::{

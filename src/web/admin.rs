@@ -24,12 +24,9 @@ pub fn routes(r: &mut super::Router<'_>) {
         .get("/admin/audit", audit);
 }
 
-/// `dd.mm.yyyy hh:mm UTC`, or a dash.
+/// `dd.mm.yyyy hh:mm` in German local time, or a dash.
 pub(super) fn when(t: Option<NaiveDateTime>) -> String {
-    t.map_or_else(
-        || "–".into(),
-        |t| format!("{} UTC", t.format("%d.%m.%Y %H:%M")),
-    )
+    t.map_or_else(|| "–".into(), |t| super::pages::local(&t))
 }
 
 /// The field errors of `errors` by field name, for templates.

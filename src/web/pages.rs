@@ -121,6 +121,10 @@ struct ListPage<'a> {
 }
 
 impl ListPage<'_> {
+    fn local(&self, utc: &chrono::NaiveDateTime) -> String {
+        local(utc)
+    }
+
     /// "Erstbescheinigung", "Folgebescheinigung", … instead of the stored code.
     fn kind_label(&self, code: &str) -> &'static str {
         CertificateKind::parse(code).map_or("unbekannte Art", CertificateKind::label)
@@ -483,9 +487,26 @@ pub(super) fn delivery_label(state: &str) -> &'static str {
     }
 }
 
+/// An instant as staff read it: German local time, `03.12.2026 14:05`.
+pub(super) fn local(utc: &chrono::NaiveDateTime) -> String {
+    crate::domain::berlin_time(*utc)
+        .format("%d.%m.%Y %H:%M")
+        .to_string()
+}
+
 impl DetailPage<'_> {
     fn delivery_label(&self, state: &str) -> &'static str {
         delivery_label(state)
+    }
+
+    fn local(&self, utc: &chrono::NaiveDateTime) -> String {
+        local(utc)
+    }
+
+    fn local_seconds(&self, utc: &chrono::NaiveDateTime) -> String {
+        crate::domain::berlin_time(*utc)
+            .format("%d.%m.%Y %H:%M:%S")
+            .to_string()
     }
 
     fn mail_label(&self, state: &str) -> &'static str {

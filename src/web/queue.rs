@@ -97,10 +97,7 @@ struct QueuePage<'a> {
 }
 
 fn when(t: Option<NaiveDateTime>) -> String {
-    t.map_or_else(
-        || "–".into(),
-        |t| format!("{} UTC", t.format("%d.%m.%Y %H:%M")),
-    )
+    t.map_or_else(|| "–".into(), |t| super::pages::local(&t))
 }
 
 fn status(d: &storage::DestinationRow) -> &'static str {
