@@ -715,7 +715,10 @@ async fn the_detail_page_shows_german_local_time() {
         .format("%d.%m.%Y %H:%M")
         .to_string();
     let detail = app.get_text(&format!("/certificates/{id}")).await;
-    assert!(detail.contains(&format!("Gespeichert am {local} ")), "{local}");
+    assert!(
+        detail.contains(&format!("Gespeichert am {local} ")),
+        "{local}"
+    );
     assert!(!detail.contains(" UTC"), "no UTC on a staff page");
     let list = app.get_text("/certificates").await;
     assert!(list.contains(&local) && !list.contains(" UTC"));
