@@ -33,6 +33,13 @@ fn refused(c: char) -> bool {
         || (u32::from(c) & 0xFFFE) == 0xFFFE // noncharacters U+xFFFE/U+xFFFF of every plane
 }
 
+/// NUL and the other C0/C1 control characters, except tab, CR and LF: what no value of any
+/// body may hold (multi-line text keeps its line breaks). XML 1.0 allows no other either.
+pub fn has_control(s: &str) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
 /// Whether a value holds no control or invisible character.
 pub fn is_clean(value: &str) -> bool {
     !value.chars().any(refused)

@@ -84,10 +84,7 @@ fn start(e: &BytesStart<'_>) -> Result<Node, String> {
         let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
         let value = a.unescape_value().map_err(|err| err.to_string())?;
         // XML 1.0 allows no other control character, not even as a character reference.
-        if value
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-        {
+        if crate::domain::has_control(&value) {
             return Err(format!("Steuerzeichen im Attribut {key} von <{name}>"));
         }
         if attrs.len() >= MAX_ATTRIBUTES {

@@ -5,7 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::domain::FieldError;
+use crate::domain::{has_control, FieldError};
 
 /// A decoding failure, located at a field path.
 fn located(path: String, message: impl Into<String>) -> FieldError {
@@ -84,12 +84,6 @@ fn control_characters(value: &Value, path: &mut String) -> Result<(), FieldError
 }
 
 const CONTROL: &str = "enthält ein Steuerzeichen (z. B. NUL) – bitte entfernen";
-
-/// NUL and the other C0/C1 control characters, except tab, CR and LF (multi-line text).
-pub fn has_control(s: &str) -> bool {
-    s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
-}
 
 fn german_serde_message(english: &str) -> String {
     if english.starts_with("invalid type") {

@@ -322,15 +322,15 @@ pub async fn catch_panics(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     use futures_util::FutureExt;
-    let path = req.path().to_owned();
     match std::panic::AssertUnwindSafe(next.call(req))
         .catch_unwind()
         .await
     {
         Ok(response) => response,
         Err(_) => {
+            // The access log names the request, the panic hook the place in the code.
             let id = uuid::Uuid::new_v4();
-            tracing::error!(%id, %path, "handler panicked");
+            tracing::error!(%id, "handler panicked");
             // An error of the service: actix answers it with its error response.
             Err(WebError::Panicked(id).into())
         }

@@ -326,14 +326,16 @@ async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpRespon
         },
         ..Default::default()
     };
-    render_form(
-        &staff,
-        &state,
-        draft,
-        Uuid::new_v4().to_string(),
-        Vec::new(),
-    )
-    .await
+    render_blank(&staff, &state, draft).await
+}
+
+/// The capture form, filled with `draft`, under a new one-time form token.
+async fn render_blank(
+    staff: &Staff,
+    state: &AppState,
+    draft: CertificateDraft,
+) -> Result<HttpResponse, WebError> {
+    render_form(staff, state, draft, Uuid::new_v4().to_string(), Vec::new()).await
 }
 
 /// "Folgebescheinigung erstellen": the capture form filled from a certificate of the practice.
@@ -351,14 +353,7 @@ async fn follow_up_form(
         .ok_or(WebError::NotFound)?;
     let today = crate::domain::berlin_today(chrono::Utc::now());
     let draft = CertificateDraft::follow_up(&previous.certificate, today);
-    render_form(
-        &staff,
-        &state,
-        draft,
-        Uuid::new_v4().to_string(),
-        Vec::new(),
-    )
-    .await
+    render_blank(&staff, &state, draft).await
 }
 
 /// Splits the form into the draft and the hidden fields (CSRF, one-time form token).

@@ -9,6 +9,7 @@ use askama::Template;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
+use super::admin::when;
 use super::form::from_form;
 use super::pages::{delivery_label, html, see_other};
 use super::{read_body, AppState, Operator, PracticeAdmin, Session, WebError};
@@ -94,10 +95,6 @@ struct QueuePage<'a> {
     /// Sent over KIM, no receipt within 24 hours (operator: all practices).
     receipts_overdue: usize,
     notice: &'static str,
-}
-
-fn when(t: Option<NaiveDateTime>) -> String {
-    t.map_or_else(|| "–".into(), |t| super::pages::local(&t))
 }
 
 fn status(d: &storage::DestinationRow) -> &'static str {
