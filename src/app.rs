@@ -55,6 +55,11 @@ pub struct ServeConfig {
     /// compose. Empty: the header is ignored and the peer address is the client.
     #[arg(long, env = "AU_RELAY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// The KBV Kostenträgerstammdatei as `scripts/update-sdkt.py` writes it (CSV): the capture
+    /// form's insurer lookup and its warning on an expired IK. Without it the lookup offers
+    /// the configured insurers only.
+    #[arg(long, env = "AU_RELAY_SDKT_FILE")]
+    pub sdkt_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub queue: QueueConfig,
 }
@@ -449,6 +454,22 @@ pub fn seed_demo(db: &Database) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// The SDKT file, read once at start-up; a broken file stops the start (better than a lookup
+/// that silently offers nothing).
+fn insurer_directory(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<crate::domain::InsurerDirectory> {
+    let Some(path) = path else {
+        return Ok(crate::domain::InsurerDirectory::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("AU_RELAY_SDKT_FILE {}: {e}", path.display()))?;
+    let directory = crate::domain::InsurerDirectory::parse(&text)
+        .map_err(|e| anyhow::anyhow!("AU_RELAY_SDKT_FILE {}: {e}", path.display()))?;
+    tracing::info!(entries = directory.len(), "insurer directory (SDKT) loaded");
+    Ok(directory)
+}
+
 /// A running server and the address it listens on.
 pub struct Running {
     pub server: actix_web::dev::Server,
@@ -481,6 +502,7 @@ pub fn start(
             trusted_proxies: TrustedProxies::parse(&config.trusted_proxies).map_err(|e| {
                 anyhow::anyhow!("AU_RELAY_TRUSTED_PROXIES: {e} is no address or network")
             })?,
+            insurers: insurer_directory(config.sdkt_file.as_deref())?,
         }),
         demo_insurer,
         http_metrics: Arc::default(),

@@ -271,6 +271,11 @@ async fn while_the_mail_server_is_down_the_mail_waits_and_goes_out_once_when_it_
     assert!(waiting[0]["attempts"].as_i64().unwrap() >= 2, "{waiting:?}");
     let error = waiting[0]["last_error"].as_str().unwrap();
     assert!(error.contains("SMTP-Server nicht erreichbar"), "{error}");
+    // Staff read it in plain German on the detail page, never the mail server's own words.
+    app.login().await;
+    let page = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(page.contains("Mailserver nicht erreichbar – wird automatisch erneut versucht"));
+    assert!(!page.contains("SMTP-Server"), "{page}");
 
     let smtp = Smtp::start(port);
     drain(&app, &m, 20).await;

@@ -525,3 +525,151 @@ async fn claims_go_on_after_the_last_one_claimed_and_a_rewind_finds_what_became_
     let fresh = &mut storage::ClaimCursor::default();
     assert!(claim(60, fresh).is_empty(), "from the oldest too");
 }
+
+/// The outage at the counter (issue #18): one failed attempt makes the insurer "gestört" (red)
+/// on "Versand", puts the banner on every staff page and offers KK + V on the certificate;
+/// once the insurer's health answers again its backlog is due at once, not at the next
+/// scheduled retry a minute later, and the banner goes.
+#[tokio::test]
+async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_starts_the_backlog()
+{
+    let (app, insurer) = app_with_insurer().await;
+    insurer.set_mode(Mode::Down);
+    let r = app.post_api(&common::valid_body()).await;
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
+    // The production retry schedule (a minute for the first retry), a quick probe.
+    let settings = WorkerSettings {
+        probe_every: Duration::from_millis(1),
+        ..WorkerSettings::default()
+    };
+    run_once(&app.db, &client, &settings).await.unwrap();
+    let dest = storage::destination(&mut app.db.conn().unwrap(), IK)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (dest.consecutive_failures, dest.breaker.as_str()),
+        (1, "closed")
+    );
+
+    app.login().await;
+    let queue = app.get_text("/queue").await;
+    assert!(
+        queue.contains(r#"<td class="status disturbed">gestört</td>"#),
+        "red after one failed attempt"
+    );
+    let banner = "Übermittlung an Testkasse gestört – KK-Ausfertigung mitgeben";
+    for page in [
+        "/certificates".to_owned(),
+        "/certificates/new".to_owned(),
+        "/queue".to_owned(),
+        "/signatur".to_owned(),
+        "/account/password".to_owned(),
+        format!("/certificates/{id}"),
+    ] {
+        assert!(
+            app.get_text(&page).await.contains(banner),
+            "banner on {page}"
+        );
+    }
+    let detail = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(detail.contains("KK + Versicherte jetzt drucken"));
+    assert!(detail.contains(&format!("/certificates/{id}/pdf?copy=all")));
+
+    let mut conn = app.db.conn().unwrap();
+    let due = storage::deliveries_of(
+        &mut conn,
+        &common::demo_practice_id(&app.db),
+        id.parse().unwrap(),
+    )
+    .unwrap()[0]
+        .next_attempt_at;
+    assert!(
+        due > storage::now() + chrono::Duration::seconds(30),
+        "the next retry is scheduled about a minute later"
+    );
+    insurer.set_mode(Mode::Up);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // One round: the probe answers, the backlog is due now and goes out in the same round.
+    run_once(&app.db, &client, &settings).await.unwrap();
+    assert_eq!(insurer.counts().get(&id), Some(&1));
+    let dest = storage::destination(&mut conn, IK).unwrap().unwrap();
+    assert_eq!(
+        (dest.consecutive_failures, dest.breaker.as_str()),
+        (0, "closed")
+    );
+    assert!(!app.get_text("/certificates").await.contains(banner));
+    let queue = app.get_text("/queue").await;
+    assert!(queue.contains(r#"<td class="status">erreichbar</td>"#));
+    let detail = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(!detail.contains("KK + Versicherte jetzt drucken"));
+}
+
+/// A declared practice-wide (TI) Störung is the banner of every staff page, for every insurer.
+#[tokio::test]
+async fn a_ti_outage_is_the_banner_of_every_staff_page() {
+    let (app, _insurer) = app_with_insurer().await;
+    let practice = common::demo_practice_id(&app.db);
+    storage::set_practice_outage(&mut app.db.conn().unwrap(), &practice, true).unwrap();
+    app.login().await;
+    let page = app.get_text("/certificates").await;
+    assert!(page.contains("TI-Störung seit"), "{page}");
+    assert!(page.contains("Übermittlung an alle Krankenkassen gestört – KK-Ausfertigung mitgeben"));
+    // Another practice does not see it.
+    let b = common::add_practice_b(&app.db);
+    common::add_user(
+        &app.db,
+        Some(&b),
+        "mfa-b",
+        "Lange-Passphrase-1",
+        au_relay::auth::Role::Staff,
+    );
+    let (other, status) = common::try_login(&app, "mfa-b", "Lange-Passphrase-1").await;
+    assert_eq!(status, 303);
+    let page = other
+        .get(app.url("/certificates"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Bescheinigungen") && !page.contains("TI-Störung"));
+}
+
+/// A failing insurer without a health URL (KIM, or push without one) is not probed every few
+/// seconds: only an open breaker is retried, and less often.
+#[tokio::test]
+async fn an_insurer_without_a_health_url_is_not_hammered_by_probes() {
+    let s = setup().await;
+    let mut conn = s.db.conn().unwrap();
+    storage::upsert_destination(
+        &mut conn,
+        &storage::DestinationConfig {
+            ik: IK.into(),
+            name: "Ohne Prüfadresse".into(),
+            push_url: Some(s.insurer.push_url()),
+            health_url: None,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.insurer.set_mode(Mode::Down);
+    capture(&s, 1);
+    let settings = WorkerSettings {
+        probe_every: Duration::from_millis(1),
+        ..WorkerSettings::default()
+    };
+    run_once(&s.db, &s.client, &settings).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(storage::due_probes(&mut conn).unwrap().is_empty());
+    run_once(&s.db, &s.client, &settings).await.unwrap();
+    let dest = storage::destination(&mut conn, IK).unwrap().unwrap();
+    assert_eq!(
+        dest.consecutive_failures, 1,
+        "no second attempt before the retry is due"
+    );
+}

@@ -723,3 +723,319 @@ async fn the_detail_page_shows_german_local_time() {
     let list = app.get_text("/certificates").await;
     assert!(list.contains(&local) && !list.contains(" UTC"));
 }
+
+fn day(d: chrono::NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
+/// The dispatch list like the PVS (issue #18): status filter, capture date range, the post
+/// deadline on the practice's Land calendar, the prints made and a KK button per unsent row.
+#[tokio::test]
+async fn the_dispatch_list_filters_and_shows_deadline_prints_and_the_kk_button() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let practice = common::demo_practice_id(&app.db);
+    let ids = common::store_certificates(&app.db, &practice, "109500969", 3);
+    let mut conn = app.db.conn().unwrap();
+    conn.batch_execute(&format!(
+        "UPDATE deliveries SET state = 'delivered', delivered_at = created_at WHERE certificate_id = '{}';
+         UPDATE deliveries SET state = 'dead', attempts = 25, last_error = 'HTTP 500' WHERE certificate_id = '{}';",
+        ids[0], ids[1]
+    ))
+    .unwrap();
+    // A KK copy printed for the third.
+    let r = app
+        .client
+        .get(app.url(&format!("/certificates/{}/pdf?copy=kk", ids[2])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let name = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        name.contains("_KK-Ausfertigung_") && name.ends_with(&format!("{}.pdf\"", &ids[2][..8])),
+        "{name}"
+    );
+
+    let rows = |page: &str| -> Vec<String> {
+        let table = page
+            .split("<table class=\"list dispatch\">")
+            .nth(1)
+            .unwrap_or_default();
+        ids.iter()
+            .filter(|id| table.contains(&format!("/certificates/{id}\"")))
+            .cloned()
+            .collect()
+    };
+    let unsent = app.get_text("/queue").await;
+    assert_eq!(
+        rows(&unsent),
+        [ids[1].clone(), ids[2].clone()],
+        "default: nicht gesendet"
+    );
+    let post_by = au_relay::domain::add_working_days(
+        au_relay::storage::practice_land(&mut conn, &practice).unwrap(),
+        common::today(),
+        1,
+    );
+    assert!(
+        unsent.contains(&format!("per Post spätestens {}", day(post_by))),
+        "deadline column"
+    );
+    assert!(unsent.contains(&format!("/certificates/{}/pdf?copy=kk", ids[2])));
+    assert!(unsent.contains("KK A5 · "), "the print is listed: {unsent}");
+    assert!(
+        unsent.contains(" · demo</td>") || unsent.contains(" · demo<"),
+        "by whom"
+    );
+
+    let failed = app.get_text("/queue?status=fehlerhaft").await;
+    assert_eq!(rows(&failed), [ids[1].clone()]);
+    let delivered = app.get_text("/queue?status=zugestellt").await;
+    assert_eq!(rows(&delivered), [ids[0].clone()]);
+    assert!(delivered.contains("zugestellt "));
+    let all = app.get_text("/queue?status=alle").await;
+    assert_eq!(rows(&all).len(), 3);
+    let tomorrow = day(common::today() + chrono::Duration::days(1));
+    let later = app
+        .get_text(&format!("/queue?status=alle&von={tomorrow}"))
+        .await;
+    assert!(rows(&later).is_empty());
+    assert!(later.contains("Keine Übermittlungen mit diesem Stand im gewählten Zeitraum."));
+    let today = app
+        .get_text(&format!(
+            "/queue?status=alle&von={0}&bis={0}",
+            day(common::today())
+        ))
+        .await;
+    assert_eq!(rows(&today).len(), 3);
+    let bad = app.get_text("/queue?status=kaputt&von=31.02.2026").await;
+    assert!(bad.contains("Stand: alle, nicht gesendet, fehlerhaft oder zugestellt"));
+    assert!(
+        bad.contains("Erfasst von"),
+        "the date error names the field"
+    );
+
+    // The detail page lists every print, the certificate list its send state.
+    let detail = app.get_text(&format!("/certificates/{}", ids[2])).await;
+    assert!(detail.contains("<h2>Ausdrucke</h2>") && detail.contains("KK A5 · "));
+    let list = app.get_text("/certificates").await;
+    assert!(list.contains("bei der Krankenkasse angekommen"));
+    assert!(list.contains("fehlgeschlagen: bitte prüfen"));
+    assert!(list.contains("wartet auf Versand"));
+}
+
+/// The error summary (issue #18): every error of the form at once, in form order, each named
+/// as the form names the field and linked to it.
+#[tokio::test]
+async fn the_error_summary_is_in_form_order_with_links_and_the_forms_field_names() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let mut f = form(&csrf, "4f3c2a51-0000-4000-8000-000000000002");
+    set(&mut f, "diagnoses[1].code", "XYZ");
+    set(&mut f, "insurer.ik", "109500968");
+    set(&mut f, "patient.kvnr", "A123456789");
+    set(&mut f, "issued_on", "1.13.2026");
+    let r = post_form(&app, "/certificates", &f).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    let summary = page.split("class=\"alert summary\"").nth(1).unwrap();
+    let summary = summary.split("</div>").next().unwrap();
+    assert!(
+        summary.contains("Bitte korrigieren Sie 4 Angaben:"),
+        "{summary}"
+    );
+    let order: Vec<usize> = [
+        "href=\"#issued_on\">Ausstellungsdatum</a>",
+        "href=\"#patient.kvnr\">Versicherten-Nr.</a>: Prüfziffer stimmt nicht",
+        "href=\"#insurer.ik\">Kostenträgerkennung (IK)</a>",
+        "href=\"#diagnoses[1].code\">ICD-10-Code 2</a>",
+    ]
+    .iter()
+    .map(|item| summary.find(item).expect(item))
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "form order: {order:?}"
+    );
+    // Every link has its target on the page.
+    for target in [
+        "issued_on",
+        "patient.kvnr",
+        "insurer.ik",
+        "diagnoses[1].code",
+    ] {
+        assert!(page.contains(&format!("id=\"{target}\"")), "{target}");
+    }
+}
+
+/// "Endbescheinigung" is a box of its own beside the Erst/Folge choice, never one key away.
+#[tokio::test]
+async fn the_endbescheinigung_is_a_separate_explicit_choice() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let page = app.get_text("/certificates/new").await;
+    assert!(page.contains(r#"<input type="radio" name="kind" value="ERST" checked>"#));
+    assert!(page.contains(r#"<input type="checkbox" id="end" name="end">"#));
+    assert!(
+        !page.contains("ERST_END"),
+        "no Endbescheinigung option beside ERST"
+    );
+    let token = hidden(&page, "form_token");
+    let mut f = form(&csrf, &token);
+    f.push(("end".into(), "on".into()));
+    let r = post_form(&app, "/certificates", &f).await;
+    assert_eq!(r.status(), 303);
+    let detail = app
+        .get_text(r.headers()["location"].to_str().unwrap())
+        .await;
+    assert!(detail.contains("Erstbescheinigung (Endbescheinigung)"));
+}
+
+async fn lookup(app: &TestApp, csrf: &str, path: &str, q: &str) -> serde_json::Value {
+    let r = post_form(
+        app,
+        path,
+        &[("csrf".into(), csrf.to_owned()), ("q".into(), q.to_owned())],
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{path} {q}");
+    r.json().await.unwrap()
+}
+
+/// The patient lookup (issue #18): name, birth date or KVNR of an earlier certificate of the
+/// practice offers the whole patient and insurer block; by POST, never another practice's.
+#[tokio::test]
+async fn the_patient_lookup_offers_the_practices_earlier_patients_by_name_birth_date_or_kvnr() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    assert_eq!(app.post_api(&common::valid_body()).await.status(), 201);
+    assert_eq!(app.post_api(&common::valid_body()).await.status(), 201);
+    for q in [
+        "müll",
+        "Müller-Lüdenscheidt Jürgen",
+        "1.4.1980",
+        "a1234567",
+        "Jürgen, 01.04.1980",
+    ] {
+        let found = lookup(&app, &csrf, "/certificates/lookup/patients", q).await;
+        let hits = found["patients"].as_array().unwrap();
+        assert_eq!(hits.len(), 1, "{q}: one person, although two certificates");
+        assert_eq!(hits[0]["patient"]["kvnr"], "A123456780");
+        assert_eq!(hits[0]["patient"]["birth_date"], "01.04.1980");
+        assert_eq!(hits[0]["patient"]["postal_code"], "30159");
+        assert_eq!(hits[0]["insurer"]["ik"], "109500969");
+        assert_eq!(hits[0]["insurer"]["insured_type"], "1");
+        assert!(hits[0]["label"]
+            .as_str()
+            .unwrap()
+            .starts_with("Müller-Lüdenscheidt, Jürgen, geb. 01.04.1980"));
+    }
+    for q in ["Schmidt", "02.04.1980", "B1", "M", ""] {
+        let found = lookup(&app, &csrf, "/certificates/lookup/patients", q).await;
+        assert_eq!(found["patients"].as_array().unwrap().len(), 0, "{q}");
+    }
+    // Without the session's CSRF token: refused.
+    let r = post_form(
+        &app,
+        "/certificates/lookup/patients",
+        &[("q".into(), "müll".into())],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    // Another practice finds nothing of practice A.
+    let b = common::add_practice_b(&app.db);
+    common::add_user(
+        &app.db,
+        Some(&b),
+        "mfa-b",
+        "Lange-Passphrase-1",
+        au_relay::auth::Role::Staff,
+    );
+    let csrf_b = app.login_as("mfa-b", "Lange-Passphrase-1").await;
+    let found = lookup(&app, &csrf_b, "/certificates/lookup/patients", "müll").await;
+    assert_eq!(found["patients"].as_array().unwrap().len(), 0);
+    // The form loads the script that asks.
+    assert!(app
+        .get_text("/certificates/new")
+        .await
+        .contains("/static/lookup.js"));
+    let js = app
+        .client
+        .get(app.url("/static/lookup.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+}
+
+/// The insurer lookup (issue #18) from the KBV Kostenträgerstammdatei, made into CSV by
+/// `scripts/update-sdkt.py`: "AOK Nieder" offers the IK; an IK the file lists as expired is a
+/// German warning on the form and the certificate, never a refusal.
+#[tokio::test]
+async fn the_insurer_lookup_offers_the_ik_from_the_sdkt_and_warns_on_an_expired_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sdkt.csv");
+    let out = std::process::Command::new("python3")
+        .arg("scripts/update-sdkt.py")
+        .arg("tests/fixtures/sdkt/kts-sample.xml")
+        .arg("-o")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut config = common::config();
+    config.sdkt_file = Some(csv);
+    let app = TestApp::spawn_with(config).await;
+    let csrf = app.login().await;
+    let found = lookup(&app, &csrf, "/certificates/lookup/insurers", "AOK Nieder").await;
+    let hits = found["insurers"].as_array().unwrap();
+    assert_eq!(hits[0]["ik"], "109500969", "{found}");
+    assert!(hits[0]["warning"].is_null());
+    assert!(
+        hits.iter().all(|h| h["ik"] != "104212058"),
+        "wrong check digit not offered"
+    );
+    let found = lookup(&app, &csrf, "/certificates/lookup/insurers", "101317004").await;
+    let warning = found["insurers"][0]["warning"].as_str().unwrap();
+    assert!(warning.contains("nur bis 30.09.2017 gültig"), "{warning}");
+
+    // A certificate with that IK is stored (a warning, not an error) and says so.
+    let mut body = common::valid_body();
+    body["insurer"]["ik"] = "101317004".into();
+    let r = app.post_api(&body).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let detail = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(detail.contains("laut Kostenträgerstammdatei nur bis 30.09.2017 gültig"));
+    // The insurers configured for dispatch are offered too.
+    au_relay::storage::upsert_destination(
+        &mut app.db.conn().unwrap(),
+        &au_relay::storage::DestinationConfig {
+            ik: "108018007".into(),
+            name: "Testkasse Nord".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let found = lookup(&app, &csrf, "/certificates/lookup/insurers", "testkasse n").await;
+    assert_eq!(found["insurers"][0]["ik"], "108018007");
+    assert_eq!(found["insurers"][0]["source"], "Versand");
+    let found = lookup(&app, &csrf, "/certificates/lookup/insurers", "1080").await;
+    assert_eq!(found["insurers"][0]["name"], "Testkasse Nord");
+}

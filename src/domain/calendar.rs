@@ -30,6 +30,13 @@ pub fn berlin_time(utc: NaiveDateTime) -> NaiveDateTime {
     utc + Duration::hours(if summer { 2 } else { 1 })
 }
 
+/// The UTC instant at which the German day `date` begins (00:00 CET/CEST; the clocks change
+/// at night, never at midnight).
+pub fn berlin_day_start(date: NaiveDate) -> NaiveDateTime {
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    midnight - (berlin_time(midnight) - midnight)
+}
+
 /// Whether a date is a Saturday or Sunday.
 pub fn is_weekend(d: NaiveDate) -> bool {
     matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
@@ -52,6 +59,27 @@ mod tests {
         assert_eq!(t("2026-03-29T01:00:00Z"), "2026-03-29 03:00:00", "after it");
         assert_eq!(t("2026-10-25T00:59:59Z"), "2026-10-25 02:59:59");
         assert_eq!(t("2026-10-25T01:00:00Z"), "2026-10-25 02:00:00");
+    }
+
+    #[test]
+    fn a_german_day_starts_at_local_midnight() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            berlin_day_start(d("2026-12-07")).to_string(),
+            "2026-12-06 23:00:00"
+        );
+        assert_eq!(
+            berlin_day_start(d("2026-07-01")).to_string(),
+            "2026-06-30 22:00:00"
+        );
+        assert_eq!(
+            berlin_time(berlin_day_start(d("2026-03-29"))).to_string(),
+            "2026-03-29 00:00:00"
+        );
+        assert_eq!(
+            berlin_time(berlin_day_start(d("2026-10-25"))).to_string(),
+            "2026-10-25 00:00:00"
+        );
     }
 
     fn at(s: &str) -> DateTime<Utc> {

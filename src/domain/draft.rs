@@ -222,32 +222,11 @@ impl CertificateDraft {
         let from = (p.until + chrono::Duration::days(1)).max(today);
         let until = (from + chrono::Duration::days(length))
             .min(today + chrono::Duration::days(MAX_DAYS_AHEAD));
-        let (patient, coverage) = (&previous.patient, &previous.coverage);
+        let (patient, insurer) = patient_block(previous);
         Self {
             kind: CertificateKind::Folge.code().to_owned(),
-            patient: PatientDraft {
-                kvnr: patient
-                    .kvnr
-                    .as_ref()
-                    .map(|k| k.as_str().to_owned())
-                    .unwrap_or_default(),
-                first_name: patient.first_name.clone(),
-                last_name: patient.last_name.clone(),
-                birth_date: day(patient.birth_date),
-                street: patient.street.clone(),
-                house_number: patient.house_number.clone(),
-                postal_code: patient.postal_code.clone(),
-                city: patient.city.clone(),
-            },
-            insurer: InsurerDraft {
-                ik: coverage.ik.to_string(),
-                name: coverage.name.clone(),
-                wop: coverage.wop.clone(),
-                insured_type: coverage.insured_type.code().to_owned(),
-                special_group: Some(coverage.special_group.clone()),
-                dmp: Some(coverage.dmp.clone()),
-                valid_until: coverage.valid_until.map(day),
-            },
+            patient,
+            insurer,
             doctor_lanr: Some(previous.doctor.lanr.to_string()),
             issued_on: Some(day(today)),
             period: PeriodDraft {
@@ -272,6 +251,38 @@ impl CertificateDraft {
             mail: MailDraft::default(),
         }
     }
+}
+
+/// The patient and insurer blocks of a stored certificate, as the form shows them (the
+/// Folgebescheinigung and the patient lookup fill the form with them).
+pub fn patient_block(previous: &Certificate) -> (PatientDraft, InsurerDraft) {
+    let day = |d: NaiveDate| d.format("%d.%m.%Y").to_string();
+    let (patient, coverage) = (&previous.patient, &previous.coverage);
+    (
+        PatientDraft {
+            kvnr: patient
+                .kvnr
+                .as_ref()
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
+            first_name: patient.first_name.clone(),
+            last_name: patient.last_name.clone(),
+            birth_date: day(patient.birth_date),
+            street: patient.street.clone(),
+            house_number: patient.house_number.clone(),
+            postal_code: patient.postal_code.clone(),
+            city: patient.city.clone(),
+        },
+        InsurerDraft {
+            ik: coverage.ik.to_string(),
+            name: coverage.name.clone(),
+            wop: coverage.wop.clone(),
+            insured_type: coverage.insured_type.code().to_owned(),
+            special_group: Some(coverage.special_group.clone()),
+            dmp: Some(coverage.dmp.clone()),
+            valid_until: coverage.valid_until.map(day),
+        },
+    )
 }
 
 /// What a draft is completed with: master data, the clock and the new document id.

@@ -175,6 +175,27 @@ pub enum PostDeadline {
     Overdue { post_by: NaiveDate },
 }
 
+impl PostDeadline {
+    /// The deadline column of the dispatch list: "per Post spätestens 03.12.2026",
+    /// "heute per Post", "überfällig seit 03.12.2026".
+    pub fn label(&self, today: NaiveDate) -> String {
+        match self {
+            Self::InTime { post_by } => {
+                format!("per Post spätestens {}", post_by.format("%d.%m.%Y"))
+            }
+            Self::PostToday => format!("heute per Post (spätestens {})", today.format("%d.%m.%Y")),
+            Self::Overdue { post_by } => {
+                format!("überfällig seit {}", post_by.format("%d.%m.%Y"))
+            }
+        }
+    }
+
+    /// Today or past: the KK copy goes by post now.
+    pub fn is_due(&self) -> bool {
+        !matches!(self, Self::InTime { .. })
+    }
+}
+
 pub fn post_deadline(land: Land, captured_on: NaiveDate, today: NaiveDate) -> PostDeadline {
     let post_by = add_working_days(land, captured_on, 1);
     match today.cmp(&post_by) {
@@ -303,6 +324,63 @@ mod tests {
             post_deadline(Land::BY, d("2026-06-03"), d("2026-06-04")),
             PostDeadline::InTime { .. }
         ));
+    }
+
+    #[test]
+    fn the_deadline_column_follows_the_calendar_of_the_land() {
+        let label =
+            |land, captured, today| post_deadline(land, d(captured), d(today)).label(d(today));
+        // Buß- und Bettag (Wednesday 18.11.2026) only in Saxony.
+        assert_eq!(
+            label(Land::SN, "2026-11-17", "2026-11-17"),
+            "per Post spätestens 19.11.2026"
+        );
+        assert_eq!(
+            label(Land::NI, "2026-11-17", "2026-11-17"),
+            "per Post spätestens 18.11.2026"
+        );
+        // Heilige Drei Könige (Wednesday 06.01.2027) in BW, BY and ST only.
+        for land in [Land::BW, Land::BY, Land::ST] {
+            assert_eq!(
+                label(land, "2027-01-05", "2027-01-05"),
+                "per Post spätestens 07.01.2027",
+                "{land:?}"
+            );
+        }
+        for land in [Land::NI, Land::HE, Land::BE, Land::SN] {
+            assert_eq!(
+                label(land, "2027-01-05", "2027-01-05"),
+                "per Post spätestens 06.01.2027",
+                "{land:?}"
+            );
+        }
+        // Frauentag (Monday 08.03.2027) in Berlin and Mecklenburg-Vorpommern: captured on
+        // Friday, the next working day is Tuesday there, Monday elsewhere.
+        for land in [Land::BE, Land::MV] {
+            assert_eq!(
+                label(land, "2027-03-05", "2027-03-05"),
+                "per Post spätestens 09.03.2027"
+            );
+        }
+        assert_eq!(
+            label(Land::HH, "2027-03-05", "2027-03-05"),
+            "per Post spätestens 08.03.2027"
+        );
+        // Weltkindertag (Monday 20.09.2027) in Thuringia only.
+        assert_eq!(
+            label(Land::TH, "2027-09-17", "2027-09-20"),
+            "per Post spätestens 21.09.2027"
+        );
+        assert_eq!(
+            label(Land::SN, "2027-09-17", "2027-09-20"),
+            "heute per Post (spätestens 20.09.2027)"
+        );
+        assert_eq!(
+            label(Land::NI, "2026-12-03", "2026-12-07"),
+            "überfällig seit 04.12.2026"
+        );
+        assert!(post_deadline(Land::NI, d("2026-12-03"), d("2026-12-04")).is_due());
+        assert!(!post_deadline(Land::NI, d("2026-12-03"), d("2026-12-03")).is_due());
     }
 
     #[test]

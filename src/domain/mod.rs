@@ -5,10 +5,11 @@ mod certificate;
 mod draft;
 mod holidays;
 mod identifiers;
+mod insurers;
 mod mail;
 mod text;
 
-pub use calendar::{berlin_time, berlin_today, is_weekend};
+pub use calendar::{berlin_day_start, berlin_time, berlin_today, is_weekend};
 pub use certificate::*;
 pub use draft::*;
 pub use holidays::{
@@ -16,6 +17,7 @@ pub use holidays::{
     PostDeadline,
 };
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
+pub use insurers::{DirectoryError, IkStatus, InsurerDirectory, InsurerEntry};
 pub use mail::{EmailAddress, MailRequest, PasswordPolicy};
 pub use text::{check_characters, has_control, is_clean, line};
 

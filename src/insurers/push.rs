@@ -29,8 +29,10 @@ impl PushClient {
 
     /// `GET {health_url}`: whether the destination answers 2xx.
     pub async fn probe(&self, health_url: &str) -> bool {
+        // Short: probes of failing insurers run every few seconds beside the drain.
         self.client
             .get(health_url)
+            .timeout(std::time::Duration::from_secs(5))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())

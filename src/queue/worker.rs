@@ -51,7 +51,8 @@ pub struct WorkerSettings {
     pub backoff_unit: Duration,
     /// Consecutive insurer failures that open its breaker.
     pub open_after: i32,
-    /// Pause between health probes of an open destination.
+    /// Pause between health probes of a failing destination (with a health URL; without one
+    /// the probe is a retry and comes `BLIND_PROBE_FACTOR` times less often).
     pub probe_every: Duration,
     /// How often the claims start again from each insurer's oldest delivery (in between they
     /// go on after the last one claimed): the longest a retry or an expired lease behind the
@@ -68,7 +69,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(300),
             backoff_unit: Duration::from_secs(60),
             open_after: 5,
-            probe_every: Duration::from_secs(30),
+            probe_every: Duration::from_secs(5),
             rewind_every: Duration::from_secs(10),
         }
     }
@@ -385,18 +386,29 @@ async fn record_patiently(
     }
 }
 
-/// Probes open destinations whose probe is due.
+/// Probes the failing destinations whose probe is due, and records what they answered.
 async fn probe_open(
     db: &Database,
     client: &PushClient,
     settings: &WorkerSettings,
 ) -> Result<(), StorageError> {
-    for (ik, health) in db.run(storage::due_probes).await? {
-        let healthy = match &health {
-            Some(url) => client.probe(url).await,
-            None => true,
-        };
-        let retry = chrono(settings.probe_every);
+    let due = db.run(storage::due_probes).await?;
+    // Concurrently: one unreachable insurer's probe must not hold up the others' drain.
+    let probed: Vec<(String, bool, chrono::Duration)> = futures_util::stream::iter(due)
+        .map(|(ik, health)| async move {
+            match health {
+                Some(url) => (ik, client.probe(&url).await, chrono(settings.probe_every)),
+                None => (
+                    ik,
+                    true,
+                    chrono(settings.probe_every) * storage::BLIND_PROBE_FACTOR,
+                ),
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (ik, healthy, retry) in probed {
         db.run(move |c| storage::record_probe(c, &ik, healthy, retry))
             .await?;
     }
@@ -411,7 +423,8 @@ pub async fn run_once(
     routes: &Connectors,
     settings: &WorkerSettings,
 ) -> Result<usize, StorageError> {
-    let (claimed, _) = claim(db, &routes.http, settings, ClaimCursor::default()).await?;
+    probe_open(db, &routes.http, settings).await?;
+    let (claimed, _) = claim(db, settings, ClaimCursor::default()).await?;
     let n = claimed.len();
     let finishes: Vec<Finish> = futures_util::stream::iter(claimed)
         .map(|c| attempt(routes, db, settings, c))
@@ -422,15 +435,12 @@ pub async fn run_once(
     Ok(n)
 }
 
-/// Probes open destinations, then claims a batch of due deliveries from `cursor` on; returns
-/// the cursor moved on.
+/// Claims a batch of due deliveries from `cursor` on; returns the cursor moved on.
 async fn claim(
     db: &Database,
-    client: &PushClient,
     settings: &WorkerSettings,
     mut cursor: ClaimCursor,
 ) -> Result<(Vec<Claimed>, ClaimCursor), StorageError> {
-    probe_open(db, client, settings).await?;
     let (lease, batch) = (chrono(settings.lease), settings.batch);
     db.run(move |c| {
         let claimed = storage::claim_due(c, lease, batch, &mut cursor)?;
@@ -486,7 +496,8 @@ pub async fn run(
     let batch = usize::try_from(settings.batch.max(1)).unwrap_or(64);
     let (claimed_tx, claimed_rx) = tokio::sync::mpsc::channel::<Claimed>(batch);
     let (done_tx, done_rx) = tokio::sync::mpsc::channel::<Finish>(batch * 4);
-    let claimer = claim_loop(&db, &routes.http, &settings, claimed_tx, stop.clone());
+    let prober = probe_loop(&db, &routes.http, &settings, stop.clone());
+    let claimer = claim_loop(&db, &settings, claimed_tx, stop.clone());
     let recorder = record_loop(&db, &settings, done_rx, stop.clone());
     let pushed = async {
         // Owned here, so the recorder sees the channel close once the last push is done.
@@ -505,16 +516,32 @@ pub async fn run(
         })
         .await;
     };
-    tokio::join!(claimer, pushed, recorder);
+    tokio::join!(prober, claimer, pushed, recorder);
     if let Some(mails) = mails {
         let _ = mails.await;
+    }
+}
+
+/// Probes failing insurers beside the drain (a slow health URL never holds up the claims).
+async fn probe_loop(
+    db: &Database,
+    client: &PushClient,
+    settings: &WorkerSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = probe_open(db, client, settings).await {
+            tracing::warn!(error = %e, "insurer probe failed");
+        }
+        if idle(settings.idle_poll, &mut stop).await {
+            return;
+        }
     }
 }
 
 /// Claims batches while there is room in the pipeline; idles when nothing is due.
 async fn claim_loop(
     db: &Database,
-    client: &PushClient,
     settings: &WorkerSettings,
     out: tokio::sync::mpsc::Sender<Claimed>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -526,7 +553,7 @@ async fn claim_loop(
             cursor.rewind();
             rewound = std::time::Instant::now();
         }
-        let pause = match claim(db, client, settings, std::mem::take(&mut cursor)).await {
+        let pause = match claim(db, settings, std::mem::take(&mut cursor)).await {
             Ok((claimed, moved)) => {
                 cursor = moved;
                 if claimed.is_empty() {

@@ -132,17 +132,35 @@ pub fn all_destinations(conn: &mut AnyConnection) -> Result<Vec<DestinationRow>>
     Ok(destinations::table.order(destinations::ik).load(conn)?)
 }
 
-/// Open destinations whose probe is due.
+/// Destinations whose probe is due: an open breaker, or a closed one whose last attempts
+/// failed ("gestört" on the dashboard): the insurer's health is asked every few seconds, so the
+/// backlog starts the moment it answers instead of at the next scheduled retry. Without a
+/// health URL the probe is a real retry, so only an open breaker is probed, and
+/// [`BLIND_PROBE_FACTOR`] times less often.
+pub const BLIND_PROBE_FACTOR: i32 = 6;
+
 pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String>)>> {
     Ok(destinations::table
-        .filter(destinations::breaker.eq(breaker::OPEN))
-        .filter(destinations::probe_at.le(now()))
+        .filter(
+            destinations::breaker
+                .eq(breaker::OPEN)
+                .or(destinations::consecutive_failures
+                    .gt(0)
+                    .and(destinations::health_url.is_not_null())),
+        )
+        .filter(
+            destinations::probe_at
+                .le(now())
+                .or(destinations::probe_at.is_null()),
+        )
+        .filter(destinations::paused.eq(false))
         .select((destinations::ik, destinations::health_url))
         .load(conn)?)
 }
 
-/// Records a probe. A healthy answer half-opens the breaker and makes the insurer's backlog
-/// due now: it drains the moment the insurer is back.
+/// Records a probe. A healthy answer makes the insurer's backlog due now (it drains the
+/// moment the insurer is back) and half-opens an open breaker; with nothing waiting, the
+/// insurer is no longer counted as disturbed. An unhealthy one schedules the next probe.
 pub fn record_probe(
     conn: &mut AnyConnection,
     ik: &str,
@@ -150,28 +168,70 @@ pub fn record_probe(
     retry_in: chrono::Duration,
 ) -> Result<()> {
     conn.transaction(|c| {
-        if healthy {
+        let next_probe = (
+            destinations::probe_at.eq(now() + retry_in),
+            destinations::updated_at.eq(now()),
+        );
+        if !healthy {
+            diesel::update(destinations::table.find(ik))
+                .set(next_probe)
+                .execute(c)?;
+            return Ok(());
+        }
+        let waiting = diesel::update(
+            deliveries::table
+                .filter(deliveries::insurer_ik.eq(ik))
+                .filter(deliveries::state.eq(super::state::PENDING)),
+        )
+        .set(deliveries::next_attempt_at.eq(now()))
+        .execute(c)?;
+        if waiting == 0 {
             diesel::update(destinations::table.find(ik))
                 .set((
-                    destinations::breaker.eq(breaker::HALF_OPEN),
-                    destinations::updated_at.eq(now()),
+                    destinations::breaker.eq(breaker::CLOSED),
+                    destinations::consecutive_failures.eq(0),
+                    next_probe,
                 ))
                 .execute(c)?;
-            diesel::update(
-                deliveries::table
-                    .filter(deliveries::insurer_ik.eq(ik))
-                    .filter(deliveries::state.eq(super::state::PENDING)),
-            )
-            .set(deliveries::next_attempt_at.eq(now()))
-            .execute(c)?;
         } else {
             diesel::update(destinations::table.find(ik))
-                .set((
-                    destinations::probe_at.eq(now() + retry_in),
-                    destinations::updated_at.eq(now()),
-                ))
+                .set(next_probe)
                 .execute(c)?;
+            diesel::update(
+                destinations::table
+                    .find(ik)
+                    .filter(destinations::breaker.eq(breaker::OPEN)),
+            )
+            .set(destinations::breaker.eq(breaker::HALF_OPEN))
+            .execute(c)?;
         }
         Ok(())
+    })
+}
+
+/// What keeps a practice's certificates from reaching the insurers right now: a declared
+/// practice-wide (TI) Störung, and the insurers that fail (declared Störung, open breaker, or
+/// the last attempt failed), by name.
+#[derive(Debug, Clone, Default)]
+pub struct Disruptions {
+    pub practice_outage: Option<NaiveDateTime>,
+    pub insurers: Vec<(String, String)>,
+}
+
+pub fn disruptions(conn: &mut AnyConnection, practice_id: &str) -> Result<Disruptions> {
+    let insurers = destinations::table
+        .filter(destinations::paused.eq(false))
+        .filter(
+            destinations::outage
+                .eq(true)
+                .or(destinations::breaker.eq(breaker::OPEN))
+                .or(destinations::consecutive_failures.gt(0)),
+        )
+        .order(destinations::name)
+        .select((destinations::ik, destinations::name))
+        .load(conn)?;
+    Ok(Disruptions {
+        practice_outage: super::practice_outage(conn, practice_id)?,
+        insurers,
     })
 }

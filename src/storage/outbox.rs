@@ -706,13 +706,14 @@ fn update_breakers(
     iks.dedup();
     for ik in iks {
         let target = destinations::table.find(ik);
-        let Some((was_failures, was_breaker, last_success)) = target
+        let Some((was_failures, was_breaker, last_success, health)) = target
             .select((
                 destinations::consecutive_failures,
                 destinations::breaker,
                 destinations::last_success_at,
+                destinations::health_url,
             ))
-            .first::<(i32, String, Option<NaiveDateTime>)>(c)
+            .first::<(i32, String, Option<NaiveDateTime>, Option<String>)>(c)
             .optional()?
         else {
             continue;
@@ -757,7 +758,13 @@ fn update_breakers(
                 .set(destinations::last_error.eq(error))
                 .execute(c)?;
         }
-        if opened {
+        // The first failure, or the breaker opening: probe the insurer's health soon.
+        if opened || (was_failures == 0 && failures > 0) {
+            let probe_in = if health.is_some() {
+                probe_in
+            } else {
+                probe_in * super::BLIND_PROBE_FACTOR
+            };
             diesel::update(target)
                 .set(destinations::probe_at.eq(at + probe_in))
                 .execute(c)?;

@@ -24,6 +24,7 @@ pub fn routes(r: &mut super::Router<'_>) {
 struct PasswordPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     by_field: std::collections::BTreeMap<String, String>,
     changed: bool,
@@ -35,7 +36,8 @@ impl PasswordPage<'_> {
     }
 }
 
-fn render(
+async fn render(
+    state: &AppState,
     session: &Session,
     errors: &[FieldError],
     changed: bool,
@@ -43,6 +45,7 @@ fn render(
     let page = PasswordPage {
         nav_user: Some(&session.user.username),
         nav_role: session.role.as_str(),
+        banner: super::Banner::load(state, session.user.practice_id.as_deref()).await?,
         csrf: &session.user.csrf_token,
         by_field: by_field(errors),
         changed,
@@ -62,9 +65,10 @@ struct ChangedQuery {
 
 async fn password_form(
     session: Session,
+    state: web::Data<AppState>,
     q: web::Query<ChangedQuery>,
 ) -> Result<HttpResponse, WebError> {
-    render(&session, &[], q.changed.is_some())
+    render(&state, &session, &[], q.changed.is_some()).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,7 +127,7 @@ async fn change_password(
         ));
     }
     if !errors.is_empty() {
-        return render(&session, &errors, false);
+        return render(&state, &session, &errors, false).await;
     }
     let hash = hash(new).await?;
     let (user_id, keep, actor) = (

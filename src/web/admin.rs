@@ -76,6 +76,7 @@ impl UserView {
 struct UsersPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     users: Vec<UserView>,
     errors: Vec<FieldError>,
@@ -104,6 +105,7 @@ async fn render_users(
     let page = UsersPage {
         nav_user: Some(&admin.user.username),
         nav_role: admin.role.as_str(),
+        banner: super::Banner::load(state, admin.user.practice_id.as_deref()).await?,
         csrf: &admin.user.csrf_token,
         users: users
             .into_iter()
@@ -317,6 +319,7 @@ impl AddressForm {
 struct PracticePage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     practice: Practice,
     errors: Vec<FieldError>,
@@ -346,10 +349,11 @@ async fn practice(
     q: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, WebError> {
     let practice = load_practice(&admin, &state).await?;
-    render_practice(&admin, practice, Vec::new(), q.saved.is_some())
+    render_practice(&state, &admin, practice, Vec::new(), q.saved.is_some()).await
 }
 
-fn render_practice(
+async fn render_practice(
+    state: &AppState,
     admin: &PracticeAdmin,
     practice: Practice,
     errors: Vec<FieldError>,
@@ -358,6 +362,7 @@ fn render_practice(
     let page = PracticePage {
         nav_user: Some(&admin.user.username),
         nav_role: admin.role.as_str(),
+        banner: super::Banner::load(state, admin.user.practice_id.as_deref()).await?,
         csrf: &admin.user.csrf_token,
         practice,
         by_field: by_field(&errors),
@@ -377,7 +382,7 @@ async fn save_practice(
     let mut errors = Vec::new();
     form.apply(&mut practice, &mut errors);
     if !errors.is_empty() {
-        return render_practice(&admin, practice, errors, false);
+        return render_practice(&state, &admin, practice, errors, false).await;
     }
     let (actor, id) = (admin.actor(), admin.practice_id.clone());
     state
@@ -431,6 +436,7 @@ impl From<AuditEntry> for AuditView {
 struct AuditPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     /// `/admin/audit` or `/operator/audit`.
     base: &'static str,
@@ -567,6 +573,7 @@ async fn audit_page(
     let view = AuditPage {
         nav_user: Some(&viewer.user.username),
         nav_role: viewer.role.as_str(),
+        banner: super::Banner::load(state, viewer.user.practice_id.as_deref()).await?,
         csrf: &viewer.user.csrf_token,
         base,
         all_practices,

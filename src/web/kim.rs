@@ -237,6 +237,7 @@ impl KimForm {
 struct KimPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     configured: bool,
     form: KimForm,
@@ -301,6 +302,7 @@ async fn render(
     let page = KimPage {
         nav_user: Some(&admin.user.username),
         nav_role: admin.role.as_str(),
+        banner: super::Banner::load(state, admin.user.practice_id.as_deref()).await?,
         csrf: &admin.user.csrf_token,
         configured: row.is_some(),
         form,
@@ -383,7 +385,10 @@ async fn test_kim(
         Some(Ok(account)) => match kim::check(&account, std::time::Duration::from_secs(15)).await {
             Ok(n) => (
                 true,
-                format!("Verbunden: Anmeldung per SMTP und POP3 angenommen, {n} Nachricht(en) im Postfach."),
+                format!(
+                    "Verbunden: Anmeldung per SMTP und POP3 angenommen, {n} Nachricht{} im Postfach.",
+                    if n == 1 { "" } else { "en" }
+                ),
             ),
             Err(e) => (false, e.to_string()),
         },
@@ -447,6 +452,7 @@ struct InboxView {
 struct InboxPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     operator: bool,
     rows: Vec<InboxView>,
@@ -482,6 +488,7 @@ async fn inbox(session: Session, state: web::Data<AppState>) -> Result<HttpRespo
     let page = InboxPage {
         nav_user: Some(&session.user.username),
         nav_role: session.role.as_str(),
+        banner: super::Banner::load(&state, session.user.practice_id.as_deref()).await?,
         csrf: &session.user.csrf_token,
         operator: session.role == Role::Operator,
         rows: rows

@@ -41,6 +41,7 @@ const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 struct LoginPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     username: &'a str,
     error: Option<&'a str>,
@@ -58,6 +59,7 @@ fn login_page(
     let page = LoginPage {
         nav_user: None,
         nav_role: "",
+        banner: super::Banner::default(),
         csrf: &token,
         username,
         error,

@@ -4,10 +4,12 @@
 mod account;
 mod admin;
 mod api;
+mod dispatch;
 pub mod form;
 mod insurer_api;
 mod kim;
 mod login;
+mod lookup;
 pub mod metrics;
 mod openapi;
 mod operator;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub metrics: crate::app::MetricsAccess,
     /// Reverse proxies whose `X-Forwarded-For` names the client (login throttle).
     pub trusted_proxies: proxy::TrustedProxies,
+    /// The KBV Kostenträgerstammdatei for the insurer lookup (empty without a file).
+    pub insurers: crate::domain::InsurerDirectory,
 }
 
 /// Shared state of all handlers.
@@ -59,6 +63,80 @@ pub struct AppState {
     /// The in-process fake insurer of `serve --demo`, switchable from the dashboard.
     pub demo_insurer: Option<crate::insurers::fake::FakeInsurer>,
     pub http_metrics: Arc<metrics::HttpMetrics>,
+}
+
+/// The banner on every practice page while certificates cannot reach an insurer: a declared
+/// practice-wide (TI) Störung, or insurers whose last attempt failed or whose Störung is
+/// declared. It tells the counter what to do: hand the patient the KK copy.
+#[derive(Debug, Default)]
+pub struct Banner {
+    /// A practice-wide Störung declared since (Berlin time).
+    ti_since: Option<String>,
+    /// `(IK, name)` of the insurers that fail, by name.
+    insurers: Vec<(String, String)>,
+}
+
+impl Banner {
+    /// The banner of a practice (none for the operator, who has no practice).
+    pub async fn load(state: &AppState, practice_id: Option<&str>) -> Result<Self, WebError> {
+        let Some(practice) = practice_id.map(str::to_owned) else {
+            return Ok(Self::default());
+        };
+        let found = state
+            .db
+            .run(move |c| crate::storage::disruptions(c, &practice))
+            .await?;
+        Ok(Self {
+            ti_since: found.practice_outage.map(|t| pages::local(&t)),
+            insurers: found.insurers,
+        })
+    }
+
+    /// Whether documents for the insurer `ik` cannot be transmitted now.
+    pub fn covers(&self, ik: &str) -> bool {
+        self.ti_since.is_some() || self.insurers.iter().any(|(i, _)| i == ik)
+    }
+
+    /// The banner's lines, none when everything is reachable.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(since) = &self.ti_since {
+            lines.push(format!(
+                "TI-Störung seit {since}: Übermittlung an alle Krankenkassen gestört – KK-Ausfertigung mitgeben"
+            ));
+        }
+        if !self.insurers.is_empty() {
+            lines.push(format!(
+                "Übermittlung an {} gestört – KK-Ausfertigung mitgeben",
+                name_list(
+                    &self
+                        .insurers
+                        .iter()
+                        .map(|(_, n)| n.clone())
+                        .collect::<Vec<_>>(),
+                    3
+                )
+            ));
+        }
+        lines
+    }
+}
+
+/// "A", "A und B", "A, B und C", "A, B, C und 4 weitere Kassen".
+fn name_list(names: &[String], shown: usize) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        _ if names.len() > shown => {
+            let rest = names.len() - shown;
+            format!(
+                "{} und {rest} weitere Kasse{}",
+                names[..shown].join(", "),
+                if rest == 1 { "" } else { "n" }
+            )
+        }
+        [init @ .., last] => format!("{} und {last}", init.join(", ")),
+    }
 }
 
 /// Errors of the web layer. API handlers answer them as JSON (see [`ApiError`]), pages as HTML.
@@ -311,6 +389,7 @@ fn register(r: &mut Router<'_>) {
     account::routes(r);
     operator::routes(r);
     login::routes(r);
+    lookup::routes(r);
     pages::routes(r);
 }
 

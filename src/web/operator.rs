@@ -54,6 +54,7 @@ fn token_view(kind: &'static str, (owner, t): (String, TokenInfo)) -> TokenView 
 struct OperatorPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     practices: Vec<PracticeInfo>,
     tokens: Vec<TokenView>,
@@ -100,6 +101,7 @@ async fn render(
     let page = OperatorPage {
         nav_user: Some(&operator.user.username),
         nav_role: operator.role.as_str(),
+        banner: super::Banner::load(state, operator.user.practice_id.as_deref()).await?,
         csrf: &operator.user.csrf_token,
         practices,
         tokens,

@@ -20,7 +20,7 @@ use crate::storage::{self, ListItem, Search};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/", home)
-        .get("/static/app.css", stylesheet)
+        .get("/static/{file}", static_file)
         .get("/certificates", list)
         .post("/certificates", create)
         .post("/certificates/search", search)
@@ -54,18 +54,32 @@ async fn home(session: Option<Session>) -> HttpResponse {
     }
 }
 
-async fn stylesheet() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
+/// The stylesheet and the scripts of the pages, compiled in (same origin: the CSP allows them).
+async fn static_file(path: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let (body, content_type) = match path.as_str() {
+        "app.css" => (
+            include_str!("../../static/app.css"),
+            "text/css; charset=utf-8",
+        ),
+        "import.js" => (include_str!("../../static/import.js"), JAVASCRIPT),
+        "signing.js" => (include_str!("../../static/signing.js"), JAVASCRIPT),
+        "lookup.js" => (include_str!("../../static/lookup.js"), JAVASCRIPT),
+        _ => return Err(WebError::NotFound),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(include_str!("../../static/app.css"))
+        .body(body))
 }
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     status: u16,
     message: &'a str,
@@ -76,6 +90,7 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
     let page = ErrorPage {
         nav_user: None,
         nav_role: "",
+        banner: super::Banner::default(),
         csrf: "",
         status: status.as_u16(),
         message,
@@ -111,10 +126,13 @@ struct Filter {
 struct ListPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     filter: Filter,
     errors: Vec<FieldError>,
     items: Vec<ListItem>,
+    /// `(certificate, state)` of each listed certificate's eAU delivery.
+    send_states: Vec<(String, String)>,
     total: i64,
     page: i64,
     pages: i64,
@@ -123,6 +141,16 @@ struct ListPage<'a> {
 impl ListPage<'_> {
     fn local(&self, utc: &chrono::NaiveDateTime) -> String {
         local(utc)
+    }
+
+    /// The send state of a listed certificate; one without a delivery is on paper only.
+    fn send_state(&self, id: &str) -> (&'static str, &str) {
+        self.send_states
+            .iter()
+            .find(|(c, _)| c == id)
+            .map_or(("nur Papier", "print_only"), |(_, state)| {
+                (delivery_label(state), state.as_str())
+            })
     }
 
     /// "Erstbescheinigung", "Folgebescheinigung", … instead of the stored code.
@@ -183,17 +211,23 @@ async fn render_list(
     };
     let page = page.max(1);
     let practice = staff.practice_id.clone();
-    let result = state
+    let (result, send_states) = state
         .db
-        .run(move |c| storage::list(c, &practice, &search, (page - 1) * PER_PAGE, PER_PAGE))
+        .run(move |c| {
+            let result = storage::list(c, &practice, &search, (page - 1) * PER_PAGE, PER_PAGE)?;
+            let ids: Vec<String> = result.items.iter().map(|i| i.id.clone()).collect();
+            Ok((result, storage::send_states(c, &practice, &ids)?))
+        })
         .await?;
     let view = ListPage {
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
+        banner: super::Banner::load(state, staff.user.practice_id.as_deref()).await?,
         csrf: &staff.user.csrf_token,
         filter,
         errors,
         items: result.items,
+        send_states,
         total: result.total,
         page,
         pages: (result.total + PER_PAGE - 1) / PER_PAGE,
@@ -208,6 +242,7 @@ async fn render_list(
 struct NewPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     form_token: String,
     draft: CertificateDraft,
@@ -216,12 +251,13 @@ struct NewPage<'a> {
     by_field: BTreeMap<String, String>,
     practice: Practice,
     doctors: Vec<Doctor>,
-    kinds: Vec<(String, String)>,
     causes: Vec<(String, String)>,
     insured_types: Vec<(String, String)>,
     certainties: Vec<(String, String)>,
     sides: Vec<(String, String)>,
     mail_password_hint: &'static str,
+    /// The SDKT lists the IK as expired.
+    ik_warning: Option<String>,
 }
 
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -231,7 +267,112 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The capture form's fields in the order the form shows them, with the labels it shows
+/// (the error summary lists its errors in this order, under these names).
+const FORM_ORDER: &[(&str, &str)] = &[
+    ("kind", "Art"),
+    ("issued_on", "Ausstellungsdatum"),
+    ("patient.last_name", "Name"),
+    ("patient.first_name", "Vorname"),
+    ("patient.birth_date", "Geburtsdatum"),
+    ("patient.kvnr", "Versicherten-Nr."),
+    ("patient.street", "Straße"),
+    ("patient.house_number", "Hausnummer"),
+    ("patient.postal_code", "PLZ"),
+    ("patient.city", "Ort"),
+    ("insurer.name", "Krankenkasse bzw. Kostenträger"),
+    ("insurer.ik", "Kostenträgerkennung (IK)"),
+    ("insurer.insured_type", "Versichertenart"),
+    ("insurer.special_group", "Besondere Personengruppe"),
+    ("insurer.dmp", "DMP-Kennzeichen"),
+    ("insurer.wop", "WOP"),
+    ("insurer.valid_until", "Versichert bis"),
+    ("doctor_lanr", "Arzt (LANR)"),
+    (
+        "period.since",
+        "arbeitsunfähig seit (nur Erstbescheinigung)",
+    ),
+    (
+        "period.until",
+        "voraussichtlich arbeitsunfähig bis einschließlich",
+    ),
+    ("period.determined_on", "festgestellt am"),
+    ("backdating_confirmed", "Rückdatierung"),
+    ("cause", "Ursache"),
+    ("sick_pay_case", "Krankengeldfall"),
+    ("diagnoses", "Diagnosen"),
+    ("diagnosis_text", "Hinweise zur Diagnose"),
+    ("measures.other", "sonstige Maßnahmen"),
+    ("mail.address", "E-Mail-Adresse"),
+    ("mail.consent", "Einwilligung in den E-Mail-Versand"),
+];
+
+/// One line of the error summary: a link to the field, its name as on the form, the problem.
+pub(super) struct SummaryItem {
+    pub target: String,
+    pub label: String,
+    pub message: String,
+}
+
+/// The errors of the capture form in form order, each named as the form names its field and
+/// linked to it; the message loses its own field prefix ("Versicherten-Nr.: …").
+pub(super) fn form_summary(errors: &[FieldError]) -> Vec<SummaryItem> {
+    let position = |field: &str| -> (usize, usize, usize) {
+        if let Some(rest) = field.strip_prefix("diagnoses[") {
+            let (index, sub) = rest.split_once("].").unwrap_or((rest, ""));
+            let at = FORM_ORDER.iter().position(|(k, _)| *k == "diagnoses");
+            let sub = ["code", "certainty", "side"]
+                .iter()
+                .position(|s| *s == sub)
+                .unwrap_or(3);
+            return (at.unwrap_or(usize::MAX), index.parse().unwrap_or(0), sub);
+        }
+        let at = FORM_ORDER.iter().position(|(k, _)| *k == field);
+        (at.unwrap_or(usize::MAX), 0, 0)
+    };
+    let mut sorted: Vec<&FieldError> = errors.iter().collect();
+    sorted.sort_by_key(|e| position(&e.field));
+    sorted
+        .into_iter()
+        .map(|e| {
+            let (at, row, sub) = position(&e.field);
+            let label = match FORM_ORDER.get(at) {
+                Some(("diagnoses", _)) if e.field != "diagnoses" => {
+                    let what = ["ICD-10-Code", "Diagnosesicherheit", "Seitenlokalisation"];
+                    format!("{} {}", what.get(sub).unwrap_or(&"Diagnose"), row + 1)
+                }
+                Some((_, label)) => (*label).to_owned(),
+                None => e.field.clone(),
+            };
+            let message = e
+                .message
+                .split_once(": ")
+                .map_or(e.message.as_str(), |(_, rest)| rest)
+                .to_owned();
+            SummaryItem {
+                target: e.field.clone(),
+                label,
+                message,
+            }
+        })
+        .collect()
+}
+
 impl NewPage<'_> {
+    /// Erst- or Folgebescheinigung, whether or not it is also the Endbescheinigung (a box of
+    /// its own, never one key away from ERST).
+    fn kind_is(&self, base: &str) -> bool {
+        self.draft.kind.trim_end_matches("_END") == base
+    }
+
+    fn is_end(&self) -> bool {
+        self.draft.kind.ends_with("_END")
+    }
+
+    fn summary(&self) -> Vec<SummaryItem> {
+        form_summary(&self.errors)
+    }
+
     fn err(&self, field: &str) -> Option<&str> {
         self.by_field.get(field).map(String::as_str)
     }
@@ -260,9 +401,19 @@ async fn render_form(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
+    let ik_warning = state
+        .settings
+        .insurers
+        .status(
+            draft.insurer.ik.trim(),
+            crate::domain::berlin_today(chrono::Utc::now()),
+        )
+        .warning();
     let page = NewPage {
+        ik_warning,
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
+        banner: super::Banner::load(state, staff.user.practice_id.as_deref()).await?,
         csrf: &staff.user.csrf_token,
         form_token,
         by_field: errors
@@ -274,10 +425,6 @@ async fn render_form(
         diagnosis_rows,
         practice,
         doctors,
-        kinds: CertificateKind::ALL
-            .iter()
-            .map(|k| (k.code().to_owned(), k.label().to_owned()))
-            .collect(),
         causes: Cause::ALL
             .iter()
             .map(|c| (c.code().to_owned(), c.label().to_owned()))
@@ -368,6 +515,14 @@ fn parse_capture_form(
             .and_then(|v| v.as_str().map(str::to_owned))
     };
     let (csrf, token) = (take("csrf"), take("form_token"));
+    // "Endbescheinigung" is its own box beside the Erst/Folge choice.
+    if take("end").is_some() {
+        if let Some(kind) = value.get_mut("kind") {
+            if let Some(base @ ("ERST" | "FOLGE")) = kind.as_str() {
+                *kind = serde_json::Value::String(format!("{base}_END"));
+            }
+        }
+    }
     // A diagnosis row without a code is an unused row (its selects always send a value).
     if let Some(rows) = value.get_mut("diagnoses").and_then(|v| v.as_array_mut()) {
         rows.retain(|row| row.get("code").is_some());
@@ -405,6 +560,7 @@ async fn create(
 struct DetailPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     c: crate::domain::Certificate,
     created_at: chrono::NaiveDateTime,
@@ -422,6 +578,13 @@ struct DetailPage<'a> {
     kim_inbox: Vec<KimInboxView>,
     /// Sent over KIM more than 24 hours ago, no receipt yet (TA P5-04 AK5).
     receipt_overdue: bool,
+    /// Every print of this certificate: "KK+V A5 · 07.12.2026 10:03 · mfa1".
+    prints: Vec<String>,
+    /// The insurer (or the TI) is disturbed and the eAU not delivered: hand the patient the
+    /// KK copy now.
+    hand_over: bool,
+    /// The SDKT lists the certificate's IK as expired.
+    ik_warning: Option<String>,
 }
 
 struct KimSentView {
@@ -482,6 +645,37 @@ pub(super) fn delivery_label(state: &str) -> &'static str {
     }
 }
 
+/// German label of an attempt's outcome (the attempt history on the detail page).
+pub(super) fn outcome_label(outcome: &str) -> &'static str {
+    match outcome {
+        "delivered" => "angenommen",
+        "sent" => "an das KIM-Clientmodul übergeben",
+        "retry" => "fehlgeschlagen, wird wiederholt",
+        "dead" => "fehlgeschlagen, bitte prüfen",
+        "needs_new_id" => "abgewiesen: neu erstellen",
+        "acknowledged" => "von der Kasse abgerufen",
+        "receipt" => "Zustellbestätigung erhalten",
+        "kim_error" => "KIM-Fehlermeldung",
+        "kim_delayed" => "Zustellung verzögert",
+        _ => "sonstiges Ereignis",
+    }
+}
+
+/// What staff read about a patient mail's problem, instead of the mail server's own words
+/// (those stay in the attempt history in the database for support): `failed` is whether the
+/// mail was given up.
+pub(super) fn mail_problem(failed: bool, detail: &str) -> &'static str {
+    if detail.starts_with("E-Mail-Einstellungen") {
+        "E-Mail-Einstellungen fehlerhaft – bitte die Praxis-IT informieren"
+    } else if detail.starts_with("E-Mail erstellen") {
+        "E-Mail konnte nicht erstellt werden – bitte die Praxis-IT informieren"
+    } else if failed {
+        "Mailserver hat die E-Mail abgelehnt – bitte die E-Mail-Adresse prüfen und erneut senden"
+    } else {
+        "Mailserver nicht erreichbar – wird automatisch erneut versucht"
+    }
+}
+
 /// An instant as staff read it: German local time, `03.12.2026 14:05`.
 pub(super) fn local(utc: &chrono::NaiveDateTime) -> String {
     crate::domain::berlin_time(*utc)
@@ -502,6 +696,37 @@ impl DetailPage<'_> {
         crate::domain::berlin_time(*utc)
             .format("%d.%m.%Y %H:%M:%S")
             .to_string()
+    }
+
+    fn outcome_label(&self, outcome: &str) -> &'static str {
+        outcome_label(outcome)
+    }
+
+    /// "eAU", "Storno", "E-Mail" instead of the stored document kind.
+    fn kind_label(&self, kind: &str) -> &'static str {
+        match storage::DocumentKind::parse(kind) {
+            Some(storage::DocumentKind::Eau) => "eAU",
+            Some(storage::DocumentKind::Storno) => "Storno",
+            Some(storage::DocumentKind::Mail) => "E-Mail",
+            None => "Dokument",
+        }
+    }
+
+    /// An attempt's answer as staff read it: a mail's in German words, an insurer's as
+    /// recorded (already German, or the insurer's own OperationOutcome text).
+    fn attempt_detail<'b>(&self, kind: &str, a: &'b storage::AttemptRow) -> &'b str {
+        match (kind, a.outcome.as_str()) {
+            ("mail", "delivered") => "versandt",
+            ("mail", outcome) => mail_problem(outcome == "dead", &a.detail),
+            _ => &a.detail,
+        }
+    }
+
+    fn mail_error(&self, m: &storage::MailRow) -> &'static str {
+        match &m.last_error {
+            None => "–",
+            Some(e) => mail_problem(m.state == storage::state::DEAD, e),
+        }
     }
 
     fn mail_label(&self, state: &str) -> &'static str {
@@ -539,6 +764,7 @@ async fn detail(
             let overdue = storage::overdue_receipts(c, Some(&practice), storage::now())?
                 .iter()
                 .any(|o| o.certificate_id == key);
+            let prints = storage::prints_of(c, &practice, std::slice::from_ref(&key))?;
             let mut attempts = Vec::new();
             let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
             for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
@@ -550,14 +776,30 @@ async fn detail(
                 stored,
                 deliveries,
                 attempts,
-                (mails, signatures, kim, overdue),
+                (mails, signatures, kim, overdue, prints),
             ))
         })
         .await?;
     let stored = stored.ok_or(WebError::NotFound)?;
-    let (mails, signatures, (kim_sent, kim_inbox), receipt_overdue) = mails;
+    let (mails, signatures, (kim_sent, kim_inbox), receipt_overdue, prints) = mails;
     let key = id.to_string();
+    let banner = super::Banner::load(&state, staff.user.practice_id.as_deref()).await?;
     let page = DetailPage {
+        ik_warning: state
+            .settings
+            .insurers
+            .status(
+                stored.certificate.coverage.ik.as_str(),
+                crate::domain::berlin_today(chrono::Utc::now()),
+            )
+            .warning(),
+        prints: prints.iter().map(super::dispatch::print_line).collect(),
+        hand_over: !stored.certificate.is_print_only()
+            && stored.cancelled_at.is_none()
+            && banner.covers(stored.certificate.coverage.ik.as_str())
+            && !deliveries
+                .iter()
+                .any(|d| d.state == storage::state::DELIVERED),
         awaiting_signature: deliveries
             .iter()
             .any(|d| d.state == storage::state::AWAITING_SIGNATURE),
@@ -593,6 +835,7 @@ async fn detail(
         receipt_overdue,
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
+        banner,
         csrf: &staff.user.csrf_token,
         c: stored.certificate,
         created_at: stored.created_at,

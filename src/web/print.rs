@@ -69,6 +69,24 @@ fn describe(selection: &Selection, size: PaperSize) -> String {
     format!("{what} {}", if size == PaperSize::A4 { "A4" } else { "A5" })
 }
 
+/// The download's file name: what was printed, for which day, and the document's short id,
+/// e.g. `AU_2026-12-07_KK-Ausfertigung_1a2b3c4d.pdf` (ASCII, no patient data).
+fn file_name(selection: &Selection, size: PaperSize, day: chrono::NaiveDate, id: Uuid) -> String {
+    let what = match selection {
+        Selection::Prefilled => "Personalien",
+        Selection::Copies(copies) => match copies.as_slice() {
+            [Copy::Kk] => "KK-Ausfertigung",
+            [Copy::Ag] => "Arbeitgeber-Ausfertigung",
+            [Copy::V] => "Versicherten-Ausfertigung",
+            [Copy::Kk, Copy::V] => "KK-und-Versicherten-Ausfertigung",
+            _ => "alle-Ausfertigungen",
+        },
+    };
+    let size = if size == PaperSize::A4 { "_A4" } else { "" };
+    let short = id.simple().to_string();
+    format!("AU_{day}_{what}{size}_{}.pdf", &short[..8])
+}
+
 /// Loads, records and renders; the answer is the PDF.
 async fn print(
     state: &AppState,
@@ -93,6 +111,7 @@ async fn print(
         .ok_or(WebError::NotFound)?;
     let (stored, hand_signed) = stored;
     let cert = stored.certificate;
+    let name = file_name(&selection, size, cert.period.determined_on, id);
     let bytes = web::block(move || match selection {
         Selection::Copies(copies) => pdf::render_marked(&cert, &copies, size, hand_signed),
         Selection::Prefilled => pdf::render_prefilled(
@@ -106,7 +125,7 @@ async fn print(
     .await
     .map_err(|e| WebError::Internal(e.to_string()))?
     .map_err(pdf_error)?;
-    Ok(pdf_response(bytes, &format!("AU_{id}.pdf")))
+    Ok(pdf_response(bytes, &name))
 }
 
 fn pdf_error(e: pdf::PdfError) -> WebError {
@@ -166,5 +185,48 @@ async fn blank(req: HttpRequest, _staff: Staff) -> Result<HttpResponse, WebError
         .await
         .map_err(|e| WebError::Internal(e.to_string()))?
         .map_err(pdf_error)?;
-    Ok(pdf_response(bytes, "AU_Blankoformular.pdf"))
+    let name = if size == PaperSize::A4 {
+        "AU_Blankoformular_A4.pdf"
+    } else {
+        "AU_Blankoformular.pdf"
+    };
+    Ok(pdf_response(bytes, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_print_variant_downloads_under_a_name_that_says_what_it_is() {
+        let id = Uuid::parse_str("1a2b3c4d-0000-4000-8000-000000000000").unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        let name =
+            |copies: &[Copy], size| file_name(&Selection::Copies(copies.to_vec()), size, day, id);
+        let a5 = PaperSize::default();
+        assert_eq!(
+            name(&[Copy::Kk], a5),
+            "AU_2026-12-07_KK-Ausfertigung_1a2b3c4d.pdf"
+        );
+        assert_eq!(
+            name(&[Copy::Ag], a5),
+            "AU_2026-12-07_Arbeitgeber-Ausfertigung_1a2b3c4d.pdf"
+        );
+        assert_eq!(
+            name(&[Copy::V], a5),
+            "AU_2026-12-07_Versicherten-Ausfertigung_1a2b3c4d.pdf"
+        );
+        assert_eq!(
+            name(&Copy::PRINT_ALL, PaperSize::A4),
+            "AU_2026-12-07_KK-und-Versicherten-Ausfertigung_A4_1a2b3c4d.pdf"
+        );
+        assert_eq!(
+            name(&Copy::ALL, a5),
+            "AU_2026-12-07_alle-Ausfertigungen_1a2b3c4d.pdf"
+        );
+        assert_eq!(
+            file_name(&Selection::Prefilled, a5, day, id),
+            "AU_2026-12-07_Personalien_1a2b3c4d.pdf"
+        );
+    }
 }

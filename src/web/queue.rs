@@ -10,8 +10,9 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use super::admin::when;
+use super::dispatch::{DispatchView, Filter};
 use super::form::from_form;
-use super::pages::{delivery_label, html, see_other};
+use super::pages::{html, see_other};
 use super::{read_body, AppState, Operator, PracticeAdmin, Session, WebError};
 use crate::auth::Role;
 use crate::domain::{berlin_today, post_deadline, FieldError, InsurerIk, PostDeadline};
@@ -34,6 +35,8 @@ struct DestinationView {
     /// The insurer's KIM address, if it is reached by KIM.
     kim: Option<String>,
     status: &'static str,
+    /// Shown red: transmission to this insurer fails.
+    disturbed: bool,
     outage: bool,
     paused: bool,
     backlog: i64,
@@ -61,22 +64,12 @@ struct KimView {
     last_error: Option<String>,
 }
 
-struct UnsentView {
-    certificate_id: String,
-    display_name: String,
-    insurer_ik: String,
-    state: String,
-    state_label: &'static str,
-    attempts: i32,
-    next_attempt: String,
-    last_error: String,
-}
-
 #[derive(Template)]
 #[template(path = "queue.html")]
 struct QueuePage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     /// Operator: configuration forms, no practice lists.
     operator: bool,
@@ -84,7 +77,9 @@ struct QueuePage<'a> {
     admin: bool,
     demo_port: Option<u16>,
     rows: Vec<DestinationView>,
-    unsent: Vec<UnsentView>,
+    /// The practice's dispatch list under its filter.
+    listed: Vec<DispatchView>,
+    filter: Filter,
     post_today: Vec<PostView>,
     /// A practice-wide Störung (TI outage) since.
     practice_outage: Option<String>,
@@ -97,21 +92,25 @@ struct QueuePage<'a> {
     notice: &'static str,
 }
 
-fn status(d: &storage::DestinationRow) -> &'static str {
+/// The destination's state in German, and whether it is disturbed (shown red): a declared
+/// Störung, an open breaker, or a failed last attempt ("gestört" from the first failure on).
+fn status(d: &storage::DestinationRow) -> (&'static str, bool) {
     if d.paused {
-        "angehalten"
+        ("angehalten", false)
     } else if d.outage {
-        "Störung gemeldet"
+        ("Störung gemeldet", true)
     } else if d.breaker == breaker::OPEN {
-        "nicht erreichbar"
+        ("gestört – nicht erreichbar", true)
+    } else if d.consecutive_failures > 0 {
+        ("gestört", true)
     } else if d.breaker == breaker::HALF_OPEN {
-        "wird geprüft"
+        ("wird geprüft", false)
     } else if d.kim_address.is_some() {
-        "per KIM"
+        ("per KIM", false)
     } else if d.push_url.is_none() {
-        "Abruf durch die Kasse"
+        ("Abruf durch die Kasse", false)
     } else {
-        "erreichbar"
+        ("erreichbar", false)
     }
 }
 
@@ -121,6 +120,8 @@ struct Dashboard {
     destinations: Vec<storage::DestinationRow>,
     backlog: Vec<(String, i64, Option<NaiveDateTime>)>,
     unsent: Vec<storage::UnsentRow>,
+    listed: Vec<storage::DispatchRow>,
+    prints: Vec<storage::PrintRow>,
     land: Option<crate::domain::Land>,
     practice_outage: Option<NaiveDateTime>,
     /// The practice's documents waiting for the doctor's signature.
@@ -136,10 +137,14 @@ async fn dashboard(
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let practice = session.user.practice_id.clone();
+    let filter = Filter::parse(req.query_string());
+    let (wanted, range) = (filter.status, filter.range);
     let Dashboard {
         destinations,
         backlog,
         unsent,
+        listed,
+        prints,
         land,
         practice_outage,
         awaiting_signature,
@@ -155,6 +160,8 @@ async fn dashboard(
                     destinations,
                     backlog: storage::backlog_all(c)?,
                     unsent: Vec::new(),
+                    listed: Vec::new(),
+                    prints: Vec::new(),
                     land: None,
                     practice_outage: None,
                     awaiting_signature: 0,
@@ -162,17 +169,24 @@ async fn dashboard(
                     kim_unmatched: storage::unmatched_count(c, None)?,
                     overdue: storage::overdue_receipts(c, None, storage::now())?,
                 },
-                Some(p) => Dashboard {
-                    destinations,
-                    backlog: storage::backlog(c, &p)?,
-                    unsent: storage::unsent(c, &p, 500)?,
-                    land: Some(storage::practice_land(c, &p)?),
-                    practice_outage: storage::practice_outage(c, &p)?,
-                    awaiting_signature: storage::awaiting_signature_count(c, &p)?,
-                    kim: storage::kim_account(c, &p)?,
-                    kim_unmatched: storage::unmatched_count(c, Some(&p))?,
-                    overdue: storage::overdue_receipts(c, Some(&p), storage::now())?,
-                },
+                Some(p) => {
+                    let listed = storage::dispatch_list(c, &p, wanted, range, 500)?;
+                    let ids: Vec<String> =
+                        listed.iter().map(|r| r.certificate_id.clone()).collect();
+                    Dashboard {
+                        destinations,
+                        backlog: storage::backlog(c, &p)?,
+                        unsent: storage::unsent(c, &p, 500)?,
+                        prints: storage::prints_of(c, &p, &ids)?,
+                        listed,
+                        land: Some(storage::practice_land(c, &p)?),
+                        practice_outage: storage::practice_outage(c, &p)?,
+                        awaiting_signature: storage::awaiting_signature_count(c, &p)?,
+                        kim: storage::kim_account(c, &p)?,
+                        kim_unmatched: storage::unmatched_count(c, Some(&p))?,
+                        overdue: storage::overdue_receipts(c, Some(&p), storage::now())?,
+                    }
+                }
             })
         })
         .await?;
@@ -209,12 +223,14 @@ async fn dashboard(
                 .iter()
                 .find(|(ik, _, _)| *ik == d.ik)
                 .map_or((0, None), |(_, n, t)| (*n, *t));
+            let (status, disturbed) = status(d);
             DestinationView {
                 ik: d.ik.clone(),
                 name: d.name.clone(),
                 pushable: d.push_url.is_some() || d.kim_address.is_some(),
                 kim: d.kim_address.clone(),
-                status: status(d),
+                status,
+                disturbed,
                 outage: d.outage,
                 paused: d.paused,
                 backlog: count,
@@ -225,28 +241,19 @@ async fn dashboard(
             }
         })
         .collect();
-    let unsent = unsent
-        .into_iter()
-        .map(|u| UnsentView {
-            state_label: delivery_label(&u.state),
-            certificate_id: u.certificate_id,
-            display_name: u.display_name,
-            insurer_ik: u.insurer_ik,
-            state: u.state,
-            attempts: u.attempts,
-            next_attempt: when(Some(u.next_attempt_at)),
-            last_error: u.last_error.unwrap_or_else(|| "–".into()),
-        })
-        .collect();
+    let listed = land.map_or_else(Vec::new, |land| {
+        super::dispatch::rows(listed, &prints, land, now)
+    });
     let page = QueuePage {
         nav_user: Some(&session.user.username),
         nav_role: session.role.as_str(),
+        banner: super::Banner::load(&state, session.user.practice_id.as_deref()).await?,
         csrf: &session.user.csrf_token,
         operator: session.role == Role::Operator,
         admin: session.role == Role::Admin,
         demo_port: state.demo_insurer.as_ref().map(|f| f.port),
         rows,
-        unsent,
+        listed,
         post_today,
         practice_outage: practice_outage.map(|t| when(Some(t))),
         awaiting_signature,
@@ -257,11 +264,12 @@ async fn dashboard(
         }),
         kim_unmatched,
         receipts_overdue: overdue.len(),
-        notice: if req.query_string() == "abruf" {
+        notice: if filter.kim_poll {
             "Das KIM-Postfach wird in wenigen Sekunden abgerufen."
         } else {
             ""
         },
+        filter,
     };
     html(StatusCode::OK, &page)
 }

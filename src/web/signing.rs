@@ -33,14 +33,16 @@ pub fn routes(r: &mut super::Router<'_>) {
 struct ImportPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
 }
 
 /// `GET /certificates/import`: upload a file that practice software made (`.p7s` or `.xml`).
-async fn import_page(staff: Staff) -> Result<HttpResponse, WebError> {
+async fn import_page(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let page = ImportPage {
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
+        banner: super::Banner::load(&state, staff.user.practice_id.as_deref()).await?,
         csrf: &staff.user.csrf_token,
     };
     html(StatusCode::OK, &page)
@@ -161,6 +163,7 @@ impl WaitingView {
 struct SigningPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     konnektor: Option<String>,
     waiting: Vec<WaitingView>,
@@ -200,6 +203,7 @@ async fn render(
     let page = SigningPage {
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
+        banner: super::Banner::load(state, staff.user.practice_id.as_deref()).await?,
         csrf: &staff.user.csrf_token,
         konnektor,
         waiting: waiting.into_iter().map(WaitingView::of).collect(),
@@ -406,6 +410,7 @@ impl KonnektorForm {
 struct KonnektorPage<'a> {
     nav_user: Option<&'a str>,
     nav_role: &'a str,
+    banner: super::Banner,
     csrf: &'a str,
     configured: bool,
     form: KonnektorForm,
@@ -460,6 +465,7 @@ async fn render_konnektor(
     let page = KonnektorPage {
         nav_user: Some(&admin.user.username),
         nav_role: admin.role.as_str(),
+        banner: super::Banner::load(state, admin.user.practice_id.as_deref()).await?,
         csrf: &admin.user.csrf_token,
         configured: row.is_some(),
         form,

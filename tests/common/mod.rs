@@ -52,6 +52,7 @@ pub fn config() -> ServeConfig {
         workers: 2,
         metrics_token: None,
         trusted_proxies: Vec::new(),
+        sdkt_file: None,
         queue: app::QueueConfig {
             enabled: false,
             queue_concurrency: 4,

@@ -14,9 +14,12 @@ import path from 'node:path';
 const BASE = process.env.BASE_URL ?? 'http://127.0.0.1:8080';
 const ARTIFACTS = process.env.ARTIFACTS ?? fs.mkdtempSync(path.join(os.tmpdir(), 'au-relay-e2e-'));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-// The backlog drains at the next retry: the first retry after a failed push is due after
-// 48–72 s (backoff 1 min ± 20 %), or at the health probe (every 30 s) if the breaker opened.
+// The KIM route drains at the next reading of the mailbox.
 const DRAIN_TIMEOUT_MS = Number(process.env.DRAIN_TIMEOUT_MS ?? 150_000);
+// Issue #18: once the insurer answers its health probe (every 5 s while it fails), the backlog
+// starts at once, not at the next scheduled retry.
+const BACK_WITHIN_MS = Number(process.env.BACK_WITHIN_MS ?? 10_000);
+const BANNER = 'Übermittlung an AOK Niedersachsen gestört – KK-Ausfertigung mitgeben';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -53,12 +56,27 @@ async function fillCertificate(page, p) {
   await page.getByLabel('Hausnummer').fill(p.houseNumber);
   await page.getByLabel('PLZ').fill(p.postalCode);
   await page.getByLabel('Ort', { exact: true }).fill(p.city);
-  await page.getByLabel('Krankenkasse bzw. Kostenträger').fill(p.insurer ?? 'AOK Niedersachsen');
-  await page.getByLabel('Kostenträgerkennung (IK)').fill(p.ik ?? '109500969');
+  if (p.insurerLookup) {
+    await pickInsurer(page, p.insurerLookup, p.ik);
+  } else {
+    await page.getByLabel('Krankenkasse bzw. Kostenträger').fill(p.insurer ?? 'AOK Niedersachsen');
+    await page.getByLabel('Kostenträgerkennung (IK)').fill(p.ik ?? '109500969');
+  }
   await page.getByLabel('arbeitsunfähig seit (nur Erstbescheinigung)').fill(germanDate(-1));
   await page.getByLabel('voraussichtlich arbeitsunfähig bis einschließlich').fill(germanDate(3));
   await page.getByLabel('festgestellt am').fill(germanDate(0));
   await page.getByLabel('ICD-10-Code 1').fill(p.icd);
+}
+
+/** Types part of an insurer's name and takes the lookup's first suggestion with Enter. */
+async function pickInsurer(page, typed, ik) {
+  const name = page.getByLabel('Krankenkasse bzw. Kostenträger');
+  await name.fill('');
+  await name.pressSequentially(typed, { delay: 20 });
+  await page.locator('#insurer-suggestions button', { hasText: `IK ${ik}` }).first().waitFor();
+  await name.press('Enter');
+  const filled = await page.getByLabel('Kostenträgerkennung (IK)').inputValue();
+  check(filled === ik, `the insurer lookup filled IK ${filled}, expected ${ik}`);
 }
 
 /** Saves the form and returns the detail page's document UUID. */
@@ -139,7 +157,7 @@ try {
   await kvnrError.waitFor();
   const message = await kvnrError.innerText();
   check(/Prüfziffer/.test(message), `unexpected KVNR error: ${message}`);
-  check(await page.getByRole('alert').getByText('Bitte korrigieren Sie 1 Angabe(n):').isVisible(),
+  check(await page.getByRole('alert').getByText('Bitte korrigieren Sie 1 Angabe:').isVisible(),
     'error summary missing');
   check(await page.getByLabel('Name', { exact: true }).inputValue() === 'Müller-Lüdenscheidt',
     'the form lost the umlauts of the name');
@@ -170,13 +188,15 @@ try {
   fs.writeFileSync(path.join(ARTIFACTS, 'e2e-all-copies.pdf'), bytes);
   log(`PDF of all copies: ${bytes.length} bytes`);
 
-  step = 'capture a second certificate while the insurer is down';
+  step = 'capture a second certificate while the insurer is down, the insurer picked from the lookup';
   let text;
   await follow(page, 'Weitere AU erfassen', /\/certificates\/new$/);
   await fillCertificate(page, {
     lastName: 'Größe', firstName: 'Änne', birthDate: '12.11.1975', kvnr: 'A123456780',
     street: 'Äußere Kanalstraße', houseNumber: '12a', postalCode: '30159', city: 'Hannover', icd: 'M54.5',
+    insurerLookup: 'AOK Nieder', ik: '109500969',
   });
+  await page.getByLabel('Krankenkasse bzw. Kostenträger').scrollIntoViewIfNeeded();
   const second = await save(page);
   log(`saved ${second}`);
 
@@ -200,41 +220,101 @@ try {
   await shot(page, 'signed');
   log('both signed in one Stapelsignatur');
 
-  step = 'see both waiting on "Versand"';
+  step = 'the first failed attempt: "gestört" in red on "Versand" and the banner on every page';
   await follow(page, 'Versand', /\/queue$/);
-  text = await unsentRows(page);
-  check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both certificates listed as unsent');
   const row = page.locator('table.list tbody tr', { hasText: 'IK 109500969' });
+  const failDeadline = Date.now() + 15_000;
+  for (;;) {
+    text = await page.locator('main').innerText();
+    if (text.includes(BANNER)) break;
+    check(Date.now() < failDeadline, `no banner 15 s after signing: ${text}`);
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  const status = row.locator('td.status');
+  check((await status.innerText()).startsWith('gestört'), `state of the demo insurer: ${await status.innerText()}`);
+  const color = await status.evaluate((el) => getComputedStyle(el).color);
+  check(color === 'rgb(176, 0, 32)', `"gestört" is not red: ${color}`);
+  const dispatch = page.locator('table.dispatch tbody tr');
+  check(await dispatch.count() === 2, 'not both certificates in the dispatch list');
+  for (const tries of await dispatch.locator('td:nth-child(6)').allInnerTexts()) {
+    check(tries.trim() === '1', `banner shown after ${tries} attempts, expected the first`);
+  }
+  text = await page.locator('table.dispatch').innerText();
+  check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both certificates listed as unsent');
+  check(/per Post spätestens \d\d\.\d\d\.\d{4}/.test(text), `no deadline column: ${text}`);
+  check(text.includes('KK-Ausfertigung drucken'), 'no KK button per row');
   const backlog = await row.locator('td').nth(2).innerText();
   check(backlog.trim() === '2', `backlog of the demo insurer is ${backlog}, expected 2`);
   await shot(page, 'waiting');
-  log('both waiting (backlog 2)');
+  for (const link of ['Bescheinigungen', 'Neue AU', 'Zu signieren']) {
+    await page.locator('header nav').getByRole('link', { name: link, exact: true }).click();
+    await page.waitForLoadState('load');
+    check(await page.getByRole('alert').filter({ hasText: BANNER }).isVisible(), `no banner on "${link}"`);
+  }
+  log('gestört after the first failed attempt, banner on every page');
 
-  step = 'bring the insurer back (operator) and watch the backlog drain';
+  step = 'Folgebescheinigung from the first, and KK + V printed from the result page';
+  await page.goto(`${BASE}/certificates/${first}`);
+  await Promise.all([page.waitForURL(/\/folge$/), page.getByRole('link', { name: 'Folgebescheinigung erstellen' }).click()]);
+  check(await page.getByLabel('Name', { exact: true }).inputValue() === 'Müller-Lüdenscheidt', 'Folge not filled from the Erst');
+  check(await page.locator('input[name=kind][value=FOLGE]').isChecked(), 'not a Folgebescheinigung');
+  check(!(await page.locator('#end').isChecked()), 'Endbescheinigung ticked by itself');
+  // No retyping at all: the form comes complete.
+  const folge = await save(page);
+  const handOver = page.getByRole('alert').filter({ hasText: 'derzeit gestört' });
+  await handOver.waitFor();
+  const kkv = handOver.getByRole('link', { name: 'KK + Versicherte jetzt drucken' });
+  const both = await page.request.get(`${BASE}${await kkv.getAttribute('href')}`);
+  check(both.status() === 200, `KK + V answered ${both.status()}`);
+  const disposition = both.headers()['content-disposition'] ?? '';
+  check(disposition.includes('KK-und-Versicherten-Ausfertigung'), `download name: ${disposition}`);
+  fs.writeFileSync(path.join(ARTIFACTS, 'e2e-kk-v.pdf'), await both.body());
+  await shot(page, 'hand-over');
+  await page.reload();
+  check((await page.locator('ul.prints').innerText()).includes('KK+V A5'), 'the print is not recorded on the page');
+  await Promise.all([page.waitForURL(/\/signatur$/),
+    page.locator('header nav').getByRole('link', { name: 'Zu signieren', exact: true }).click()]);
+  await submitBackTo(page, page.getByRole('button', { name: 'Ausgewählte signieren (Stapelsignatur)' }), '/signatur');
+  log(`Folgebescheinigung ${folge} saved without retyping, KK + V printed, signed`);
+
+  step = `bring the insurer back (operator) and see the backlog delivered within ${BACK_WITHIN_MS / 1000} s`;
+  await follow(page, 'Versand', /\/queue$/);
   await ops.reload();
   await submitBackTo(ops, ops.getByRole('button', { name: 'wieder erreichbar' }), '/queue');
-  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  const back = Date.now();
   for (;;) {
     text = await unsentRows(page);
     if (text.includes('Alle Bescheinigungen sind bei der Krankenkasse angekommen.')) break;
-    check(Date.now() < deadline, `backlog not drained within ${DRAIN_TIMEOUT_MS / 1000} s`);
-    await page.waitForTimeout(2_000);
+    check(Date.now() - back < BACK_WITHIN_MS, `backlog not delivered within ${BACK_WITHIN_MS / 1000} s: ${text}`);
+    await page.waitForTimeout(500);
     await page.reload();
   }
+  log(`backlog delivered ${((Date.now() - back) / 1000).toFixed(1)} s after the insurer came back`);
+  check(!text.includes(BANNER), 'the banner is still there');
   await shot(page, 'delivered');
-  for (const id of [first, second]) {
+  await page.goto(`${BASE}/queue?status=alle`);
+  await shot(page, 'dispatch-list');
+  for (const id of [first, second, folge]) {
     await page.goto(`${BASE}/certificates/${id}`);
     check((await page.locator('main').innerText()).includes('bei der Krankenkasse angekommen'), `${id} not delivered`);
   }
   log('both delivered');
 
-  step = 'capture, sign and send a certificate for the Demo-BKK, which reads only KIM';
+  step = 'an earlier patient from the lookup, for the Demo-BKK, which reads only KIM';
   await follow(page, 'Neue AU', /\/certificates\/new$/);
-  await fillCertificate(page, {
-    lastName: 'Weiß', firstName: 'Özlem', birthDate: '03.03.1990', kvnr: 'A123456780',
-    street: 'Lange Laube', houseNumber: '7', postalCode: '30159', city: 'Hannover', icd: 'J20.9',
-    insurer: 'Demo-BKK', ik: '104212059',
-  });
+  const lastName = page.getByLabel('Name', { exact: true });
+  await lastName.pressSequentially('Größ', { delay: 20 });
+  await page.locator('#patient-suggestions button', { hasText: 'Größe, Änne, geb. 12.11.1975' }).waitFor();
+  await shot(page, 'lookup');
+  await lastName.press('Enter');
+  check(await page.getByLabel('Vorname', { exact: true }).inputValue() === 'Änne', 'the patient lookup did not fill the first name');
+  check(await page.getByLabel('Geburtsdatum').inputValue() === '12.11.1975', 'birth date not filled');
+  check(await page.getByLabel('Straße', { exact: true }).inputValue() === 'Äußere Kanalstraße', 'street not filled');
+  check(await page.getByLabel('Kostenträgerkennung (IK)').inputValue() === '109500969', 'insurer not filled');
+  await pickInsurer(page, 'Demo-BKK', '104212059');
+  await page.getByLabel('voraussichtlich arbeitsunfähig bis einschließlich').fill(germanDate(3));
+  await page.getByLabel('ICD-10-Code 1').fill('j209');
   const third = await save(page);
   await Promise.all([page.waitForURL(/\/signatur$/),
     page.locator('header nav').getByRole('link', { name: 'Zu signieren', exact: true }).click()]);
