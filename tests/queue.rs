@@ -673,3 +673,43 @@ async fn an_insurer_without_a_health_url_is_not_hammered_by_probes() {
         "no second attempt before the retry is due"
     );
 }
+
+/// An insurer that takes a document after failing is back: its other documents waiting for a
+/// later retry are due at once.
+#[tokio::test]
+async fn the_first_success_after_failures_makes_the_insurers_backlog_due_at_once() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Down);
+    capture(&s, 3);
+    let settings = WorkerSettings {
+        // Production backoff: the next retry a minute away; no probe in this test's time.
+        probe_every: Duration::from_secs(3600),
+        ..WorkerSettings::default()
+    };
+    run_once(&s.db, &s.client, &settings).await.unwrap();
+    let mut conn = s.db.conn().unwrap();
+    let later = storage::now() + chrono::Duration::seconds(30);
+    // One of them comes due (as a new capture or a signature would) while the insurer is back.
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        "UPDATE deliveries SET next_attempt_at = created_at \
+         WHERE id = (SELECT MIN(id) FROM deliveries)",
+    )
+    .unwrap();
+    s.insurer.set_mode(Mode::Up);
+    run_once(&s.db, &s.client, &settings).await.unwrap();
+    assert_eq!(s.insurer.counts().len(), 1);
+    let practice = s.practice_id.clone();
+    let due: Vec<_> = storage::unsent(&mut conn, &practice, 10)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.next_attempt_at)
+        .collect();
+    assert_eq!(due.len(), 2);
+    assert!(
+        due.iter().all(|t| *t < later),
+        "due now, not in a minute: {due:?}"
+    );
+    run_once(&s.db, &s.client, &settings).await.unwrap();
+    assert_eq!(states(&s), [("delivered".to_string(), 3)]);
+}

@@ -795,6 +795,9 @@ async fn the_dispatch_list_filters_and_shows_deadline_prints_and_the_kk_button()
 
     let failed = app.get_text("/queue?status=fehlerhaft").await;
     assert_eq!(rows(&failed), [ids[1].clone()]);
+    assert!(failed.contains(
+        "fehlgeschlagen: bitte prüfen<br><small class=\"attempts\">25 Versuche · HTTP 500</small>"
+    ));
     let delivered = app.get_text("/queue?status=zugestellt").await;
     assert_eq!(rows(&delivered), [ids[0].clone()]);
     assert!(delivered.contains("zugestellt "));

@@ -753,6 +753,18 @@ fn update_breakers(
                 .set(destinations::last_success_at.eq(at))
                 .execute(c)?;
         }
+        // The insurer took a document after failing: it is back, and what waits for a later
+        // retry is due now (as after a healthy probe).
+        if succeeded && was_failures > 0 {
+            diesel::update(
+                deliveries::table
+                    .filter(deliveries::insurer_ik.eq(ik))
+                    .filter(deliveries::state.eq(state::PENDING))
+                    .filter(deliveries::next_attempt_at.gt(at)),
+            )
+            .set(deliveries::next_attempt_at.eq(at))
+            .execute(c)?;
+        }
         if let Some(error) = last_error {
             diesel::update(target)
                 .set(destinations::last_error.eq(error))

@@ -92,9 +92,8 @@ pub(super) struct DispatchView {
     pub document: &'static str,
     pub state: String,
     pub state_label: &'static str,
-    pub attempts: i32,
-    pub next_attempt: String,
-    pub last_error: String,
+    /// "1 Versuch · nächster 07.12.2026 10:15 · HTTP 503", "noch kein Versuch".
+    pub attempts: String,
     pub captured: String,
     /// "per Post spätestens 03.12.2026", "zugestellt 03.12.2026 10:15", …
     pub deadline: String,
@@ -143,24 +142,35 @@ pub(super) fn rows(
                     "eAU"
                 },
                 state_label: delivery_label(&r.state),
-                next_attempt: if r.state == storage::state::PENDING {
-                    when(Some(r.next_attempt_at))
-                } else {
-                    "–".into()
-                },
-                last_error: r.last_error.unwrap_or_else(|| "–".into()),
+                attempts: attempts_line(&r),
                 captured: when(Some(r.created_at)),
                 certificate_id: r.certificate_id,
                 display_name: r.display_name,
                 insurer_ik: r.insurer_ik,
                 state: r.state,
-                attempts: r.attempts,
                 deadline,
                 deadline_due,
                 open,
             }
         })
         .collect()
+}
+
+/// "2 Versuche · nächster 07.12.2026 10:15 · HTTP 503": attempts so far, the next one while
+/// it waits, the last error while it is not delivered.
+fn attempts_line(r: &DispatchRow) -> String {
+    let mut parts = vec![match r.attempts {
+        0 => "noch kein Versuch".to_owned(),
+        1 => "1 Versuch".to_owned(),
+        n => format!("{n} Versuche"),
+    }];
+    if r.state == storage::state::PENDING && r.attempts > 0 {
+        parts.push(format!("nächster {}", when(Some(r.next_attempt_at))));
+    }
+    if let (Some(error), false) = (&r.last_error, r.state == storage::state::DELIVERED) {
+        parts.push(error.clone());
+    }
+    parts.join(" · ")
 }
 
 /// "KK+V A5 · 07.12.2026 10:03 · mfa1": what, when, by whom (the user name of `web:mfa1`).

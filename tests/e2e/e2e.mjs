@@ -19,7 +19,7 @@ const DRAIN_TIMEOUT_MS = Number(process.env.DRAIN_TIMEOUT_MS ?? 150_000);
 // Issue #18: once the insurer answers its health probe (every 5 s while it fails), the backlog
 // starts at once, not at the next scheduled retry.
 const BACK_WITHIN_MS = Number(process.env.BACK_WITHIN_MS ?? 10_000);
-const BANNER = 'Übermittlung an AOK Niedersachsen gestört – KK-Ausfertigung mitgeben';
+const BANNER = 'Übermittlung an Demo-Krankenkasse (AOK Niedersachsen) gestört – KK-Ausfertigung mitgeben';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -237,8 +237,8 @@ try {
   check(color === 'rgb(176, 0, 32)', `"gestört" is not red: ${color}`);
   const dispatch = page.locator('table.dispatch tbody tr');
   check(await dispatch.count() === 2, 'not both certificates in the dispatch list');
-  for (const tries of await dispatch.locator('td:nth-child(6)').allInnerTexts()) {
-    check(tries.trim() === '1', `banner shown after ${tries} attempts, expected the first`);
+  for (const tries of await dispatch.locator('small.attempts').allInnerTexts()) {
+    check(tries.startsWith('1 Versuch ·'), `banner shown after "${tries}", expected the first attempt`);
   }
   text = await page.locator('table.dispatch').innerText();
   check(text.includes('Müller-Lüdenscheidt') && text.includes('Größe, Änne'), 'not both certificates listed as unsent');
