@@ -168,7 +168,7 @@ fn attempts_line(r: &DispatchRow) -> String {
         parts.push(format!("nächster {}", when(Some(r.next_attempt_at))));
     }
     if let (Some(error), false) = (&r.last_error, r.state == storage::state::DELIVERED) {
-        parts.push(error.clone());
+        parts.push(super::pages::staff_error(error));
     }
     parts.join(" · ")
 }

@@ -676,6 +676,32 @@ pub(super) fn mail_problem(failed: bool, detail: &str) -> &'static str {
     }
 }
 
+/// A delivery's or the KIM mailbox's error as staff read it: a KIM client module's answer (its
+/// own words are often English; they stay in the attempt history in the database) becomes a
+/// German sentence with its reply code; anything else is already our German or the insurer's
+/// KBV message.
+pub(super) fn staff_error(text: &str) -> String {
+    let code = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 3 && t.starts_with(['4', '5']))
+        .map_or(String::new(), |c| format!(" ({c})"));
+    if text.starts_with("KIM-Clientmodul nicht erreichbar") {
+        "KIM-Clientmodul nicht erreichbar – wird automatisch erneut versucht".into()
+    } else if text.starts_with("KIM-Anmeldung abgelehnt")
+        || (text.starts_with("KIM-Clientmodul lehnt ab") && code == " (535)")
+    {
+        format!("KIM-Anmeldung abgelehnt{code} – bitte die KIM-Zugangsdaten der Praxis prüfen")
+    } else if text.starts_with("KIM-Clientmodul lehnt ab") {
+        format!("KIM-Clientmodul lehnt die Nachricht ab{code} – bitte die Praxis-IT informieren")
+    } else if text.starts_with("KIM-Clientmodul") {
+        format!(
+            "KIM-Clientmodul vorübergehend nicht bereit{code} – wird automatisch erneut versucht"
+        )
+    } else {
+        text.to_owned()
+    }
+}
+
 /// An instant as staff read it: German local time, `03.12.2026 14:05`.
 pub(super) fn local(utc: &chrono::NaiveDateTime) -> String {
     crate::domain::berlin_time(*utc)
@@ -714,12 +740,18 @@ impl DetailPage<'_> {
 
     /// An attempt's answer as staff read it: a mail's in German words, an insurer's as
     /// recorded (already German, or the insurer's own OperationOutcome text).
-    fn attempt_detail<'b>(&self, kind: &str, a: &'b storage::AttemptRow) -> &'b str {
+    fn attempt_detail(&self, kind: &str, a: &storage::AttemptRow) -> String {
         match (kind, a.outcome.as_str()) {
-            ("mail", "delivered") => "versandt",
-            ("mail", outcome) => mail_problem(outcome == "dead", &a.detail),
-            _ => &a.detail,
+            ("mail", "delivered") => "versandt".into(),
+            ("mail", outcome) => mail_problem(outcome == "dead", &a.detail).into(),
+            _ => staff_error(&a.detail),
         }
+    }
+
+    fn delivery_error(&self, d: &storage::DeliveryRow) -> String {
+        d.last_error
+            .as_deref()
+            .map_or_else(|| "–".into(), staff_error)
     }
 
     fn mail_error(&self, m: &storage::MailRow) -> &'static str {
@@ -904,5 +936,39 @@ async fn resend_mail(
         storage::Resent::DueNow | storage::Resent::Queued | storage::Resent::InFlight => {
             Ok(see_other(&format!("/certificates/{id}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_module_and_mail_server_words_become_german_sentences() {
+        assert_eq!(
+            staff_error("KIM-Clientmodul nicht erreichbar: Connection refused (os error 111)"),
+            "KIM-Clientmodul nicht erreichbar – wird automatisch erneut versucht"
+        );
+        assert_eq!(
+            staff_error("KIM-Clientmodul lehnt ab: 535 5.7.8 Error: authentication failed"),
+            "KIM-Anmeldung abgelehnt (535) – bitte die KIM-Zugangsdaten der Praxis prüfen"
+        );
+        assert_eq!(
+            staff_error("KIM-Clientmodul lehnt ab: 550 5.1.1 User unknown"),
+            "KIM-Clientmodul lehnt die Nachricht ab (550) – bitte die Praxis-IT informieren"
+        );
+        assert_eq!(
+            staff_error("KIM-Clientmodul: 451 4.3.0 Temporary lookup failure"),
+            "KIM-Clientmodul vorübergehend nicht bereit (451) – wird automatisch erneut versucht"
+        );
+        for own in ["HTTP 503", "Zeitüberschreitung", "KBV 301: Signatur fehlt"] {
+            assert_eq!(staff_error(own), own);
+        }
+        assert_eq!(
+            mail_problem(false, "SMTP-Server nicht erreichbar: Connection refused"),
+            "Mailserver nicht erreichbar – wird automatisch erneut versucht"
+        );
+        assert!(mail_problem(true, "550 mailbox unavailable").contains("abgelehnt"));
+        assert!(mail_problem(false, "E-Mail-Einstellungen: kein Absender").contains("Praxis-IT"));
     }
 }

@@ -236,7 +236,10 @@ async fn dashboard(
                 backlog: count,
                 oldest: when(oldest),
                 last_success: when(d.last_success_at),
-                last_error: d.last_error.clone().unwrap_or_else(|| "–".into()),
+                last_error: d
+                    .last_error
+                    .as_deref()
+                    .map_or_else(|| "–".into(), super::pages::staff_error),
                 confirm_due: d.outage && d.outage_confirmed_at.is_none_or(|t| t < week_ago),
             }
         })
@@ -260,7 +263,7 @@ async fn dashboard(
         kim: kim.map(|k| KimView {
             address: k.address,
             last_poll: when(k.last_poll_at),
-            last_error: k.last_poll_error,
+            last_error: k.last_poll_error.as_deref().map(super::pages::staff_error),
         }),
         kim_unmatched,
         receipts_overdue: overdue.len(),
