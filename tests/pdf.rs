@@ -444,6 +444,41 @@ fn the_barcode_on_the_kk_copy_decodes_to_the_exact_payload_bytes() {
     }
 }
 
+/// Characters (issue #16), decided once in `domain::text`: a certificate with „–“ and names in
+/// other scripts prints all three copies; the printed text keeps what the font has and
+/// transliterates the rest; the barcode carries ISO 8859-15 (`–` → `-`, `„“` → `"`).
+#[test]
+fn typographic_marks_and_other_scripts_print_on_every_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = samples::full().unwrap();
+    c.patient.last_name = "Иванова-Łódź".into();
+    c.patient.first_name = "Νίκος".into();
+    c.diagnosis_text = Some("„Sturz“ – Knie, Ł".into());
+    c.measures.other = Some("Physio … 2×/Woche".into());
+    let all = write(
+        dir.path(),
+        "all.pdf",
+        &render_set(&c, &Copy::ALL, PaperSize::A5).unwrap(),
+    );
+    tool("qpdf", &["--check", all.to_str().unwrap()]);
+    let text = flat(&text_of(&all));
+    assert_eq!(text.matches("Ivanova-Łódź").count(), 3, "{text}");
+    assert_eq!(text.matches("Nikos").count(), 3);
+    assert!(
+        text.contains("„Sturz“ – Knie, Ł"),
+        "the font prints „–“ as typed"
+    );
+    let kk = write(
+        dir.path(),
+        "kk.pdf",
+        &render(&c, Copy::Kk, PaperSize::A5).unwrap(),
+    );
+    let payload = decode_page(&kk, 1).expect("a barcode");
+    let fields: Vec<&[u8]> = payload.split(|&b| b == b'\t').collect();
+    assert_eq!(fields[27], b"\"Sturz\" - Knie, L");
+    assert_eq!(fields[23], b"Physio ... 2\xD7/Woche");
+}
+
 #[test]
 fn copy_and_paper_names_parse() {
     assert_eq!(Copy::parse("kk").unwrap(), Copy::Kk);

@@ -147,3 +147,31 @@ async fn printing_needs_a_login_or_token_of_the_practice_and_a_known_copy() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
 }
+
+/// A capture with „–“ (issue #16) prints all three copies through the staff route.
+#[tokio::test]
+async fn a_capture_with_typographic_quotes_and_dashes_prints_all_three_copies() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let mut body = valid_body();
+    body["diagnosis_text"] = "„Sturz“ – Knie".into();
+    body["measures"] = serde_json::json!({"other": "Physio – 2×/Woche"});
+    let r = app.post_api(&body).await;
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=all-ag")).await;
+    assert_eq!(r.status(), 200);
+    let pdf = r.bytes().await.unwrap();
+    tool("qpdf", &["--check"], &pdf);
+    let info = tool("pdfinfo", &[], &pdf);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Pages:") && l.trim_end().ends_with(" 3")),
+        "{info}"
+    );
+    let text = tool("pdftotext", &[], &pdf);
+    assert!(text.contains("„Sturz“ – Knie"), "{text}");
+}

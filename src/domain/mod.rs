@@ -19,7 +19,7 @@ pub use holidays::{
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
 pub use insurers::{DirectoryError, IkStatus, InsurerDirectory, InsurerEntry};
 pub use mail::{EmailAddress, MailRequest, PasswordPolicy};
-pub use text::{check_characters, has_control, is_clean, line};
+pub use text::{check_characters, for_barcode, for_paper, has_control, is_clean, line};
 
 /// Why a single value is not acceptable. The `&'static str` is the German field label.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

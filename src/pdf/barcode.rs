@@ -100,12 +100,15 @@ pub fn barcode_payload(c: &Certificate) -> Result<Vec<u8>, PdfError> {
     Ok(out)
 }
 
-/// Free text without control characters (they would break the TAB-separated record).
+/// Free text without control characters (they would break the TAB-separated record), in the
+/// characters ISO 8859-15 has (`domain::for_barcode`: `–` → `-`, `„“` → `"`, `ł` → `l`).
 fn clean_text(s: &str) -> String {
-    s.trim()
+    let line: String = s
+        .trim()
         .chars()
         .map(|ch| if ch.is_control() { ' ' } else { ch })
-        .collect()
+        .collect();
+    crate::domain::for_barcode(&line).into_owned()
 }
 
 /// One value as ISO 8859-15 bytes, or the field and the first character that has no byte.
@@ -292,16 +295,20 @@ mod tests {
     }
 
     #[test]
-    fn a_character_outside_iso_8859_15_is_refused_with_its_field() {
+    fn a_character_outside_iso_8859_15_is_carried_transliterated() {
         let mut c = samples::erst().unwrap();
-        c.diagnosis_text = Some("Łódź".into());
-        let err = barcode_payload(&c).unwrap_err();
+        c.diagnosis_text = Some("„Łódź“ – Knie".into());
+        c.measures.other = Some("Physio … 2×/Woche".into());
+        let payload = barcode_payload(&c).unwrap();
+        let fields: Vec<&[u8]> = payload.split(|&b| b == b'\t').collect();
+        assert_eq!(fields[27], b"\"L\xF3dz\" - Knie");
+        assert_eq!(fields[23], b"Physio ... 2\xD7/Woche", "× is Latin-9");
         assert!(matches!(
-            err,
-            PdfError::NotLatin9 {
+            latin9("Hinweise zur Diagnose", "Ł"),
+            Err(PdfError::NotLatin9 {
                 field: "Hinweise zur Diagnose",
                 character: 'Ł'
-            }
+            })
         ));
     }
 

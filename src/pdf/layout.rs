@@ -11,6 +11,7 @@ use printpdf::{
 use super::barcode::{Symbol, MODULE_MM, QUIET_ZONE_MODULES, ROW_HEIGHT_MODULES};
 use super::fonts::{text_width_mm, FontIds, Fonts};
 use super::{Copy, PaperSize};
+use crate::domain::for_paper;
 use crate::domain::{Cause, Certificate, Coverage, Doctor, Patient, Practice};
 
 /// What goes on one page.
@@ -87,7 +88,7 @@ impl Canvas<'_> {
 
     /// Width in layout mm.
     fn width(&self, text: &str, size: f32, face: Face) -> f32 {
-        text_width_mm(self.font(face), text, size)
+        text_width_mm(self.font(face), &for_paper(text), size)
     }
 
     /// Text with its baseline at `y`.
@@ -111,7 +112,8 @@ impl Canvas<'_> {
             },
             Op::SetTextCursor { pos },
             Op::ShowText {
-                items: vec![TextItem::Text(text.to_owned())],
+                // What the font lacks is transliterated (the one rule: `domain::for_paper`).
+                items: vec![TextItem::Text(for_paper(text).into_owned())],
             },
             Op::EndTextSection,
         ]);
