@@ -56,13 +56,6 @@ fn common_values(c: &Certificate) -> Vec<String> {
         format!("{} {}", c.patient.postal_code, c.patient.city),
         c.coverage.ik.as_str().to_owned(),
         c.patient.insured_number().to_owned(),
-        format!(
-            "{} {} {}",
-            c.coverage.insured_type.code(),
-            c.coverage.special_group,
-            c.coverage.dmp
-        ),
-        c.practice.bsnr.as_str().to_owned(),
         c.doctor.lanr.as_str().to_owned(),
         d(c.issued_on),
         d(c.period.until),
@@ -107,6 +100,15 @@ fn every_copy_of_every_sample_shows_every_field_value() {
             let mut expected = common_values(&c);
             if copy != Copy::Ag {
                 expected.extend(diagnosis_values(&c));
+                // Blacked out on the employer's copy.
+                expected.push(format!(
+                    "{} {} {} {}",
+                    c.coverage.insured_type.code(),
+                    c.coverage.special_group,
+                    c.coverage.dmp,
+                    c.legal_basis
+                ));
+                expected.push(c.practice.bsnr.as_str().to_owned());
             }
             for value in expected {
                 assert!(
@@ -162,7 +164,6 @@ fn the_employer_copy_never_shows_a_diagnosis_a_hint_a_cause_or_a_measure() {
             "ICD-10",
             "Diagnose(n)",
             "Hinweise zur Diagnose",
-            "sonstiger Unfall",
             "Versorgungsleiden",
             "Rehabilitation",
             "Wiedereingliederung",
@@ -172,6 +173,56 @@ fn the_employer_copy_never_shows_a_diagnosis_a_hint_a_cause_or_a_measure() {
         }
         assert!(text.contains("Ausfertigung zur Vorlage beim Arbeitgeber"));
         assert!(text.contains("mit Angaben über die Diagnose"), "AG notice");
+        // What the KBV AG stylesheet shows: "sonstiger Unfall"; what it blacks out: Status,
+        // Betriebsstätten-Nr. and the BSNR in the stamp.
+        assert_eq!(
+            checked(&text, "sonstiger Unfall, Unfallfolgen"),
+            c.cause == Some(au_relay::domain::Cause::Accident),
+            "{name}"
+        );
+        assert!(
+            !text.contains(c.practice.bsnr.as_str()),
+            "{name}: BSNR on AG"
+        );
+        assert!(
+            text.contains(c.doctor.lanr.as_str()),
+            "{name}: the Arzt-Nr. stays"
+        );
+        let status = format!(
+            "{} {} {}",
+            c.coverage.insured_type.code(),
+            c.coverage.special_group,
+            c.coverage.dmp
+        );
+        assert!(!text.contains(&status), "{name}: Status on AG");
+    }
+}
+
+/// Personengruppe 04 and DMP 01 are health data the employer must not read: the AG copy shows
+/// neither; the insurer's and the patient's copies show the whole Status (four parts).
+#[test]
+fn the_employer_copy_of_a_personengruppe_04_dmp_01_patient_shows_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = samples::erst().unwrap();
+    c.coverage.special_group = "04".into();
+    c.coverage.dmp = "01".into();
+    let ag = write(
+        dir.path(),
+        "ag.pdf",
+        &render(&c, Copy::Ag, PaperSize::A5).unwrap(),
+    );
+    let text = flat(&text_of(&ag));
+    assert!(!text.contains(" 04 "), "{text}");
+    assert!(!text.contains(" 01 00"), "{text}");
+    for copy in [Copy::Kk, Copy::V] {
+        let path = write(
+            dir.path(),
+            "x.pdf",
+            &render(&c, copy, PaperSize::A5).unwrap(),
+        );
+        let text = flat(&text_of(&path));
+        let status = format!("{} 04 01 {}", c.coverage.insured_type.code(), c.legal_basis);
+        assert!(text.contains(&status), "{copy:?}: {text}");
     }
 }
 

@@ -224,6 +224,19 @@ impl Canvas<'_> {
         ]);
     }
 
+    /// A black filled rectangle (a field the copy must not show).
+    fn blackout(&mut self, x: f32, y: f32, w: f32, h: f32) {
+        let rect = Rect {
+            x: self.pt_x(x),
+            y: self.pt_y(y + h),
+            width: Mm(w * self.scale).into_pt(),
+            height: Mm(h * self.scale).into_pt(),
+            mode: Some(PaintMode::Fill),
+            winding_order: None,
+        };
+        self.ops.push(Op::DrawRectangle { rectangle: rect });
+    }
+
     /// "☒ label" or "☐ label"; returns the x after the label.
     fn checkbox(&mut self, x: f32, y: f32, size: f32, checked: bool, label: &str) -> f32 {
         let mark = if checked { "☒" } else { "☐" };
@@ -375,11 +388,14 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
             [
                 p.coverage.ik.as_str().to_owned(),
                 p.patient.insured_number().to_owned(),
+                // Versichertenart, besondere Personengruppe, DMP, Rechtsgrundlage
+                // (Statuskennzeichen): the four parts of the KBV stylesheets' Status.
                 format!(
-                    "{} {} {}",
+                    "{} {} {} {}",
                     p.coverage.insured_type.code(),
                     p.coverage.special_group,
-                    p.coverage.dmp
+                    p.coverage.dmp,
+                    form.cert.map_or("00", |c| c.legal_basis.as_str())
                 ),
             ],
             [
@@ -390,6 +406,7 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
         ],
         None => Default::default(),
     };
+    let rights = [32.0, 60.0, P_RIGHT];
     for (row, top) in [35.0, 43.5].into_iter().enumerate() {
         for (col, left) in cells.into_iter().enumerate() {
             c.text(
@@ -399,6 +416,12 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
                 Face::Regular,
                 labels[row][col],
             );
+            // The employer's copy blacks out the Status and the Betriebsstätten-Nr. (KBV
+            // stylesheet AG: "darf nicht gefüllt werden"); the insurer's and patient's show them.
+            if form.copy == Copy::Ag && matches!((row, col), (0, 2) | (1, 0)) {
+                c.blackout(left + 0.4, top + 3.0, rights[col] - left - 0.8, 5.1);
+                continue;
+            }
             c.text_fit(
                 left + 1.5,
                 top + 6.6,
@@ -491,7 +514,16 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
         );
     }
 
-    c.frame(LEFT, 91.0, P_RIGHT - LEFT, 8.0, FRAME);
+    // The employer's copy has no lower part: "sonstiger Unfall" stands under the dates (KBV
+    // stylesheet AG), the copy's name below it.
+    let label_top = if form.copy == Copy::Ag {
+        let accident = cert.and_then(|c| c.cause) == Some(Cause::Accident);
+        c.checkbox(LEFT, 92.0, 7.0, accident, "sonstiger Unfall, Unfallfolgen");
+        96.0
+    } else {
+        91.0
+    };
+    c.frame(LEFT, label_top, P_RIGHT - LEFT, 8.0, FRAME);
     let size = c.fit(
         form.copy.label(),
         P_RIGHT - LEFT - 3.0,
@@ -499,7 +531,14 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
         5.0,
         Face::Bold,
     );
-    c.text_center(LEFT, P_RIGHT, 96.2, size, Face::Bold, form.copy.label());
+    c.text_center(
+        LEFT,
+        P_RIGHT,
+        label_top + 5.2,
+        size,
+        Face::Bold,
+        form.copy.label(),
+    );
 }
 
 fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
@@ -529,13 +568,16 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
             Face::Regular,
             &format!("Tel. {}", pr.phone),
         );
-        c.text(
-            x,
-            top + 21.0,
-            7.5,
-            Face::Regular,
-            &format!("BSNR {}", pr.bsnr),
-        );
+        // Not on the employer's copy: blacked out in the Personalienfeld, so not in the stamp.
+        if form.copy != Copy::Ag {
+            c.text(
+                x,
+                top + 21.0,
+                7.5,
+                Face::Regular,
+                &format!("BSNR {}", pr.bsnr),
+            );
+        }
         let d = p.doctor;
         c.text_fit(x, top + 26.0, max, 8.0, Face::Regular, &d.name);
         c.text_fit(x, top + 29.5, max, 7.0, Face::Regular, &d.specialty);
@@ -733,7 +775,7 @@ fn insurer_notice(c: &mut Canvas<'_>, top: f32) {
 }
 
 fn employer_notice(c: &mut Canvas<'_>) {
-    let top = 104.0;
+    let top = 108.0;
     c.frame(LEFT, top, RIGHT - LEFT, 17.0, THIN);
     c.paragraph(
         LEFT + 2.0,
