@@ -175,3 +175,74 @@ async fn a_capture_with_typographic_quotes_and_dashes_prints_all_three_copies() 
     let text = tool("pdftotext", &[], &pdf);
     assert!(text.contains("„Sturz“ – Knie"), "{text}");
 }
+
+/// Issue #16: the Ersatzverfahren notice and the barcode only while the eAU is not at the
+/// insurer; once it is, "Drucken" gives the patient's copy (and the employer's on request), and
+/// a KK copy asked for explicitly carries neither notice nor barcode.
+#[tokio::test]
+async fn a_delivered_certificate_prints_the_patients_copy_without_the_ersatzverfahren() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let id = app
+        .post_api(&valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pages = |pdf: &[u8]| {
+        let info = tool("pdfinfo", &[], pdf);
+        info.lines()
+            .find(|l| l.starts_with("Pages:"))
+            .map(|l| l.split_whitespace().last().unwrap().to_owned())
+            .unwrap()
+    };
+    let unsent = get_pdf(&app, &format!("/certificates/{id}/pdf"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(pages(&unsent), "2", "KK + V");
+    let text = tool("pdftotext", &[], &unsent);
+    assert!(text.contains("Ersatzverfahren: Die elektronische Übermittlung"));
+    assert!(text.contains("Ausdruck im Ersatzverfahren mit Barcode (PDF417)"));
+
+    app.db
+        .conn()
+        .unwrap()
+        .batch_execute("UPDATE deliveries SET state = 'delivered', delivered_at = created_at")
+        .unwrap();
+    let r = get_pdf(&app, &format!("/certificates/{id}/pdf")).await;
+    let name = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(name.contains("_Versicherten-Ausfertigung_"), "{name}");
+    let delivered = r.bytes().await.unwrap();
+    assert_eq!(pages(&delivered), "1", "V only");
+    let text = tool("pdftotext", &[], &delivered);
+    assert!(text.contains("Ausfertigung für Versicherte"));
+    assert!(!text.contains("Ersatzverfahren"), "{text}");
+    let with_employer = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=all-ag"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(pages(&with_employer), "2", "AG + V");
+    let kk = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=kk"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let text = tool("pdftotext", &[], &kk);
+    assert!(text.contains("elektronisch übermittelt"), "{text}");
+    assert!(
+        !text.contains("Ersatzverfahren") && !text.contains("PDF417"),
+        "{text}"
+    );
+    let detail = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(detail.contains("Drucken (Versicherte)"));
+}

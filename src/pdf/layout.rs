@@ -23,6 +23,8 @@ pub(crate) struct Form<'a> {
     /// Signed with the practice's SMC-B (BMV-Ä Anlage 2b): the patient's copy says that the
     /// doctor signs it by hand.
     pub hand_signed: bool,
+    /// The eAU reached the insurer: no Ersatzverfahren notice on the KK copy.
+    pub delivered: bool,
 }
 
 /// Personalienfeld and stamp data.
@@ -308,7 +310,7 @@ pub(crate) fn draw(form: &Form<'_>, fonts: &Fonts, ids: &FontIds, paper: PaperSi
         let y = krankengeld_block(&mut c, form.cert, y);
         match form.copy {
             Copy::V => patient_notice(&mut c, form.cert, y),
-            _ => insurer_notice(&mut c, y),
+            _ => insurer_notice(&mut c, y, form.delivered),
         }
     } else {
         employer_notice(&mut c);
@@ -761,17 +763,16 @@ fn patient_notice(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) {
     c.paragraph(LEFT, top + 3.5, RIGHT - LEFT, 6.5, Face::Regular, &text);
 }
 
-fn insurer_notice(c: &mut Canvas<'_>, top: f32) {
-    c.paragraph(
-        LEFT,
-        top,
-        RIGHT - LEFT,
-        6.5,
-        Face::Regular,
+fn insurer_notice(c: &mut Canvas<'_>, top: f32, delivered: bool) {
+    let text = if delivered {
+        "Die Arbeitsunfähigkeitsbescheinigung ist der Krankenkasse elektronisch übermittelt \
+         worden (eAU). Dieser Ausdruck muss ihr nicht zugeleitet werden."
+    } else {
         "Ersatzverfahren: Die elektronische Übermittlung an die Krankenkasse war nicht möglich. \
          Diese Ausfertigung wird vom Arzt unterschrieben und der Krankenkasse auf Papier \
-         zugeleitet (vom Versicherten oder von der Praxis).",
-    );
+         zugeleitet (vom Versicherten oder von der Praxis)."
+    };
+    c.paragraph(LEFT, top, RIGHT - LEFT, 6.5, Face::Regular, text);
 }
 
 fn employer_notice(c: &mut Canvas<'_>) {
@@ -811,6 +812,7 @@ fn footer(c: &mut Canvas<'_>, form: &Form<'_>) {
     );
     let kind = match (form.cert, form.barcode) {
         (Some(_), Some(_)) => "Ausdruck im Ersatzverfahren mit Barcode (PDF417)",
+        (Some(_), None) if form.delivered => "Ausdruck – eAU elektronisch übermittelt",
         (Some(_), None) => "Ausdruck",
         (None, _) => "Vordruck zum Ausfüllen von Hand",
     };

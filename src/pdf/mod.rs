@@ -161,21 +161,31 @@ pub fn render_set(
     copies: &[Copy],
     paper: PaperSize,
 ) -> Result<Vec<u8>, PdfError> {
-    render_marked(cert, copies, paper, false)
+    render_marked(cert, copies, paper, Marks::default())
 }
 
-/// [`render_set`] for a certificate signed with the practice's SMC-B (`hand_signed`): its copy
-/// for the patient carries the Anlage 2b note that the doctor signs it by hand.
+/// What the printout of a stored certificate says besides the certificate itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// Signed with the practice's SMC-B (BMV-Ä Anlage 2b): the patient's copy says that the
+    /// doctor signs it by hand.
+    pub hand_signed: bool,
+    /// The eAU is at the insurer: a KK copy printed now is no Ersatzverfahren (no notice, no
+    /// barcode, which would let the insurer process it twice).
+    pub delivered: bool,
+}
+
+/// [`render_set`] with the [`Marks`] of the stored certificate.
 pub fn render_marked(
     cert: &Certificate,
     copies: &[Copy],
     paper: PaperSize,
-    hand_signed: bool,
+    marks: Marks,
 ) -> Result<Vec<u8>, PdfError> {
     if copies.is_empty() {
         return Err(PdfError::NoCopies);
     }
-    let symbol = if copies.contains(&Copy::Kk) {
+    let symbol = if copies.contains(&Copy::Kk) && !marks.delivered {
         Some(Symbol::encode(&barcode_payload(cert)?)?)
     } else {
         None
@@ -189,7 +199,8 @@ pub fn render_marked(
         } else {
             None
         },
-        hand_signed,
+        hand_signed: marks.hand_signed,
+        delivered: marks.delivered,
     });
     document(&title(Some(cert)), forms, paper)
 }
@@ -202,6 +213,7 @@ pub fn render_blank(paper: PaperSize) -> Result<Vec<u8>, PdfError> {
         cert: None,
         barcode: None,
         hand_signed: false,
+        delivered: false,
     });
     document(&title(None), forms, paper)
 }
@@ -227,6 +239,7 @@ pub fn render_prefilled(
         cert: None,
         barcode: None,
         hand_signed: false,
+        delivered: false,
     });
     document(&title(None), forms, paper)
 }

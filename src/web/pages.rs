@@ -748,6 +748,14 @@ impl DetailPage<'_> {
         }
     }
 
+    /// The eAU is at the insurer: "Drucken" gives the patient's copy (no Ersatzverfahren).
+    fn delivered(&self) -> bool {
+        self.deliveries.iter().any(|d| {
+            d.document_kind == storage::DocumentKind::Eau.code()
+                && d.state == storage::state::DELIVERED
+        })
+    }
+
     fn delivery_error(&self, d: &storage::DeliveryRow) -> String {
         d.last_error
             .as_deref()

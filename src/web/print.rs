@@ -28,9 +28,29 @@ struct PrintQuery {
 /// What to print.
 #[derive(Debug, Clone)]
 enum Selection {
+    /// "Drucken": KK + V while the eAU is not at the insurer (Ersatzverfahren), V alone once
+    /// it is; `employer` adds the AG copy.
+    Usual {
+        employer: bool,
+    },
     Copies(Vec<Copy>),
     /// Only patient and practice data (TA P6-02).
     Prefilled,
+}
+
+impl Selection {
+    /// The copies, knowing whether the eAU has reached the insurer.
+    fn resolve(self, delivered: bool) -> Self {
+        match self {
+            Self::Usual { employer } => Self::Copies(match (delivered, employer) {
+                (false, false) => Copy::PRINT_ALL.to_vec(),
+                (false, true) => Copy::ALL.to_vec(),
+                (true, false) => vec![Copy::V],
+                (true, true) => vec![Copy::Ag, Copy::V],
+            }),
+            other => other,
+        }
+    }
 }
 
 fn parse(req: &HttpRequest) -> Result<(Selection, PaperSize), WebError> {
@@ -44,8 +64,8 @@ fn parse(req: &HttpRequest) -> Result<(Selection, PaperSize), WebError> {
         }
     };
     let selection = match q.copy.as_deref().unwrap_or("all") {
-        "all" => Selection::Copies(Copy::PRINT_ALL.to_vec()),
-        "all-ag" => Selection::Copies(Copy::ALL.to_vec()),
+        "all" => Selection::Usual { employer: false },
+        "all-ag" => Selection::Usual { employer: true },
         "prefilled" => Selection::Prefilled,
         one => Selection::Copies(vec![Copy::parse(one).map_err(|_| {
             FieldError::new(
@@ -59,6 +79,8 @@ fn parse(req: &HttpRequest) -> Result<(Selection, PaperSize), WebError> {
 
 fn describe(selection: &Selection, size: PaperSize) -> String {
     let what = match selection {
+        Selection::Usual { employer: false } => "KK+V".into(),
+        Selection::Usual { employer: true } => "KK+AG+V".into(),
         Selection::Copies(copies) => copies
             .iter()
             .map(|c| c.code().to_uppercase())
@@ -79,8 +101,10 @@ fn file_name(selection: &Selection, size: PaperSize, day: chrono::NaiveDate, id:
             [Copy::Ag] => "Arbeitgeber-Ausfertigung",
             [Copy::V] => "Versicherten-Ausfertigung",
             [Copy::Kk, Copy::V] => "KK-und-Versicherten-Ausfertigung",
+            [Copy::Ag, Copy::V] => "Arbeitgeber-und-Versicherten-Ausfertigung",
             _ => "alle-Ausfertigungen",
         },
+        Selection::Usual { .. } => "Ausfertigungen",
     };
     let size = if size == PaperSize::A4 { "_A4" } else { "" };
     let short = id.simple().to_string();
@@ -95,25 +119,32 @@ async fn print(
     selection: Selection,
     size: PaperSize,
 ) -> Result<HttpResponse, WebError> {
-    let what = describe(&selection, size);
     let practice = actor.practice_id.clone();
-    let stored = state
+    let (stored, marks, selection) = state
         .db
         .run(move |c| {
-            let stored = storage::get(c, &practice, id)?;
-            if stored.is_some() {
-                storage::record_print(c, &actor, id, &what)?;
-            }
-            let hand_signed = storage::signed_with_smcb(c, &practice, id)?;
-            Ok(stored.map(|s| (s, hand_signed)))
+            let Some(stored) = storage::get(c, &practice, id)? else {
+                return Ok(None);
+            };
+            let delivered = storage::send_states(c, &practice, &[id.to_string()])?
+                .iter()
+                .any(|(_, s)| s == storage::state::DELIVERED);
+            let marks = pdf::Marks {
+                hand_signed: storage::signed_with_smcb(c, &practice, id)?,
+                delivered,
+            };
+            let selection = selection.resolve(delivered);
+            storage::record_print(c, &actor, id, &describe(&selection, size))?;
+            Ok(Some((stored, marks, selection)))
         })
         .await?
         .ok_or(WebError::NotFound)?;
-    let (stored, hand_signed) = stored;
     let cert = stored.certificate;
     let name = file_name(&selection, size, cert.period.determined_on, id);
     let bytes = web::block(move || match selection {
-        Selection::Copies(copies) => pdf::render_marked(&cert, &copies, size, hand_signed),
+        Selection::Copies(copies) => pdf::render_marked(&cert, &copies, size, marks),
+        // Resolved above.
+        Selection::Usual { .. } => Err(pdf::PdfError::NoCopies),
         Selection::Prefilled => pdf::render_prefilled(
             &cert.patient,
             &cert.coverage,
