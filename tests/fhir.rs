@@ -592,6 +592,437 @@ fn the_operation_outcome_lists_every_issue_with_its_location() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// KBV profile rules (issue #16): a valid gematik 1.2.1 example with exactly one change is refused
+// with an error naming the rule (constraint key or profile element) at the element's location.
+
+const GKV_ERST: &str = "Beispiel_1-eAU_ERST_GKV.xml";
+const GKV_FOLGE: &str = "Beispiel_2-eAU_FOLGE_GKV.xml";
+const GKV_TRAINEE: &str = "Beispiel_9-eAU_FOLGE_Weiterbildung.xml";
+const PKV_ERST: &str = "Beispiel_5-eAU_ERST_PKV.xml";
+/// PKV with three ServiceRequests (entries 13–15: wiedereingliederung, stationaere_heilbehandlung,
+/// reha) and PKV-only extensions.
+const PKV_STEPS: &str = "Beispiel_6-eAU_FOLGE_PKV.xml";
+
+/// A valid 1.2.1 example (checked to import as it is).
+fn valid_example(file: &str) -> String {
+    let path = fixtures().join("KBV_PR_EAU_Bundle/1.2.1/valid").join(file);
+    let xml = std::fs::read_to_string(path).unwrap();
+    if let Err(e) = fhir::read(xml.as_bytes()) {
+        panic!("{file} refused before the change:{}", show(&e));
+    }
+    xml
+}
+
+/// The first `from` after `anchor` becomes `to`.
+fn replace_after(xml: &str, anchor: &str, from: &str, to: &str) -> String {
+    let start = xml
+        .find(anchor)
+        .unwrap_or_else(|| panic!("{anchor} not found"));
+    let pos = start
+        + xml[start..]
+            .find(from)
+            .unwrap_or_else(|| panic!("{from} not found after {anchor}"));
+    format!("{}{to}{}", &xml[..pos], &xml[pos + from.len()..])
+}
+
+/// `file` with one change, refused.
+fn changed(file: &str, anchor: &str, from: &str, to: &str) -> Vec<Issue> {
+    let xml = replace_after(&valid_example(file), anchor, from, to);
+    fhir::read(xml.as_bytes())
+        .map(|_| ())
+        .expect_err(&format!("{file}: {from} → {to} accepted"))
+}
+
+/// An error at exactly `location` whose message contains every word.
+fn assert_rule(issues: &[Issue], location: &str, words: &[&str]) {
+    assert!(
+        issues.iter().any(|i| i.is_error()
+            && i.location == location
+            && words.iter().all(|w| i.message.contains(w))),
+        "expected an error at {location} naming {words:?}:{}",
+        show(issues)
+    );
+}
+
+#[test]
+fn kbv_rule_01_service_request_intent_is_fixed_to_proposal() {
+    let issues = changed(
+        PKV_STEPS,
+        "<ServiceRequest",
+        "<intent value=\"proposal\" />",
+        "<intent value=\"order\" />",
+    );
+    assert_rule(
+        &issues,
+        "Bundle.entry[13].resource.intent",
+        &["„proposal“", "ServiceRequest.intent", "„order“"],
+    );
+}
+
+#[test]
+fn kbv_rule_02_service_request_has_exactly_one_reason_the_au_condition() {
+    const AU: &str = "urn:uuid:2f8638b4-cf33-4afe-bdbc-8477b3cc1bac";
+    const PATIENT: &str = "urn:uuid:9774f67f-a238-4daf-b4e6-679deeef3811";
+    let elsewhere = changed(PKV_STEPS, "<reasonReference>", AU, PATIENT);
+    assert_rule(
+        &elsewhere,
+        "Bundle.entry[13].resource.reasonReference.reference",
+        &["AU-Angaben", "reasonReference 1..1", PATIENT],
+    );
+    let twice = changed(
+        PKV_STEPS,
+        "<ServiceRequest",
+        "</reasonReference>",
+        &format!(
+            "</reasonReference><reasonReference><reference value=\"{AU}\" /></reasonReference>"
+        ),
+    );
+    assert_rule(
+        &twice,
+        "Bundle.entry[13].resource.reasonReference",
+        &["reasonReference 1..1", "2 gefunden"],
+    );
+    let xml = valid_example(PKV_STEPS);
+    let start = xml.find("<reasonReference>").unwrap();
+    let end = start + xml[start..].find("</reasonReference>").unwrap() + "</reasonReference>".len();
+    let none = fhir::read(format!("{}{}", &xml[..start], &xml[end..]).as_bytes()).unwrap_err();
+    assert_rule(
+        &none,
+        "Bundle.entry[13].resource.reasonReference",
+        &["fehlt", "reasonReference 1..1"],
+    );
+}
+
+#[test]
+fn kbv_rule_03_every_condition_is_asserted_by_the_composition_author() {
+    // Arzt in Weiterbildung (author) with a responsible doctor (attester): the conditions must
+    // name the author, not the responsible doctor.
+    const AUTHOR: &str = "urn:uuid:cb7558e2-0fdf-4107-93f6-07f13f39e067";
+    const RESPONSIBLE: &str = "urn:uuid:20597e0e-cb2a-45b3-95f0-dc3dbdb617c3";
+    let au = changed(
+        GKV_TRAINEE,
+        "KBV_PR_EAU_Condition_AU|1.2",
+        AUTHOR,
+        RESPONSIBLE,
+    );
+    assert_rule(
+        &au,
+        "Bundle.entry[5].resource.asserter.reference",
+        &[
+            "AU-Angaben",
+            "-eau-referenzAufAusstellendePerson-1",
+            RESPONSIBLE,
+        ],
+    );
+    let icd = changed(
+        GKV_TRAINEE,
+        "KBV_PR_EAU_Condition_ICD|1.2",
+        AUTHOR,
+        RESPONSIBLE,
+    );
+    assert_rule(
+        &icd,
+        "Bundle.entry[7].resource.asserter.reference",
+        &["Diagnose", "-eau-referenzAufAusstellendePerson-1"],
+    );
+}
+
+#[test]
+fn kbv_rule_04_the_au_condition_code_is_fixed_to_eau() {
+    let issues = changed(
+        GKV_ERST,
+        "KBV_CS_SFHIR_KBV_FHIR_DOKUMENTTYPE",
+        "<code value=\"eAU\" />",
+        "<code value=\"e010\" />",
+    );
+    assert_rule(
+        &issues,
+        "Bundle.entry[4].resource.code.coding",
+        &[
+            "KBV_CS_SFHIR_KBV_FHIR_DOKUMENTTYPE#eAU",
+            "Festwert",
+            "#e010",
+        ],
+    );
+}
+
+#[test]
+fn kbv_rule_05_the_cause_comes_from_the_eau_value_set_once_each() {
+    // 4 (Berufskrankheit) is in the code system KBV_CS_FOR_Ursache_Type, not in the value set.
+    let four = changed(
+        GKV_FOLGE,
+        "condition-dueTo",
+        "<code value=\"2\" />",
+        "<code value=\"4\" />",
+    );
+    let at = "Bundle.entry[4].resource.extension[2].valueCodeableConcept.coding[0].code";
+    assert_rule(
+        &four,
+        at,
+        &["„4“", "KBV_VS_EAU_Ursache_Type", "required binding"],
+    );
+    let other_system = changed(
+        GKV_FOLGE,
+        "condition-dueTo",
+        "https://fhir.kbv.de/CodeSystem/KBV_CS_FOR_Ursache_Type",
+        "https://fhir.kbv.de/CodeSystem/KBV_CS_SFHIR_KBV_URSACHE",
+    );
+    assert_rule(&other_system, at, &["KBV_VS_EAU_Ursache_Type"]);
+    let twice = changed(
+        GKV_FOLGE,
+        "condition-dueTo",
+        "</extension>",
+        "</extension><extension url=\"http://hl7.org/fhir/StructureDefinition/condition-dueTo\">\
+         <valueCodeableConcept><coding><system value=\"https://fhir.kbv.de/CodeSystem/KBV_CS_FOR_Ursache_Type\" />\
+         <code value=\"2\" /></coding></valueCodeableConcept></extension>",
+    );
+    assert_rule(
+        &twice,
+        "Bundle.entry[4].resource.extension[3].valueCodeableConcept.coding[0].code",
+        &["-eau-anzahlUrsache"],
+    );
+}
+
+#[test]
+fn kbv_rule_06_every_resource_carries_its_profile_with_version_1_2() {
+    let condition = changed(
+        GKV_ERST,
+        "",
+        "KBV_PR_EAU_Condition_AU|1.2",
+        "KBV_PR_EAU_Condition_AU|1.1.0",
+    );
+    assert_rule(
+        &condition,
+        "Bundle.entry[4].resource.meta.profile[0]",
+        &["KBV_PR_EAU_Condition_AU |1.1.0", "|1.2"],
+    );
+    let composition = changed(
+        GKV_ERST,
+        "",
+        "KBV_PR_EAU_Composition|1.2",
+        "KBV_PR_EAU_Composition|1.1.0",
+    );
+    assert_rule(
+        &composition,
+        "Bundle.entry[0].resource.meta.profile[0]",
+        &["|1.1.0", "-eau-versionComposition"],
+    );
+    let unversioned = changed(
+        GKV_ERST,
+        "",
+        "KBV_PR_FOR_Coverage|1.2",
+        "KBV_PR_FOR_Coverage",
+    );
+    assert_rule(
+        &unversioned,
+        "Bundle.entry[5].resource.meta.profile[0]",
+        &["KBV_PR_FOR_Coverage ohne Version"],
+    );
+    let wrong = changed(
+        GKV_ERST,
+        "",
+        "KBV_PR_FOR_Patient|1.2",
+        "KBV_PR_FOR_Practitioner|1.2",
+    );
+    assert_rule(
+        &wrong,
+        "Bundle.entry[1].resource.meta.profile",
+        &["Patient muss KBV_PR_FOR_Patient|1.2", "Bundle.entry"],
+    );
+}
+
+#[test]
+fn kbv_rule_07_full_urls_are_unique() {
+    let issues = changed(
+        GKV_ERST,
+        "",
+        "http://pvs.praxis-topp-gluecklich.local/fhir/Patient/9774f67f-a238-4daf-b4e6-679deeef3811",
+        "http://pvs.praxis-topp-gluecklich.local/fhir/Composition/edb656ba-671c-40d7-9161-b8f8c2365297",
+    );
+    assert_rule(
+        &issues,
+        "Bundle.entry[1].fullUrl",
+        &["bdl-7", "Bundle.entry[0]"],
+    );
+}
+
+#[test]
+fn kbv_rule_08_no_asv_team_number_without_asv_legal_basis() {
+    let issues = changed(
+        GKV_ERST,
+        "KBV_EX_FOR_Legal_basis",
+        "<code value=\"01\" />",
+        "<code value=\"00\" />",
+    );
+    assert_rule(
+        &issues,
+        "Bundle.entry[0].resource.section[6]",
+        &["ASV-Teamnummer", "„00“", "-eau-angabeAsvTeamnummerVerbot"],
+    );
+}
+
+#[test]
+fn kbv_rule_09_pkv_only_content_is_refused_for_other_payers_and_kept_as_warning_for_pkv() {
+    let pkv = fhir::read(valid_example(PKV_STEPS).as_bytes()).unwrap();
+    assert!(
+        pkv.warnings
+            .iter()
+            .filter(|w| w.message.contains("PKV-Angabe wird nicht übernommen"))
+            .count()
+            >= 5,
+        "{}",
+        show(&pkv.warnings)
+    );
+    let gkv = changed(
+        PKV_STEPS,
+        "versicherungsart-de-basis",
+        "<code value=\"PKV\"/>",
+        "<code value=\"GKV\"/>",
+    );
+    for (location, key) in [
+        (
+            "Bundle.entry[4].resource.extension[2]",
+            "-eau-angabeBerufsunfaehigPKV",
+        ),
+        (
+            "Bundle.entry[13].resource.extension[0]",
+            "-eau-angabeWiedereingliederungabPKV",
+        ),
+        (
+            "Bundle.entry[14].resource.extension[0]",
+            "-eau-angabeAufnahmedatumNurPKV",
+        ),
+        (
+            "Bundle.entry[14].resource.extension[1]",
+            "-eau-angabeEntlassdatumNurPKV",
+        ),
+        (
+            "Bundle.entry[14].resource.code.coding[0].code",
+            "-eau-angabeStationaereHeilbehandlungPKV",
+        ),
+    ] {
+        assert_rule(&gkv, location, &["nur bei PKV-Versicherten", key]);
+    }
+    let partial = changed(
+        PKV_ERST,
+        "versicherungsart-de-basis",
+        "<code value=\"PKV\"/>",
+        "<code value=\"GKV\"/>",
+    );
+    assert_rule(
+        &partial,
+        "Bundle.entry[4].resource.extension[1]",
+        &[
+            "Teilweise arbeitsfähig",
+            "-eau-angabeTeilweiseArbeitsfaehigPKV",
+        ],
+    );
+}
+
+#[test]
+fn kbv_rule_10_free_text_only_on_the_measure_sonstige() {
+    let issues = changed(
+        PKV_STEPS,
+        "<code value=\"wiedereingliederung\" />",
+        "</coding>",
+        "</coding><text value=\"4 Stunden täglich\" />",
+    );
+    assert_rule(
+        &issues,
+        "Bundle.entry[13].resource.code.text",
+        &[
+            "„wiedereingliederung“",
+            "„sonstige“",
+            "-eau-keinTextBeiAnderen",
+        ],
+    );
+}
+
+#[test]
+fn kbv_rule_11_unknown_extensions_are_refused_where_the_slicing_is_closed() {
+    let ext = |url: &str| {
+        format!("</meta><extension url=\"{url}\"><valueString value=\"x\" /></extension>")
+    };
+    let own = "https://praxis.example/fhir/StructureDefinition/intern";
+    for (file, anchor, url, location, rule) in [
+        (
+            GKV_ERST,
+            "KBV_PR_EAU_Composition|1.2",
+            own,
+            "Bundle.entry[0].resource.extension[0]",
+            "Composition.extension in KBV_PR_EAU_Composition",
+        ),
+        (
+            // A ServiceRequest extension on the AU condition.
+            GKV_ERST,
+            "KBV_PR_EAU_Condition_AU|1.2",
+            "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_reintegration_date",
+            "Bundle.entry[4].resource.extension[0]",
+            "Condition.extension in KBV_PR_EAU_Condition_AU",
+        ),
+        (
+            GKV_ERST,
+            "KBV_PR_FOR_Coverage|1.2",
+            "http://fhir.de/StructureDefinition/gkv/zuzahlungsstatus",
+            "Bundle.entry[5].resource.extension[0]",
+            "Coverage.extension in KBV_PR_FOR_Coverage",
+        ),
+        (
+            GKV_ERST,
+            "KBV_PR_EAU_Condition_ICD|1.2",
+            own,
+            "Bundle.entry[6].resource.extension[0]",
+            "Condition.extension 0..0 in KBV_PR_EAU_Condition_ICD",
+        ),
+        (
+            PKV_STEPS,
+            "KBV_PR_EAU_ServiceRequest_steps|1.2",
+            own,
+            "Bundle.entry[13].resource.extension[0]",
+            "ServiceRequest.extension in KBV_PR_EAU_ServiceRequest_steps",
+        ),
+    ] {
+        let issues = changed(file, anchor, "</meta>", &ext(url));
+        assert_rule(&issues, location, &["Unbekannte Extension", url, rule]);
+    }
+    let mehrfach = "http://fhir.de/StructureDefinition/icd-10-gm-mehrfachcodierungs-kennzeichen";
+    let coding = changed(
+        GKV_ERST,
+        "KBV_PR_EAU_Condition_ICD|1.2",
+        "<system value=\"http://fhir.de/CodeSystem/bfarm/icd-10-gm\" />",
+        &format!(
+            "<extension url=\"{mehrfach}\"><valueCoding><code value=\"!\" /></valueCoding></extension>\
+             <system value=\"http://fhir.de/CodeSystem/bfarm/icd-10-gm\" />"
+        ),
+    );
+    assert_rule(
+        &coding,
+        "Bundle.entry[6].resource.code.coding[0].extension[1]",
+        &[
+            mehrfach,
+            "Condition.code.coding.extension in KBV_PR_EAU_Condition_ICD",
+        ],
+    );
+}
+
+#[test]
+fn a_broken_profile_rule_reaches_the_operation_outcome_with_key_and_location() {
+    let issues = changed(
+        GKV_TRAINEE,
+        "KBV_PR_EAU_Condition_AU|1.2",
+        "urn:uuid:cb7558e2-0fdf-4107-93f6-07f13f39e067",
+        "urn:uuid:20597e0e-cb2a-45b3-95f0-dc3dbdb617c3",
+    );
+    let oo = String::from_utf8(fhir::operation_outcome(&issues)).unwrap();
+    assert!(oo.contains("<severity value=\"error\"/>"), "{oo}");
+    assert!(oo.contains("-eau-referenzAufAusstellendePerson-1"), "{oo}");
+    assert!(
+        oo.contains("<expression value=\"Bundle.entry[5].resource.asserter.reference\"/>"),
+        "{oo}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Property: every certificate the capture accepts round-trips.
 
 fn kvnr_strategy() -> impl Strategy<Value = String> {
@@ -626,7 +1057,9 @@ prop_compose! {
              prop::sample::select(vec!["G", "V", "Z", "A"]),
              prop::option::of(prop::sample::select(vec!["R", "L", "B"]))), 1..=6),
         text in prop::option::of("[A-Za-zäöü0-9 <>&]{0,69}[a-z]"),
-        cause in prop::option::of(prop::sample::select(vec!["1", "2", "3", "4"])),
+        // Not "4" (Berufskrankheit): in KBV_CS_FOR_Ursache_Type but not in the eAU value set
+        // KBV_VS_EAU_Ursache_Type, so the import refuses it (see kbv_rule_05_…).
+        cause in prop::option::of(prop::sample::select(vec!["1", "2", "3"])),
         flags in prop::collection::vec(any::<bool>(), 4),
         other in prop::option::of("[A-Za-z][A-Za-z ]{0,68}"),
         valid_until in prop::option::of(0i64..400),

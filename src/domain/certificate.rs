@@ -60,49 +60,54 @@ impl CertificateKind {
     }
 }
 
-/// Cause (`KBV_CS_FOR_Ursache_Type`, FHIR `condition-dueTo`).
+/// Cause (FHIR `condition-dueTo`). The eAU binds it to `KBV_VS_EAU_Ursache_Type` (1, 2, 3):
+/// the code system's `4` Berufskrankheit is no eAU value; on the Muster 1 a Berufskrankheit is
+/// the box "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit", code 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Cause {
     /// `1` sonstiger Unfall, Unfallfolgen
     Accident,
-    /// `2` Arbeitsunfall, Arbeitsunfallfolgen
+    /// `2` Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit
     WorkAccident,
     /// `3` Versorgungsleiden (schädigendes Ereignis nach SER)
     Ser,
-    /// `4` Berufskrankheit
+    /// Certificates stored before the eAU value set was enforced with `4`: written, printed
+    /// and shown as code 2 (never accepted any more).
     OccupationalDisease,
 }
 
 impl Cause {
-    pub const ALL: [Self; 4] = [
-        Self::Accident,
-        Self::WorkAccident,
-        Self::Ser,
-        Self::OccupationalDisease,
-    ];
+    /// What capture and import accept.
+    pub const ALL: [Self; 3] = [Self::Accident, Self::WorkAccident, Self::Ser];
 
     pub fn code(self) -> &'static str {
         match self {
             Self::Accident => "1",
-            Self::WorkAccident => "2",
+            Self::WorkAccident | Self::OccupationalDisease => "2",
             Self::Ser => "3",
-            Self::OccupationalDisease => "4",
         }
     }
 
     pub fn parse(code: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.code() == code.trim())
-            .ok_or(DomainError::Format("Ursache", "1, 2, 3 oder 4"))
+        match code.trim() {
+            "4" => Err(DomainError::Format(
+                "Ursache",
+                "1, 2 oder 3; eine Berufskrankheit ist 2 – Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit",
+            )),
+            code => Self::ALL
+                .into_iter()
+                .find(|c| c.code() == code)
+                .ok_or(DomainError::Format("Ursache", "1, 2 oder 3")),
+        }
     }
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Accident => "sonstiger Unfall, Unfallfolgen",
-            Self::WorkAccident => "Arbeitsunfall, Arbeitsunfallfolgen",
+            Self::WorkAccident | Self::OccupationalDisease => {
+                "Arbeitsunfall, Arbeitsunfallfolgen, Berufskrankheit"
+            }
             Self::Ser => "Versorgungsleiden (z. B. SER)",
-            Self::OccupationalDisease => "Berufskrankheit",
         }
     }
 
@@ -676,5 +681,25 @@ impl Certificate {
     /// [`Coverage::is_print_only`], plus patients without Versicherten-ID (SKT with KVK number).
     pub fn is_print_only(&self) -> bool {
         self.coverage.is_print_only() || self.patient.kvnr.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_berufskrankheit_is_the_eau_code_2_and_4_is_refused() {
+        assert!(Cause::parse("4")
+            .unwrap_err()
+            .to_string()
+            .contains("Berufskrankheit ist 2"));
+        assert_eq!(Cause::parse("2").unwrap(), Cause::WorkAccident);
+        assert_eq!(Cause::OccupationalDisease.code(), "2");
+        assert_eq!(
+            Cause::ALL.map(Cause::code),
+            ["1", "2", "3"],
+            "KBV_VS_EAU_Ursache_Type"
+        );
     }
 }

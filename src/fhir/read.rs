@@ -281,7 +281,9 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         by_id: HashMap::new(),
         all: Vec::new(),
     };
+    let mut full_urls: HashMap<&str, usize> = HashMap::new();
     for (index, entry) in root.all("entry") {
+        full_url(entry, index, &mut full_urls, cx);
         let Some(node) = entry.child("resource").and_then(|r| r.children.first()) else {
             cx.err(
                 IssueCode::Required,
@@ -403,6 +405,7 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
     let pkv = coverage
         .as_ref()
         .is_some_and(|c| c.payer_type == PayerType::Pkv);
+    profile_rules(&bundle, c.author, au_res, pkv, cx);
     let patient = patient_res.and_then(|r| patient(r, c.issued_on, cx));
     let sel = coverage
         .as_ref()
@@ -429,7 +432,7 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         let v = cx.req(r.node, &r.loc(), &["code", "text"], "Hinweise zur Diagnose");
         cx.len(v, &(r.loc() + ".code.text"), "Hinweise zur Diagnose", 70)
     });
-    let measures = measures(&steps_res, cx);
+    let measures = measures(&steps_res, pkv, cx);
     let asv_team = role_res.and_then(|r| {
         let id = r.node.at(&["organization", "identifier"]);
         let loc = r.loc() + ".organization.identifier.value";
@@ -453,11 +456,27 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         }
     });
     if let Some(lb) = &c.legal_basis {
-        if (lb == "01" || lb == "11") && asv_team.is_none() {
+        let asv = lb == "01" || lb == "11";
+        if asv && asv_team.is_none() {
             cx.err(
                 IssueCode::Required,
                 comp.loc() + ".section",
-                "ASV-Teamnummer: bei Kennzeichen Rechtsgrundlage 01/11 anzugeben",
+                "ASV-Teamnummer: bei Kennzeichen Rechtsgrundlage 01/11 anzugeben \
+                 (-eau-angabeAsvTeamnummerPflicht)",
+            );
+        }
+        if let Some(role) = role_res.filter(|_| !asv) {
+            let loc = match sections.index("FOR_PractitionerRole") {
+                Some(i) => format!("{}.section[{i}]", comp.loc()),
+                None => role.loc(),
+            };
+            cx.err(
+                IssueCode::BusinessRule,
+                loc,
+                format!(
+                    "ASV-Teamnummer (PractitionerRole): nur bei Kennzeichen Rechtsgrundlage 01 \
+                     oder 11 zulässig, hier „{lb}“ (-eau-angabeAsvTeamnummerVerbot)"
+                ),
             );
         }
     }
@@ -500,6 +519,324 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         asv_team,
         responsible,
     })
+}
+
+/// `Bundle.entry.fullUrl`: 1..1 in every entry slice of `KBV_PR_EAU_Bundle`, unique (FHIR R4
+/// invariant bdl-7; `meta.versionId` is 0..0 in every KBV profile, so no two versions).
+fn full_url<'a>(entry: &'a Node, index: usize, seen: &mut HashMap<&'a str, usize>, cx: &mut Cx) {
+    let loc = format!("Bundle.entry[{index}].fullUrl");
+    match entry.val(&["fullUrl"]).filter(|u| !u.trim().is_empty()) {
+        None => cx.err(
+            IssueCode::Required,
+            loc,
+            "Eintrag: fullUrl fehlt (Bundle.entry.fullUrl 1..1)",
+        ),
+        Some(u) => {
+            if let Some(first) = seen.get(u) {
+                cx.err(
+                    IssueCode::Structure,
+                    loc,
+                    format!(
+                        "Eintrag: fullUrl „{u}“ kommt mehrfach vor (wie Bundle.entry[{first}]); \
+                         jede fullUrl darf im Bundle nur einmal vorkommen (bdl-7)"
+                    ),
+                );
+            } else {
+                seen.insert(u, index);
+            }
+        }
+    }
+}
+
+/// The profile each resource type must carry (`Bundle.entry` is sliced by profile, closed).
+const ENTRY_PROFILES: &[(&str, &[&str])] = &[
+    ("Composition", &["KBV_PR_EAU_Composition"]),
+    ("Patient", &["KBV_PR_FOR_Patient"]),
+    ("Coverage", &["KBV_PR_FOR_Coverage"]),
+    ("Organization", &["KBV_PR_FOR_Organization"]),
+    ("Practitioner", &["KBV_PR_FOR_Practitioner"]),
+    ("PractitionerRole", &["KBV_PR_FOR_PractitionerRole"]),
+    (
+        "Condition",
+        &[
+            "KBV_PR_EAU_Condition_AU",
+            "KBV_PR_EAU_Condition_ICD",
+            "KBV_PR_EAU_Condition_Text",
+        ],
+    ),
+    ("ServiceRequest", &["KBV_PR_EAU_ServiceRequest_steps"]),
+];
+
+/// Extensions allowed where a profile slices `extension` closed (by url).
+const COMPOSITION_EXT: &[&str] = &[sys::LEGAL_BASIS_EX];
+const COVERAGE_EXT: &[&str] = &[
+    sys::PERSONENGRUPPE_EX,
+    sys::DMP_EX,
+    sys::VERSICHERTENART_EX,
+    sys::WOP_EX,
+];
+const AU_EXT: &[&str] = &[
+    sys::ASSERTED_DATE,
+    sys::SEVEN_WEEKS,
+    sys::DUE_TO,
+    "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_partially_employable",
+    "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_unemployability",
+];
+const STEPS_EXT: &[&str] = &[
+    "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_reintegration_date",
+    "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_admission_date",
+    "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_discharge_date",
+];
+const ICD_CODING_EXT: &[&str] = &[sys::SICHERHEIT_EX, sys::SEITE_EX];
+
+/// KBV profile rules (package 1.2.1) that no certificate field carries: profile and version
+/// of every entry, closed extension slicings, fixed values and references of the
+/// ServiceRequests, the asserter of every Condition.
+fn profile_rules(
+    b: &Bundle<'_>,
+    author: Option<&str>,
+    au: Option<Res<'_>>,
+    pkv: bool,
+    cx: &mut Cx,
+) {
+    for r in &b.all {
+        let r = *r;
+        let n = r.node;
+        let loc = r.loc();
+        entry_profile(r, cx);
+        match (n.name.as_str(), r.profile()) {
+            ("Composition", _) => closed_extensions(
+                n,
+                &loc,
+                COMPOSITION_EXT,
+                "geschlossenes Slicing Composition.extension in KBV_PR_EAU_Composition",
+                cx,
+            ),
+            ("Coverage", _) => closed_extensions(
+                n,
+                &loc,
+                COVERAGE_EXT,
+                "geschlossenes Slicing Coverage.extension in KBV_PR_FOR_Coverage",
+                cx,
+            ),
+            ("Condition", Some("KBV_PR_EAU_Condition_AU")) => closed_extensions(
+                n,
+                &loc,
+                AU_EXT,
+                "geschlossenes Slicing Condition.extension in KBV_PR_EAU_Condition_AU",
+                cx,
+            ),
+            ("Condition", Some("KBV_PR_EAU_Condition_ICD")) => {
+                closed_extensions(
+                    n,
+                    &loc,
+                    &[],
+                    "Condition.extension 0..0 in KBV_PR_EAU_Condition_ICD",
+                    cx,
+                );
+                if let Some(code) = n.child("code") {
+                    for (i, coding) in code.all("coding") {
+                        closed_extensions(
+                            coding,
+                            &format!("{loc}.code.coding[{i}]"),
+                            ICD_CODING_EXT,
+                            "geschlossenes Slicing Condition.code.coding.extension in \
+                             KBV_PR_EAU_Condition_ICD",
+                            cx,
+                        );
+                    }
+                }
+            }
+            ("ServiceRequest", _) => {
+                closed_extensions(
+                    n,
+                    &loc,
+                    STEPS_EXT,
+                    "geschlossenes Slicing ServiceRequest.extension in \
+                     KBV_PR_EAU_ServiceRequest_steps",
+                    cx,
+                );
+                service_request(r, b, au, pkv, cx);
+            }
+            _ => {}
+        }
+        if n.name == "Condition" {
+            asserter(r, author, cx);
+        }
+    }
+}
+
+/// `meta.profile` of an entry: the profile of its slice in `KBV_PR_EAU_Bundle` with `|1.2`
+/// (fixedCanonical of every profile; `-eau-versionComposition`). Patch levels are accepted as
+/// for the Bundle itself ([`ACCEPTED_VERSIONS`]).
+fn entry_profile(r: Res<'_>, cx: &mut Cx) {
+    let n = r.node;
+    let loc = r.loc() + ".meta.profile";
+    let Some((_, names)) = ENTRY_PROFILES.iter().find(|(t, _)| *t == n.name) else {
+        cx.err(
+            IssueCode::Structure,
+            r.loc(),
+            format!(
+                "Ressource {}: in einer eAU nicht zulässig (geschlossenes Slicing Bundle.entry \
+                 in KBV_PR_EAU_Bundle)",
+                n.name
+            ),
+        );
+        return;
+    };
+    let mut found = false;
+    let profiles = n.child("meta").into_iter().flat_map(|m| m.all("profile"));
+    for (i, p) in profiles {
+        let Some(rest) = p.value().and_then(|v| v.strip_prefix(SD)) else {
+            continue;
+        };
+        let (name, version) = rest.split_once('|').unwrap_or((rest, ""));
+        if !ACCEPTED_VERSIONS.contains(&version) {
+            let version = if version.is_empty() {
+                "ohne Version".to_owned()
+            } else {
+                format!("|{version}")
+            };
+            let key = if n.name == "Composition" {
+                ", -eau-versionComposition"
+            } else {
+                ""
+            };
+            cx.err(
+                IssueCode::NotSupported,
+                format!("{loc}[{i}]"),
+                format!(
+                    "Profilversion: {name} {version} in einem eAU-Bundle 1.2 nicht zulässig, \
+                     jede Ressource muss ihr Profil mit |1.2 angeben (Festwert meta.profile{key})"
+                ),
+            );
+            found = true;
+        } else if names.contains(&name) {
+            found = true;
+        }
+    }
+    if !found {
+        cx.err(
+            IssueCode::Value,
+            loc,
+            format!(
+                "Profil: {} muss {}|1.2 angeben (geschlossenes Slicing Bundle.entry in \
+                 KBV_PR_EAU_Bundle)",
+                n.name,
+                names.join(" oder ")
+            ),
+        );
+    }
+}
+
+/// Extensions outside a closed slicing (or any, when `allowed` is empty: cardinality 0..0).
+fn closed_extensions(node: &Node, loc: &str, allowed: &[&str], rule: &str, cx: &mut Cx) {
+    for (i, e) in node.all("extension") {
+        let url = e.attr("url").unwrap_or_default();
+        if !allowed.contains(&url) {
+            cx.err(
+                IssueCode::Structure,
+                format!("{loc}.extension[{i}]"),
+                format!("Unbekannte Extension „{url}“: nicht zulässig ({rule})"),
+            );
+        }
+    }
+}
+
+/// `Condition.asserter` (1..1) is the issuing doctor, the Composition's author
+/// (`-eau-referenzAufAusstellendePerson-1`, compared as reference strings like the constraint).
+fn asserter(r: Res<'_>, author: Option<&str>, cx: &mut Cx) {
+    let label = match r.profile() {
+        Some("KBV_PR_EAU_Condition_AU") => "AU-Angaben",
+        Some("KBV_PR_EAU_Condition_ICD") => "Diagnose",
+        Some("KBV_PR_EAU_Condition_Text") => "Hinweise zur Diagnose",
+        _ => "Condition",
+    };
+    let loc = r.loc() + ".asserter.reference";
+    match r.node.val(&["asserter", "reference"]) {
+        None => cx.err(
+            IssueCode::Required,
+            loc,
+            format!("{label}: feststellende Person (asserter) fehlt (Condition.asserter 1..1)"),
+        ),
+        Some(a) => {
+            if let Some(author) = author.filter(|au| *au != a) {
+                cx.err(
+                    IssueCode::BusinessRule,
+                    loc,
+                    format!(
+                        "{label}: asserter „{a}“ verweist nicht auf den ausstellenden Arzt der \
+                         Composition („{author}“) (-eau-referenzAufAusstellendePerson-1)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Fixed values and the reason of a `KBV_PR_EAU_ServiceRequest_steps`; its PKV-only extensions.
+fn service_request(r: Res<'_>, b: &Bundle<'_>, au: Option<Res<'_>>, pkv: bool, cx: &mut Cx) {
+    let n = r.node;
+    let loc = r.loc();
+    for (element, fixed) in [("intent", "proposal"), ("status", "active")] {
+        let v = n.val(&[element]);
+        if v != Some(fixed) {
+            cx.err(
+                IssueCode::CodeInvalid,
+                format!("{loc}.{element}"),
+                format!(
+                    "Weitere Maßnahme: {element} muss „{fixed}“ sein (Festwert \
+                     ServiceRequest.{element} in KBV_PR_EAU_ServiceRequest_steps), „{}“ gefunden",
+                    v.unwrap_or_default()
+                ),
+            );
+        }
+    }
+    let reasons: Vec<&Node> = n.all("reasonReference").map(|(_, x)| x).collect();
+    match reasons.as_slice() {
+        [] => cx.err(
+            IssueCode::Required,
+            loc.clone() + ".reasonReference",
+            "Weitere Maßnahme: Bezug auf die AU-Angaben fehlt (ServiceRequest.reasonReference \
+             1..1)",
+        ),
+        [one] => {
+            let reference = one.val(&["reference"]);
+            let ok = match (b.resolve(reference), au) {
+                (Some(t), Some(a)) => t.index == a.index,
+                (Some(t), None) => {
+                    t.node.name == "Condition" && t.profile() == Some("KBV_PR_EAU_Condition_AU")
+                }
+                (None, _) => false,
+            };
+            if !ok {
+                cx.err(
+                    IssueCode::Structure,
+                    loc.clone() + ".reasonReference.reference",
+                    format!(
+                        "Weitere Maßnahme: reasonReference „{}“ zeigt nicht auf die AU-Angaben \
+                         (KBV_PR_EAU_Condition_AU) im Bundle (ServiceRequest.reasonReference 1..1)",
+                        reference.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+        more => cx.err(
+            IssueCode::Structure,
+            loc.clone() + ".reasonReference",
+            format!(
+                "Weitere Maßnahme: genau ein Bezug auf die AU-Angaben erlaubt \
+                 (ServiceRequest.reasonReference 1..1), {} gefunden",
+                more.len()
+            ),
+        ),
+    }
+    for (i, e) in n.all("extension") {
+        let url = e.attr("url").unwrap_or_default();
+        if let Some((_, label, key)) = STEPS_PKV_ONLY.iter().find(|(u, _, _)| *u == url) {
+            pkv_only(pkv, format!("{loc}.extension[{i}]"), label, key, cx);
+        }
+    }
 }
 
 /// `Bundle.timestamp` (1..1): a FHIR instant, with time zone, in a plausible year.
@@ -555,13 +892,6 @@ struct Comp<'a> {
 fn composition<'a>(r: Res<'a>, cx: &mut Cx) -> Comp<'a> {
     let n = r.node;
     let loc = r.loc();
-    if r.profile() != Some("KBV_PR_EAU_Composition") {
-        cx.err(
-            IssueCode::Value,
-            loc.clone() + ".meta.profile",
-            "Composition: Profil KBV_PR_EAU_Composition erwartet",
-        );
-    }
     let ty = n.child("type");
     let kind = match ty.and_then(|t| t.coding(sys::AU_TYPE)) {
         Some(c) => {
@@ -710,6 +1040,11 @@ impl<'a> Sections<'a> {
 
     fn first(&self, code: &str) -> Option<Res<'a>> {
         self.all(code).into_iter().next()
+    }
+
+    /// Index of the first section with this code (`Composition.section[i]`).
+    fn index(&self, code: &str) -> Option<usize> {
+        self.list.iter().position(|(c, _)| *c == code)
     }
 }
 
@@ -1273,28 +1608,56 @@ fn coverage(r: Res<'_>, cx: &mut Cx) -> Option<Coverage> {
     })
 }
 
-const PKV_ONLY: &[(&str, &str)] = &[
+/// PKV-only extensions of `KBV_PR_EAU_Condition_AU` with the Bundle constraint that confines
+/// them to PKV (url, label, constraint key).
+const AU_PKV_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_partially_employable",
+        "Teilweise arbeitsfähig ab (PKV)",
+        "-eau-angabeTeilweiseArbeitsfaehigPKV",
+    ),
     (
         "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_unemployability",
-        "Arbeitsunfähigkeit (PKV)",
+        "Berufsunfähigkeit (PKV)",
+        "-eau-angabeBerufsunfaehigPKV",
+    ),
+];
+
+/// PKV-only extensions of `KBV_PR_EAU_ServiceRequest_steps` (url, label, constraint key).
+const STEPS_PKV_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_reintegration_date",
+        "Wiedereingliederung ab (PKV)",
+        "-eau-angabeWiedereingliederungabPKV",
     ),
     (
         "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_admission_date",
         "Aufnahmedatum (PKV)",
+        "-eau-angabeAufnahmedatumNurPKV",
     ),
     (
         "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_discharge_date",
-        "Entlassdatum (PKV)",
-    ),
-    (
-        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_partially_employable",
-        "teilweise arbeitsfähig (PKV)",
-    ),
-    (
-        "https://fhir.kbv.de/StructureDefinition/KBV_EX_EAU_reintegration_date",
-        "Wiedereingliederung ab (PKV)",
+        "Entlassungsdatum (PKV)",
+        "-eau-angabeEntlassdatumNurPKV",
     ),
 ];
+
+/// A PKV-only element: a warning (not taken over) for PKV, an error otherwise.
+fn pkv_only(pkv: bool, loc: String, label: &str, key: &str, cx: &mut Cx) {
+    if pkv {
+        cx.warn(
+            IssueCode::NotSupported,
+            loc,
+            format!("{label}: PKV-Angabe wird nicht übernommen"),
+        );
+    } else {
+        cx.err(
+            IssueCode::BusinessRule,
+            loc,
+            format!("{label}: nur bei PKV-Versicherten zulässig ({key})"),
+        );
+    }
+}
 
 /// AU dates and rules; returns the period and whether it is back-dated beyond three days.
 fn condition_au(
@@ -1305,14 +1668,36 @@ fn condition_au(
 ) -> Option<(IncapacityPeriod, bool)> {
     let n = r.node;
     let loc = r.loc();
-    for (url, label) in PKV_ONLY {
-        if n.extension(url).is_some() {
-            let msg = if pkv {
-                format!("{label}: PKV-Angabe wird nicht übernommen")
-            } else {
-                format!("{label}: PKV-Angabe bei einem gesetzlich Versicherten, wird ignoriert")
-            };
-            cx.warn(IssueCode::NotSupported, loc.clone() + ".extension", msg);
+    for (i, e) in n.all("extension") {
+        let url = e.attr("url").unwrap_or_default();
+        if let Some((_, label, key)) = AU_PKV_ONLY.iter().find(|(u, _, _)| *u == url) {
+            pkv_only(pkv, format!("{loc}.extension[{i}]"), label, key, cx);
+        }
+    }
+    let codings: Vec<&Node> = n
+        .child("code")
+        .map(|c| c.all("coding").map(|(_, x)| x).collect())
+        .unwrap_or_default();
+    match codings.as_slice() {
+        [c] if c.val(&["system"]) == Some(sys::DOKUMENTTYPE)
+            && c.value_of("code") == Some("eAU") => {}
+        other => {
+            let found = other.first().map_or("nichts".to_owned(), |c| {
+                format!(
+                    "{}#{}",
+                    c.val(&["system"]).unwrap_or_default(),
+                    c.value_of("code").unwrap_or_default()
+                )
+            });
+            cx.err(
+                IssueCode::CodeInvalid,
+                loc.clone() + ".code.coding",
+                format!(
+                    "AU-Kennzeichen (Condition.code): genau KBV_CS_SFHIR_KBV_FHIR_DOKUMENTTYPE#eAU \
+                     erwartet (Festwert in KBV_PR_EAU_Condition_AU), {found} gefunden ({} Codierungen)",
+                    other.len()
+                ),
+            );
         }
     }
     let determined = match n.extension(sys::ASSERTED_DATE) {
@@ -1405,23 +1790,77 @@ fn condition_au(
     ))
 }
 
-/// The cause (`condition-dueTo`); `Some(None)` when absent, `None` when invalid.
+/// The causes of `KBV_VS_EAU_Ursache_Type` (required binding of `Condition.extension:Ursache`).
+const URSACHE_VS: &[&str] = &["1", "2", "3"];
+
+/// The cause (`condition-dueTo`, 0..3, each at most once, codes from `KBV_VS_EAU_Ursache_Type`);
+/// `Some(None)` when absent, `None` when invalid. The certificate keeps one cause: a second,
+/// different one is a warning.
 fn c_cause(au: Option<Res<'_>>, cx: &mut Cx) -> Option<Option<Cause>> {
     let Some(r) = au else { return Some(None) };
-    match r.node.extension(sys::DUE_TO) {
-        None => Some(None),
-        Some(e) => {
-            let code = e
-                .at(&["valueCodeableConcept"])
-                .and_then(|v| v.coding(sys::URSACHE))
-                .and_then(|c| c.value_of("code"))
-                .unwrap_or_default();
-            cx.domain(
-                &(r.loc() + ".extension.valueCodeableConcept.coding[0].code"),
-                Cause::parse(code),
-            )
-            .map(Some)
+    let loc = r.loc();
+    let mut codes: Vec<&str> = Vec::new();
+    let mut ok = true;
+    for (i, e) in r.node.all("extension") {
+        if e.attr("url") != Some(sys::DUE_TO) {
+            continue;
         }
+        let l = format!("{loc}.extension[{i}].valueCodeableConcept.coding[0].code");
+        let coding = e
+            .at(&["valueCodeableConcept", "coding"])
+            .map(|c| (c.val(&["system"]), c.value_of("code")));
+        match coding {
+            Some((Some(sys::URSACHE), Some(code))) if URSACHE_VS.contains(&code) => {
+                if codes.contains(&code) {
+                    cx.err(
+                        IssueCode::BusinessRule,
+                        l,
+                        format!(
+                            "Ursache „{code}“: jede Ursache darf nur einmal vorkommen \
+                             (-eau-anzahlUrsache)"
+                        ),
+                    );
+                    ok = false;
+                }
+                codes.push(code);
+            }
+            other => {
+                let (system, code) = other.unwrap_or_default();
+                cx.err(
+                    IssueCode::CodeInvalid,
+                    l,
+                    format!(
+                        "Ursache (condition-dueTo): „{}“ aus {} ist nicht im ValueSet \
+                         KBV_VS_EAU_Ursache_Type (1 Unfall, 2 Arbeitsunfall, 3 SER/Versorgungsleiden; \
+                         required binding)",
+                        code.unwrap_or_default(),
+                        system.unwrap_or("keinem Codesystem")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    // Three codes, each at most once: the 0..3 cardinality follows from -eau-anzahlUrsache.
+    if ok && codes.len() > 1 {
+        cx.warn(
+            IssueCode::NotSupported,
+            loc.clone() + ".extension",
+            format!(
+                "Ursache: {} verschiedene Ursachen angegeben, nur die erste („{}“) wird übernommen",
+                codes.len(),
+                codes.first().copied().unwrap_or_default()
+            ),
+        );
+    }
+    if !ok {
+        return None;
+    }
+    match codes.first() {
+        None => Some(None),
+        Some(code) => cx
+            .domain(&(loc + ".extension"), Cause::parse(code))
+            .map(Some),
     }
 }
 
@@ -1524,7 +1963,7 @@ fn diagnoses(
     (ok.then_some(out), version)
 }
 
-fn measures(list: &[Res<'_>], cx: &mut Cx) -> Option<Measures> {
+fn measures(list: &[Res<'_>], pkv: bool, cx: &mut Cx) -> Option<Measures> {
     let mut m = Measures::default();
     let mut seen: Vec<String> = Vec::new();
     let mut ok = true;
@@ -1549,6 +1988,17 @@ fn measures(list: &[Res<'_>], cx: &mut Cx) -> Option<Measures> {
             ok = false;
         }
         seen.push(v.to_owned());
+        if v != "sonstige" && code.and_then(|c| c.child("text")).is_some() {
+            cx.err(
+                IssueCode::BusinessRule,
+                loc.clone() + ".code.text",
+                format!(
+                    "Weitere Maßnahme „{v}“: Freitext nur bei „sonstige“ zulässig \
+                     (-eau-keinTextBeiAnderen)"
+                ),
+            );
+            ok = false;
+        }
         match v {
             "d_arzt" => m.d_arzt = true,
             "reha" => m.rehabilitation = true,
@@ -1575,11 +2025,16 @@ fn measures(list: &[Res<'_>], cx: &mut Cx) -> Option<Measures> {
                     }
                 }
             }
-            "stationaere_heilbehandlung" => cx.warn(
-                IssueCode::NotSupported,
-                cl,
-                "Stationäre Heilbehandlung (PKV): wird nicht übernommen",
-            ),
+            "stationaere_heilbehandlung" => {
+                ok &= pkv;
+                pkv_only(
+                    pkv,
+                    cl,
+                    "Stationäre Heilbehandlung (PKV)",
+                    "-eau-angabeStationaereHeilbehandlungPKV",
+                    cx,
+                );
+            }
             other => {
                 cx.err(
                     IssueCode::CodeInvalid,

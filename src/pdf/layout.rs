@@ -307,7 +307,7 @@ pub(crate) fn draw(form: &Form<'_>, fonts: &Fonts, ids: &FontIds, paper: PaperSi
     stamp(&mut c, form);
     if form.copy.shows_diagnoses() {
         let y = diagnoses_block(&mut c, form.cert);
-        let y = krankengeld_block(&mut c, form.cert, y);
+        let y = krankengeld_block(&mut c, form, y);
         match form.copy {
             Copy::V => patient_notice(&mut c, form.cert, y),
             _ => insurer_notice(&mut c, y, form.delivered),
@@ -688,7 +688,7 @@ fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
         RIGHT - LEFT,
         6.5,
         Face::Regular,
-        "Es wird die Einleitung folgender besonderer Maßnahmen durch die Krankenkasse für erforderlich gehalten:",
+        "Es wird die Einleitung folgender besonderer Maßnahmen für erforderlich gehalten",
     );
     let y = y + 4.3;
     c.checkbox(
@@ -720,8 +720,11 @@ fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
     y + 4.0
 }
 
-fn krankengeld_block(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) -> f32 {
-    let h = 11.0;
+fn krankengeld_block(c: &mut Canvas<'_>, form: &Form<'_>, top: f32) -> f32 {
+    let cert = form.cert;
+    // The KK copy carries the KBV "Hinweis für Versicherte zum Krankengeld" in the same box.
+    let kk = form.copy == Copy::Kk;
+    let h = if kk { 21.5 } else { 11.0 };
     c.frame(LEFT, top, RIGHT - LEFT, h, THIN);
     c.text(LEFT + 1.5, top + 3.5, 7.0, Face::Bold, "Im Krankengeldfall");
     let y = top + 8.0;
@@ -739,6 +742,26 @@ fn krankengeld_block(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) -
         cert.is_some_and(|c| c.kind.is_final()),
         "Endbescheinigung",
     );
+    if kk {
+        c.text(
+            LEFT + 1.5,
+            y + 4.5,
+            6.5,
+            Face::Bold,
+            "Hinweis für Versicherte zum Krankengeld",
+        );
+        c.paragraph(
+            LEFT + 1.5,
+            y + 7.5,
+            RIGHT - LEFT - 3.0,
+            6.0,
+            Face::Regular,
+            "Wird Ihnen in der Arztpraxis die Bescheinigung über die Arbeitsunfähigkeit für die \
+             Krankenkasse ausgehändigt, leiten Sie diese bitte an Ihre Krankenkasse weiter. \
+             Dadurch können zeitliche Verzögerungen bei der Gewährung von Kranken- bzw. \
+             Verletztengeld vermieden werden.",
+        );
+    }
     top + h + 4.0
 }
 
@@ -803,12 +826,16 @@ fn footer(c: &mut Canvas<'_>, form: &Form<'_>) {
         Face::Regular,
         &format!("Dokumenten-ID: {id}"),
     );
+    // The KBV stylesheets' footer: document version, type and the software's Prüfnummer.
+    let pruefnummer = form.cert.map_or(crate::domain::SOFTWARE_PRUEFNUMMER, |c| {
+        c.pruefnummer.as_str()
+    });
     c.text_right(
         RIGHT,
         202.5,
         5.5,
         Face::Regular,
-        "Muster 1 · Dokumententyp e010 · Dokumentenversion 1.2",
+        "Muster 1 · Dokumentenversion: 1.2 · Dokumententyp: e010",
     );
     let kind = match (form.cert, form.barcode) {
         (Some(_), Some(_)) => "Ausdruck im Ersatzverfahren mit Barcode (PDF417)",
@@ -817,5 +844,11 @@ fn footer(c: &mut Canvas<'_>, form: &Form<'_>) {
         (None, _) => "Vordruck zum Ausfüllen von Hand",
     };
     c.text(LEFT, 205.3, 5.5, Face::Regular, kind);
-    c.text_right(RIGHT, 205.3, 5.5, Face::Regular, form.copy.label());
+    c.text_right(
+        RIGHT,
+        205.3,
+        5.5,
+        Face::Regular,
+        &format!("PRF.NR. {pruefnummer}"),
+    );
 }
