@@ -432,6 +432,70 @@ fn a_captured_certificate_round_trips_for_every_kind() {
     assert_eq!(fhir::file_name(&c), format!("EEAU0_{}.xml", c.document_id));
 }
 
+/// Issue #16: every bundle AU-Relay writes passes the strict reader, one per capture variant:
+/// each cause of the eAU value set, each Diagnosesicherheit and side, each measure, Sonderfälle
+/// of Personengruppe/DMP, no cause, typographic text; Diagnosesicherheit Z is written resolved,
+/// A refuted, as in the KBV examples.
+#[test]
+fn every_capture_variant_is_written_as_a_bundle_the_strict_reader_accepts() {
+    type Change = fn(&mut CertificateDraft);
+    let variants: [(&str, Change); 14] = [
+        ("cause 1", |d| d.cause = Some("1".into())),
+        ("cause 3", |d| d.cause = Some("3".into())),
+        ("no cause", |d| d.cause = None),
+        ("certainty Z", |d| {
+            d.diagnoses[0].certainty = Some("Z".into())
+        }),
+        ("certainty A", |d| {
+            d.diagnoses[0].certainty = Some("A".into())
+        }),
+        ("side B", |d| d.diagnoses[1].side = Some("B".into())),
+        ("side R", |d| d.diagnoses[1].side = Some("R".into())),
+        ("reha only", |d| {
+            d.measures =
+                serde_json::from_value(serde_json::json!({"rehabilitation": true})).unwrap();
+        }),
+        ("no measures", |d| d.measures = Default::default()),
+        ("Personengruppe 04 DMP 01", |d| {
+            d.insurer.special_group = Some("04".into());
+            d.insurer.dmp = Some("01".into());
+        }),
+        ("Familienversicherte", |d| {
+            d.insurer.insured_type = "3".into()
+        }),
+        ("no sick pay", |d| d.sick_pay_case = false),
+        ("typographic text", |d| {
+            d.diagnosis_text = Some("„Sturz“ – Knie".into());
+        }),
+        ("six diagnoses", |d| {
+            for code in ["S82.28", "E10.20", "U07.1", "T14.0"] {
+                d.diagnoses
+                    .push(serde_json::from_value(serde_json::json!({"code": code})).unwrap());
+            }
+        }),
+    ];
+    for (name, change) in variants {
+        let mut d = base_draft();
+        change(&mut d);
+        let c = capture(&d);
+        let i = assert_round_trip(name, &c);
+        assert!(i.warnings.is_empty(), "{name}:{}", show(&i.warnings));
+        let xml = String::from_utf8(fhir::write_at(&c, at()).unwrap()).unwrap();
+        if name == "certainty Z" {
+            assert!(
+                xml.contains("<code value=\"resolved\"/>"),
+                "{xml}"
+            );
+        }
+        if name == "certainty A" {
+            assert!(
+                xml.contains("<code value=\"refuted\"/>"),
+                "{xml}"
+            );
+        }
+    }
+}
+
 #[test]
 fn besondere_personengruppe_07_imports_as_print_only() {
     let mut d = base_draft();

@@ -576,13 +576,16 @@ fn coverage(w: &mut Writer, c: &Certificate, ids: &Ids) {
 
 fn condition_icd(w: &mut Writer, c: &Certificate, d: &Diagnosis, id: &str, ids: &Ids) {
     begin_entry(w, "Condition", id, "KBV_PR_EAU_Condition_ICD");
-    let verification = match d.certainty {
-        Certainty::G | Certainty::Z => "confirmed",
-        Certainty::V => "provisional",
-        Certainty::A => "refuted",
+    // Diagnosesicherheit and the two status elements agree as in every KBV example: "Zustand
+    // nach" is a resolved, confirmed condition; "ausgeschlossen" a refuted one.
+    let (clinical, verification) = match d.certainty {
+        Certainty::G => ("active", "confirmed"),
+        Certainty::V => ("active", "provisional"),
+        Certainty::Z => ("resolved", "confirmed"),
+        Certainty::A => ("active", "refuted"),
     };
     w.open("clinicalStatus")
-        .coding(sys::CLINICAL, "active")
+        .coding(sys::CLINICAL, clinical)
         .close("clinicalStatus")
         .open("verificationStatus")
         .coding(sys::VER_STATUS, verification)
