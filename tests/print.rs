@@ -246,3 +246,50 @@ async fn a_delivered_certificate_prints_the_patients_copy_without_the_ersatzverf
     let detail = app.get_text(&format!("/certificates/{id}")).await;
     assert!(detail.contains("Drucken (Versicherte)"));
 }
+
+/// Paper = the document (issue #16): an imported bundle prints its own practice, BSNR, LANR
+/// and doctor, not the importing practice's master data.
+#[tokio::test]
+async fn an_imported_bundle_prints_its_own_practice_bsnr_and_lanr() {
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml",
+    );
+    let xml = std::fs::read_to_string(path)
+        .unwrap()
+        .replace(
+            "<value value=\"031234567\" />",
+            "<value value=\"345678901\" />",
+        )
+        .replace(
+            "<value value=\"838382202\" />",
+            "<value value=\"123456699\" />",
+        );
+    let r = app
+        .client
+        .post(app.url("/api/v1/fhir/eau"))
+        .bearer_auth("demo-token")
+        .header("Content-Type", "application/fhir+xml")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kk = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=kk")).await;
+    assert_eq!(kk.status(), 200);
+    let text = tool("pdftotext", &[], &kk.bytes().await.unwrap());
+    for own in ["345678901", "123456699", "MVZ"] {
+        assert!(text.contains(own), "{own} missing:\n{text}");
+    }
+    for demo in ["031234567", "838382202", "Praxis Dr. Muster"] {
+        assert!(
+            !text.contains(demo),
+            "{demo} of the importing practice printed"
+        );
+    }
+}
