@@ -34,15 +34,7 @@ async fn get_pdf(app: &TestApp, path: &str) -> reqwest::Response {
 async fn staff_print_all_copies_and_every_print_is_recorded() {
     let app = TestApp::spawn().await;
     app.login().await;
-    let id = app
-        .post_api(&valid_body())
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&valid_body()).await;
     let r = get_pdf(&app, &format!("/certificates/{id}/pdf")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/pdf");
@@ -81,15 +73,7 @@ async fn staff_print_all_copies_and_every_print_is_recorded() {
 async fn prefilled_and_blank_forms_print_without_medical_data() {
     let app = TestApp::spawn().await;
     app.login().await;
-    let id = app
-        .post_api(&valid_body())
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&valid_body()).await;
     let pre = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=prefilled"))
         .await
         .bytes()
@@ -110,15 +94,7 @@ async fn prefilled_and_blank_forms_print_without_medical_data() {
 #[tokio::test]
 async fn printing_needs_a_login_or_token_of_the_practice_and_a_known_copy() {
     let app = TestApp::spawn().await;
-    let id = app
-        .post_api(&valid_body())
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&valid_body()).await;
     let r = get_pdf(&app, &format!("/certificates/{id}/pdf")).await;
     assert_eq!(r.status(), 303, "anonymous → login");
     let api = app
@@ -156,12 +132,7 @@ async fn a_capture_with_typographic_quotes_and_dashes_prints_all_three_copies() 
     let mut body = valid_body();
     body["diagnosis_text"] = "„Sturz“ – Knie".into();
     body["measures"] = serde_json::json!({"other": "Physio – 2×/Woche"});
-    let r = app.post_api(&body).await;
-    assert_eq!(r.status(), 201);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&body).await;
     let r = get_pdf(&app, &format!("/certificates/{id}/pdf?copy=all-ag")).await;
     assert_eq!(r.status(), 200);
     let pdf = r.bytes().await.unwrap();
@@ -184,15 +155,7 @@ async fn a_delivered_certificate_prints_the_patients_copy_without_the_ersatzverf
     use diesel::connection::SimpleConnection;
     let app = TestApp::spawn().await;
     app.login().await;
-    let id = app
-        .post_api(&valid_body())
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&valid_body()).await;
     let pages = |pdf: &[u8]| {
         let info = tool("pdfinfo", &[], pdf);
         info.lines()

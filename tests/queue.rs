@@ -227,11 +227,7 @@ async fn a_certificate_captured_over_the_api_reaches_the_insurer_as_its_stored_d
     tokio::spawn(server);
     common::point_at(&mut app.db.conn().unwrap(), IK, &insurer);
     insurer.set_mode(Mode::Error(301));
-    let r = app.post_api(&common::valid_body()).await;
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&common::valid_body()).await;
     let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
     let settings = WorkerSettings {
         backoff_unit: Duration::from_millis(1),
@@ -535,11 +531,7 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
 {
     let (app, insurer) = app_with_insurer().await;
     insurer.set_mode(Mode::Down);
-    let r = app.post_api(&common::valid_body()).await;
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.capture_id(&common::valid_body()).await;
     let client = Connectors::from(PushClient::new(Duration::from_secs(5)).unwrap());
     // The production retry schedule (a minute for the first retry), a quick probe.
     let settings = WorkerSettings {

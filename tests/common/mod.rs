@@ -127,6 +127,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Captures `body` over the API with the demo practice's token; the document UUID.
+    pub async fn capture_id(&self, body: &Value) -> String {
+        let r = self.post_api(body).await;
+        assert_eq!(r.status(), 201, "capture refused");
+        r.json::<Value>().await.expect("JSON")["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
     /// `GET path` with the demo practice's API token, as JSON.
     pub async fn get_api_json(&self, path: &str) -> Value {
         self.client
