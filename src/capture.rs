@@ -30,8 +30,28 @@ pub enum Imported {
         warnings: Vec<fhir::Issue>,
         print_only: bool,
     },
+    /// A Storno bundle, stored with its eAU (or the identical Storno was stored before).
+    Storno(StornoStored),
     /// The bundle is not acceptable: every issue with its location.
     Invalid(Vec<fhir::Issue>),
+    /// The bundle is acceptable, but what is stored refuses it (a Storno's UUID holding other
+    /// content, its eAU cancelled already): every issue with its location.
+    Conflict(Vec<fhir::Issue>),
+}
+
+/// An imported Storno and what it did.
+#[derive(Debug, Clone)]
+pub struct StornoStored {
+    /// The Storno's own UUID (`Bundle.identifier`).
+    pub id: Uuid,
+    /// The UUID of the eAU it cancels: the certificate's id.
+    pub cancels: Uuid,
+    /// What it did to the eAU: [`storage::Cancelled::StornoQueued`],
+    /// [`storage::Cancelled::Withdrawn`] or [`storage::Cancelled::Marked`].
+    pub outcome: storage::Cancelled,
+    /// Stored by this request (else it was stored before, byte for byte).
+    pub created: bool,
+    pub warnings: Vec<fhir::Issue>,
 }
 
 /// A written KBV document as the text that is stored and sent.
@@ -145,7 +165,8 @@ pub async fn submit(
 }
 
 /// Imports a KBV eAU bundle that practice software could not send: validated, stored with its
-/// own UUID and its original bytes (for replay), queued unless print-only.
+/// own UUID and its original bytes (for replay), queued unless print-only. A Storno bundle is
+/// imported as [`import_storno`] says.
 pub async fn import(db: &Database, actor: Actor, bytes: Vec<u8>) -> Result<Imported, CaptureError> {
     store_import(db, actor, bytes, None).await
 }
@@ -180,7 +201,7 @@ async fn store_import(
     bytes: Vec<u8>,
     signed: Option<storage::NewSignature>,
 ) -> Result<Imported, CaptureError> {
-    let imported = match fhir::read(&bytes) {
+    let incoming = match fhir::read_document(&bytes) {
         Ok(i) => i,
         Err(issues) => return Ok(Imported::Invalid(issues)),
     };
@@ -190,6 +211,12 @@ async fn store_import(
             "Bundle",
             "Dokument ist kein gültiges UTF-8",
         )]));
+    };
+    let imported = match incoming {
+        fhir::Incoming::Eau(eau) => *eau,
+        fhir::Incoming::Storno(storno) => {
+            return import_storno(db, actor, storno, xml, signed).await
+        }
     };
     let print_only = imported.print_only || imported.certificate.is_print_only();
     let mut encoded = storage::Encoded::of(&imported.certificate, xml)?;
@@ -226,6 +253,101 @@ async fn store_import(
     })
 }
 
+/// A Storno bundle from practice software (validated by [`fhir::read_document`]), linked to
+/// the practice's own eAU by that eAU's `Bundle.identifier` and handled exactly as a
+/// cancellation in AU-Relay ([`cancel`], [`storage::import_storno`]): a delivered eAU (or one
+/// on its way) gets this Storno, byte for byte (and its `.p7s`), queued behind it within 120
+/// working days; an eAU that never reached the insurer is withdrawn and the Storno is kept as
+/// the record, never sent. The same Storno again answers what it did the first time.
+async fn import_storno(
+    db: &Database,
+    actor: Actor,
+    storno: fhir::ImportedStorno,
+    xml: String,
+    signed: Option<storage::NewSignature>,
+) -> Result<Imported, CaptureError> {
+    let fhir::ImportedStorno {
+        storno_id,
+        cancels,
+        cancels_location,
+        warnings,
+        ..
+    } = storno;
+    let document = storage::StornoDocument {
+        id: storno_id,
+        xml,
+        signed,
+        imported: true,
+    };
+    let result = db
+        .run(move |conn| {
+            let allowed = storno_deadline(conn, &actor.practice_id)?;
+            storage::import_storno(conn, &actor, cancels, &document, &allowed)
+        })
+        .await?;
+    let stored = |outcome, created| {
+        Imported::Storno(StornoStored {
+            id: storno_id,
+            cancels,
+            outcome,
+            created,
+            warnings: warnings.clone(),
+        })
+    };
+    let issue =
+        |code, location: &str, message: String| vec![fhir::Issue::error(code, location, message)];
+    Ok(match result {
+        storage::StornoImport::Stored(outcome) => stored(outcome, true),
+        storage::StornoImport::AlreadyStored(outcome) => stored(outcome, false),
+        storage::StornoImport::NotFound => Imported::Invalid(issue(
+            fhir::IssueCode::NotFound,
+            &cancels_location,
+            format!(
+                "Dokumenten-ID der stornierten eAU (List.entry.item.identifier.value) \
+                 „urn:uuid:{cancels}“: keine eAU dieser Praxis mit diesem Bundle.identifier \
+                 gespeichert; bitte zuerst die eAU übernehmen"
+            ),
+        )),
+        storage::StornoImport::TooLate => Imported::Invalid(issue(
+            fhir::IssueCode::BusinessRule,
+            &cancels_location,
+            format!(
+                "Storno der eAU „urn:uuid:{cancels}“: nur innerhalb von {STORNO_WORKING_DAYS} \
+                 Werktagen nach dem Versand der eAU möglich (TA P6-04)"
+            ),
+        )),
+        storage::StornoImport::AlreadyCancelled => Imported::Conflict(issue(
+            fhir::IssueCode::BusinessRule,
+            &cancels_location,
+            format!(
+                "eAU „urn:uuid:{cancels}“: ist bereits storniert; ein weiterer Storno wird nicht \
+                 angenommen"
+            ),
+        )),
+        storage::StornoImport::Conflict => Imported::Conflict(issue(
+            fhir::IssueCode::BusinessRule,
+            "Bundle.identifier",
+            "Dokumenten-ID des Stornos: bereits mit anderem Inhalt gespeichert (KP5-06); jeder \
+             Storno braucht eine eigene UUID (TA P310-10)"
+                .to_owned(),
+        )),
+    })
+}
+
+/// Whether a Storno may still follow an eAU delivered at a time: within
+/// [`STORNO_WORKING_DAYS`] working days of the practice's Land (TA P6-04), counted to today.
+fn storno_deadline(
+    conn: &mut storage::AnyConnection,
+    practice_id: &str,
+) -> Result<impl Fn(chrono::NaiveDateTime) -> bool, StorageError> {
+    let land = storage::practice_land(conn, practice_id)?;
+    let today = berlin_today(chrono::Utc::now());
+    Ok(move |delivered_at: chrono::NaiveDateTime| {
+        let sent_on = berlin_today(delivered_at.and_utc());
+        today <= add_working_days(land, sent_on, STORNO_WORKING_DAYS)
+    })
+}
+
 /// Cancels a certificate (Storno): an unsent eAU is withdrawn; a delivered one gets a Storno
 /// bundle queued behind it, within 120 working days of its delivery (TA P6-04).
 pub async fn cancel(
@@ -237,18 +359,14 @@ pub async fn cancel(
         let Some(stored) = storage::get(conn, &actor.practice_id, id)? else {
             return Ok(Ok(storage::Cancelled::NotFound));
         };
-        let land = storage::practice_land(conn, &actor.practice_id)?;
         let today = berlin_today(chrono::Utc::now());
         let storno_id = Uuid::new_v4();
         let xml = match document(fhir::write_storno(&stored.certificate, storno_id, today)) {
             Ok(xml) => xml,
             Err(e) => return Ok(Err(e)),
         };
-        let storno = storage::StornoDocument { id: storno_id, xml };
-        let allowed = |delivered_at: chrono::NaiveDateTime| {
-            let sent_on = berlin_today(delivered_at.and_utc());
-            today <= add_working_days(land, sent_on, STORNO_WORKING_DAYS)
-        };
+        let storno = storage::StornoDocument::written(storno_id, xml);
+        let allowed = storno_deadline(conn, &actor.practice_id)?;
         storage::cancel(conn, &actor, id, &storno, &allowed).map(Ok)
     })
     .await?

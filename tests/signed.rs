@@ -568,3 +568,140 @@ async fn the_doctor_activates_the_komfortsignatur_from_the_signing_page() {
     let audit = app.get_text("/admin/audit").await;
     assert!(audit.contains("signature.comfort"), "audited");
 }
+
+// --- signed Storno bundles from practice software ------------------------------------------------
+
+/// A gematik eAU (IK 104212059) and its gematik Storno 1.2.
+const EAU: &str = "1.2/valid/EEAU0_2ed6995a-ddcb-4af9-af62-80dac413408b.xml";
+const EAU_ID: &str = "2ed6995a-ddcb-4af9-af62-80dac413408b";
+const EAU_IK: &str = "104212059";
+const STORNO_ID: &str = "0e9c402b-a1fc-4e21-a248-6dd7fb99d99c";
+
+fn storno_bundle() -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/fixtures/gematik-eau/KBV_PR_EAU_Storno_Bundle/1.2/valid/EEAU0_Storno_{STORNO_ID}.xml"
+    ));
+    std::fs::read(path).unwrap()
+}
+
+/// Imports [`EAU`] signed and lets the insurer pull and acknowledge it: delivered.
+async fn delivered_signed_eau(app: &TestApp, signer: &Signer) -> &'static str {
+    let r = import(app, signer.sign(&fixture(EAU), &[]), P7S).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let token = "insurer-token-storno";
+    storage::create_insurer_token(
+        &mut app.db.conn().unwrap(),
+        &au_relay::auth::token_hash(token),
+        EAU_IK,
+        "test",
+    )
+    .unwrap();
+    let ack = app
+        .client
+        .post(app.url("/api/insurer/v1/acknowledgements"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "ids": [EAU_ID] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ack.json::<Value>().await.unwrap()["acknowledged"], 1);
+    token
+}
+
+#[tokio::test]
+async fn a_signed_storno_is_stored_pulled_and_pushed_as_received_behind_its_eau() {
+    let app = TestApp::spawn().await;
+    let signer = Signer::new();
+    let token = delivered_signed_eau(&app, &signer).await;
+    let p7s = signer.sign(&storno_bundle(), &[]);
+    let r = import(&app, p7s.clone(), P7S).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["id"], STORNO_ID);
+    assert_eq!(body["outcome"], "storno_queued");
+
+    // The signer of the Storno is recorded beside the eAU's.
+    let practice = common::demo_practice_id(&app.db);
+    let signatures = storage::signatures_of(
+        &mut app.db.conn().unwrap(),
+        &practice,
+        EAU_ID.parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(signatures.len(), 2);
+    assert!(signatures
+        .iter()
+        .any(|s| s.document_id == STORNO_ID && s.signer_subject.contains("Dr. Test Signer")));
+
+    // Pull: the exact file, named as the TA names a signed Storno.
+    let pulled: Value = app
+        .client
+        .get(app.url("/api/insurer/v1/documents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = pulled["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the eAU is delivered, the Storno follows");
+    assert_eq!(items[0]["id"], STORNO_ID);
+    assert_eq!(items[0]["kind"], "storno");
+    assert_eq!(items[0]["signed"], true);
+    assert_eq!(
+        items[0]["file_name"],
+        format!("EEAU0_Storno_{STORNO_ID}.p7s")
+    );
+    assert_eq!(items[0]["content_type"], P7S);
+    let document = base64::engine::general_purpose::STANDARD
+        .decode(items[0]["document"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(document, p7s);
+    assert_eq!(openssl_verify(&document), storno_bundle());
+
+    // The same file again, over the API and on the staff import page: the same, stored once.
+    let rows = app.rows();
+    assert_eq!(import(&app, p7s.clone(), P7S).await.status(), 200);
+    let csrf = app.login().await;
+    let r = upload(&app, Some(&csrf), p7s.clone()).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["location"], format!("/certificates/{EAU_ID}"));
+    assert_eq!(body["outcome"], "storno_queued");
+    assert_eq!(app.rows().0, rows.0);
+    assert_eq!(app.rows().1, rows.1);
+
+    // Push: the same bytes reach the insurer, as application/pkcs7-mime.
+    let (insurer, server) = FakeInsurer::start(0).unwrap();
+    tokio::spawn(server);
+    common::point_at(&mut app.db.conn().unwrap(), EAU_IK, &insurer);
+    drain(&app).await;
+    let received = insurer.received(STORNO_ID).expect("pushed");
+    assert_eq!(received.content_type, P7S);
+    assert_eq!(received.sha256, sha256_hex(&p7s));
+    assert!(
+        insurer.received(EAU_ID).is_none(),
+        "the eAU was pulled, not pushed again"
+    );
+}
+
+#[tokio::test]
+async fn an_unsigned_storno_of_a_practice_that_signs_waits_for_its_signature() {
+    let (app, _konnektor) = with_konnektor().await;
+    let signer = Signer::new();
+    delivered_signed_eau(&app, &signer).await;
+    let storno = storno_bundle();
+    let r = import(&app, storno.clone(), "application/fhir+xml").await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["outcome"], "storno_queued");
+    let waiting = waiting(&app);
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].kind, storage::DocumentKind::Storno);
+    assert_eq!(waiting[0].document_id, STORNO_ID);
+    assert_eq!(
+        waiting[0].xml.as_bytes(),
+        storno,
+        "the bytes to sign are the Storno's"
+    );
+}

@@ -1,5 +1,6 @@
 //! KBV eAU FHIR bundles (`KBV_PR_EAU_Bundle|1.2`, rules of package 1.2.1): writing them from a
-//! [`Certificate`], reading and validating incoming ones, Storno bundles and OperationOutcomes.
+//! [`Certificate`], reading and validating incoming ones, Storno bundles (written, and read from
+//! practice software: [`read_document`]) and OperationOutcomes.
 //!
 //! Pure: no I/O, no clock except in [`write`] / [`write_storno`] (bundle timestamp; use the
 //! `_at` variants for a fixed time). See DOMAIN.md §3 for profiles, systems and codes.
@@ -13,6 +14,11 @@
 //!   fail them); structure failures are errors.
 //! - A back-dating of more than three days is a warning on import, and the imported certificate
 //!   records it as confirmed (the issuing doctor signed it).
+//! - An incoming Storno (`KBV_PR_EAU_Storno_Bundle`) is checked against its three KBV 1.2.1
+//!   profiles (Bundle, Composition, List: cardinalities, fixed values, the closed entry slicing)
+//!   and its Practitioner and Organization like an eAU's. Its Composition date is not compared
+//!   with today or the eAU: the profiles set no such rule. A Storno of profile version 1.1.0 is
+//!   refused like an eAU of that version, but still checked, so the refusal names every reason.
 
 mod outcome;
 mod read;
@@ -21,12 +27,14 @@ pub(crate) mod xml;
 
 use std::fmt;
 
+use chrono::NaiveDate;
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::domain::Certificate;
 
 pub use outcome::operation_outcome;
-pub use read::read;
+pub use read::{read, read_document, read_storno};
 pub use write::{file_name, storno_file_name, write, write_at, write_storno, write_storno_at};
 
 /// Canonical base of the KBV StructureDefinitions.
@@ -75,6 +83,8 @@ pub enum IssueCode {
     BusinessRule,
     /// A signature is broken, missing or does not match its content.
     Security,
+    /// A referenced document is unknown (the eAU a Storno cancels).
+    NotFound,
 }
 
 impl IssueCode {
@@ -87,6 +97,7 @@ impl IssueCode {
             Self::NotSupported => "not-supported",
             Self::BusinessRule => "business-rule",
             Self::Security => "security",
+            Self::NotFound => "not-found",
         }
     }
 }
@@ -154,6 +165,30 @@ pub struct ImportedEau {
     /// Never goes to an insurer electronically (PKV, Selbstzahler, besondere Personengruppe 07):
     /// print the KK copy instead (DOMAIN.md §2.1 item 6).
     pub print_only: bool,
+}
+
+/// An accepted incoming Storno bundle (`KBV_PR_EAU_Storno_Bundle`, TA P310-10 to P310-12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedStorno {
+    /// The Storno's own document id (`Bundle.identifier`): the UUID it is stored and sent under.
+    pub storno_id: Uuid,
+    /// The `Bundle.identifier` of the eAU it cancels (`List.entry.item.identifier.value`).
+    pub cancels: Uuid,
+    /// Where `cancels` stands in the bundle, for an issue about it.
+    pub cancels_location: String,
+    /// The date of the cancellation (`Composition.date`).
+    pub issued_on: NaiveDate,
+    /// Version from `meta.profile` (`1.2`).
+    pub profile_version: String,
+    /// Findings that do not prevent the import.
+    pub warnings: Vec<Issue>,
+}
+
+/// An incoming KBV document, told apart by `Bundle.meta.profile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    Eau(Box<ImportedEau>),
+    Storno(ImportedStorno),
 }
 
 /// Why a certificate cannot be written as a bundle.

@@ -1,4 +1,5 @@
-//! Incoming `KBV_PR_EAU_Bundle` → validated [`Certificate`] or the list of issues.
+//! Incoming `KBV_PR_EAU_Bundle` → validated [`Certificate`], incoming
+//! `KBV_PR_EAU_Storno_Bundle` → [`ImportedStorno`], or the list of issues.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,7 @@ use uuid::Uuid;
 
 use super::write::sys;
 use super::xml::{self, Node};
-use super::{ImportedEau, Issue, IssueCode, ACCEPTED_VERSIONS, SD};
+use super::{ImportedEau, ImportedStorno, Incoming, Issue, IssueCode, ACCEPTED_VERSIONS, SD};
 use crate::domain::{
     is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
     DoctorIdKind, DomainError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr,
@@ -160,9 +161,9 @@ impl<'a> Bundle<'a> {
     }
 }
 
-/// Reads and validates an eAU bundle (DOMAIN.md §3, TA Table 23, AU rules).
-pub fn read(bytes: &[u8]) -> Result<ImportedEau, Vec<Issue>> {
-    let mut cx = Cx { issues: Vec::new() };
+/// Encoding and XML of an incoming document: its root element, or `None` when there is nothing
+/// to read (the issues say why). A byte-order mark is an error, but the rest is still read.
+fn parse_root(bytes: &[u8], cx: &mut Cx) -> Option<Node> {
     if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
         cx.err(
             IssueCode::Structure,
@@ -176,20 +177,57 @@ pub fn read(bytes: &[u8]) -> Result<ImportedEau, Vec<Issue>> {
             "Bundle",
             "Zeichensatz: die Datei ist kein gültiges UTF-8",
         );
-        return Err(cx.issues);
+        return None;
     }
-    let root = match xml::parse(bytes) {
-        Ok(r) => r,
+    match xml::parse(bytes) {
+        Ok(r) => Some(r),
         Err(e) => {
             cx.err(IssueCode::Structure, "Bundle", e.to_string());
-            return Err(cx.issues);
+            None
         }
-    };
-    let Some(version) = check_profile(&root, &mut cx) else {
+    }
+}
+
+/// Reads and validates an eAU bundle (DOMAIN.md §3, TA Table 23, AU rules). A Storno bundle is
+/// refused here: see [`read_document`].
+pub fn read(bytes: &[u8]) -> Result<ImportedEau, Vec<Issue>> {
+    let mut cx = Cx { issues: Vec::new() };
+    let Some(root) = parse_root(bytes, &mut cx) else {
         return Err(cx.issues);
     };
-    bundle_timestamp(&root, &mut cx);
-    let certificate = certificate(&root, &mut cx);
+    eau(&root, cx)
+}
+
+/// Reads what practice software sends: an eAU bundle (as [`read`]) or a Storno bundle (as
+/// [`read_storno`]), told apart by the profile in `Bundle.meta.profile`.
+pub fn read_document(bytes: &[u8]) -> Result<Incoming, Vec<Issue>> {
+    let mut cx = Cx { issues: Vec::new() };
+    let Some(root) = parse_root(bytes, &mut cx) else {
+        return Err(cx.issues);
+    };
+    if is_storno(&root) {
+        storno(&root, cx).map(Incoming::Storno)
+    } else {
+        eau(&root, cx).map(|e| Incoming::Eau(Box::new(e)))
+    }
+}
+
+/// Reads and validates a Storno bundle (`KBV_PR_EAU_Storno_Bundle`, TA P310-10 to P310-12).
+pub fn read_storno(bytes: &[u8]) -> Result<ImportedStorno, Vec<Issue>> {
+    let mut cx = Cx { issues: Vec::new() };
+    let Some(root) = parse_root(bytes, &mut cx) else {
+        return Err(cx.issues);
+    };
+    storno(&root, cx)
+}
+
+/// An eAU bundle from its root element.
+fn eau(root: &Node, mut cx: Cx) -> Result<ImportedEau, Vec<Issue>> {
+    let Some(version) = check_profile(root, &mut cx) else {
+        return Err(cx.issues);
+    };
+    bundle_timestamp(root, &mut cx);
+    let certificate = certificate(root, &mut cx);
     let (errors, warnings): (Vec<Issue>, Vec<Issue>) =
         cx.issues.into_iter().partition(Issue::is_error);
     match certificate {
@@ -277,30 +315,7 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
             "Bundle-Typ: „document“ erwartet",
         );
     }
-    let mut bundle = Bundle {
-        by_id: HashMap::new(),
-        all: Vec::new(),
-    };
-    let mut full_urls: HashMap<&str, usize> = HashMap::new();
-    for (index, entry) in root.all("entry") {
-        full_url(entry, index, &mut full_urls, cx);
-        let Some(node) = entry.child("resource").and_then(|r| r.children.first()) else {
-            cx.err(
-                IssueCode::Required,
-                format!("Bundle.entry[{index}].resource"),
-                "Eintrag ohne Ressource",
-            );
-            continue;
-        };
-        let res = Res { node, index };
-        if let Some(id) = node.val(&["id"]) {
-            bundle.by_id.insert(id, res);
-        }
-        if let Some(full) = entry.val(&["fullUrl"]) {
-            bundle.by_id.entry(ref_id(full)).or_insert(res);
-        }
-        bundle.all.push(res);
-    }
+    let bundle = entries(root, cx);
     let Some(comp) = bundle
         .all
         .iter()
@@ -521,6 +536,35 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
     })
 }
 
+/// The resources of a bundle's entries, by id and in order; every `fullUrl` checked.
+fn entries<'a>(root: &'a Node, cx: &mut Cx) -> Bundle<'a> {
+    let mut bundle = Bundle {
+        by_id: HashMap::new(),
+        all: Vec::new(),
+    };
+    let mut full_urls: HashMap<&str, usize> = HashMap::new();
+    for (index, entry) in root.all("entry") {
+        full_url(entry, index, &mut full_urls, cx);
+        let Some(node) = entry.child("resource").and_then(|r| r.children.first()) else {
+            cx.err(
+                IssueCode::Required,
+                format!("Bundle.entry[{index}].resource"),
+                "Eintrag ohne Ressource",
+            );
+            continue;
+        };
+        let res = Res { node, index };
+        if let Some(id) = node.val(&["id"]) {
+            bundle.by_id.insert(id, res);
+        }
+        if let Some(full) = entry.val(&["fullUrl"]) {
+            bundle.by_id.entry(ref_id(full)).or_insert(res);
+        }
+        bundle.all.push(res);
+    }
+    bundle
+}
+
 /// `Bundle.entry.fullUrl`: 1..1 in every entry slice of `KBV_PR_EAU_Bundle`, unique (FHIR R4
 /// invariant bdl-7; `meta.versionId` is 0..0 in every KBV profile, so no two versions).
 fn full_url<'a>(entry: &'a Node, index: usize, seen: &mut HashMap<&'a str, usize>, cx: &mut Cx) {
@@ -567,6 +611,40 @@ const ENTRY_PROFILES: &[(&str, &[&str])] = &[
     ("ServiceRequest", &["KBV_PR_EAU_ServiceRequest_steps"]),
 ];
 
+/// The profiles of the entries of a Storno (`KBV_PR_EAU_Storno_Bundle`: four slices, closed).
+const STORNO_ENTRY_PROFILES: &[(&str, &[&str])] = &[
+    ("Composition", &["KBV_PR_EAU_Storno_Composition"]),
+    ("List", &["KBV_PR_EAU_Storno"]),
+    ("Organization", &["KBV_PR_FOR_Organization"]),
+    ("Practitioner", &["KBV_PR_FOR_Practitioner"]),
+];
+
+/// A bundle profile's closed `Bundle.entry` slicing, with the words of its issues.
+struct Slicing {
+    /// The bundle profile.
+    bundle: &'static str,
+    /// The document, for "in einer eAU nicht zulässig".
+    document: &'static str,
+    /// The bundle with its version, for "in einem eAU-Bundle 1.2 nicht zulässig".
+    versioned: &'static str,
+    /// The profiles each resource type may carry.
+    entries: &'static [(&'static str, &'static [&'static str])],
+}
+
+const EAU_SLICING: Slicing = Slicing {
+    bundle: "KBV_PR_EAU_Bundle",
+    document: "einer eAU",
+    versioned: "einem eAU-Bundle 1.2",
+    entries: ENTRY_PROFILES,
+};
+
+const STORNO_SLICING: Slicing = Slicing {
+    bundle: "KBV_PR_EAU_Storno_Bundle",
+    document: "einem Storno",
+    versioned: "einem Storno-Bundle 1.2",
+    entries: STORNO_ENTRY_PROFILES,
+};
+
 /// Extensions allowed where a profile slices `extension` closed (by url).
 const COMPOSITION_EXT: &[&str] = &[sys::LEGAL_BASIS_EX];
 const COVERAGE_EXT: &[&str] = &[
@@ -603,7 +681,7 @@ fn profile_rules(
         let r = *r;
         let n = r.node;
         let loc = r.loc();
-        entry_profile(r, cx);
+        entry_profile(r, &EAU_SLICING, true, cx);
         match (n.name.as_str(), r.profile()) {
             ("Composition", _) => closed_extensions(
                 n,
@@ -666,20 +744,20 @@ fn profile_rules(
     }
 }
 
-/// `meta.profile` of an entry: the profile of its slice in `KBV_PR_EAU_Bundle` with `|1.2`
+/// `meta.profile` of an entry: the profile of its slice in the bundle profile with `|1.2`
 /// (fixedCanonical of every profile; `-eau-versionComposition`). Patch levels are accepted as
-/// for the Bundle itself ([`ACCEPTED_VERSIONS`]).
-fn entry_profile(r: Res<'_>, cx: &mut Cx) {
+/// for the Bundle itself ([`ACCEPTED_VERSIONS`]); with `versions` false (the bundle's own
+/// version is refused already) only the profile names are checked.
+fn entry_profile(r: Res<'_>, slicing: &Slicing, versions: bool, cx: &mut Cx) {
     let n = r.node;
     let loc = r.loc() + ".meta.profile";
-    let Some((_, names)) = ENTRY_PROFILES.iter().find(|(t, _)| *t == n.name) else {
+    let Some((_, names)) = slicing.entries.iter().find(|(t, _)| *t == n.name) else {
         cx.err(
             IssueCode::Structure,
             r.loc(),
             format!(
-                "Ressource {}: in einer eAU nicht zulässig (geschlossenes Slicing Bundle.entry \
-                 in KBV_PR_EAU_Bundle)",
-                n.name
+                "Ressource {}: in {} nicht zulässig (geschlossenes Slicing Bundle.entry in {})",
+                n.name, slicing.document, slicing.bundle
             ),
         );
         return;
@@ -691,7 +769,7 @@ fn entry_profile(r: Res<'_>, cx: &mut Cx) {
             continue;
         };
         let (name, version) = rest.split_once('|').unwrap_or((rest, ""));
-        if !ACCEPTED_VERSIONS.contains(&version) {
+        if versions && !ACCEPTED_VERSIONS.contains(&version) {
             let version = if version.is_empty() {
                 "ohne Version".to_owned()
             } else {
@@ -706,8 +784,9 @@ fn entry_profile(r: Res<'_>, cx: &mut Cx) {
                 IssueCode::NotSupported,
                 format!("{loc}[{i}]"),
                 format!(
-                    "Profilversion: {name} {version} in einem eAU-Bundle 1.2 nicht zulässig, \
-                     jede Ressource muss ihr Profil mit |1.2 angeben (Festwert meta.profile{key})"
+                    "Profilversion: {name} {version} in {} nicht zulässig, jede Ressource muss \
+                     ihr Profil mit |1.2 angeben (Festwert meta.profile{key})",
+                    slicing.versioned
                 ),
             );
             found = true;
@@ -720,10 +799,10 @@ fn entry_profile(r: Res<'_>, cx: &mut Cx) {
             IssueCode::Value,
             loc,
             format!(
-                "Profil: {} muss {}|1.2 angeben (geschlossenes Slicing Bundle.entry in \
-                 KBV_PR_EAU_Bundle)",
+                "Profil: {} muss {}|1.2 angeben (geschlossenes Slicing Bundle.entry in {})",
                 n.name,
-                names.join(" oder ")
+                names.join(" oder "),
+                slicing.bundle
             ),
         );
     }
@@ -2046,4 +2125,717 @@ fn measures(list: &[Res<'_>], pkv: bool, cx: &mut Cx) -> Option<Measures> {
         }
     }
     ok.then_some(m)
+}
+
+// --- Storno (KBV_PR_EAU_Storno_Bundle) -----------------------------------------------------------
+
+const STORNO_BUNDLE: &str = "KBV_PR_EAU_Storno_Bundle";
+const STORNO_COMPOSITION: &str = "KBV_PR_EAU_Storno_Composition";
+const STORNO_LIST: &str = "KBV_PR_EAU_Storno";
+
+/// Whether a bundle declares itself a Storno (`KBV_PR_EAU_Storno_Bundle` in `meta.profile`).
+fn is_storno(root: &Node) -> bool {
+    let base = root
+        .val(&["meta", "profile"])
+        .map(|p| p.split_once('|').map_or(p, |(b, _)| b));
+    root.name == "Bundle" && base.and_then(|b| b.strip_prefix(SD)) == Some(STORNO_BUNDLE)
+}
+
+/// A value as shown in an issue: quoted, cut after 40 characters.
+fn shown(v: &str) -> String {
+    if v.chars().count() <= 40 {
+        format!("„{v}“")
+    } else {
+        format!("„{}…“", v.chars().take(40).collect::<String>())
+    }
+}
+
+/// Where a node stands in a profile: the profile and the node's element path (`List.entry`).
+#[derive(Clone, Copy)]
+struct In<'a> {
+    profile: &'a str,
+    element: &'a str,
+}
+
+/// Elements a profile forbids (cardinality 0..0), each a path below `node`.
+fn absent(node: &Node, loc: &str, paths: &[&str], at: In<'_>, cx: &mut Cx) {
+    for p in paths {
+        let parts: Vec<&str> = p.split('.').collect();
+        if node.at(&parts).is_some() {
+            cx.err(
+                IssueCode::Structure,
+                format!("{loc}.{p}"),
+                format!(
+                    "Element {}.{p}: in {} nicht zulässig (Kardinalität 0..0)",
+                    at.element, at.profile
+                ),
+            );
+        }
+    }
+}
+
+/// A fixed value of a profile (`fixedCode`, `fixedString`, `fixedUri`, `fixedBoolean`); the
+/// element is required as well.
+fn fixed(node: &Node, loc: &str, path: &[&str], value: &str, label: &str, at: In<'_>, cx: &mut Cx) {
+    let found = node.val(path);
+    if found == Some(value) {
+        return;
+    }
+    let element = path.join(".");
+    let (code, found) = match found {
+        None => (IssueCode::Required, "nichts".to_owned()),
+        Some(v) => (IssueCode::CodeInvalid, shown(v)),
+    };
+    cx.err(
+        code,
+        format!("{loc}.{element}"),
+        format!(
+            "{label}: „{value}“ erwartet, {found} gefunden (Festwert {}.{element} in {})",
+            at.element, at.profile
+        ),
+    );
+}
+
+/// The children of one name, exactly one of them (`min..1`): the one, or `None` with an issue.
+fn exactly_one<'a>(
+    node: &'a Node,
+    loc: &str,
+    name: &str,
+    label: &str,
+    at: In<'_>,
+    cx: &mut Cx,
+) -> Option<&'a Node> {
+    let all: Vec<&Node> = node.children.iter().filter(|c| c.name == name).collect();
+    match all.as_slice() {
+        [one] => Some(one),
+        [] => {
+            cx.err(
+                IssueCode::Required,
+                format!("{loc}.{name}"),
+                format!(
+                    "{label}: Angabe fehlt ({}.{name} 1..1 in {})",
+                    at.element, at.profile
+                ),
+            );
+            None
+        }
+        more => {
+            cx.err(
+                IssueCode::Structure,
+                format!("{loc}.{name}[1]"),
+                format!(
+                    "{label}: genau eine Angabe erlaubt ({}.{name} 1..1 in {}), {} gefunden",
+                    at.element,
+                    at.profile,
+                    more.len()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// An `Identifier` holding a document UUID: `system` fixed `urn:ietf:rfc:3986`, `value`
+/// `urn:uuid:<UUID>` (TA P310-10), `use`/`type`/`period`/`assigner` 0..0.
+fn uuid_identifier(id: &Node, loc: &str, label: &str, at: In<'_>, cx: &mut Cx) -> Option<Uuid> {
+    absent(id, loc, &["use", "type", "period", "assigner"], at, cx);
+    fixed(id, loc, &["system"], sys::URN, label, at, cx);
+    let v = cx.req(id, loc, &["value"], label)?;
+    let uuid = v
+        .strip_prefix("urn:uuid:")
+        .filter(|u| u.len() == 36)
+        .and_then(|u| Uuid::parse_str(u).ok());
+    if uuid.is_none() {
+        cx.err(
+            IssueCode::Value,
+            format!("{loc}.value"),
+            format!(
+                "{label}: urn:uuid: mit einer UUID (36 Zeichen) erwartet, {} gefunden",
+                shown(v)
+            ),
+        );
+    }
+    uuid
+}
+
+/// A `Reference` of the Storno (`reference` 1..1) to a resource of the bundle.
+fn reference_to<'a>(
+    b: &Bundle<'a>,
+    node: &Node,
+    loc: &str,
+    resource: &str,
+    label: &str,
+    cx: &mut Cx,
+) -> Option<Res<'a>> {
+    let r = cx.req(node, loc, &["reference"], label)?;
+    match b.resolve(Some(r)) {
+        Some(res) if res.node.name == resource => Some(res),
+        _ => {
+            cx.err(
+                IssueCode::Structure,
+                format!("{loc}.reference"),
+                format!(
+                    "{label}: Referenz {} zeigt auf keine {resource}-Ressource im Bundle",
+                    shown(r)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The profile version of a Storno bundle, or `None` when it is refused (a fatal issue).
+fn storno_version(root: &Node, cx: &mut Cx) -> Option<String> {
+    let profile = cx.req(
+        root,
+        "Bundle",
+        &["meta", "profile"],
+        "Profil (meta.profile)",
+    )?;
+    let version = profile.split_once('|').map_or("", |(_, v)| v);
+    if ACCEPTED_VERSIONS.contains(&version) {
+        return Some(version.to_owned());
+    }
+    let message = if version.starts_with("1.1") || version.starts_with("1.0") {
+        format!(
+            "Profilversion {version}: Storno wird nicht mehr angenommen – wie für die eAU gilt \
+             seit 01.04.2026 nur KBV-Profil 1.2.1; bitte mit aktueller Praxissoftware neu \
+             erzeugen"
+        )
+    } else {
+        format!(
+            "Profilversion {}: unbekannt, erwartet 1.2 (Regeln 1.2.1)",
+            shown(version)
+        )
+    };
+    cx.issues.push(Issue {
+        severity: super::Severity::Fatal,
+        code: IssueCode::NotSupported,
+        location: "Bundle.meta.profile".into(),
+        message,
+    });
+    None
+}
+
+/// A Storno bundle from its root element. A refused profile version is reported, and the
+/// rest is checked all the same, so the answer names every reason at once.
+fn storno(root: &Node, mut cx: Cx) -> Result<ImportedStorno, Vec<Issue>> {
+    let version = storno_version(root, &mut cx);
+    let parts = storno_parts(root, version.is_some(), &mut cx);
+    let (errors, warnings): (Vec<Issue>, Vec<Issue>) =
+        cx.issues.into_iter().partition(Issue::is_error);
+    match (parts, version) {
+        (Some(p), Some(profile_version)) if errors.is_empty() => Ok(ImportedStorno {
+            storno_id: p.storno_id,
+            cancels: p.cancels,
+            cancels_location: p.cancels_location,
+            issued_on: p.issued_on,
+            profile_version,
+            warnings,
+        }),
+        _ => {
+            let mut all = errors;
+            if all.is_empty() {
+                all.push(Issue::error(
+                    IssueCode::Structure,
+                    "Bundle",
+                    "Storno-Bundle: unvollständig, kein Storno lesbar",
+                ));
+            }
+            all.extend(warnings);
+            Err(all)
+        }
+    }
+}
+
+/// What a valid Storno says.
+struct StornoParts {
+    storno_id: Uuid,
+    cancels: Uuid,
+    cancels_location: String,
+    issued_on: NaiveDate,
+}
+
+/// `KBV_PR_EAU_Storno_Bundle` (1.2.1): the bundle's elements, its four entries (closed slicing
+/// by profile, each slice 1..1), the Composition and the List, the Practitioner and the
+/// Organization (checked like an eAU's).
+fn storno_parts(root: &Node, versions: bool, cx: &mut Cx) -> Option<StornoParts> {
+    let p = STORNO_BUNDLE;
+    let at = |element| In {
+        profile: STORNO_BUNDLE,
+        element,
+    };
+    cx.req(
+        root,
+        "Bundle",
+        &["id"],
+        "Technische ID des Bundles (Bundle.id)",
+    );
+    absent(
+        root,
+        "Bundle",
+        &[
+            "meta.versionId",
+            "meta.source",
+            "meta.security",
+            "meta.tag",
+            "implicitRules",
+            "language",
+            "total",
+            "signature",
+        ],
+        at("Bundle"),
+        cx,
+    );
+    closed_extensions(
+        root,
+        "Bundle",
+        &[],
+        "im Profil KBV_PR_EAU_Storno_Bundle nicht definiert",
+        cx,
+    );
+    let storno_id = exactly_one(
+        root,
+        "Bundle",
+        "identifier",
+        "Dokumenten-ID des Stornos",
+        at("Bundle"),
+        cx,
+    )
+    .and_then(|id| {
+        uuid_identifier(
+            id,
+            "Bundle.identifier",
+            "Dokumenten-ID des Stornos (Bundle.identifier)",
+            at("Bundle.identifier"),
+            cx,
+        )
+    });
+    fixed(
+        root,
+        "Bundle",
+        &["type"],
+        "document",
+        "Bundle-Typ",
+        at("Bundle"),
+        cx,
+    );
+    bundle_timestamp(root, cx);
+    let bundle = entries(root, cx);
+    for (i, e) in root.all("entry") {
+        absent(
+            e,
+            &format!("Bundle.entry[{i}]"),
+            &["link", "search", "request", "response"],
+            at("Bundle.entry"),
+            cx,
+        );
+    }
+    let count = root.all("entry").count();
+    if count != 4 {
+        cx.err(
+            IssueCode::Structure,
+            "Bundle.entry",
+            format!(
+                "Storno: genau vier Einträge erwartet (Composition, List, Organization, \
+                 Practitioner; Bundle.entry 4..4 in {p}), {count} gefunden"
+            ),
+        );
+    }
+    for r in &bundle.all {
+        entry_profile(*r, &STORNO_SLICING, versions, cx);
+    }
+    for (resource, profiles) in STORNO_ENTRY_PROFILES {
+        let of: Vec<Res<'_>> = bundle
+            .all
+            .iter()
+            .filter(|r| r.node.name == *resource)
+            .copied()
+            .collect();
+        match of.as_slice() {
+            [] => cx.err(
+                IssueCode::Required,
+                "Bundle.entry",
+                format!(
+                    "Storno: {resource} ({}) fehlt (geschlossenes Slicing Bundle.entry in {p}, \
+                     jeder Eintrag 1..1)",
+                    profiles.join(", ")
+                ),
+            ),
+            [_] => {}
+            [_, second, ..] => cx.err(
+                IssueCode::Structure,
+                second.loc(),
+                format!(
+                    "Storno: {resource} darf nur einmal vorkommen (geschlossenes Slicing \
+                     Bundle.entry in {p}, jeder Eintrag 1..1)"
+                ),
+            ),
+        }
+    }
+    let comp = bundle
+        .all
+        .iter()
+        .copied()
+        .find(|r| r.node.name == "Composition")?;
+    if comp.index != 0 {
+        cx.err(
+            IssueCode::Structure,
+            comp.loc(),
+            "Composition: muss der erste Eintrag des Bundles sein (bdl-11)",
+        );
+    }
+    let c = storno_composition(comp, &bundle, cx);
+    let list = c
+        .list
+        .or_else(|| bundle.all.iter().copied().find(|r| r.node.name == "List"));
+    let cancels = list.and_then(|l| storno_list(l, cx));
+    // The Practitioner and the Organization of the slices, whether or not the Composition
+    // points at them (a wrong reference is an issue of its own).
+    let first = |name: &str| bundle.all.iter().copied().find(|r| r.node.name == name);
+    if let Some(r) = c.author.or_else(|| first("Practitioner")) {
+        practitioner(r, false, false, cx);
+    }
+    if let Some(r) = c.custodian.or_else(|| first("Organization")) {
+        organization(r, cx);
+    }
+    let (cancels, cancels_location) = cancels?;
+    let storno_id = storno_id?;
+    if cancels == storno_id {
+        cx.err(
+            IssueCode::BusinessRule,
+            cancels_location.clone(),
+            "Dokumenten-ID der stornierten eAU: gleich der Dokumenten-ID des Stornos \
+             (Bundle.identifier); der Storno braucht eine eigene UUID (TA P310-10)",
+        );
+    }
+    Some(StornoParts {
+        storno_id,
+        cancels,
+        cancels_location,
+        issued_on: c.issued_on?,
+    })
+}
+
+/// What the Storno Composition says and points at.
+struct StornoComposition<'a> {
+    issued_on: Option<NaiveDate>,
+    author: Option<Res<'a>>,
+    custodian: Option<Res<'a>>,
+    list: Option<Res<'a>>,
+}
+
+/// `KBV_PR_EAU_Storno_Composition` (1.2.1, TA P310-12).
+fn storno_composition<'a>(r: Res<'a>, b: &Bundle<'a>, cx: &mut Cx) -> StornoComposition<'a> {
+    let (n, loc) = (r.node, r.loc());
+    let at = |element| In {
+        profile: STORNO_COMPOSITION,
+        element,
+    };
+    cx.req(
+        n,
+        &loc,
+        &["id"],
+        "Technische ID der Composition (Composition.id)",
+    );
+    absent(
+        n,
+        &loc,
+        &[
+            "meta.versionId",
+            "meta.lastUpdated",
+            "meta.source",
+            "meta.security",
+            "meta.tag",
+            "implicitRules",
+            "language",
+            "text",
+            "contained",
+            "identifier",
+            "category",
+            "subject",
+            "encounter",
+            "confidentiality",
+            "attester",
+            "relatesTo",
+            "event",
+        ],
+        at("Composition"),
+        cx,
+    );
+    closed_extensions(
+        n,
+        &loc,
+        &[],
+        "im Profil KBV_PR_EAU_Storno_Composition nicht definiert",
+        cx,
+    );
+    fixed(
+        n,
+        &loc,
+        &["status"],
+        "final",
+        "Status der Composition",
+        at("Composition"),
+        cx,
+    );
+    let tl = loc.clone() + ".type";
+    match n.child("type") {
+        None => cx.err(
+            IssueCode::Required,
+            tl.clone(),
+            "Formularart (Composition.type): Angabe fehlt",
+        ),
+        Some(ty) => storno_type(ty, &tl, cx),
+    }
+    let date = cx.req(n, &loc, &["date"], "Datum der Stornierung");
+
+    let issued_on = cx.date(date, &(loc.clone() + ".date"), "Datum der Stornierung");
+    let author = exactly_one(
+        n,
+        &loc,
+        "author",
+        "Ausstellende Person",
+        at("Composition"),
+        cx,
+    )
+    .and_then(|a| {
+        let al = loc.clone() + ".author[0]";
+        absent(
+            a,
+            &al,
+            &["identifier", "display"],
+            at("Composition.author"),
+            cx,
+        );
+        fixed(
+            a,
+            &al,
+            &["type"],
+            "Practitioner",
+            "Ausstellende Person (author.type)",
+            at("Composition.author"),
+            cx,
+        );
+        reference_to(
+            b,
+            a,
+            &al,
+            "Practitioner",
+            "Ausstellende Person (author)",
+            cx,
+        )
+    });
+    fixed(
+        n,
+        &loc,
+        &["title"],
+        "Storno eAU",
+        "Titel der Composition",
+        at("Composition"),
+        cx,
+    );
+    let custodian = exactly_one(
+        n,
+        &loc,
+        "custodian",
+        "Einrichtung (custodian)",
+        at("Composition"),
+        cx,
+    )
+    .and_then(|c| {
+        let cl = loc.clone() + ".custodian";
+        absent(
+            c,
+            &cl,
+            &["type", "identifier", "display"],
+            at("Composition.custodian"),
+            cx,
+        );
+        reference_to(b, c, &cl, "Organization", "Einrichtung (custodian)", cx)
+    });
+    let list = exactly_one(
+        n,
+        &loc,
+        "section",
+        "Abschnitt des Stornos",
+        at("Composition"),
+        cx,
+    )
+    .and_then(|s| {
+        let sl = loc.clone() + ".section[0]";
+        absent(
+            s,
+            &sl,
+            &[
+                "title",
+                "code",
+                "author",
+                "focus",
+                "text",
+                "mode",
+                "orderedBy",
+                "emptyReason",
+                "section",
+            ],
+            at("Composition.section"),
+            cx,
+        );
+        let e = exactly_one(
+            s,
+            &sl,
+            "entry",
+            "Verweis auf die Storno-Liste",
+            at("Composition.section"),
+            cx,
+        )?;
+        let el = sl + ".entry[0]";
+        absent(
+            e,
+            &el,
+            &["type", "identifier", "display"],
+            at("Composition.section.entry"),
+            cx,
+        );
+        reference_to(
+            b,
+            e,
+            &el,
+            "List",
+            "Verweis auf die Storno-Liste (section.entry)",
+            cx,
+        )
+    });
+    StornoComposition {
+        issued_on,
+        author,
+        custodian,
+        list,
+    }
+}
+
+/// `Composition.type` of a Storno: one coding, `KBV_CS_SFHIR_KBV_FORMULAR_ART#e013`.
+fn storno_type(ty: &Node, tl: &str, cx: &mut Cx) {
+    let at = |element| In {
+        profile: STORNO_COMPOSITION,
+        element,
+    };
+    if let Some(coding) = exactly_one(ty, tl, "coding", "Formularart", at("Composition.type"), cx) {
+        let cl = format!("{tl}.coding[0]");
+        fixed(
+            coding,
+            &cl,
+            &["system"],
+            sys::FORMULAR_ART,
+            "Formularart (Codesystem)",
+            at("Composition.type.coding"),
+            cx,
+        );
+        fixed(
+            coding,
+            &cl,
+            &["code"],
+            "e013",
+            "Formularart",
+            at("Composition.type.coding"),
+            cx,
+        );
+        absent(
+            coding,
+            &cl,
+            &["version", "display", "userSelected"],
+            at("Composition.type.coding"),
+            cx,
+        );
+    }
+    absent(ty, tl, &["text"], at("Composition.type"), cx);
+}
+
+/// `KBV_PR_EAU_Storno` (1.2.1, TA P310-11): the one entry, deleted, naming the eAU by its
+/// `Bundle.identifier`. Returns that UUID and where it stands.
+fn storno_list(r: Res<'_>, cx: &mut Cx) -> Option<(Uuid, String)> {
+    let (n, loc) = (r.node, r.loc());
+    let at = |element| In {
+        profile: STORNO_LIST,
+        element,
+    };
+    cx.req(n, &loc, &["id"], "Technische ID der Storno-Liste (List.id)");
+    absent(
+        n,
+        &loc,
+        &[
+            "meta.versionId",
+            "meta.lastUpdated",
+            "meta.source",
+            "meta.security",
+            "meta.tag",
+            "implicitRules",
+            "language",
+            "text",
+            "contained",
+            "identifier",
+            "title",
+            "code",
+            "subject",
+            "encounter",
+            "date",
+            "source",
+            "orderedBy",
+            "note",
+            "emptyReason",
+        ],
+        at("List"),
+        cx,
+    );
+    closed_extensions(
+        n,
+        &loc,
+        &[],
+        "im Profil KBV_PR_EAU_Storno nicht definiert",
+        cx,
+    );
+    fixed(
+        n,
+        &loc,
+        &["status"],
+        "current",
+        "Status der Storno-Liste",
+        at("List"),
+        cx,
+    );
+    fixed(
+        n,
+        &loc,
+        &["mode"],
+        "changes",
+        "Modus der Storno-Liste",
+        at("List"),
+        cx,
+    );
+    let e = exactly_one(n, &loc, "entry", "Storno-Eintrag", at("List"), cx)?;
+    let el = loc + ".entry[0]";
+    absent(e, &el, &["flag", "date"], at("List.entry"), cx);
+    fixed(
+        e,
+        &el,
+        &["deleted"],
+        "true",
+        "Storno-Kennzeichen (List.entry.deleted)",
+        at("List.entry"),
+        cx,
+    );
+    let label = "Dokumenten-ID der stornierten eAU (List.entry.item.identifier.value)";
+    let item = exactly_one(e, &el, "item", label, at("List.entry"), cx)?;
+    let il = el + ".item";
+    absent(
+        item,
+        &il,
+        &["reference", "type", "display"],
+        at("List.entry.item"),
+        cx,
+    );
+    let id = exactly_one(item, &il, "identifier", label, at("List.entry.item"), cx)?;
+    let idl = il + ".identifier";
+    let uuid = uuid_identifier(id, &idl, label, at("List.entry.item.identifier"), cx)?;
+    Some((uuid, idl + ".value"))
 }

@@ -455,15 +455,53 @@ pub enum Cancelled {
     NotFound,
 }
 
-/// The Storno document prepared for a cancellation.
+/// The Storno document of a cancellation: written by AU-Relay ([`cancel`]) or received from
+/// practice software ([`import_storno`]).
 #[derive(Debug, Clone)]
 pub struct StornoDocument {
     pub id: Uuid,
     pub xml: String,
+    /// The signed file the XML came in (an imported `.p7s`), stored and sent as received.
+    pub signed: Option<super::NewSignature>,
+    /// Received from practice software: its exact bytes are the record of the cancellation, so
+    /// they are kept even where nothing goes to the insurer (an eAU that never reached it).
+    pub imported: bool,
+}
+
+impl StornoDocument {
+    /// A Storno written by AU-Relay for a cancellation made in AU-Relay.
+    pub fn written(id: Uuid, xml: String) -> Self {
+        Self {
+            id,
+            xml,
+            signed: None,
+            imported: false,
+        }
+    }
+}
+
+/// What the import of a Storno from practice software did ([`import_storno`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StornoImport {
+    /// Stored now, with what it did to its eAU: [`Cancelled::StornoQueued`] (queued behind the
+    /// delivered eAU), [`Cancelled::Withdrawn`] (the unsent eAU withdrawn, the Storno kept as
+    /// the record, never sent) or [`Cancelled::Marked`] (a print-only eAU, likewise).
+    Stored(Cancelled),
+    /// This Storno (its XML byte for byte) was imported before: what it did then.
+    AlreadyStored(Cancelled),
+    /// The eAU is cancelled already (in AU-Relay, or by another Storno).
+    AlreadyCancelled,
+    /// The Storno's UUID holds another document (KBV KP5-06).
+    Conflict,
+    /// More than 120 working days after the eAU's delivery.
+    TooLate,
+    /// The practice has no eAU with this identifier (another practice's is not found either).
+    NotFound,
 }
 
 enum Abort {
     Outcome(Cancelled),
+    Import(StornoImport),
     Db(diesel::result::Error),
 }
 
@@ -474,8 +512,9 @@ impl From<diesel::result::Error> for Abort {
 }
 
 /// Cancels a practice's certificate in one transaction: an unsent eAU is withdrawn; a
-/// delivered one (or one in flight) gets `storno` queued behind it, if `storno_allowed` says
-/// its delivery time is within the deadline. The first statement writes (SQLite lock order).
+/// delivered one (or one in flight, or handed to the KIM client module) gets `storno` queued
+/// behind it, if `storno_allowed` says its delivery time is within the deadline. The first
+/// statement writes (SQLite lock order).
 pub fn cancel(
     conn: &mut AnyConnection,
     actor: &Actor,
@@ -483,70 +522,231 @@ pub fn cancel(
     storno: &StornoDocument,
     storno_allowed: &dyn Fn(NaiveDateTime) -> bool,
 ) -> Result<Cancelled> {
-    use super::schema::deliveries;
-    let key = id.to_string();
-    let result = conn.transaction::<Cancelled, Abort, _>(|c| {
-        let marked = diesel::update(
-            certificates::table
-                .filter(certificates::id.eq(&key))
-                .filter(certificates::practice_id.eq(&actor.practice_id))
-                .filter(certificates::cancelled_at.is_null()),
-        )
-        .set(certificates::cancelled_at.eq(now()))
-        .execute(c)?;
-        if marked == 0 {
-            let exists: i64 = certificates::table
-                .filter(certificates::id.eq(&key))
-                .filter(certificates::practice_id.eq(&actor.practice_id))
-                .count()
-                .get_result(c)?;
-            return Err(Abort::Outcome(if exists == 0 {
-                Cancelled::NotFound
-            } else {
-                Cancelled::AlreadyCancelled
-            }));
-        }
-        let eau: Option<(String, String, String, Option<NaiveDateTime>)> = deliveries::table
-            .filter(deliveries::certificate_id.eq(&key))
-            .filter(deliveries::document_kind.eq(super::DocumentKind::Eau.code()))
-            .select((
-                deliveries::id,
-                deliveries::insurer_ik,
-                deliveries::state,
-                deliveries::delivered_at,
-            ))
-            .first(c)
-            .optional()?;
-        let outcome = match eau {
-            None => Cancelled::Marked,
-            Some((delivery, _, st, _))
-                if st != super::state::DELIVERED && st != super::state::IN_FLIGHT =>
-            {
-                diesel::update(deliveries::table.find(&delivery))
-                    .set(deliveries::state.eq(super::state::WITHDRAWN))
-                    .execute(c)?;
-                Cancelled::Withdrawn
-            }
-            Some((_, ik, _, delivered_at)) => {
-                if delivered_at.is_some_and(|at| !storno_allowed(at)) {
-                    return Err(Abort::Outcome(Cancelled::TooLate));
-                }
-                let storno_id = storno.id.to_string();
-                super::enqueue_storno(c, &key, &actor.practice_id, &ik, &storno_id, &storno.xml)?;
-                Cancelled::StornoQueued
-            }
-        };
-        super::mail::withdraw_mails(c, &key)?;
-        let detail = match outcome {
-            Cancelled::Withdrawn => "eAU zurückgezogen",
-            Cancelled::StornoQueued => "Storno eingereiht",
-            _ => "",
-        };
-        audit(c, actor, "certificate.cancelled", Some(&key), detail)?;
-        Ok(outcome)
-    });
+    let result = conn
+        .transaction::<Cancelled, Abort, _>(|c| cancel_in(c, actor, id, storno, storno_allowed));
     match result {
         Ok(outcome) | Err(Abort::Outcome(outcome)) => Ok(outcome),
+        Err(Abort::Import(_)) => Err(StorageError::Invalid("cancel: import outcome".into())),
         Err(Abort::Db(e)) => Err(e.into()),
     }
+}
+
+/// Imports a Storno received from practice software for the practice's eAU `eau_id` (its
+/// `Bundle.identifier`), in one transaction, exactly as [`cancel`] cancels: a delivered eAU
+/// (or one in flight or handed to KIM) gets the Storno queued behind it, within the deadline;
+/// an eAU that never reached the insurer is withdrawn and the Storno is kept as the record
+/// (a withdrawn Storno delivery, never sent: the insurer does not know the eAU). The Storno's
+/// exact bytes (and `.p7s`) are stored either way.
+///
+/// The same Storno again (same UUID, same XML) answers what it did the first time; its UUID
+/// under other content, or on another document, is a conflict. Another practice's eAU is not
+/// found, like an unknown one.
+pub fn import_storno(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    eau_id: Uuid,
+    storno: &StornoDocument,
+    storno_allowed: &dyn Fn(NaiveDateTime) -> bool,
+) -> Result<StornoImport> {
+    let result = conn.transaction::<StornoImport, Abort, _>(|c| {
+        // Reads come first here: take SQLite's write lock now.
+        super::begin_write(c)?;
+        if let Some(before) = imported_before(c, actor, eau_id, storno)? {
+            return Err(Abort::Import(before));
+        }
+        match cancel_in(c, actor, eau_id, storno, storno_allowed) {
+            Ok(outcome) => Ok(StornoImport::Stored(outcome)),
+            // A concurrent import of the same Storno may have won the certificate's row.
+            Err(Abort::Outcome(Cancelled::AlreadyCancelled)) => Err(Abort::Import(
+                imported_before(c, actor, eau_id, storno)?
+                    .unwrap_or(StornoImport::AlreadyCancelled),
+            )),
+            Err(Abort::Outcome(Cancelled::TooLate)) => Err(Abort::Import(StornoImport::TooLate)),
+            Err(Abort::Outcome(_)) => Err(Abort::Import(StornoImport::NotFound)),
+            Err(other) => Err(other),
+        }
+    });
+    match result {
+        Ok(outcome) | Err(Abort::Import(outcome)) => Ok(outcome),
+        Err(Abort::Outcome(_)) => Err(StorageError::Invalid("import: cancel outcome".into())),
+        Err(Abort::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Whether the Storno's UUID is stored already: the same Storno of the same eAU of this
+/// practice with the same XML (what it did then), or anything else ([`StornoImport::Conflict`]).
+fn imported_before(
+    c: &mut AnyConnection,
+    actor: &Actor,
+    eau_id: Uuid,
+    storno: &StornoDocument,
+) -> QueryResult<Option<StornoImport>> {
+    use super::schema::{deliveries, signatures};
+    let storno_id = storno.id.to_string();
+    let eau = eau_id.to_string();
+    let stored: Option<(String, String, String, Option<String>, String)> = deliveries::table
+        .filter(deliveries::document_id.eq(&storno_id))
+        .select((
+            deliveries::practice_id,
+            deliveries::certificate_id,
+            deliveries::document_kind,
+            deliveries::document,
+            deliveries::state,
+        ))
+        .first(c)
+        .optional()?;
+    if let Some((practice, certificate, kind, xml, state)) = stored {
+        let same = practice == actor.practice_id
+            && certificate == eau
+            && kind == super::DocumentKind::Storno.code()
+            && xml.as_deref() == Some(storno.xml.as_str());
+        if !same {
+            return Ok(Some(StornoImport::Conflict));
+        }
+        let outcome = if state != super::state::WITHDRAWN {
+            Cancelled::StornoQueued
+        } else if eau_delivery(c, &eau)?.is_some() {
+            Cancelled::Withdrawn
+        } else {
+            Cancelled::Marked
+        };
+        return Ok(Some(StornoImport::AlreadyStored(outcome)));
+    }
+    // A certificate's or another signed document's UUID is no Storno's.
+    let certificate: i64 = certificates::table
+        .filter(certificates::id.eq(&storno_id))
+        .count()
+        .get_result(c)?;
+    let signature: i64 = signatures::table
+        .filter(signatures::document_id.eq(&storno_id))
+        .count()
+        .get_result(c)?;
+    Ok((certificate + signature > 0).then_some(StornoImport::Conflict))
+}
+
+/// A certificate's eAU delivery: `(id, insurer_ik, state, delivered_at)`.
+type EauDelivery = (String, String, String, Option<NaiveDateTime>);
+
+/// The eAU delivery of a certificate.
+fn eau_delivery(c: &mut AnyConnection, certificate_id: &str) -> QueryResult<Option<EauDelivery>> {
+    use super::schema::deliveries;
+    deliveries::table
+        .filter(deliveries::certificate_id.eq(certificate_id))
+        .filter(deliveries::document_kind.eq(super::DocumentKind::Eau.code()))
+        .select((
+            deliveries::id,
+            deliveries::insurer_ik,
+            deliveries::state,
+            deliveries::delivered_at,
+        ))
+        .first(c)
+        .optional()
+}
+
+/// The cancellation itself, inside the caller's transaction (see [`cancel`]): the certificate
+/// is marked first (a write, for SQLite's lock order), then its eAU delivery decides. An eAU
+/// delivered, in flight or handed to KIM (`sent`) may be at the insurer: only a Storno behind
+/// it cancels it there. Any other state never reached the insurer: the delivery is withdrawn.
+/// An imported Storno is stored in every case (see [`StornoDocument::imported`]).
+fn cancel_in(
+    c: &mut AnyConnection,
+    actor: &Actor,
+    id: Uuid,
+    storno: &StornoDocument,
+    storno_allowed: &dyn Fn(NaiveDateTime) -> bool,
+) -> std::result::Result<Cancelled, Abort> {
+    let key = id.to_string();
+    let marked = diesel::update(
+        certificates::table
+            .filter(certificates::id.eq(&key))
+            .filter(certificates::practice_id.eq(&actor.practice_id))
+            .filter(certificates::cancelled_at.is_null()),
+    )
+    .set(certificates::cancelled_at.eq(now()))
+    .execute(c)?;
+    if marked == 0 {
+        let exists: i64 = certificates::table
+            .filter(certificates::id.eq(&key))
+            .filter(certificates::practice_id.eq(&actor.practice_id))
+            .count()
+            .get_result(c)?;
+        return Err(Abort::Outcome(if exists == 0 {
+            Cancelled::NotFound
+        } else {
+            Cancelled::AlreadyCancelled
+        }));
+    }
+    let storno_id = storno.id.to_string();
+    let signed = storno.signed.as_ref().map(|s| s.p7s.as_slice());
+    let outcome = match eau_delivery(c, &key)? {
+        None => Cancelled::Marked,
+        Some((delivery, _, st, _))
+            if st != super::state::DELIVERED
+                && st != super::state::IN_FLIGHT
+                && st != super::state::SENT =>
+        {
+            diesel::update(super::schema::deliveries::table.find(&delivery))
+                .set(super::schema::deliveries::state.eq(super::state::WITHDRAWN))
+                .execute(c)?;
+            Cancelled::Withdrawn
+        }
+        Some((_, ik, _, delivered_at)) => {
+            if delivered_at.is_some_and(|at| !storno_allowed(at)) {
+                return Err(Abort::Outcome(Cancelled::TooLate));
+            }
+            if storno.imported {
+                // As received: a signed file goes as it is, an unsigned one waits for the
+                // practice's signature where the practice signs (like an unsigned eAU import).
+                let state = if signed.is_some() {
+                    super::state::PENDING
+                } else {
+                    super::signatures::initial_state(c, &actor.practice_id)?
+                };
+                let new = super::outbox::NewStorno {
+                    certificate_id: &key,
+                    practice_id: &actor.practice_id,
+                    insurer_ik: &ik,
+                    storno_id: &storno_id,
+                    xml: &storno.xml,
+                    signed,
+                };
+                super::outbox::insert_imported_storno(c, &new, state)?;
+            } else {
+                super::enqueue_storno(c, &key, &actor.practice_id, &ik, &storno_id, &storno.xml)?;
+            }
+            Cancelled::StornoQueued
+        }
+    };
+    if storno.imported && outcome != Cancelled::StornoQueued {
+        // The record of the cancellation: the Storno as received, never sent.
+        let ik: String = certificates::table
+            .find(&key)
+            .select(certificates::insurer_ik)
+            .first(c)?;
+        let new = super::outbox::NewStorno {
+            certificate_id: &key,
+            practice_id: &actor.practice_id,
+            insurer_ik: &ik,
+            storno_id: &storno_id,
+            xml: &storno.xml,
+            signed,
+        };
+        super::outbox::insert_imported_storno(c, &new, super::state::WITHDRAWN)?;
+    }
+    if let Some(signature) = storno.signed.as_ref().filter(|_| storno.imported) {
+        super::insert_signature(c, actor, &storno_id, &key, signature)?;
+    }
+    super::mail::withdraw_mails(c, &key)?;
+    let detail = match (storno.imported, outcome) {
+        (false, Cancelled::Withdrawn) => "eAU zurückgezogen",
+        (false, Cancelled::StornoQueued) => "Storno eingereiht",
+        (true, Cancelled::Withdrawn) => {
+            "Storno der Praxissoftware übernommen, eAU zurückgezogen (Storno nicht gesendet)"
+        }
+        (true, Cancelled::StornoQueued) => "Storno der Praxissoftware übernommen und eingereiht",
+        (true, _) => "Storno der Praxissoftware übernommen (nur Papier)",
+        (false, _) => "",
+    };
+    audit(c, actor, "certificate.cancelled", Some(&key), detail)?;
+    Ok(outcome)
 }

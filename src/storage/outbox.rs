@@ -117,6 +117,45 @@ pub fn enqueue_storno(
     insert_delivery(conn, &delivery, Some((storno_id, xml))).map(drop)
 }
 
+/// A Storno received from practice software, about to be stored with its delivery.
+pub(super) struct NewStorno<'a> {
+    pub certificate_id: &'a str,
+    pub practice_id: &'a str,
+    pub insurer_ik: &'a str,
+    /// Its own UUID (`Bundle.identifier`).
+    pub storno_id: &'a str,
+    /// Its XML as received.
+    pub xml: &'a str,
+    /// The `.p7s` it came in, as received.
+    pub signed: Option<&'a [u8]>,
+}
+
+/// Adds the delivery of a Storno imported from practice software, carrying its document and
+/// signed file as received. `state`: `pending` or [`state::AWAITING_SIGNATURE`] when it goes
+/// to the insurer (behind its eAU: claims take a Storno only once its eAU is delivered), or
+/// [`state::WITHDRAWN`] when it is only the record of a cancellation whose eAU never reached
+/// the insurer (never claimed, exported or acknowledged). Call inside a transaction.
+pub(super) fn insert_imported_storno(
+    conn: &mut AnyConnection,
+    storno: &NewStorno<'_>,
+    state: &'static str,
+) -> QueryResult<()> {
+    let delivery = NewDelivery {
+        certificate_id: storno.certificate_id,
+        practice_id: storno.practice_id,
+        insurer_ik: storno.insurer_ik,
+        kind: DocumentKind::Storno,
+        state,
+    };
+    let id = insert_delivery(conn, &delivery, Some((storno.storno_id, storno.xml)))?;
+    if let Some(p7s) = storno.signed {
+        diesel::update(deliveries::table.find(&id))
+            .set(deliveries::signed_document.eq(p7s))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// A delivery about to be added.
 pub(super) struct NewDelivery<'a> {
     pub certificate_id: &'a str,

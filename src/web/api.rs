@@ -304,6 +304,13 @@ fn outcome_response(status: actix_web::http::StatusCode, issues: &[fhir::Issue])
 /// `POST /api/v1/fhir/eau`: a KBV eAU bundle practice software could not send. Stored under
 /// its own UUID with its original bytes: `201`; the same bytes again: `200`; other bytes under a
 /// known UUID: `409` (KBV KP5-06); invalid: `422` with an OperationOutcome naming every issue.
+///
+/// A Storno bundle (`KBV_PR_EAU_Storno_Bundle`) cancels the practice's eAU it names, as
+/// `POST …/cancel` does ([`capture::cancel`]): `201` with what it did (`storno_queued`, or
+/// `withdrawn` when the eAU never reached the insurer: the Storno is then kept as the record and
+/// not sent), `Location` the certificate; the same Storno again: `200`, the same answer; an
+/// unknown eAU (or another practice's): `422` naming `List.entry.item.identifier.value`; an eAU
+/// cancelled already or the Storno's UUID under other content: `409`.
 async fn import_fhir(
     req: HttpRequest,
     client: ApiClient,
@@ -328,6 +335,13 @@ async fn import_fhir(
                 &issues,
             ))
         }
+        Imported::Conflict(issues) => {
+            return Ok(outcome_response(
+                actix_web::http::StatusCode::CONFLICT,
+                &issues,
+            ))
+        }
+        Imported::Storno(storno) => return storno_response(storno),
         Imported::Stored {
             captured,
             warnings,
@@ -359,6 +373,28 @@ async fn import_fhir(
             "print_only": print_only,
             "warnings": warnings,
             "certificate": body.certificate,
+        })))
+}
+
+/// The answer to an imported Storno: `201` stored now, `200` stored before (the same body).
+fn storno_response(storno: capture::StornoStored) -> Result<HttpResponse, ApiError> {
+    let outcome = super::cancel_outcome(storno.outcome)?;
+    let mut response = if storno.created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/certificates/{}", storno.cancels),
+        ))
+        .json(serde_json::json!({
+            "id": storno.id,
+            "kind": "storno",
+            "cancels": storno.cancels,
+            "outcome": outcome,
+            "warnings": storno.warnings,
         })))
 }
 

@@ -50,7 +50,8 @@ async fn import_page(staff: Staff, state: web::Data<AppState>) -> Result<HttpRes
 
 /// `POST /certificates/import` (from the upload page's script): the file as the body, its type
 /// as `Content-Type`, the session's CSRF token in `X-CSRF-Token`. Answers JSON: where the
-/// certificate is, or the German issues.
+/// certificate is, or the German issues. A Storno file cancels the practice's eAU it names
+/// (see `POST /api/v1/fhir/eau`); the answer is then that certificate's page and the outcome.
 async fn import_file(
     staff: Staff,
     state: web::Data<AppState>,
@@ -84,6 +85,11 @@ async fn import_file(
         crate::capture::Imported::Invalid(found) => {
             issues(StatusCode::UNPROCESSABLE_ENTITY, &found)
         }
+        crate::capture::Imported::Conflict(found) => issues(StatusCode::CONFLICT, &found),
+        crate::capture::Imported::Storno(storno) => HttpResponse::Ok().json(serde_json::json!({
+            "location": format!("/certificates/{}", storno.cancels),
+            "outcome": super::cancel_outcome(storno.outcome)?,
+        })),
         crate::capture::Imported::Stored { captured, .. } => match captured {
             storage::Captured::Conflict(_) => issues(
                 StatusCode::CONFLICT,
