@@ -635,3 +635,191 @@ fn write_sample_pdfs() {
     }
     write(&dir, "blank.pdf", &render_blank(PaperSize::A5).unwrap());
 }
+
+/// Writes, for `scripts/kbv-stylesheet-check.sh`, the bundle AU-Relay stores and its three paper
+/// copies and barcode payload for varied certificates: `<name>.xml`, `<name>-kk.pdf`,
+/// `<name>-ag.pdf`, `<name>-v.pdf`, `<name>.payload` into `$ORACLE_DIR`. The samples, drafts
+/// changed in one aspect each, and KBV/gematik examples imported as a practice would receive
+/// them (Weiterbildung, Zahnarzt, ASV, SKT, PKV); of these also `<name>_original.xml`, the
+/// bundle as received, next to the same copies.
+#[test]
+#[ignore = "writes files; run by scripts/kbv-stylesheet-check.sh"]
+fn write_oracle_samples() {
+    use chrono::TimeZone;
+    let dir = PathBuf::from(std::env::var("ORACLE_DIR").expect("ORACLE_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 9, 30, 0)
+        .unwrap();
+
+    let patient = |first: &str, last: &str| {
+        serde_json::json!({
+            "kvnr": "A123456780", "first_name": first, "last_name": last,
+            "birth_date": "1980-04-01", "street": "Große Straße", "house_number": "5a",
+            "postal_code": "30159", "city": "Hannover"
+        })
+    };
+    let insurer = serde_json::json!({"ik": "109500969", "name": "AOK Niedersachsen",
+                                     "wop": "17", "insured_type": "1"});
+    let drafts: Vec<(&str, serde_json::Value)> = vec![
+        (
+            "cause1_pg04_dmp01_other",
+            serde_json::json!({
+                "kind": "ERST", "patient": patient("Jürgen", "Müller-Lüdenscheidt"),
+                "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "wop": "71",
+                            "insured_type": "1", "special_group": "04", "dmp": "01"},
+                "period": {"since": "2026-11-25", "until": "2026-11-29", "determined_on": "2026-11-25"},
+                "cause": "1",
+                "measures": {"other": "Gehstützen, Kühlung"},
+                "diagnoses": [{"code": "S93.40", "certainty": "G", "side": "R"}]
+            }),
+        ),
+        (
+            "typographic",
+            serde_json::json!({
+                "kind": "ERST", "patient": patient("Zoë", "Weiß-Öztürk"), "insurer": insurer,
+                "period": {"since": "2026-11-24", "until": "2026-11-27", "determined_on": "2026-11-25"},
+                "measures": {"other": "Reha–Sport „ambulant“"},
+                "diagnoses": [{"code": "M25.56", "certainty": "G", "side": "L"}],
+                "diagnosis_text": "„Sturz“ – Knie, 2× täglich kühlen"
+            }),
+        ),
+        (
+            "certainty_v_z_a_d_arzt",
+            serde_json::json!({
+                "kind": "FOLGE", "patient": patient("Jürgen", "Müller-Lüdenscheidt"), "insurer": insurer,
+                "period": {"until": "2026-12-02", "determined_on": "2026-11-25"},
+                "cause": "2", "measures": {"d_arzt": true},
+                "diagnoses": [{"code": "A09.9", "certainty": "V", "side": "B"},
+                              {"code": "R10.4", "certainty": "Z"},
+                              {"code": "K52.9", "certainty": "A", "side": "L"}]
+            }),
+        ),
+        (
+            "folge_end_family_reha",
+            serde_json::json!({
+                "kind": "FOLGE_END", "patient": patient("Anna", "Schäfer"),
+                "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "insured_type": "3",
+                            "valid_until": "2027-03-31"},
+                "period": {"until": "2026-12-11", "determined_on": "2026-11-25"},
+                "measures": {"rehabilitation": true, "reintegration": true},
+                "sick_pay_case": true,
+                "diagnoses": [{"code": "F32.1", "certainty": "G"}]
+            }),
+        ),
+        (
+            "erst_end_ser_six_max_texts",
+            serde_json::json!({
+                "kind": "ERST_END", "patient": patient("Jürgen", "Müller-Lüdenscheidt"), "insurer": insurer,
+                "period": {"since": "2026-11-23", "until": "2026-12-05", "determined_on": "2026-11-24"},
+                "cause": "3", "sick_pay_case": true,
+                "measures": {"d_arzt": true, "rehabilitation": true,
+                             "other": "Ärztliche Übungsbehandlung, Gangschule und Lymphdrainage täglich ab 1."},
+                "diagnoses": [
+                    {"code": "S82.28", "certainty": "G", "side": "R"},
+                    {"code": "M54.5", "certainty": "V", "side": "L"},
+                    {"code": "J06.9", "certainty": "G"},
+                    {"code": "E10.20", "certainty": "Z", "side": "B"},
+                    {"code": "U07.1", "certainty": "A"},
+                    {"code": "T14.0", "certainty": "G", "side": "L"}
+                ],
+                "diagnosis_text": "Zustand nach Sturz; Überwachung der Wundheilung, Kühlen, Hochlagern ok"
+            }),
+        ),
+        (
+            "group06_dmp12_type5",
+            serde_json::json!({
+                "kind": "ERST", "patient": patient("Jürgen", "Müller-Lüdenscheidt"),
+                "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "wop": "98",
+                            "insured_type": "5", "special_group": "06", "dmp": "12"},
+                "issued_on": "2026-11-24",
+                "period": {"since": "2026-11-22", "until": "2026-11-26", "determined_on": "2026-11-24"},
+                "diagnoses": [{"code": "J20.9"}]
+            }),
+        ),
+        (
+            "foreign_name_no_cause",
+            serde_json::json!({
+                "kind": "FOLGE", "patient": {
+                    "kvnr": "A123456780", "first_name": "Łukasz Thị", "last_name": "Nguyễn-Pawłowski",
+                    "birth_date": "1990-12-31", "street": "Görlitzer Straße", "house_number": "12",
+                    "postal_code": "02826", "city": "Görlitz"},
+                "insurer": {"ik": "109500969", "name": "AOK Niedersachsen", "wop": "38", "insured_type": "1"},
+                "period": {"until": "2026-11-30", "determined_on": "2026-11-25"},
+                "diagnoses": [{"code": "B34.9", "certainty": "G"}],
+                "diagnosis_text": "Grippaler Infekt"
+            }),
+        ),
+    ];
+
+    let mut certs: Vec<(String, Certificate)> = samples::all()
+        .unwrap()
+        .into_iter()
+        .map(|(name, c)| (name.to_owned(), c))
+        .collect();
+    for (i, (name, json)) in drafts.into_iter().enumerate() {
+        let (practice, doctor) = demo_practice().unwrap();
+        let ctx = au_relay::domain::CaptureContext {
+            practice,
+            doctors: vec![doctor],
+            today: samples::today(),
+            document_id: uuid::Uuid::from_u128(0x0ac1_e000 + i as u128),
+        };
+        let draft: au_relay::domain::CertificateDraft = serde_json::from_value(json).unwrap();
+        let c = Certificate::from_draft(&draft, &ctx).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        certs.push((name.to_owned(), c));
+    }
+    let mut originals: Vec<(String, Certificate, Vec<u8>)> = Vec::new();
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle");
+    for (name, file) in [
+        (
+            "kbv_weiterbildung",
+            "1.2.1/valid/Beispiel_9-eAU_FOLGE_Weiterbildung.xml",
+        ),
+        (
+            "kbv_zahnarzt",
+            "1.2.1/valid/Beispiel_15-eAU_ERST_GKV_Zahnarzt.xml",
+        ),
+        (
+            "kbv_asv_standort",
+            "1.2/valid/EEAU0_ccd9f64f-5066-5181-93cf-26a8d94fd560.xml",
+        ),
+        (
+            "kbv_asv_team",
+            "1.2/valid/EEAU0_c038e978-a9f4-4656-b889-737b5c444cc9.xml",
+        ),
+        (
+            "kbv_skt_kvk",
+            "1.2.1/valid/Beispiel_13-eAU_ERST_SKT_KVK.xml",
+        ),
+        ("kbv_pkv", "1.2.1/valid/Beispiel_5-eAU_ERST_PKV.xml"),
+    ] {
+        let xml = std::fs::read(fixtures.join(file)).unwrap();
+        let imported = au_relay::fhir::read(&xml)
+            .unwrap_or_else(|e| panic!("{name}: {file} not imported: {e:?}"));
+        certs.push((name.to_owned(), imported.certificate.clone()));
+        // The same copies next to the bundle as received, before AU-Relay wrote it again.
+        originals.push((format!("{name}_original"), imported.certificate, xml));
+    }
+
+    let put = |name: &str, c: &Certificate, bundle: &[u8]| {
+        write(&dir, &format!("{name}.xml"), bundle);
+        for copy in Copy::ALL {
+            let pdf = render(c, copy, PaperSize::A5).unwrap();
+            write(&dir, &format!("{name}-{}.pdf", copy.code()), &pdf);
+        }
+        write(
+            &dir,
+            &format!("{name}.payload"),
+            &barcode_payload(c).unwrap(),
+        );
+    };
+    for (name, c) in &certs {
+        let bundle = au_relay::fhir::write_at(c, at).unwrap_or_else(|e| panic!("{name}: {e}"));
+        put(name, c, &bundle);
+    }
+    for (name, c, xml) in &originals {
+        put(name, c, xml);
+    }
+}
