@@ -501,7 +501,7 @@ def show(v: object) -> str:
     return v if v else "(leer)"
 
 
-STAMP_PREFIX = re.compile(r"^(?:Tel[:.]|BSNR|LANR)\s+")
+STAMP_PREFIX = re.compile(r"^(?:Tel[:.]|BSNR|LANR|ASV-Team)\s+")
 
 
 def compare_copy(kbv: dict, ours: dict, hidden: list[tuple[str, str]]) -> list[Row]:

@@ -309,8 +309,11 @@ fn the_patient_copy_explains_the_deadline_for_confirming_continuation() {
     );
     let text = flat(&text_of(&path));
     assert!(text.contains("Hinweis für Versicherte zum Kranken- und Verletztengeld"));
-    assert!(text.contains("spätestens am nächsten Werktag nach dem zuletzt bescheinigten Tag"));
-    assert!(text.contains(&d(c.period.until)));
+    assert!(text.contains(
+        "spätestens an dem Werktag, der auf den letzten Tag der aktuellen \
+         Arbeitsunfähigkeitsbescheinigung folgt"
+    ));
+    assert!(text.contains("Weitere Informationen erhalten Sie bei Ihrer Krankenkasse."));
 }
 
 #[test]

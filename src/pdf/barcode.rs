@@ -51,7 +51,13 @@ pub fn barcode_payload(c: &Certificate) -> Result<Vec<u8>, PdfError> {
         ("Versichertenart", c.coverage.insured_type.code().into()),
         ("Besondere Personengruppe", c.coverage.special_group.clone()),
         ("DMP-Kennzeichnung", c.coverage.dmp.clone()),
-        ("BSNR", c.practice.bsnr.as_str().into()),
+        // An ASV team number takes the place of the BSNR (KBV KK stylesheet, field 10).
+        (
+            "BSNR",
+            c.asv_team
+                .clone()
+                .unwrap_or_else(|| c.practice.bsnr.as_str().into()),
+        ),
         ("LANR", c.doctor.lanr.as_str().into()),
         (
             "Ausstellungsdatum",

@@ -309,7 +309,7 @@ pub(crate) fn draw(form: &Form<'_>, fonts: &Fonts, ids: &FontIds, paper: PaperSi
         let y = diagnoses_block(&mut c, form.cert);
         let y = krankengeld_block(&mut c, form, y);
         match form.copy {
-            Copy::V => patient_notice(&mut c, form.cert, y),
+            Copy::V => patient_notice(&mut c, y),
             _ => insurer_notice(&mut c, y, form.delivered),
         }
     } else {
@@ -376,7 +376,8 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
         let street = format!("{} {}", p.patient.street, p.patient.house_number);
         c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &street);
         y += 3.5;
-        let city = format!("{} {}", p.patient.postal_code, p.patient.city);
+        // Country code before the postcode, as the KBV stylesheets print the bundle's address.
+        let city = format!("D {} {}", p.patient.postal_code, p.patient.city);
         c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &city);
     }
 
@@ -401,7 +402,9 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
                 ),
             ],
             [
-                p.practice.bsnr.as_str().to_owned(),
+                form.cert
+                    .and_then(|c| c.asv_team.clone())
+                    .unwrap_or_else(|| p.practice.bsnr.as_str().to_owned()),
                 p.doctor.lanr.as_str().to_owned(),
                 date(form.cert.map(|c| c.issued_on)),
             ],
@@ -571,27 +574,37 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
             &format!("Tel. {}", pr.phone),
         );
         // Not on the employer's copy: blacked out in the Personalienfeld, so not in the stamp.
+        // An ASV team number stands where the BSNR would (KBV stylesheets).
         if form.copy != Copy::Ag {
-            c.text(
-                x,
-                top + 21.0,
-                7.5,
-                Face::Regular,
-                &format!("BSNR {}", pr.bsnr),
-            );
+            let site = match form.cert.and_then(|c| c.asv_team.as_deref()) {
+                Some(team) => format!("ASV-Team {team}"),
+                None => format!("BSNR {}", pr.bsnr),
+            };
+            c.text(x, top + 21.0, 7.5, Face::Regular, &site);
         }
         let d = p.doctor;
-        c.text_fit(x, top + 26.0, max, 8.0, Face::Regular, &d.name);
-        c.text_fit(x, top + 29.5, max, 7.0, Face::Regular, &d.specialty);
-        c.text(
-            x,
-            top + 33.0,
-            7.5,
-            Face::Regular,
-            &format!("LANR {}", d.lanr),
-        );
+        // The responsible doctor of a Weiterbildung or Vertretung follows the author.
+        let responsible = form.cert.and_then(|c| c.responsible.as_ref());
+        let y = if responsible.is_some() {
+            top + 24.5
+        } else {
+            top + 26.0
+        };
+        c.text_fit(x, y, max, 8.0, Face::Regular, &d.name);
+        c.text_fit(x, y + 3.3, max, 7.0, Face::Regular, &d.specialty);
+        c.text(x, y + 6.6, 7.5, Face::Regular, &format!("LANR {}", d.lanr));
+        if let Some(r) = responsible {
+            c.text_fit(x, y + 9.5, max, 6.5, Face::Regular, &r.name);
+            c.text_fit(x, y + 11.9, max, 5.5, Face::Regular, &r.specialty);
+            c.text(x, y + 14.1, 5.5, Face::Regular, &format!("LANR {}", r.lanr));
+        }
     }
-    if form.hand_signed && form.copy == Copy::V {
+    let responsible = form.cert.is_some_and(|c| c.responsible.is_some());
+    if form.hand_signed && form.copy == Copy::V && responsible {
+        // The stamp is full: the note stands just below it.
+        let note = "eAU mit SMC-B signiert (Anlage 2b BMV-Ä): eigenhändig unterschreiben";
+        c.text_center(COL2 + 1.0, RIGHT - 1.0, top + 46.3, 4.5, Face::Bold, note);
+    } else if form.hand_signed && form.copy == Copy::V {
         let (from, to) = (COL2 + 1.0, RIGHT - 1.0);
         let note = "eAU mit SMC-B signiert (Anlage 2b BMV-Ä):";
         c.text_center(from, to, top + 35.6, 5.0, Face::Bold, note);
@@ -765,7 +778,7 @@ fn krankengeld_block(c: &mut Canvas<'_>, form: &Form<'_>, top: f32) -> f32 {
     top + h + 4.0
 }
 
-fn patient_notice(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) {
+fn patient_notice(c: &mut Canvas<'_>, top: f32) {
     c.text(
         LEFT,
         top,
@@ -773,17 +786,21 @@ fn patient_notice(c: &mut Canvas<'_>, cert: Option<&Certificate>, top: f32) {
         Face::Bold,
         "Hinweis für Versicherte zum Kranken- und Verletztengeld",
     );
-    let last_day = cert
-        .map(|c| format!(" (hier: {})", date(Some(c.period.until))))
-        .unwrap_or_default();
-    let text = format!(
-        "Damit Ihr Anspruch auf Krankengeld nicht ruht, muss eine weitere Arbeitsunfähigkeit \
-         spätestens am nächsten Werktag nach dem zuletzt bescheinigten Tag der \
-         Arbeitsunfähigkeit{last_day} ärztlich festgestellt werden; Samstage gelten dabei nicht \
-         als Werktage. Bitte legen Sie die Ausfertigung für die Krankenkasse unverzüglich \
-         Ihrer Krankenkasse vor, wenn die Praxis sie Ihnen mitgegeben hat."
+    // The KBV stylesheet's words (EAU_Stylesheet_V).
+    c.paragraph(
+        LEFT,
+        top + 3.5,
+        RIGHT - LEFT,
+        6.5,
+        Face::Regular,
+        "Achten Sie bei fortbestehender Arbeitsunfähigkeit auf eine lückenlose ärztliche \
+         Feststellung, da sonst ein Krankengeldverlust droht. Hierfür ist es erforderlich, dass \
+         Sie sich spätestens an dem Werktag, der auf den letzten Tag der aktuellen \
+         Arbeitsunfähigkeitsbescheinigung folgt, bei Ihrem Arzt oder Ihrer Ärztin die \
+         fortbestehende Arbeitsunfähigkeit bestätigen lassen. Legen Sie immer ihre aktuell \
+         gültige Versichertenkarte vor, um Probleme bei der Zahlung von Kranken- oder \
+         Verletztengeld zu vermeiden. Weitere Informationen erhalten Sie bei Ihrer Krankenkasse.",
     );
-    c.paragraph(LEFT, top + 3.5, RIGHT - LEFT, 6.5, Face::Regular, &text);
 }
 
 fn insurer_notice(c: &mut Canvas<'_>, top: f32, delivered: bool) {
