@@ -1832,26 +1832,31 @@ fn condition_au(
                 "Voraussichtlich arbeitsunfähig bis: darf nicht vor „AU seit“ liegen",
             );
         }
+        // AU-RL, not the profile: a warning on import (see below).
         if s > determined {
-            cx.err(
+            cx.warn(
                 IssueCode::BusinessRule,
                 since_loc.clone(),
-                "AU seit: darf nicht nach „festgestellt am“ liegen",
+                "AU seit: liegt nach „festgestellt am“ (übernommen, bitte prüfen)",
             );
         }
     }
+    // AU-Richtlinie date rules that no FHIR profile encodes and for which the insurer must not
+    // reject the eAU (TA KP5-05, DOMAIN.md §1.3): a bundle the practice software already made is
+    // taken with a warning, never stuck here. Capture in AU-Relay refuses them. (A period whose
+    // end lies before its start stays an error: FHIR invariant per-1.)
     if (until - determined).num_days() > MAX_DAYS_AHEAD {
-        cx.err(
+        cx.warn(
             IssueCode::BusinessRule,
             until_loc.clone(),
-            "Voraussichtlich arbeitsunfähig bis: höchstens 31 Tage nach „festgestellt am“",
+            "Voraussichtlich arbeitsunfähig bis: mehr als 31 Tage nach „festgestellt am“ (AU-RL § 5; übernommen, bitte prüfen)",
         );
     }
     if until < determined {
-        cx.err(
+        cx.warn(
             IssueCode::BusinessRule,
             until_loc,
-            "Voraussichtlich arbeitsunfähig bis: darf nicht vor „festgestellt am“ liegen",
+            "Voraussichtlich arbeitsunfähig bis: liegt vor „festgestellt am“ (übernommen, bitte prüfen)",
         );
     }
     let backdated = since.is_some_and(|s| (determined - s).num_days() > MAX_BACKDATING_DAYS);
