@@ -536,6 +536,29 @@ fn date_rules_the_insurer_must_not_reject_for_are_warnings_on_import() {
     );
 }
 
+/// Up to three causes (issue #16): an imported bundle keeps all of them, prints each box and
+/// sets each barcode flag, and writes them again.
+#[test]
+fn every_cause_of_an_imported_bundle_is_kept_printed_and_written() {
+    let xml = valid_example("Beispiel_13-eAU_ERST_SKT_KVK.xml");
+    let i = fhir::read(xml.as_bytes()).unwrap();
+    let c = &i.certificate;
+    let codes: Vec<&str> = c.causes().map(au_relay::domain::Cause::code).collect();
+    assert_eq!(codes.len(), 3, "{codes:?}");
+    for cause in ["1", "2", "3"] {
+        assert!(codes.contains(&cause), "{codes:?}");
+    }
+    let payload = au_relay::pdf::barcode_payload(c).unwrap();
+    let fields: Vec<&[u8]> = payload.split(|&b| b == b'\t').collect();
+    assert_eq!(
+        (fields[14], fields[19], fields[20]),
+        (&b"1"[..], &b"1"[..], &b"1"[..])
+    );
+    let written = fhir::write_at(c, at()).unwrap();
+    let again = fhir::read(&written).unwrap();
+    assert_eq!(again.certificate.causes().count(), 3);
+}
+
 /// ICD codes are normalised to upper case on import as on capture (issue #16).
 #[test]
 fn an_icd_code_in_lower_case_is_imported_in_upper_case() {

@@ -620,6 +620,10 @@ pub struct Certificate {
     pub issued_on: NaiveDate,
     pub period: IncapacityPeriod,
     pub cause: Option<Cause>,
+    /// Further causes of an imported bundle (the eAU allows up to three, each once); capture
+    /// takes one. Printed and written with [`Certificate::causes`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_causes: Vec<Cause>,
     pub measures: Measures,
     /// "ab 7. AU-Woche oder sonstiger Krankengeldfall".
     pub sick_pay_case: bool,
@@ -669,6 +673,16 @@ impl fmt::Debug for Certificate {
 
 impl Certificate {
     /// Diagnoses formatted as on the printout and in the barcode: `CODE G L, CODE G`.
+    /// Every cause, the first one first.
+    pub fn causes(&self) -> impl Iterator<Item = Cause> + '_ {
+        self.cause.into_iter().chain(self.more_causes.iter().copied())
+    }
+
+    /// Whether the certificate names this cause (a box on the paper, a flag in the barcode).
+    pub fn has_cause(&self, wanted: Cause) -> bool {
+        self.causes().any(|c| c.code() == wanted.code())
+    }
+
     pub fn diagnoses_line(&self) -> String {
         self.diagnoses
             .iter()

@@ -691,6 +691,7 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
             icd_version: u16::try_from(issued_on.year()).unwrap_or(2026),
             period,
             cause,
+            more_causes: Vec::new(),
             measures,
             sick_pay_case: d.sick_pay_case,
             diagnoses: diagnoses.into_iter().flatten().collect(),

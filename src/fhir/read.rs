@@ -508,6 +508,7 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         }
     }
     let (period, backdated) = au?;
+    let causes = c_cause(au_res, cx)?;
     Some(Certificate {
         document_id: document_id?,
         kind: c.kind?,
@@ -517,7 +518,8 @@ fn certificate(root: &Node, cx: &mut Cx) -> Option<Certificate> {
         doctor: doctor?,
         issued_on: c.issued_on?,
         period,
-        cause: c_cause(au_res, cx)?,
+        cause: causes.first().copied(),
+        more_causes: causes.get(1..).unwrap_or_default().to_vec(),
         measures: measures?,
         sick_pay_case: au_res.is_some_and(|r| {
             r.node
@@ -1877,11 +1879,10 @@ fn condition_au(
 /// The causes of `KBV_VS_EAU_Ursache_Type` (required binding of `Condition.extension:Ursache`).
 const URSACHE_VS: &[&str] = &["1", "2", "3"];
 
-/// The cause (`condition-dueTo`, 0..3, each at most once, codes from `KBV_VS_EAU_Ursache_Type`);
-/// `Some(None)` when absent, `None` when invalid. The certificate keeps one cause: a second,
-/// different one is a warning.
-fn c_cause(au: Option<Res<'_>>, cx: &mut Cx) -> Option<Option<Cause>> {
-    let Some(r) = au else { return Some(None) };
+/// The causes (`condition-dueTo`, 0..3, each at most once, codes from
+/// `KBV_VS_EAU_Ursache_Type`), in the bundle's order; `None` when invalid.
+fn c_cause(au: Option<Res<'_>>, cx: &mut Cx) -> Option<Vec<Cause>> {
+    let Some(r) = au else { return Some(Vec::new()) };
     let loc = r.loc();
     let mut codes: Vec<&str> = Vec::new();
     let mut ok = true;
@@ -1925,27 +1926,14 @@ fn c_cause(au: Option<Res<'_>>, cx: &mut Cx) -> Option<Option<Cause>> {
             }
         }
     }
-    // Three codes, each at most once: the 0..3 cardinality follows from -eau-anzahlUrsache.
-    if ok && codes.len() > 1 {
-        cx.warn(
-            IssueCode::NotSupported,
-            loc.clone() + ".extension",
-            format!(
-                "Ursache: {} verschiedene Ursachen angegeben, nur die erste („{}“) wird übernommen",
-                codes.len(),
-                codes.first().copied().unwrap_or_default()
-            ),
-        );
-    }
     if !ok {
         return None;
     }
-    match codes.first() {
-        None => Some(None),
-        Some(code) => cx
-            .domain(&(loc + ".extension"), Cause::parse(code))
-            .map(Some),
-    }
+    // Three codes, each at most once: the 0..3 cardinality follows from -eau-anzahlUrsache.
+    codes
+        .into_iter()
+        .map(|code| cx.domain(&(loc.clone() + ".extension"), Cause::parse(code)))
+        .collect()
 }
 
 fn diagnoses(

@@ -505,7 +505,7 @@ fn condition_au(w: &mut Writer, c: &Certificate, ids: &Ids) {
             .leaf("valueBoolean", "true")
             .close("extension");
     }
-    if let Some(cause) = c.cause {
+    for cause in c.causes() {
         w.open_with("extension", &[("url", sys::DUE_TO)])
             .open("valueCodeableConcept")
             .coding(sys::URSACHE, cause.code())

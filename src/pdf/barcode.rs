@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use rxing::pdf417::encoder::{Compaction, PDF417};
 
 use super::PdfError;
-use crate::domain::Certificate;
+use crate::domain::{Cause, Certificate};
 
 /// Number of data columns (BFB handbook §5.5).
 pub const DATA_COLUMNS: u32 = 7;
@@ -35,8 +35,8 @@ const TAB: u8 = b'\t';
 pub fn barcode_payload(c: &Certificate) -> Result<Vec<u8>, PdfError> {
     let flag = |b: bool| if b { "1" } else { "" };
     let date = |d: Option<NaiveDate>| d.map(|d| d.format("%Y%m%d").to_string());
-    let work_related = c.cause.is_some_and(|cause| cause.is_work_related());
-    let cause_is = |code: &str| c.cause.is_some_and(|cause| cause.code() == code);
+    let work_related = c.causes().any(Cause::is_work_related);
+    let cause_is = |code: &str| c.causes().any(|cause| cause.code() == code);
 
     let fields: [(&'static str, String); 28] = [
         ("Formularcode", "01".into()),

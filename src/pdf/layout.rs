@@ -464,9 +464,7 @@ fn title_block(c: &mut Canvas<'_>, form: &Form<'_>) {
 
 fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
     let cert = form.cert;
-    let work = cert
-        .and_then(|c| c.cause)
-        .is_some_and(Cause::is_work_related);
+    let work = cert.is_some_and(|c| c.causes().any(Cause::is_work_related));
     let d_arzt = cert.is_some_and(|c| c.measures.d_arzt);
     c.checkbox(
         LEFT,
@@ -522,7 +520,7 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
     // The employer's copy has no lower part: "sonstiger Unfall" stands under the dates (KBV
     // stylesheet AG), the copy's name below it.
     let label_top = if form.copy == Copy::Ag {
-        let accident = cert.and_then(|c| c.cause) == Some(Cause::Accident);
+        let accident = cert.is_some_and(|c| c.has_cause(Cause::Accident));
         c.checkbox(LEFT, 92.0, 7.0, accident, "sonstiger Unfall, Unfallfolgen");
         96.0
     } else {
@@ -676,20 +674,20 @@ fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
         hint,
     );
 
-    let cause = cert.and_then(|c| c.cause);
+    let has = |cause| cert.is_some_and(|c| c.has_cause(cause));
     let y = top + 3.0 * cell_h + 5.0;
     c.checkbox(
         LEFT,
         y,
         7.0,
-        cause == Some(Cause::Accident),
+        has(Cause::Accident),
         "sonstiger Unfall, Unfallfolgen",
     );
     c.checkbox(
         76.0,
         y,
         7.0,
-        cause == Some(Cause::Ser),
+        has(Cause::Ser),
         "Versorgungsleiden (z. B. SER)",
     );
 
