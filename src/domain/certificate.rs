@@ -401,6 +401,14 @@ pub struct Patient {
     pub house_number: String,
     pub postal_code: String,
     pub city: String,
+    /// Country code of the address as the bundle has it (`D`); `None` where an imported bundle
+    /// gives none. Certificates stored before this field: `D`, as they were written.
+    #[serde(default = "germany")]
+    pub country: Option<String>,
+}
+
+fn germany() -> Option<String> {
+    Some("D".to_owned())
 }
 
 impl fmt::Debug for Patient {
@@ -675,7 +683,9 @@ impl Certificate {
     /// Diagnoses formatted as on the printout and in the barcode: `CODE G L, CODE G`.
     /// Every cause, the first one first.
     pub fn causes(&self) -> impl Iterator<Item = Cause> + '_ {
-        self.cause.into_iter().chain(self.more_causes.iter().copied())
+        self.cause
+            .into_iter()
+            .chain(self.more_causes.iter().copied())
     }
 
     /// Whether the certificate names this cause (a box on the paper, a flag in the barcode).

@@ -738,6 +738,7 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
         house_number: house_number?,
         postal_code: postal_code?,
         city: city?,
+        country: Some("D".to_owned()),
     })
 }
 

@@ -1259,6 +1259,7 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
         house_number,
         postal_code,
         city,
+        country: n.val(&["address", "country"]).map(str::to_owned),
     })
 }
 

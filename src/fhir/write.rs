@@ -364,7 +364,7 @@ fn address(
     house: &str,
     postal_code: &str,
     city: &str,
-    country: bool,
+    country: Option<&str>,
 ) {
     let line = if house.is_empty() {
         street.to_owned()
@@ -381,8 +381,8 @@ fn address(
         .close("line")
         .leaf("city", city)
         .leaf("postalCode", postal_code);
-    if country {
-        w.leaf("country", "D");
+    if let Some(country) = country {
+        w.leaf("country", country);
     }
     w.close("address");
 }
@@ -411,7 +411,14 @@ fn patient(w: &mut Writer, c: &Certificate, ids: &Ids) {
     w.leaf("given", &p.first_name)
         .close("name")
         .leaf("birthDate", &p.birth_date.to_string());
-    address(w, &p.street, &p.house_number, &p.postal_code, &p.city, true);
+    address(
+        w,
+        &p.street,
+        &p.house_number,
+        &p.postal_code,
+        &p.city,
+        p.country.as_deref(),
+    );
     end_entry(w, "Patient");
 }
 
@@ -491,7 +498,14 @@ fn organization(w: &mut Writer, c: &Certificate, ids: &Ids, country: bool) {
         .leaf("value", &p.phone)
         .close("telecom");
     let (street, house) = split_street(&p.street);
-    address(w, street, house, &p.postal_code, &p.city, country);
+    address(
+        w,
+        street,
+        house,
+        &p.postal_code,
+        &p.city,
+        country.then_some("D"),
+    );
     end_entry(w, "Organization");
 }
 

@@ -377,7 +377,10 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
         c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &street);
         y += 3.5;
         // Country code before the postcode, as the KBV stylesheets print the bundle's address.
-        let city = format!("D {} {}", p.patient.postal_code, p.patient.city);
+        let city = match &p.patient.country {
+            Some(country) => format!("{country} {} {}", p.patient.postal_code, p.patient.city),
+            None => format!("{} {}", p.patient.postal_code, p.patient.city),
+        };
         c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &city);
     }
 
