@@ -583,6 +583,18 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
         due > storage::now() + chrono::Duration::seconds(30),
         "the next retry is scheduled about a minute later"
     );
+    // The probe sees the insurer down: the breaker opens, nothing more is tried.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    run_once(&app.db, &client, &settings).await.unwrap();
+    let dest = storage::destination(&mut conn, IK).unwrap().unwrap();
+    assert_eq!(
+        (dest.consecutive_failures, dest.breaker.as_str()),
+        (1, "open")
+    );
+    assert!(app
+        .get_text("/queue")
+        .await
+        .contains("gestört – nicht erreichbar"));
     insurer.set_mode(Mode::Up);
     tokio::time::sleep(Duration::from_millis(5)).await;
     // One round: the probe answers, the backlog is due now and goes out in the same round.
@@ -666,10 +678,11 @@ async fn an_insurer_without_a_health_url_is_not_hammered_by_probes() {
     );
 }
 
-/// An insurer that takes a document after failing is back: its other documents waiting for a
-/// later retry are due at once.
+/// The trial after an outage (a half-open breaker) goes through: the insurer is back, and its
+/// other documents waiting for a later retry are due at once.
 #[tokio::test]
-async fn the_first_success_after_failures_makes_the_insurers_backlog_due_at_once() {
+async fn a_successful_trial_after_an_outage_makes_the_insurers_backlog_due_at_once() {
+    use diesel::connection::SimpleConnection;
     let s = setup().await;
     s.insurer.set_mode(Mode::Down);
     capture(&s, 3);
@@ -681,10 +694,10 @@ async fn the_first_success_after_failures_makes_the_insurers_backlog_due_at_once
     run_once(&s.db, &s.client, &settings).await.unwrap();
     let mut conn = s.db.conn().unwrap();
     let later = storage::now() + chrono::Duration::seconds(30);
-    // One of them comes due (as a new capture or a signature would) while the insurer is back.
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut conn,
-        "UPDATE deliveries SET next_attempt_at = created_at \
+    // Half-open (as a probe without health URL leaves it), one document due for its trial.
+    conn.batch_execute(
+        "UPDATE destinations SET breaker = 'half_open'; \
+         UPDATE deliveries SET next_attempt_at = created_at \
          WHERE id = (SELECT MIN(id) FROM deliveries)",
     )
     .unwrap();
@@ -704,4 +717,31 @@ async fn the_first_success_after_failures_makes_the_insurers_backlog_due_at_once
     );
     run_once(&s.db, &s.client, &settings).await.unwrap();
     assert_eq!(states(&s), [("delivered".to_string(), 3)]);
+}
+
+/// An insurer whose health answers while its intake fails (a resend code, a balancer in front
+/// of a broken backend) is not flooded: a healthy probe moves nothing forward, the documents
+/// keep their backoff, and nothing is given up within minutes.
+#[tokio::test]
+async fn a_healthy_probe_does_not_pull_the_backlog_forward_while_the_intake_fails() {
+    let s = setup().await;
+    s.insurer.set_mode(Mode::Error(201));
+    capture(&s, 2);
+    let settings = WorkerSettings {
+        probe_every: Duration::from_millis(1),
+        ..WorkerSettings::default()
+    };
+    for _ in 0..20 {
+        run_once(&s.db, &s.client, &settings).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let unsent = storage::unsent(&mut s.db.conn().unwrap(), &s.practice_id, 10).unwrap();
+    assert_eq!(unsent.len(), 2);
+    for u in &unsent {
+        assert_eq!(
+            (u.state.as_str(), u.attempts),
+            ("pending", 1),
+            "one attempt, then its backoff"
+        );
+    }
 }

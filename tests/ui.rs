@@ -1042,3 +1042,34 @@ async fn the_insurer_lookup_offers_the_ik_from_the_sdkt_and_warns_on_an_expired_
     let found = lookup(&app, &csrf, "/certificates/lookup/insurers", "1080").await;
     assert_eq!(found["insurers"][0]["name"], "Testkasse Nord");
 }
+
+/// A Storno in the dispatch list carries no post deadline and no KK button: the post duty
+/// belongs to a valid eAU, not to its cancellation (issue #18, review).
+#[tokio::test]
+async fn a_storno_in_the_dispatch_list_asks_for_no_kk_copy() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::spawn().await;
+    app.login().await;
+    let id = app.capture_id(&common::valid_body()).await;
+    app.db
+        .conn()
+        .unwrap()
+        .batch_execute("UPDATE deliveries SET state = 'delivered', delivered_at = created_at")
+        .unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/certificates/{id}/cancel")))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let page = app.get_text("/queue").await;
+    let table = page
+        .split("<table class=\"list dispatch\">")
+        .nth(1)
+        .unwrap();
+    assert!(table.contains("Storno · IK"), "{table}");
+    assert!(!table.contains(&format!("/certificates/{id}/pdf?copy=kk")));
+    assert!(table.contains("storniert") && !table.contains("per Post spätestens"));
+}

@@ -394,13 +394,20 @@ async fn probe_open(
 ) -> Result<(), StorageError> {
     let due = db.run(storage::due_probes).await?;
     // Concurrently: one unreachable insurer's probe must not hold up the others' drain.
-    let probed: Vec<(String, bool, chrono::Duration)> = futures_util::stream::iter(due)
+    let probed: Vec<(String, storage::Probe, chrono::Duration)> = futures_util::stream::iter(due)
         .map(|(ik, health)| async move {
             match health {
-                Some(url) => (ik, client.probe(&url).await, chrono(settings.probe_every)),
+                Some(url) => {
+                    let probe = if client.probe(&url).await {
+                        storage::Probe::Healthy
+                    } else {
+                        storage::Probe::Unhealthy
+                    };
+                    (ik, probe, chrono(settings.probe_every))
+                }
                 None => (
                     ik,
-                    true,
+                    storage::Probe::Blind,
                     chrono(settings.probe_every) * storage::BLIND_PROBE_FACTOR,
                 ),
             }
@@ -408,8 +415,8 @@ async fn probe_open(
         .buffer_unordered(16)
         .collect()
         .await;
-    for (ik, healthy, retry) in probed {
-        db.run(move |c| storage::record_probe(c, &ik, healthy, retry))
+    for (ik, probe, retry) in probed {
+        db.run(move |c| storage::record_probe(c, &ik, probe, retry))
             .await?;
     }
     Ok(())

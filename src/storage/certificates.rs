@@ -678,18 +678,30 @@ fn cancel_in(
     }
     let storno_id = storno.id.to_string();
     let signed = storno.signed.as_ref().map(|s| s.p7s.as_slice());
-    let outcome = match eau_delivery(c, &key)? {
-        None => Cancelled::Marked,
+    let eau = eau_delivery(c, &key)?;
+    // Withdrawn only if still in the state just read: a claim by another instance in between
+    // (pending → in_flight) means the eAU may reach the insurer, so it gets its Storno.
+    let withdrawn = match &eau {
         Some((delivery, _, st, _))
             if st != super::state::DELIVERED
                 && st != super::state::IN_FLIGHT
                 && st != super::state::SENT =>
         {
-            diesel::update(super::schema::deliveries::table.find(&delivery))
-                .set(super::schema::deliveries::state.eq(super::state::WITHDRAWN))
-                .execute(c)?;
-            Cancelled::Withdrawn
+            use super::schema::deliveries;
+            diesel::update(
+                deliveries::table
+                    .find(delivery)
+                    .filter(deliveries::state.eq(st)),
+            )
+            .set(deliveries::state.eq(super::state::WITHDRAWN))
+            .execute(c)?
+                == 1
         }
+        _ => false,
+    };
+    let outcome = match eau {
+        None => Cancelled::Marked,
+        Some(_) if withdrawn => Cancelled::Withdrawn,
         Some((_, ik, _, delivered_at)) => {
             if delivered_at.is_some_and(|at| !storno_allowed(at)) {
                 return Err(Abort::Outcome(Cancelled::TooLate));

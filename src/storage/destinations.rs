@@ -158,52 +158,89 @@ pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String
         .load(conn)?)
 }
 
-/// Records a probe. A healthy answer makes the insurer's backlog due now (it drains the
-/// moment the insurer is back) and half-opens an open breaker; with nothing waiting, the
-/// insurer is no longer counted as disturbed. An unhealthy one schedules the next probe.
+/// What a probe of a failing destination found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// The health URL answered 2xx.
+    Healthy,
+    /// The health URL failed or did not answer.
+    Unhealthy,
+    /// No health URL: an open breaker is half-opened, and the deliveries' own retries decide.
+    Blind,
+}
+
+/// Records a probe, the destination row first (the lock order of `finish_attempts`).
+///
+/// The backlog is pulled forward only on a recovery the probes saw: an unhealthy answer opens
+/// the breaker (the insurer is down: nothing is claimed), and the first healthy answer after
+/// it half-opens the breaker and makes every waiting delivery due at once. A healthy answer
+/// while the breaker is closed (the intake failed, not the insurer's health) moves nothing
+/// forward: the deliveries keep their backoff and `Retry-After`, and the probe slows down; with
+/// nothing waiting any more, the insurer is no longer counted as disturbed.
 pub fn record_probe(
     conn: &mut AnyConnection,
     ik: &str,
-    healthy: bool,
+    probe: Probe,
     retry_in: chrono::Duration,
 ) -> Result<()> {
     conn.transaction(|c| {
-        let next_probe = (
-            destinations::probe_at.eq(now() + retry_in),
-            destinations::updated_at.eq(now()),
-        );
-        if !healthy {
-            diesel::update(destinations::table.find(ik))
-                .set(next_probe)
-                .execute(c)?;
-            return Ok(());
-        }
-        let waiting = diesel::update(
-            deliveries::table
-                .filter(deliveries::insurer_ik.eq(ik))
-                .filter(deliveries::state.eq(super::state::PENDING)),
-        )
-        .set(deliveries::next_attempt_at.eq(now()))
-        .execute(c)?;
-        if waiting == 0 {
-            diesel::update(destinations::table.find(ik))
-                .set((
-                    destinations::breaker.eq(breaker::CLOSED),
-                    destinations::consecutive_failures.eq(0),
-                    next_probe,
-                ))
-                .execute(c)?;
-        } else {
-            diesel::update(destinations::table.find(ik))
-                .set(next_probe)
-                .execute(c)?;
-            diesel::update(
-                destinations::table
-                    .find(ik)
-                    .filter(destinations::breaker.eq(breaker::OPEN)),
-            )
-            .set(destinations::breaker.eq(breaker::HALF_OPEN))
+        let target = destinations::table.find(ik);
+        // Locks the row on PostgreSQL before the deliveries are touched.
+        diesel::update(target)
+            .set(destinations::updated_at.eq(now()))
             .execute(c)?;
+        let Some(state) = target
+            .select(destinations::breaker)
+            .first::<String>(c)
+            .optional()?
+        else {
+            return Ok(());
+        };
+        let open = state == breaker::OPEN;
+        let next = |factor: i32| destinations::probe_at.eq(now() + retry_in * factor);
+        match (probe, open) {
+            (Probe::Unhealthy, _) => {
+                diesel::update(target)
+                    .set((destinations::breaker.eq(breaker::OPEN), next(1)))
+                    .execute(c)?;
+            }
+            (Probe::Healthy | Probe::Blind, true) => {
+                diesel::update(target)
+                    .set((destinations::breaker.eq(breaker::HALF_OPEN), next(1)))
+                    .execute(c)?;
+                if probe == Probe::Healthy {
+                    diesel::update(
+                        deliveries::table
+                            .filter(deliveries::insurer_ik.eq(ik))
+                            .filter(deliveries::state.eq(super::state::PENDING))
+                            .filter(deliveries::next_attempt_at.gt(now())),
+                    )
+                    .set(deliveries::next_attempt_at.eq(now()))
+                    .execute(c)?;
+                }
+            }
+            (Probe::Healthy | Probe::Blind, false) => {
+                let waiting: i64 = deliveries::table
+                    .filter(deliveries::insurer_ik.eq(ik))
+                    .filter(
+                        deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]),
+                    )
+                    .count()
+                    .get_result(c)?;
+                if waiting == 0 {
+                    diesel::update(target)
+                        .set((
+                            destinations::breaker.eq(breaker::CLOSED),
+                            destinations::consecutive_failures.eq(0),
+                            next(1),
+                        ))
+                        .execute(c)?;
+                } else {
+                    diesel::update(target)
+                        .set(next(BLIND_PROBE_FACTOR))
+                        .execute(c)?;
+                }
+            }
         }
         Ok(())
     })

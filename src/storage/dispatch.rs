@@ -65,6 +65,8 @@ pub struct DispatchRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub delivered_at: Option<NaiveDateTime>,
+    /// The certificate was cancelled (Storno or withdrawn).
+    pub cancelled_at: Option<NaiveDateTime>,
 }
 
 /// The practice's insurer deliveries by `filter`, captured within `[from, to)` (UTC), at most
@@ -120,6 +122,7 @@ pub fn dispatch_list(
             deliveries::last_error,
             deliveries::created_at,
             deliveries::delivered_at,
+            certificates::cancelled_at,
         ))
         .load(conn)?)
 }

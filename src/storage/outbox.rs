@@ -792,9 +792,10 @@ fn update_breakers(
                 .set(destinations::last_success_at.eq(at))
                 .execute(c)?;
         }
-        // The insurer took a document after failing: it is back, and what waits for a later
-        // retry is due now (as after a healthy probe).
-        if succeeded && was_failures > 0 {
+        // The trial after an outage (breaker open or half-open) went through: the insurer is
+        // back, and what waits for a later retry is due now. (After a single failure with the
+        // breaker closed, the backlog keeps its schedule.)
+        if succeeded && was_breaker != CLOSED {
             diesel::update(
                 deliveries::table
                     .filter(deliveries::insurer_ik.eq(ik))

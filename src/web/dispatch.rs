@@ -119,13 +119,21 @@ pub(super) fn rows(
     listed
         .into_iter()
         .map(|r| {
-            let open = r.state != storage::state::DELIVERED && r.state != storage::state::WITHDRAWN;
+            let unsent =
+                r.state != storage::state::DELIVERED && r.state != storage::state::WITHDRAWN;
+            // The post duty and the KK copy belong to an eAU that is still valid: not to a
+            // Storno, not to a cancelled certificate.
+            let open = unsent
+                && r.document_kind == storage::DocumentKind::Eau.code()
+                && r.cancelled_at.is_none();
             let captured_on = berlin_today(r.created_at.and_utc());
             let (deadline, deadline_due) = if open {
                 let d = post_deadline(land, captured_on, today);
                 (d.label(today), d.is_due())
             } else if let Some(at) = r.delivered_at {
                 (format!("zugestellt {}", when(Some(at))), false)
+            } else if r.cancelled_at.is_some() {
+                ("storniert".into(), false)
             } else {
                 ("–".into(), false)
             };
