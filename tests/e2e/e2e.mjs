@@ -280,6 +280,14 @@ try {
 
   step = `bring the insurer back (operator) and see the backlog delivered within ${BACK_WITHIN_MS / 1000} s`;
   await follow(page, 'Versand', /\/queue$/);
+  // The health probe (every 5 s) has seen the insurer down: the breaker is open.
+  const seenDown = Date.now() + 15_000;
+  while (!(await page.locator('table.list tbody tr', { hasText: 'IK 109500969' }).locator('td.status').innerText())
+    .includes('nicht erreichbar')) {
+    check(Date.now() < seenDown, 'the probe did not find the insurer down within 15 s');
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
   await ops.reload();
   await submitBackTo(ops, ops.getByRole('button', { name: 'wieder erreichbar' }), '/queue');
   const back = Date.now();
