@@ -367,6 +367,7 @@ async fn main() -> anyhow::Result<()> {
                 postal_code: postal_code.clone(),
                 city: city.clone(),
                 phone: phone.clone(),
+                more: Default::default(),
                 id_kind: Default::default(),
             };
             let doctor = Doctor {

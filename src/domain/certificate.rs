@@ -458,6 +458,27 @@ pub struct Practice {
     pub postal_code: String,
     pub city: String,
     pub phone: String,
+    /// What an imported bundle has beyond AU-Relay's master data, printed in the stamp as the
+    /// KBV stylesheets do: a second address line, fax, e-mail.
+    #[serde(default, skip_serializing_if = "Contact::is_empty")]
+    pub more: Contact,
+}
+
+/// The further contact lines of a practice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line2: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fax: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Contact {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// Berufsgruppe of the issuing person (`KBV_CS_FOR_Qualification_Type`).

@@ -916,6 +916,7 @@ pub fn demo_practice() -> Result<(Practice, Doctor), DomainError> {
             postal_code: "30159".into(),
             city: "Hannover".into(),
             phone: "0511 123456".into(),
+            more: Default::default(),
             id_kind: Default::default(),
         },
         Doctor {

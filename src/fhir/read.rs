@@ -1540,6 +1540,23 @@ fn organization(r: Res<'_>, cx: &mut Cx) -> Option<Practice> {
     let street = cx.text(a, &al, &["line"], "Straße der Einrichtung", 56);
     let postal = cx.text(a, &al, &["postalCode"], "PLZ der Einrichtung", 10);
     let city = cx.text(a, &al, &["city"], "Ort der Einrichtung", 40);
+    let telecom = |system: &str| {
+        n.all("telecom")
+            .find(|(_, t)| t.val(&["system"]) == Some(system))
+            .and_then(|(_, t)| t.value_of("value"))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let more = crate::domain::Contact {
+        address_line2: a
+            .all("line")
+            .nth(1)
+            .and_then(|(_, l)| l.value())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
+        fax: telecom("fax"),
+        email: telecom("email"),
+    };
     let (bsnr, id_kind) = number?;
     Some(Practice {
         bsnr,
@@ -1549,6 +1566,7 @@ fn organization(r: Res<'_>, cx: &mut Cx) -> Option<Practice> {
         postal_code: postal?,
         city: city?,
         phone: phone?,
+        more,
     })
 }
 

@@ -365,6 +365,7 @@ fn address(
     postal_code: &str,
     city: &str,
     country: Option<&str>,
+    line2: Option<&str>,
 ) {
     let line = if house.is_empty() {
         street.to_owned()
@@ -377,10 +378,11 @@ fn address(
     if !house.is_empty() {
         w.ext_string(sys::HOUSE_NUMBER, house);
     }
-    w.ext_string(sys::STREET_NAME, street)
-        .close("line")
-        .leaf("city", city)
-        .leaf("postalCode", postal_code);
+    w.ext_string(sys::STREET_NAME, street).close("line");
+    if let Some(line2) = line2 {
+        w.leaf("line", line2);
+    }
+    w.leaf("city", city).leaf("postalCode", postal_code);
     if let Some(country) = country {
         w.leaf("country", country);
     }
@@ -418,6 +420,7 @@ fn patient(w: &mut Writer, c: &Certificate, ids: &Ids) {
         &p.postal_code,
         &p.city,
         p.country.as_deref(),
+        None,
     );
     end_entry(w, "Patient");
 }
@@ -492,11 +495,20 @@ fn organization(w: &mut Writer, c: &Certificate, ids: &Ids, country: bool) {
             identifier(w, sys::KBV_ID_TYPE, "KSN", sys::STANDORT, p.bsnr.as_str());
         }
     }
-    w.leaf("name", &p.name)
-        .open("telecom")
-        .leaf("system", "phone")
-        .leaf("value", &p.phone)
-        .close("telecom");
+    w.leaf("name", &p.name);
+    let more = &p.more;
+    for (system, value) in [
+        ("phone", Some(p.phone.as_str())),
+        ("fax", more.fax.as_deref()),
+        ("email", more.email.as_deref()),
+    ] {
+        if let Some(value) = value {
+            w.open("telecom")
+                .leaf("system", system)
+                .leaf("value", value)
+                .close("telecom");
+        }
+    }
     let (street, house) = split_street(&p.street);
     address(
         w,
@@ -505,6 +517,7 @@ fn organization(w: &mut Writer, c: &Certificate, ids: &Ids, country: bool) {
         &p.postal_code,
         &p.city,
         country.then_some("D"),
+        more.address_line2.as_deref(),
     );
     end_entry(w, "Organization");
 }

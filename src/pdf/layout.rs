@@ -563,17 +563,25 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
         let max = w - 4.0;
         let pr = p.practice;
         c.text_fit(x, top + 7.0, max, 8.0, Face::Bold, &pr.name);
-        c.text_fit(x, top + 10.5, max, 7.5, Face::Regular, &pr.street);
-        let city = format!("{} {}", pr.postal_code, pr.city);
-        c.text_fit(x, top + 14.0, max, 7.5, Face::Regular, &city);
-        c.text_fit(
-            x,
-            top + 17.5,
-            max,
-            7.5,
-            Face::Regular,
-            &format!("Tel. {}", pr.phone),
-        );
+        // The address and contact lines, as the KBV stylesheets print the Organization; more
+        // lines (an imported bundle's second address line, fax, e-mail) close up.
+        let more = &pr.more;
+        let mut lines = vec![pr.street.clone()];
+        lines.extend(more.address_line2.clone());
+        lines.push(format!("{} {}", pr.postal_code, pr.city));
+        lines.push(format!("Tel. {}", pr.phone));
+        lines.extend(more.fax.as_ref().map(|f| format!("Fax: {f}")));
+        lines.extend(more.email.as_ref().map(|e| format!("E-Mail: {e}")));
+        // Each extra line takes 2.5 mm more from the doctor's block below (which then closes
+        // up as well): the stamp keeps its size.
+        let extra = lines.len().saturating_sub(3).min(3) as f32;
+        let step = 3.5 - 0.5 * extra.min(1.0);
+        let size = if extra > 0.0 { 6.5 } else { 7.5 };
+        let mut y = top + 10.5;
+        for line in &lines {
+            c.text_fit(x, y, max, size, Face::Regular, line);
+            y += step;
+        }
         // Not on the employer's copy: blacked out in the Personalienfeld, so not in the stamp.
         // An ASV team number stands where the BSNR would (KBV stylesheets).
         if form.copy != Copy::Ag {
@@ -581,23 +589,28 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
                 Some(team) => format!("ASV-Team {team}"),
                 None => format!("BSNR {}", pr.bsnr),
             };
-            c.text(x, top + 21.0, 7.5, Face::Regular, &site);
+            c.text(x, y, size, Face::Regular, &site);
         }
         let d = p.doctor;
         // The responsible doctor of a Weiterbildung or Vertretung follows the author.
         let responsible = form.cert.and_then(|c| c.responsible.as_ref());
-        let y = if responsible.is_some() {
-            top + 24.5
-        } else {
-            top + 26.0
-        };
-        c.text_fit(x, y, max, 8.0, Face::Regular, &d.name);
-        c.text_fit(x, y + 3.3, max, 7.0, Face::Regular, &d.specialty);
-        c.text(x, y + 6.6, 7.5, Face::Regular, &format!("LANR {}", d.lanr));
+        let tight = responsible.is_some() || extra > 0.0;
+        let y = y + if tight { 3.5 } else { 5.0 };
+        let (gap, name_size) = if tight { (2.9, 7.0) } else { (3.3, 8.0) };
+        c.text_fit(x, y, max, name_size, Face::Regular, &d.name);
+        c.text_fit(x, y + gap, max, 6.5, Face::Regular, &d.specialty);
+        c.text(
+            x,
+            y + 2.0 * gap,
+            7.0,
+            Face::Regular,
+            &format!("LANR {}", d.lanr),
+        );
         if let Some(r) = responsible {
-            c.text_fit(x, y + 9.5, max, 6.5, Face::Regular, &r.name);
-            c.text_fit(x, y + 11.9, max, 5.5, Face::Regular, &r.specialty);
-            c.text(x, y + 14.1, 5.5, Face::Regular, &format!("LANR {}", r.lanr));
+            let y = y + 3.0 * gap;
+            c.text_fit(x, y, max, 6.5, Face::Regular, &r.name);
+            c.text_fit(x, y + 2.4, max, 5.5, Face::Regular, &r.specialty);
+            c.text(x, y + 4.6, 5.5, Face::Regular, &format!("LANR {}", r.lanr));
         }
     }
     let responsible = form.cert.is_some_and(|c| c.responsible.is_some());

@@ -155,6 +155,7 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
         postal_code: row.postal_code,
         city: row.city,
         phone: row.phone,
+        more: Default::default(),
         id_kind: Default::default(),
     };
     let rows: Vec<(String, String, String)> = doctors::table

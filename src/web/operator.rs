@@ -188,6 +188,7 @@ fn parse_practice(f: &PracticeForm) -> Result<NewPractice, Vec<FieldError>> {
         postal_code: String::new(),
         city: String::new(),
         phone: String::new(),
+        more: Default::default(),
     };
     f.address.apply(&mut practice, &mut errors);
     if !errors.is_empty() {
