@@ -183,16 +183,7 @@ async fn a_signed_file_is_imported_and_its_exact_bytes_are_pulled_and_pushed() {
         "test",
     )
     .unwrap();
-    let pulled: Value = app
-        .client
-        .get(app.url("/api/insurer/v1/documents"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pulled = pull(&app, token).await;
     let item = &pulled["items"][0];
     assert_eq!(item["id"], id.as_str());
     assert_eq!(item["signed"], true);
@@ -634,16 +625,7 @@ async fn a_signed_storno_is_stored_pulled_and_pushed_as_received_behind_its_eau(
         .any(|s| s.document_id == STORNO_ID && s.signer_subject.contains("Dr. Test Signer")));
 
     // Pull: the exact file, named as the TA names a signed Storno.
-    let pulled: Value = app
-        .client
-        .get(app.url("/api/insurer/v1/documents"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pulled = pull(&app, token).await;
     let items = pulled["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "the eAU is delivered, the Storno follows");
     assert_eq!(items[0]["id"], STORNO_ID);
@@ -704,4 +686,17 @@ async fn an_unsigned_storno_of_a_practice_that_signs_waits_for_its_signature() {
         storno,
         "the bytes to sign are the Storno's"
     );
+}
+
+/// The insurer's pull page (`GET /api/insurer/v1/documents`) with its token.
+async fn pull(app: &TestApp, token: &str) -> Value {
+    app.client
+        .get(app.url("/api/insurer/v1/documents"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

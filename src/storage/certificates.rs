@@ -678,6 +678,18 @@ fn cancel_in(
     }
     let storno_id = storno.id.to_string();
     let signed = storno.signed.as_ref().map(|s| s.p7s.as_slice());
+    // An imported Storno as received, in `state` (queued, or kept unsent as the record).
+    let insert_imported = |c: &mut AnyConnection, ik: &str, state: &'static str| {
+        let new = super::outbox::NewStorno {
+            certificate_id: &key,
+            practice_id: &actor.practice_id,
+            insurer_ik: ik,
+            storno_id: &storno_id,
+            xml: &storno.xml,
+            signed,
+        };
+        super::outbox::insert_imported_storno(c, &new, state)
+    };
     let eau = eau_delivery(c, &key)?;
     // Withdrawn only if still in the state just read: a claim by another instance in between
     // (pending → in_flight) means the eAU may reach the insurer, so it gets its Storno.
@@ -714,15 +726,7 @@ fn cancel_in(
                 } else {
                     super::signatures::initial_state(c, &actor.practice_id)?
                 };
-                let new = super::outbox::NewStorno {
-                    certificate_id: &key,
-                    practice_id: &actor.practice_id,
-                    insurer_ik: &ik,
-                    storno_id: &storno_id,
-                    xml: &storno.xml,
-                    signed,
-                };
-                super::outbox::insert_imported_storno(c, &new, state)?;
+                insert_imported(c, &ik, state)?;
             } else {
                 super::enqueue_storno(c, &key, &actor.practice_id, &ik, &storno_id, &storno.xml)?;
             }
@@ -735,15 +739,7 @@ fn cancel_in(
             .find(&key)
             .select(certificates::insurer_ik)
             .first(c)?;
-        let new = super::outbox::NewStorno {
-            certificate_id: &key,
-            practice_id: &actor.practice_id,
-            insurer_ik: &ik,
-            storno_id: &storno_id,
-            xml: &storno.xml,
-            signed,
-        };
-        super::outbox::insert_imported_storno(c, &new, super::state::WITHDRAWN)?;
+        insert_imported(c, &ik, super::state::WITHDRAWN)?;
     }
     if let Some(signature) = storno.signed.as_ref().filter(|_| storno.imported) {
         super::insert_signature(c, actor, &storno_id, &key, signature)?;
