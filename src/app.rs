@@ -34,6 +34,9 @@ pub struct ServeConfig {
     /// Largest accepted request body in bytes.
     #[arg(long, env = "AU_RELAY_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest accepted scan upload of an insurer (all files of one request), in bytes.
+    #[arg(long, env = "AU_RELAY_MAX_SCAN_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub max_scan_bytes: u64,
     /// Lifetime of a staff session in hours.
     #[arg(long, env = "AU_RELAY_SESSION_HOURS", default_value_t = 12)]
     pub session_hours: u64,
@@ -437,9 +440,10 @@ pub fn seed_demo(db: &Database) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let (practice, doctor) = demo_practice()?;
-    let (hash, operator) = (
+    let (hash, operator, insurer) = (
         auth::hash_password("demo")?,
         auth::hash_password("operator")?,
+        auth::hash_password("kasse")?,
     );
     storage::atomically(&mut conn, |c| {
         storage::add_practice(
@@ -449,7 +453,9 @@ pub fn seed_demo(db: &Database) -> anyhow::Result<bool> {
             Some(("demo", &hash)),
             Some(&auth::token_hash("demo-token")),
         )?;
-        storage::create_user(c, None, "operator", &operator, auth::Role::Operator)
+        storage::create_user(c, None, "operator", &operator, auth::Role::Operator)?;
+        // A clerk of the demo insurer (IK 109500969): "Papier-AU abgleichen".
+        storage::create_insurer_user(c, DEMO_IK, "kasse", &insurer).map(drop)
     })?;
     Ok(true)
 }
@@ -490,10 +496,16 @@ pub fn start(
     };
     let listener = TcpListener::bind(&bind)?;
     let port = listener.local_addr()?.port();
+    // A scan upload cut off by the last stop keeps its pages and says so.
+    let interrupted = crate::storage::interrupt_running_scan_uploads(&mut *db.conn()?)?;
+    if interrupted > 0 {
+        tracing::warn!(interrupted, "scan uploads cut off by the last stop");
+    }
     let state = AppState {
         db,
         settings: Arc::new(Settings {
             max_body_bytes: config.max_body_bytes,
+            max_scan_bytes: config.max_scan_bytes,
             session_ttl: Duration::from_secs(config.session_hours.max(1) * 3600),
             session_idle: Duration::from_secs(config.session_idle_minutes.max(1) * 60),
             secure_cookies: config.secure_cookies,

@@ -46,17 +46,21 @@ pub enum Role {
     Admin,
     /// Insurer destinations, practices, tokens; no patient data.
     Operator,
+    /// A clerk of one insurer (IK): uploads scanned KK copies and reads their matches; sees
+    /// no practice's data.
+    Insurer,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Staff, Role::Admin, Role::Operator];
+    pub const ALL: [Role; 4] = [Role::Staff, Role::Admin, Role::Operator, Role::Insurer];
 
-    /// The stored name (`staff`, `admin`, `operator`).
+    /// The stored name (`staff`, `admin`, `operator`, `insurer`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Staff => "staff",
             Self::Admin => "admin",
             Self::Operator => "operator",
+            Self::Insurer => "insurer",
         }
     }
 
@@ -70,12 +74,13 @@ impl Role {
             Self::Staff => "Praxispersonal",
             Self::Admin => "Praxisverwaltung",
             Self::Operator => "Betrieb",
+            Self::Insurer => "Krankenkasse",
         }
     }
 
     /// Whether the role belongs to a practice.
     pub fn in_practice(self) -> bool {
-        !matches!(self, Self::Operator)
+        matches!(self, Self::Staff | Self::Admin)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod konnektor;
 pub mod mail;
 pub mod pdf;
 pub mod queue;
+pub mod scan;
 pub mod service;
 pub mod signature;
 pub mod signing;

@@ -157,10 +157,14 @@ enum UserCommand {
         bsnr: Option<String>,
         #[arg(long)]
         username: String,
-        /// staff (capture, print, cancel), admin (also users, master data, audit) or operator
-        /// (destinations, practices, tokens; no practice, no patient data).
-        #[arg(long, default_value = "staff", value_parser = ["staff", "admin", "operator"])]
+        /// staff (capture, print, cancel), admin (also users, master data, audit), operator
+        /// (destinations, practices, tokens; no practice, no patient data) or insurer (a clerk
+        /// of the insurer `--ik`: scanned KK copies; no practice data).
+        #[arg(long, default_value = "staff", value_parser = ["staff", "admin", "operator", "insurer"])]
         role: String,
+        /// The insurer's IK of an insurer account.
+        #[arg(long)]
+        ik: Option<String>,
     },
 }
 
@@ -387,8 +391,27 @@ async fn main() -> anyhow::Result<()> {
             bsnr,
             username,
             role,
+            ik,
         })) => {
-            let role = auth::Role::parse(role).context("role: staff, admin or operator")?;
+            let role =
+                auth::Role::parse(role).context("role: staff, admin, operator or insurer")?;
+            if let Some(ik) = ik {
+                if role != auth::Role::Insurer || bsnr.is_some() {
+                    bail!("--ik belongs to --role insurer only, without --bsnr");
+                }
+                let ik = au_relay::domain::InsurerIk::parse(ik)?;
+                if let Err(rule) = auth::check_username(username) {
+                    bail!("{rule}");
+                }
+                let hash = auth::hash_password(&read_password(username)?)?;
+                let actor = service::cli_actor();
+                service::add_insurer_user(&mut *db.conn()?, &actor, ik.as_str(), username, &hash)?;
+                println!("user {username} added (insurer {})", ik.as_str());
+                return Ok(());
+            }
+            if role == auth::Role::Insurer {
+                bail!("--ik is required for an insurer account");
+            }
             let id = match (bsnr, role.in_practice()) {
                 (Some(bsnr), true) => Some(practice_id(&db, bsnr)?),
                 (None, false) => None,

@@ -83,6 +83,21 @@ pub fn add_user(
     })
 }
 
+/// Adds an insurer clerk's account, bound to the IK (checked by the caller).
+pub fn add_insurer_user(
+    c: &mut AnyConnection,
+    actor: &Actor,
+    ik: &str,
+    name: &str,
+    password_hash: &str,
+) -> Result<()> {
+    storage::atomically(c, |c| {
+        storage::create_insurer_user(c, ik, name, password_hash)?;
+        let what = format!("{name} (insurer, IK {ik})");
+        Ok(storage::audit(c, actor, "user.added", None, &what)?)
+    })
+}
+
 /// Stores a new token's hash for its owner.
 pub fn create_token(
     c: &mut AnyConnection,

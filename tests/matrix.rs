@@ -112,6 +112,9 @@ const LOGGED_IN: [u16; 8] = [303, 200, 200, 200, 200, 303, 303, 303];
 const API_A: [u16; 8] = [401, 401, 401, 401, 401, 401, 401, 200];
 /// The insurer API.
 const INSURERS: [u16; 8] = [401, 401, 401, 401, 401, 200, 200, 401];
+/// The pages of insurer clerks (sessions of role `insurer`; no column is one, so every
+/// logged-in column is refused).
+const INSURER_PAGES: [u16; 8] = [303, 403, 403, 403, 403, 303, 303, 303];
 
 /// With another success status in the allowed columns.
 const fn with(mut e: [u16; 8], allowed: u16) -> [u16; 8] {
@@ -274,6 +277,84 @@ fn cases() -> Vec<Case> {
             path: |_| "/api/insurer/v1/acknowledgements".into(),
             body: |_| Body::Json(json!({"ids": []})),
             expect: INSURERS,
+        },
+        // Without a body's file type: 415 for the insurers.
+        Case {
+            method: "POST",
+            pattern: "/api/insurer/v1/scans",
+            path: |_| "/api/insurer/v1/scans".into(),
+            body: none,
+            expect: with(INSURERS, 415),
+        },
+        Case {
+            method: "GET",
+            pattern: "/api/insurer/v1/scans",
+            path: |_| "/api/insurer/v1/scans".into(),
+            body: none,
+            expect: INSURERS,
+        },
+        // An upload of neither insurer (tests/scans.rs reads one insurer's upload as the other).
+        Case {
+            method: "GET",
+            pattern: "/api/insurer/v1/scans/{id}",
+            path: |_| format!("/api/insurer/v1/scans/{}", uuid::Uuid::new_v4()),
+            body: none,
+            expect: with(INSURERS, 404),
+        },
+        Case {
+            method: "GET",
+            pattern: "/api/insurer/v1/scans/{id}/csv",
+            path: |_| format!("/api/insurer/v1/scans/{}/csv", uuid::Uuid::new_v4()),
+            body: none,
+            expect: with(INSURERS, 404),
+        },
+        Case {
+            method: "GET",
+            pattern: "/kasse/scans",
+            path: |_| "/kasse/scans".into(),
+            body: none,
+            expect: INSURER_PAGES,
+        },
+        Case {
+            method: "POST",
+            pattern: "/kasse/scans",
+            path: |_| "/kasse/scans".into(),
+            body: empty_form,
+            expect: INSURER_PAGES,
+        },
+        Case {
+            method: "GET",
+            pattern: "/kasse/scans/{id}",
+            path: |_| format!("/kasse/scans/{}", uuid::Uuid::new_v4()),
+            body: none,
+            expect: INSURER_PAGES,
+        },
+        Case {
+            method: "GET",
+            pattern: "/kasse/scans/{id}/csv",
+            path: |_| format!("/kasse/scans/{}/csv", uuid::Uuid::new_v4()),
+            body: none,
+            expect: INSURER_PAGES,
+        },
+        Case {
+            method: "GET",
+            pattern: "/kasse/scans/{id}/fortschritt",
+            path: |_| format!("/kasse/scans/{}/fortschritt", uuid::Uuid::new_v4()),
+            body: none,
+            expect: INSURER_PAGES,
+        },
+        Case {
+            method: "POST",
+            pattern: "/operator/insurer-users",
+            path: |_| "/operator/insurer-users".into(),
+            body: |_| {
+                Body::Form(vec![
+                    ("ik", "109500969".into()),
+                    ("username", format!("k{}", uuid::Uuid::new_v4().simple())),
+                    ("password", "Lange-Passphrase-1".into()),
+                ])
+            },
+            expect: with(OPERATOR, 303),
         },
         Case {
             method: "GET",

@@ -46,7 +46,13 @@ pub struct Document {
     pub id: Uuid,
     pub content_type: &'static str,
     pub bytes: Vec<u8>,
+    /// The insurer already has the KK copy on paper (its scan was matched): sent as
+    /// `X-AU-Relay-Paper-Copy-Received: <RFC 3339>`, so its system can skip the document.
+    pub paper_received_at: Option<chrono::NaiveDateTime>,
 }
+
+/// The header that tells an insurer its paper KK copy of the document was matched.
+pub const PAPER_COPY_HEADER: &str = "X-AU-Relay-Paper-Copy-Received";
 
 /// Pushes one document and returns the answer and how long it took. Bodies of answers are
 /// read up to 64 KiB (enough for an OperationOutcome).
@@ -64,8 +70,11 @@ pub async fn push(
             CONTENT_TYPE,
             HeaderValue::from_static(document.content_type),
         )
-        .header("Idempotency-Key", document.id.to_string())
-        .body(document.bytes);
+        .header("Idempotency-Key", document.id.to_string());
+    if let Some(at) = document.paper_received_at {
+        request = request.header(PAPER_COPY_HEADER, crate::scan::matching::rfc3339(&at));
+    }
+    let mut request = request.body(document.bytes);
     if let Some(auth) = authorization {
         request = request.header(AUTHORIZATION, auth);
     }

@@ -177,6 +177,7 @@ async fn attempt(
                 id,
                 content_type,
                 bytes,
+                paper_received_at: c.paper_received_at,
             };
             push(client, url, c.auth_header.as_deref(), document).await
         }

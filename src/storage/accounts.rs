@@ -198,8 +198,10 @@ pub fn create_user(
     password_hash: &str,
     role: Role,
 ) -> Result<String> {
-    if role.in_practice() != practice_id.is_some() {
-        return Err(invalid("practice roles need a practice, operators none"));
+    if role.in_practice() != practice_id.is_some() || role == Role::Insurer {
+        return Err(invalid(
+            "practice roles need a practice, operators none; insurer accounts need an IK",
+        ));
     }
     let id = Uuid::new_v4().to_string();
     diesel::insert_into(users::table)
@@ -220,6 +222,56 @@ pub fn create_user(
             }
         })?;
     Ok(id)
+}
+
+/// Creates an insurer account bound to `ik` (role `insurer`, no practice).
+pub fn create_insurer_user(
+    conn: &mut AnyConnection,
+    ik: &str,
+    username: &str,
+    password_hash: &str,
+) -> Result<String> {
+    let id = Uuid::new_v4().to_string();
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::username.eq(username),
+            users::password_hash.eq(password_hash),
+            users::role.eq(Role::Insurer.as_str()),
+            users::insurer_ik.eq(ik),
+            users::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::Duplicate("username")
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(id)
+}
+
+/// The insurer accounts, for the operator: `(IK, user)`, by IK and name.
+pub fn list_insurer_users(conn: &mut AnyConnection) -> Result<Vec<(String, UserInfo)>> {
+    let rows: Vec<(Option<String>, UserInfo)> = users::table
+        .filter(users::role.eq(Role::Insurer.as_str()))
+        .order((users::insurer_ik, users::username))
+        .select((
+            users::insurer_ik,
+            (
+                users::id,
+                users::username,
+                users::role,
+                users::created_at,
+                users::deactivated_at,
+            ),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(ik, u)| (ik.unwrap_or_default(), u))
+        .collect())
 }
 
 /// An active (not deactivated) user by name.
@@ -362,6 +414,8 @@ pub struct SessionUser {
     pub practice_id: Option<String>,
     pub role: String,
     pub csrf_token: String,
+    /// The IK of an insurer account.
+    pub insurer_ik: Option<String>,
 }
 
 pub fn create_session(
@@ -392,7 +446,15 @@ pub fn session_user(
     idle: chrono::Duration,
 ) -> Result<Option<SessionUser>> {
     let at = now();
-    let row: Option<(String, String, Option<String>, String, String)> = sessions::table
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+    );
+    let row: Option<Row> = sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
         .filter(users::deactivated_at.is_null())
@@ -404,6 +466,7 @@ pub fn session_user(
             users::practice_id,
             users::role,
             sessions::csrf_token,
+            users::insurer_ik,
         ))
         .first(conn)
         .optional()?;
@@ -418,12 +481,13 @@ pub fn session_user(
         .execute(conn)?;
     }
     Ok(row.map(
-        |(user_id, username, practice_id, role, csrf_token)| SessionUser {
+        |(user_id, username, practice_id, role, csrf_token, insurer_ik)| SessionUser {
             user_id,
             username,
             practice_id,
             role,
             csrf_token,
+            insurer_ik,
         },
     ))
 }

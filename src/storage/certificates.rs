@@ -289,6 +289,8 @@ pub struct StoredCertificate {
     pub created_at: NaiveDateTime,
     pub created_by: String,
     pub cancelled_at: Option<NaiveDateTime>,
+    /// When the insurer matched its scan of the paper KK copy to this document.
+    pub paper_received_at: Option<NaiveDateTime>,
 }
 
 /// One certificate of a practice; another practice's id finds nothing.
@@ -297,7 +299,14 @@ pub fn get(
     practice_id: &str,
     id: Uuid,
 ) -> Result<Option<StoredCertificate>> {
-    let row: Option<(String, NaiveDateTime, String, Option<NaiveDateTime>)> = certificates::table
+    type Row = (
+        String,
+        NaiveDateTime,
+        String,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    );
+    let row: Option<Row> = certificates::table
         .filter(certificates::id.eq(id.to_string()))
         .filter(certificates::practice_id.eq(practice_id))
         .select((
@@ -305,17 +314,21 @@ pub fn get(
             certificates::created_at,
             certificates::created_by,
             certificates::cancelled_at,
+            certificates::paper_received_at,
         ))
         .first(conn)
         .optional()?;
-    row.map(|(doc, created_at, created_by, cancelled_at)| {
-        Ok(StoredCertificate {
-            certificate: serde_json::from_str(&doc)?,
-            created_at,
-            created_by,
-            cancelled_at,
-        })
-    })
+    row.map(
+        |(doc, created_at, created_by, cancelled_at, paper_received_at)| {
+            Ok(StoredCertificate {
+                certificate: serde_json::from_str(&doc)?,
+                created_at,
+                created_by,
+                cancelled_at,
+                paper_received_at,
+            })
+        },
+    )
     .transpose()
 }
 

@@ -136,6 +136,9 @@ pub struct ExportItem {
     pub xml: String,
     /// The signed file, when the document is signed: what the insurer gets instead of `xml`.
     pub signed: Option<Vec<u8>>,
+    /// The insurer already has the KK copy on paper (matched from its scans): its own system
+    /// can skip the document.
+    pub paper_received_at: Option<NaiveDateTime>,
 }
 
 /// Up to `limit` documents of an IK not yet delivered, after `after`, in a stable order.
@@ -174,6 +177,7 @@ pub fn export_page(
         Option<String>,
         Option<Vec<u8>>,
         Option<Vec<u8>>,
+        Option<NaiveDateTime>,
     );
     let rows: Vec<Row> = q
         .order((deliveries::created_at, deliveries::id))
@@ -188,6 +192,7 @@ pub fn export_page(
             deliveries::document,
             certificates::signed_p7s,
             deliveries::signed_document,
+            certificates::paper_received_at,
         ))
         .load(conn)?;
     Ok(rows
@@ -203,6 +208,7 @@ pub fn export_page(
                 document,
                 certificate_signed,
                 document_signed,
+                paper_received_at,
             )| {
                 // A Storno carries its own document and signature; an eAU its certificate's.
                 let signed = if document_id.is_some() {
@@ -212,6 +218,7 @@ pub fn export_page(
                 };
                 Some(ExportItem {
                     signed,
+                    paper_received_at,
                     cursor: Cursor {
                         created_at,
                         delivery_id: id,

@@ -10,6 +10,7 @@ mod insurer_export;
 mod kim;
 mod mail;
 mod outbox;
+mod scans;
 pub mod schema;
 mod signatures;
 mod writer;
@@ -30,6 +31,7 @@ pub use insurer_export::*;
 pub use kim::*;
 pub use mail::*;
 pub use outbox::*;
+pub use scans::*;
 pub use signatures::*;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -278,6 +278,8 @@ pub struct Claimed {
     pub kind: DocumentKind,
     /// Over KIM: the insurer's KIM address and the Message-ID recorded for this attempt.
     pub kim: Option<KimSend>,
+    /// The insurer already has the KK copy on paper (matched from its scans).
+    pub paper_received_at: Option<NaiveDateTime>,
 }
 
 /// A claimed delivery's KIM mail.
@@ -486,6 +488,7 @@ pub fn claim_due(
         Option<Vec<u8>>,
         String,
         String,
+        Option<NaiveDateTime>,
     );
     let rows: Vec<Row> = deliveries::table
         .inner_join(certificates::table)
@@ -505,6 +508,7 @@ pub fn claim_due(
             deliveries::signed_document,
             deliveries::practice_id,
             deliveries::document_kind,
+            certificates::paper_received_at,
         ))
         .load(conn)?;
     let practices_of: Vec<&String> = rows.iter().map(|r| &r.10).collect();
@@ -540,6 +544,7 @@ pub fn claim_due(
                 document_signed,
                 practice_id,
                 kind,
+                paper_received_at,
             )| {
                 let target = targets.iter().find(|t| t.0 == insurer_ik);
                 // A Storno carries its own document and signature; an eAU its certificate's.
@@ -570,6 +575,7 @@ pub fn claim_due(
                         }),
                     practice_id,
                     kind: DocumentKind::parse(&kind).unwrap_or(DocumentKind::Eau),
+                    paper_received_at,
                 }
             },
         )

@@ -34,6 +34,7 @@ diesel::table! {
         role -> Text,
         created_at -> Timestamp,
         deactivated_at -> Nullable<Timestamp>,
+        insurer_ik -> Nullable<Text>,
     }
 }
 
@@ -88,6 +89,7 @@ diesel::table! {
         print_only -> Bool,
         cancelled_at -> Nullable<Timestamp>,
         signed_p7s -> Nullable<Binary>,
+        paper_received_at -> Nullable<Timestamp>,
     }
 }
 
@@ -310,3 +312,36 @@ diesel::allow_tables_to_appear_in_same_query!(kim_inbox, deliveries);
 diesel::allow_tables_to_appear_in_same_query!(kim_inbox, certificates);
 diesel::allow_tables_to_appear_in_same_query!(kim_accounts, deliveries);
 diesel::allow_tables_to_appear_in_same_query!(kim_accounts, practices);
+
+diesel::table! {
+    scan_uploads (id) {
+        id -> Text,
+        insurer_ik -> Text,
+        uploaded_by -> Text,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        state -> Text,
+        files -> Integer,
+        pages -> Integer,
+        electronic -> Integer,
+        paper_only -> Integer,
+        ambiguous -> Integer,
+        unreadable -> Integer,
+        other_insurer -> Integer,
+    }
+}
+
+diesel::table! {
+    scan_pages (upload_id, page_no) {
+        upload_id -> Text,
+        page_no -> Integer,
+        file_no -> Integer,
+        file_page -> Integer,
+        outcome -> Text,
+        certificate_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+diesel::joinable!(scan_pages -> scan_uploads (upload_id));
+diesel::allow_tables_to_appear_in_same_query!(scan_pages, scan_uploads);
+diesel::allow_tables_to_appear_in_same_query!(scan_pages, certificates);

@@ -36,6 +36,10 @@ struct Item<'a> {
     file_name: String,
     /// `application/pkcs7-mime` or `application/fhir+xml`.
     content_type: &'static str,
+    /// When the insurer's scan of the paper KK copy was matched to this document (its own
+    /// system can skip it), absent if not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paper_copy_received_at: Option<String>,
     /// The exact document a push would send: the `.p7s` bytes in Base64 when signed, else the
     /// KBV XML.
     document: std::borrow::Cow<'a, str>,
@@ -157,6 +161,10 @@ fn item_body(item: &storage::ExportItem) -> Item<'_> {
         signed,
         file_name: crate::signature::file_name(storno, &item.document_id, signed),
         content_type,
+        paper_copy_received_at: item
+            .paper_received_at
+            .as_ref()
+            .map(crate::scan::matching::rfc3339),
         document,
     }
 }

@@ -227,6 +227,7 @@ async fn start_session(
     used.make_removal();
     let start = match Role::parse(&user.role) {
         Some(Role::Operator) => "/operator",
+        Some(Role::Insurer) => "/kasse/scans",
         _ => "/certificates",
     };
     Ok(HttpResponse::SeeOther()

@@ -17,6 +17,7 @@ mod pages;
 mod print;
 pub mod proxy;
 mod queue;
+mod scans;
 mod session;
 mod signing;
 
@@ -39,6 +40,8 @@ pub use session::{ApiClient, Operator, PracticeAdmin, Session, Staff, SESSION_CO
 pub struct Settings {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest scan upload of an insurer (bytes).
+    pub max_scan_bytes: u64,
     /// Absolute lifetime of a staff session.
     pub session_ttl: Duration,
     /// A session unused this long ends.
@@ -382,6 +385,7 @@ fn register(r: &mut Router<'_>) {
     print::routes(r);
     api::routes(r);
     insurer_api::routes(r);
+    scans::routes(r);
     queue::routes(r);
     admin::routes(r);
     signing::routes(r);

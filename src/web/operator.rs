@@ -22,7 +22,8 @@ pub fn routes(r: &mut super::Router<'_>) {
         .post("/operator/practices", add_practice)
         .post("/operator/tokens", create_token)
         .get("/operator/tokens/created", token_created)
-        .post("/operator/tokens/revoke", revoke_token);
+        .post("/operator/tokens/revoke", revoke_token)
+        .post("/operator/insurer-users", add_insurer_user);
 }
 
 struct TokenView {
@@ -58,6 +59,8 @@ struct OperatorPage<'a> {
     csrf: &'a str,
     practices: Vec<PracticeInfo>,
     tokens: Vec<TokenView>,
+    /// `(IK, user name, created)` of the insurer accounts.
+    insurer_users: Vec<(String, String, String)>,
     lands: Vec<String>,
     /// A token just created: shown this once.
     new_token: Option<(String, String)>,
@@ -78,13 +81,14 @@ async fn render(
     errors: Vec<FieldError>,
     new_token: Option<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    let (practices, api, insurer) = state
+    let (practices, api, insurer, insurer_users) = state
         .db
         .run(|c| {
             Ok((
                 storage::list_practices(c)?,
                 storage::list_all_api_tokens(c)?,
                 storage::list_all_insurer_tokens(c)?,
+                storage::list_insurer_users(c)?,
             ))
         })
         .await?;
@@ -105,6 +109,11 @@ async fn render(
         csrf: &operator.user.csrf_token,
         practices,
         tokens,
+        insurer_users: insurer_users
+            .into_iter()
+            .filter(|(_, u)| u.deactivated_at.is_none())
+            .map(|(ik, u)| (ik, u.username, when(Some(u.created_at))))
+            .collect(),
         lands: Land::ALL.iter().map(|l| l.code().to_owned()).collect(),
         new_token,
         by_field: by_field(&errors),
@@ -374,4 +383,61 @@ async fn revoke_token(
     revoked
         .then(|| see_other("/operator"))
         .ok_or(WebError::NotFound)
+}
+
+// --- insurer accounts -------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InsurerUserForm {
+    ik: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// Adds a clerk's account for an insurer (IK): scanned KK copies, nothing of any practice.
+async fn add_insurer_user(
+    operator: Operator,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    let form: InsurerUserForm = read_form(&operator, &state, payload).await?;
+    let mut errors = Vec::new();
+    let ik = noted(
+        InsurerIk::parse(form.ik.as_deref().unwrap_or_default().trim()),
+        "insurer_ik",
+        &mut errors,
+    );
+    let account = new_account(form.username.as_deref(), form.password.as_deref(), None)
+        .map_err(|errs| {
+            errors.extend(
+                errs.into_iter()
+                    .map(|e| FieldError::new(format!("insurer_{}", e.field), e.message)),
+            )
+        })
+        .ok();
+    let (Some(ik), Some((username, password))) = (ik, account) else {
+        return render(&operator, &state, PracticeForm::default(), errors, None).await;
+    };
+    let hash = hash(password).await?;
+    let actor = operator.actor();
+    let added = state
+        .db
+        .run(move |c| service::add_insurer_user(c, &actor, ik.as_str(), &username, &hash))
+        .await;
+    match added {
+        Ok(()) => Ok(see_other("/operator")),
+        Err(StorageError::Duplicate(_)) => {
+            let taken = FieldError::new("insurer_username", "Benutzername: bereits vergeben");
+            render(
+                &operator,
+                &state,
+                PracticeForm::default(),
+                vec![taken],
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -50,6 +50,7 @@ pub(super) fn see_other(location: &str) -> HttpResponse {
 async fn home(session: Option<Session>) -> HttpResponse {
     match session.map(|s| s.role) {
         Some(Role::Operator) => see_other("/operator"),
+        Some(Role::Insurer) => see_other("/kasse/scans"),
         _ => see_other("/certificates"),
     }
 }
@@ -64,6 +65,7 @@ async fn static_file(path: web::Path<String>) -> Result<HttpResponse, WebError> 
         "import.js" => (include_str!("../../static/import.js"), JAVASCRIPT),
         "signing.js" => (include_str!("../../static/signing.js"), JAVASCRIPT),
         "lookup.js" => (include_str!("../../static/lookup.js"), JAVASCRIPT),
+        "scans.js" => (include_str!("../../static/scans.js"), JAVASCRIPT),
         _ => return Err(WebError::NotFound),
     };
     Ok(HttpResponse::Ok()
@@ -566,6 +568,8 @@ struct DetailPage<'a> {
     created_at: chrono::NaiveDateTime,
     created_by: String,
     cancelled_at: Option<chrono::NaiveDateTime>,
+    /// The insurer matched its scan of the paper KK copy.
+    paper_received_at: Option<chrono::NaiveDateTime>,
     deliveries: Vec<storage::DeliveryRow>,
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
     attempts: Vec<(String, storage::AttemptRow)>,
@@ -881,6 +885,7 @@ async fn detail(
         created_at: stored.created_at,
         created_by: stored.created_by,
         cancelled_at: stored.cancelled_at,
+        paper_received_at: stored.paper_received_at,
     };
     html(StatusCode::OK, &page)
 }

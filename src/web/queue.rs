@@ -136,6 +136,10 @@ async fn dashboard(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, WebError> {
+    // An insurer clerk has neither a practice nor the operator's view of all insurers.
+    if session.role == Role::Insurer {
+        return Err(WebError::Forbidden("nur für Praxen und den Betrieb"));
+    }
     let practice = session.user.practice_id.clone();
     let filter = Filter::parse(req.query_string());
     let (wanted, range) = (filter.status, filter.range);

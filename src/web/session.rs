@@ -82,6 +82,20 @@ impl std::ops::Deref for Operator {
     }
 }
 
+/// A clerk of one insurer: uploads scanned KK copies and reads the matches of its own IK only.
+#[derive(Debug, Clone)]
+pub struct InsurerUser {
+    pub session: Session,
+    pub ik: String,
+}
+
+impl std::ops::Deref for InsurerUser {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -188,6 +202,26 @@ impl FromRequest for Operator {
             req,
             |s| (s.role == Role::Operator).then_some(Operator(s)),
             "nur für den Betrieb",
+        )
+    }
+}
+
+impl FromRequest for InsurerUser {
+    type Error = WebError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        admitted(
+            req,
+            |s| {
+                let ik = s
+                    .user
+                    .insurer_ik
+                    .clone()
+                    .filter(|_| s.role == Role::Insurer)?;
+                Some(InsurerUser { session: s, ik })
+            },
+            "nur für Krankenkassen",
         )
     }
 }

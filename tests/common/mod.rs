@@ -46,6 +46,7 @@ pub fn config() -> ServeConfig {
         bind: "127.0.0.1:0".into(),
         demo: false,
         max_body_bytes: 64 * 1024,
+        max_scan_bytes: 64 * 1024 * 1024,
         session_hours: 1,
         session_idle_minutes: 30,
         secure_cookies: false,
@@ -130,11 +131,10 @@ impl TestApp {
     /// Captures `body` over the API with the demo practice's token; the document UUID.
     pub async fn capture_id(&self, body: &Value) -> String {
         let r = self.post_api(body).await;
-        assert_eq!(r.status(), 201, "capture refused");
-        r.json::<Value>().await.expect("JSON")["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
+        let status = r.status();
+        let answer = r.json::<Value>().await.expect("JSON");
+        assert_eq!(status, 201, "capture refused: {answer}");
+        answer["id"].as_str().expect("an id").to_owned()
     }
 
     /// `GET path` with the demo practice's API token, as JSON.
