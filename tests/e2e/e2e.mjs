@@ -352,6 +352,43 @@ try {
   await page.locator('table.kim').scrollIntoViewIfNeeded();
   await shot(page, 'kim-delivered');
   log('delivered over KIM, receipt read');
+  step = 'an insurer clerk uploads the printed copies on "Papier-AU abgleichen" and downloads the CSV';
+  // The insurer's side of issue #17: the KK copies printed above went to the insurer by post;
+  // its clerk (demo account kasse/kasse, IK 109500969) uploads them and learns which ones are
+  // already electronic. The PDFs as printed: KK, V and AG of the first certificate, KK and V
+  // of the Folgebescheinigung; only the KK copies carry a barcode.
+  const clerk = await (await browser.newContext({ locale: 'de-DE', viewport: { width: 1024, height: 720 }, acceptDownloads: true })).newPage();
+  clerk.setDefaultTimeout(60_000);
+  await clerk.goto(`${BASE}/login`);
+  await clerk.getByLabel('Benutzername').fill('kasse');
+  await clerk.getByLabel('Passwort').fill('kasse');
+  await Promise.all([clerk.waitForURL(/\/kasse\/scans$/), clerk.getByRole('button', { name: 'Anmelden' }).click()]);
+  await clerk.getByLabel(/Scan-Dateien/).setInputFiles([
+    path.join(ARTIFACTS, 'e2e-all-copies.pdf'),
+    path.join(ARTIFACTS, 'e2e-kk-v.pdf'),
+  ]);
+  await Promise.all([
+    clerk.waitForURL(/\/kasse\/scans\/[0-9a-f-]{36}$/),
+    clerk.getByRole('button', { name: 'Hochladen und abgleichen' }).click(),
+  ]);
+  const counts = await clerk.locator('ul.scan-counts').innerText();
+  check(/2 elektronisch vorhanden/.test(counts), `not both KK copies matched: ${counts}`);
+  check(/3 nicht lesbar/.test(counts), `V and AG pages not reported as without barcode: ${counts}`);
+  const rows = await clerk.locator('table.scan-result tbody').innerText();
+  check(rows.includes(first) && rows.includes(folge), `the matched documents are not named: ${rows}`);
+  await shot(clerk, 'scans-result');
+  const [download] = await Promise.all([
+    clerk.waitForEvent('download'),
+    clerk.getByRole('link', { name: 'Ergebnis als CSV herunterladen' }).click(),
+  ]);
+  const csvPath = path.join(ARTIFACTS, 'e2e-scans.csv');
+  await download.saveAs(csvPath);
+  const csv = fs.readFileSync(csvPath, 'utf8').trim().split(/\r?\n/);
+  check(csv.length === 6, `CSV has ${csv.length} lines, expected a header and 5 pages`);
+  check(csv.filter((l) => l.includes(';electronic;')).length === 2, `CSV: ${csv.join(' | ')}`);
+  check(!(await clerk.locator('header nav').innerText()).includes('Neue AU'), 'the clerk sees practice menus');
+  log(`insurer clerk: 5 pages uploaded, 2 electronic, CSV ${download.suggestedFilename()}`);
+
   step = 'done';
 } catch (e) {
   failed = true;
