@@ -496,10 +496,16 @@ pub fn start(
     };
     let listener = TcpListener::bind(&bind)?;
     let port = listener.local_addr()?.port();
-    // A scan upload cut off by the last stop keeps its pages and says so.
-    let interrupted = crate::storage::interrupt_running_scan_uploads(&mut *db.conn()?)?;
-    if interrupted > 0 {
-        tracing::warn!(interrupted, "scan uploads cut off by the last stop");
+    // A scan upload cut off by the last stop keeps its pages and says so. The server starts
+    // without a database too (it answers 503 until there is one): then the insurer's page does
+    // it when the uploads are listed.
+    match db
+        .conn()
+        .and_then(|mut c| crate::storage::interrupt_running_scan_uploads(&mut c))
+    {
+        Ok(0) => {}
+        Ok(interrupted) => tracing::warn!(interrupted, "scan uploads cut off by the last stop"),
+        Err(e) => tracing::warn!(error = %e, "scan uploads not checked at start"),
     }
     let state = AppState {
         db,

@@ -371,7 +371,11 @@ async fn an_operator_adds_a_practice_and_creates_lists_and_revokes_tokens() {
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("Praxis existiert bereits"));
     assert_eq!(count(&app, "practices"), 1, "nothing half-written");
-    assert_eq!(count(&app, "users"), 3, "demo, operator and the insurer clerk kasse");
+    assert_eq!(
+        count(&app, "users"),
+        3,
+        "demo, operator and the insurer clerk kasse"
+    );
     let r = post(c, &app, "/operator/practices", &practice("221234567")).await;
     assert_eq!(r.status(), 422, "no KV region 22");
     let r = post(c, &app, "/operator/practices", &practice("171234567")).await;

@@ -484,7 +484,7 @@ async fn fifty_scanned_kk_copies_come_back_as_what_they_are() {
     let p = &pages[50];
     assert_eq!(p["outcome"], "other_insurer");
     let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["file", "file_page", "outcome", "page"]);
+    assert_eq!(keys, ["barcode", "file", "file_page", "outcome", "page"]);
     // Never captured: the whole record, field by field.
     let p = &pages[51];
     assert_eq!(p["outcome"], "paper_only");
@@ -522,7 +522,7 @@ async fn fifty_scanned_kk_copies_come_back_as_what_they_are() {
         .unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 54);
-    assert!(lines[1].starts_with(&format!("1;1;1;electronic;{}", ids[0])));
+    assert!(lines[1].starts_with(&format!("1;1;1;1;electronic;{}", ids[0])));
     assert!(lines[52].contains(&kvnr(61)), "{}", lines[52]);
     let foreign = app
         .client
@@ -854,4 +854,55 @@ async fn the_operator_creates_insurer_accounts_with_an_audit_row_as_the_cli_does
         "bkk.sachbearbeitung (insurer, IK 104212059)".into()
     )));
     assert!(details.contains(&("cli".into(), "bkk.zwei (insurer, IK 104212059)".into())));
+}
+
+#[tokio::test]
+async fn two_kk_copies_scanned_on_one_sheet_are_two_results_of_one_page() {
+    let app = TestApp::spawn().await;
+    tokens(&app);
+    let (a, b) = (
+        app.capture_id(&variant(10, IK)).await,
+        app.capture_id(&variant(11, IK)).await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let left = rasterise(dir.path(), &kk_copy(&stored(&app, &a)), 200);
+    let right = rasterise(dir.path(), &kk_copy(&stored(&app, &b)), 200);
+    // An A4 sheet across with both A5 copies on it.
+    let (w, h) = left.dimensions();
+    let mut sheet = GrayImage::from_pixel(2 * w + 60, h + 40, image::Luma([255]));
+    image::imageops::replace(&mut sheet, &left, 20, 20);
+    image::imageops::replace(&mut sheet, &right, i64::from(w) + 40, 20);
+    let mut png = std::io::Cursor::new(Vec::new());
+    sheet.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/insurer/v1/scans"))
+        .bearer_auth("kasse-x")
+        .header("Content-Type", "image/png")
+        .body(png.into_inner())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["pages"], 1);
+    let found: std::collections::BTreeSet<(i64, &str, &str)> = results(&body)
+        .iter()
+        .map(|p| {
+            assert_eq!(p["page"], 1);
+            (
+                p["barcode"].as_i64().unwrap(),
+                p["outcome"].as_str().unwrap(),
+                p["document"]["id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let ids: std::collections::BTreeSet<&str> = found.iter().map(|f| f.2).collect();
+    assert_eq!(ids, [a.as_str(), b.as_str()].into_iter().collect());
+    assert!(found.iter().all(|f| f.1 == "electronic"));
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        [1, 2],
+        "{found:?}"
+    );
 }

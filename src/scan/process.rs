@@ -51,7 +51,8 @@ struct Read {
     page_no: i32,
     file_no: i32,
     file_page: i32,
-    result: Result<BarcodeRecord, Unreadable>,
+    /// One per barcode on the page, or the one reason there is none.
+    results: Vec<Result<BarcodeRecord, Unreadable>>,
 }
 
 /// Reads, matches and stores every page of `inputs` for the upload `upload_id` of insurer `ik`;
@@ -100,20 +101,18 @@ async fn store(
     db.run(move |c| {
         let mut rows = Vec::with_capacity(batch.len());
         for read in batch {
-            let outcome = match read.result {
-                Err(why) => Outcome::Unreadable(why),
-                Ok(record) if needs_candidates(&ik, &record) => {
-                    let candidates = storage::scan_candidates(c, &ik, &record.kvnr)?;
-                    decide(&ik, record, &candidates)
-                }
-                Ok(record) => decide(&ik, record, &[]),
-            };
-            rows.push(page_row(
-                read.page_no,
-                read.file_no,
-                read.file_page,
-                &outcome,
-            ));
+            for (result, barcode_no) in read.results.into_iter().zip(1..) {
+                let outcome = match result {
+                    Err(why) => Outcome::Unreadable(why),
+                    Ok(record) if needs_candidates(&ik, &record) => {
+                        let candidates = storage::scan_candidates(c, &ik, &record.kvnr)?;
+                        decide(&ik, record, &candidates)
+                    }
+                    Ok(record) => decide(&ik, record, &[]),
+                };
+                let at = (read.page_no, barcode_no, read.file_no, read.file_page);
+                rows.push(page_row(at, &outcome));
+            }
         }
         storage::record_scan_pages(c, &upload_id, &ik, &rows)
     })
@@ -121,8 +120,12 @@ async fn store(
     Ok(n)
 }
 
-/// The stored form of a page's outcome: the matched document's id and the outcome's detail.
-fn page_row(page_no: i32, file_no: i32, file_page: i32, outcome: &Outcome) -> ScanPageRow {
+/// The stored form of an outcome at `(page, barcode, file, page in the file)`: the matched
+/// document's id and the outcome's detail.
+fn page_row(
+    (page_no, barcode_no, file_no, file_page): (i32, i32, i32, i32),
+    outcome: &Outcome,
+) -> ScanPageRow {
     let (certificate_id, detail) = match outcome {
         Outcome::Electronic(doc) => (Some(doc.id.clone()), json!({ "document": doc })),
         Outcome::PaperOnly(record) => (None, json!({ "record": record })),
@@ -135,6 +138,7 @@ fn page_row(page_no: i32, file_no: i32, file_page: i32, outcome: &Outcome) -> Sc
     };
     ScanPageRow {
         page_no,
+        barcode_no,
         file_no,
         file_page,
         outcome: outcome.code().to_owned(),
@@ -229,20 +233,21 @@ fn decode_jobs(jobs: &Mutex<mpsc::Receiver<Job>>, results: &tokio::sync::mpsc::S
             },
             Err(_) => return,
         };
-        let result = match (job.what, &scratch) {
+        let found = match (job.what, &scratch) {
             (What::Image(page), _) => read_page(page),
-            (What::ImageFile(path), _) => Page::from_image_file(&path)
-                .map_err(Unreadable::from)
-                .and_then(read_page),
+            (What::ImageFile(path), _) => match Page::from_image_file(&path) {
+                Ok(page) => read_page(page),
+                Err(e) => vec![Err(e.into())],
+            },
             (What::Pdf(path), Ok(dir)) => read_pdf_page(&path, job.file_page, dir.path()),
-            (What::Pdf(_), Err(e)) => Err(PageError::Unreadable(e.to_string()).into()),
-            (What::Failed(e), _) => Err(e.into()),
+            (What::Pdf(_), Err(e)) => vec![Err(PageError::Unreadable(e.to_string()).into())],
+            (What::Failed(e), _) => vec![Err(e.into())],
         };
         let read = Read {
             page_no: job.page_no,
             file_no: job.file_no,
             file_page: job.file_page,
-            result,
+            results: found,
         };
         if results.blocking_send(read).is_err() {
             return;
@@ -252,13 +257,22 @@ fn decode_jobs(jobs: &Mutex<mpsc::Receiver<Job>>, results: &tokio::sync::mpsc::S
 
 /// A PDF page: its embedded scan first; if that has no readable barcode (a page drawn with a
 /// transformation, or not a scan), the page as poppler renders it.
-fn read_pdf_page(path: &Path, page: i32, scratch: &Path) -> Result<BarcodeRecord, Unreadable> {
+fn read_pdf_page(path: &Path, page: i32, scratch: &Path) -> Vec<Result<BarcodeRecord, Unreadable>> {
     let page = u32::try_from(page).unwrap_or(1);
-    let (image, how) = source::pdf_page(path, page, scratch)?;
-    match (read_page(image), how) {
-        (Err(Unreadable::NoBarcode | Unreadable::Damaged), PdfPage::Embedded) => {
-            read_page(source::rendered_page(path, page)?)
-        }
-        (result, _) => result,
+    let (image, how) = match source::pdf_page(path, page, scratch) {
+        Ok(found) => found,
+        Err(e) => return vec![Err(e.into())],
+    };
+    let results = read_page(image);
+    let nothing_read = matches!(
+        results.as_slice(),
+        [Err(Unreadable::NoBarcode | Unreadable::Damaged)]
+    );
+    if nothing_read && how == PdfPage::Embedded {
+        return match source::rendered_page(path, page) {
+            Ok(rendered) => read_page(rendered),
+            Err(e) => vec![Err(e.into())],
+        };
     }
+    results
 }

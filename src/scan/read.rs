@@ -2,6 +2,7 @@
 //! tries all four orientations and tolerates a few degrees of skew).
 
 use rxing::common::HybridBinarizer;
+use rxing::multi::MultipleBarcodeReader;
 use rxing::pdf417::PDF417Reader;
 use rxing::{BinaryBitmap, DecodeHints, Exceptions, Luma8Source, Reader};
 
@@ -42,14 +43,15 @@ const SMALL_PAGE: u32 = 1600;
 /// size.
 const TINY_PAGE: u32 = 1000;
 
-/// The barcode's bytes (ISO 8859-15, as printed). The page as it is first; if that fails, the
+/// The bytes (ISO 8859-15, as printed) of every barcode on the page: two KK copies scanned
+/// side by side on one sheet are two. The page as it is first; if no barcode can be read, the
 /// page straightened by its measured skew (a sheet fed askew) and enlarged when it is small,
-/// then a half degree either way. The retries cost time only on pages that fail the first
-/// look; a page where no barcode was seen at all gets one retry.
-pub fn barcode_bytes(page: Page) -> Result<Vec<u8>, Unreadable> {
-    let first = decode(&page);
-    let Err(why) = first else {
-        return first;
+/// then a quarter and a half degree either way, for one barcode. The retries cost time only on
+/// pages that fail the first look; a page where no barcode was seen at all gets one retry.
+pub fn barcodes(page: Page) -> Result<Vec<Vec<u8>>, Unreadable> {
+    let why = match decode(&page, true) {
+        Ok(found) => return Ok(found),
+        Err(why) => why,
     };
     let short = page.width.min(page.height);
     let scale = if short < TINY_PAGE {
@@ -67,8 +69,8 @@ pub fn barcode_bytes(page: Page) -> Result<Vec<u8>, Unreadable> {
     };
     let mut seen = why;
     for offset in tries {
-        match decode(&page.resampled(skew + offset, scale)) {
-            Ok(bytes) => return Ok(bytes),
+        match decode(&page.resampled(skew + offset, scale), false) {
+            Ok(found) => return Ok(found),
             Err(Unreadable::Damaged) => seen = Unreadable::Damaged,
             Err(_) => {}
         }
@@ -76,7 +78,8 @@ pub fn barcode_bytes(page: Page) -> Result<Vec<u8>, Unreadable> {
     Err(seen)
 }
 
-fn decode(page: &Page) -> Result<Vec<u8>, Unreadable> {
+/// One look: every barcode (`multiple`) or the first one.
+fn decode(page: &Page, multiple: bool) -> Result<Vec<Vec<u8>>, Unreadable> {
     let source = Luma8Source::new_with_slice(&page.luma, page.width, page.height)
         .map_err(|_| Unreadable::NoBarcode)?;
     let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
@@ -84,21 +87,44 @@ fn decode(page: &Page) -> Result<Vec<u8>, Unreadable> {
         TryHarder: Some(true),
         ..DecodeHints::default()
     };
-    let result = PDF417Reader::new()
-        .decode_with_hints(&mut bitmap, &hints)
-        .map_err(|e| match e {
-            Exceptions::NotFoundException(_) => Unreadable::NoBarcode,
-            _ => Unreadable::Damaged,
-        })?;
-    // Without an ECI the reader hands out ISO 8859-1 code points, one per byte.
-    result
-        .getText()
-        .chars()
-        .map(|ch| u8::try_from(u32::from(ch)).map_err(|_| Unreadable::Damaged))
-        .collect()
+    let mut reader = PDF417Reader::new();
+    let results = if multiple {
+        reader.decode_multiple_with_hints(&mut bitmap, &hints)
+    } else {
+        reader
+            .decode_with_hints(&mut bitmap, &hints)
+            .map(|r| vec![r])
+    }
+    .map_err(|e| match e {
+        Exceptions::NotFoundException(_) => Unreadable::NoBarcode,
+        _ => Unreadable::Damaged,
+    })?;
+    let mut found: Vec<Vec<u8>> = Vec::with_capacity(results.len());
+    for result in results {
+        // Without an ECI the reader hands out ISO 8859-1 code points, one per byte.
+        let bytes = result
+            .getText()
+            .chars()
+            .map(|ch| u8::try_from(u32::from(ch)).map_err(|_| Unreadable::Damaged))
+            .collect::<Result<Vec<u8>, _>>()?;
+        if !found.contains(&bytes) {
+            found.push(bytes);
+        }
+    }
+    if found.is_empty() {
+        return Err(Unreadable::NoBarcode);
+    }
+    Ok(found)
 }
 
-/// The record of the KK copy on this page.
-pub fn read_page(page: Page) -> Result<BarcodeRecord, Unreadable> {
-    Ok(BarcodeRecord::parse(&barcode_bytes(page)?)?)
+/// The record of every KK copy on this page (at least one result: a page without a readable
+/// barcode is one `Unreadable`).
+pub fn read_page(page: Page) -> Vec<Result<BarcodeRecord, Unreadable>> {
+    match barcodes(page) {
+        Ok(found) => found
+            .iter()
+            .map(|bytes| Ok(BarcodeRecord::parse(bytes)?))
+            .collect(),
+        Err(why) => vec![Err(why)],
+    }
 }

@@ -108,6 +108,8 @@ pub fn start_scan_upload(
 #[derive(Debug, Clone, Queryable)]
 pub struct ScanPageRow {
     pub page_no: i32,
+    /// 1, or more when a sheet holds several KK copies.
+    pub barcode_no: i32,
     pub file_no: i32,
     pub file_page: i32,
     pub outcome: String,
@@ -137,6 +139,7 @@ pub fn record_scan_pages(
                 .values((
                     scan_pages::upload_id.eq(upload_id),
                     scan_pages::page_no.eq(p.page_no),
+                    scan_pages::barcode_no.eq(p.barcode_no),
                     scan_pages::file_no.eq(p.file_no),
                     scan_pages::file_page.eq(p.file_page),
                     scan_pages::outcome.eq(&p.outcome),
@@ -148,7 +151,9 @@ pub fn record_scan_pages(
         let count = |o: &str| {
             i32::try_from(pages.iter().filter(|p| p.outcome == o).count()).unwrap_or(i32::MAX)
         };
-        let n = i32::try_from(pages.len()).unwrap_or(i32::MAX);
+        // Pages, not results: a sheet with two copies is one page.
+        let n =
+            i32::try_from(pages.iter().filter(|p| p.barcode_no == 1).count()).unwrap_or(i32::MAX);
         diesel::update(scan_uploads::table.find(upload_id))
             .set((
                 scan_uploads::pages.eq(scan_uploads::pages + n),
@@ -259,20 +264,33 @@ pub fn list_scan_uploads(
         .load(conn)?)
 }
 
-/// Page results of an upload after page `after`, in page order.
+/// Page results of an upload after page `after`, in page order: whole pages, at least
+/// `limit` results when there are that many.
 pub fn scan_upload_pages(
     conn: &mut AnyConnection,
     upload_id: &str,
     after: i32,
     limit: i64,
 ) -> Result<Vec<ScanPageRow>> {
-    Ok(scan_pages::table
+    let last_page: Option<i32> = scan_pages::table
         .filter(scan_pages::upload_id.eq(upload_id))
         .filter(scan_pages::page_no.gt(after))
         .order(scan_pages::page_no)
-        .limit(limit)
+        .offset(limit.max(1) - 1)
+        .select(scan_pages::page_no)
+        .first(conn)
+        .optional()?;
+    let mut q = scan_pages::table
+        .filter(scan_pages::upload_id.eq(upload_id))
+        .filter(scan_pages::page_no.gt(after))
+        .into_boxed();
+    if let Some(last) = last_page {
+        q = q.filter(scan_pages::page_no.le(last));
+    }
+    Ok(q.order((scan_pages::page_no, scan_pages::barcode_no))
         .select((
             scan_pages::page_no,
+            scan_pages::barcode_no,
             scan_pages::file_no,
             scan_pages::file_page,
             scan_pages::outcome,

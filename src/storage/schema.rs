@@ -332,9 +332,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    scan_pages (upload_id, page_no) {
+    scan_pages (upload_id, page_no, barcode_no) {
         upload_id -> Text,
         page_no -> Integer,
+        barcode_no -> Integer,
         file_no -> Integer,
         file_page -> Integer,
         outcome -> Text,

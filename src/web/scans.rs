@@ -235,6 +235,7 @@ fn upload_json(u: &ScanUpload) -> Value {
 fn page_json(p: &ScanPageRow) -> Value {
     let mut v = json!({
         "page": p.page_no,
+        "barcode": p.barcode_no,
         "file": p.file_no,
         "file_page": p.file_page,
         "outcome": p.outcome,
@@ -258,8 +259,9 @@ fn result_json(u: &ScanUpload, pages: &[ScanPageRow]) -> Value {
     v
 }
 
-const CSV_COLUMNS: [&str; 27] = [
+const CSV_COLUMNS: [&str; 28] = [
     "page",
+    "barcode",
     "file",
     "file_page",
     "outcome",
@@ -329,6 +331,7 @@ fn result_csv(pages: &[ScanPageRow]) -> String {
         let record = |k: &str| text(&["record", k]);
         let cells = [
             p.page_no.to_string(),
+            p.barcode_no.to_string(),
             p.file_no.to_string(),
             p.file_page.to_string(),
             p.outcome.clone(),
@@ -550,7 +553,8 @@ async fn page_upload(
 }
 
 struct PageView {
-    page: i32,
+    /// "3", or "3 (2. Barcode)" for the second copy on one sheet.
+    page: String,
     file: i32,
     file_page: i32,
     outcome: &'static str,
@@ -625,7 +629,11 @@ fn page_view(p: &ScanPageRow) -> PageView {
         _ => "andere Krankenkasse",
     };
     PageView {
-        page: p.page_no,
+        page: if p.barcode_no == 1 {
+            p.page_no.to_string()
+        } else {
+            format!("{} ({}. Barcode)", p.page_no, p.barcode_no)
+        },
         file: p.file_no,
         file_page: p.file_page,
         outcome,

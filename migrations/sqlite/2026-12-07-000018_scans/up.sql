@@ -44,17 +44,19 @@ CREATE TABLE scan_uploads (
 );
 CREATE INDEX scan_uploads_by_insurer ON scan_uploads (insurer_ik, created_at);
 
--- One page's result. detail is JSON: the record (paper_only), the candidates (ambiguous),
--- the reason (unreadable); certificate_id names the matched document (electronic).
+-- One result: a page, or one of several KK copies on one sheet (barcode_no). detail is JSON:
+-- the record (paper_only), the candidates (ambiguous), the reason (unreadable); certificate_id
+-- names the matched document (electronic).
 CREATE TABLE scan_pages (
     upload_id TEXT NOT NULL REFERENCES scan_uploads(id),
     page_no INTEGER NOT NULL,
+    barcode_no INTEGER NOT NULL,
     file_no INTEGER NOT NULL,
     file_page INTEGER NOT NULL,
     outcome TEXT NOT NULL CHECK (outcome IN ('electronic', 'paper_only', 'ambiguous', 'unreadable', 'other_insurer')),
     certificate_id TEXT,
     detail TEXT NOT NULL,
-    PRIMARY KEY (upload_id, page_no)
+    PRIMARY KEY (upload_id, page_no, barcode_no)
 );
 
 -- Candidates of a page: the IK's documents of one patient.
