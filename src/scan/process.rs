@@ -32,6 +32,10 @@ pub enum ScanError {
 /// Page results decided and stored together.
 const BATCH: usize = 64;
 
+/// One upload is read at a time, on every core: a second waits (its files are on disk already)
+/// instead of splitting the cores, and many at once cannot start a thread per page each.
+static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// A page to read, numbered across the upload.
 struct Job {
     page_no: i32,
@@ -63,6 +67,10 @@ pub async fn run(
     upload_id: &str,
     inputs: Vec<Input>,
 ) -> Result<usize, ScanError> {
+    let _turn = ONE_AT_A_TIME
+        .acquire()
+        .await
+        .map_err(|e| ScanError::Aborted(e.to_string()))?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (results_tx, mut results) = tokio::sync::mpsc::channel::<Read>(workers * 2);
     let reader = std::thread::Builder::new()

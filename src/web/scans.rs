@@ -39,7 +39,7 @@ const SCAN_TYPES_TEXT: &str =
 
 /// The files of one upload, on disk in a directory removed with it.
 struct Received {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     inputs: Vec<Input>,
     /// Form fields of the staff page (`csrf`, `upload`).
     fields: Vec<(String, String)>,
@@ -71,7 +71,7 @@ async fn receive(
     let mut received = Received {
         inputs: Vec::new(),
         fields: Vec::new(),
-        _dir: dir,
+        dir,
     };
     let mut total = 0u64;
     if mime == "multipart/form-data" {
@@ -85,19 +85,22 @@ async fn receive(
                 if received.inputs.is_empty() {
                     before_files(&received.fields)?;
                 }
-                let path = file_path(received._dir.path(), received.inputs.len());
+                let path = file_path(received.dir.path(), received.inputs.len());
                 write_stream(&mut part, &path, &mut total, limit).await?;
                 received.inputs.push(Input { path });
             } else {
                 let name = part.name().unwrap_or("").to_owned();
                 let mut value = Vec::new();
+                let refused = || {
+                    WebError::Invalid(vec![crate::domain::FieldError::new(
+                        "form",
+                        "Formularfeld zu lang oder unvollständig",
+                    )])
+                };
                 while let Some(chunk) = part.next().await {
-                    let chunk = chunk.map_err(|_| WebError::TooLarge(usize::MAX))?;
+                    let chunk = chunk.map_err(|_| refused())?;
                     if value.len() + chunk.len() > 4096 {
-                        return Err(WebError::Invalid(vec![crate::domain::FieldError::new(
-                            "form",
-                            "Formularfeld zu lang",
-                        )]));
+                        return Err(refused());
                     }
                     value.extend_from_slice(&chunk);
                 }
@@ -108,7 +111,7 @@ async fn receive(
         }
     } else if SCAN_TYPES.contains(&mime.as_str()) {
         before_files(&[])?;
-        let path = file_path(received._dir.path(), 0);
+        let path = file_path(received.dir.path(), 0);
         let mut payload = payload;
         write_stream(&mut payload, &path, &mut total, limit).await?;
         received.inputs.push(Input { path });
@@ -177,7 +180,7 @@ async fn process(
             e => e.into(),
         })?;
     let pages = scan::process::run(&state.db, ik, id, received.inputs).await;
-    drop(received._dir);
+    drop(received.dir);
     pages.map_err(|e| match e {
         scan::ScanError::Storage(e) => WebError::Storage(e),
         scan::ScanError::Aborted(e) => WebError::Internal(e),
