@@ -558,34 +558,38 @@ async fn fifty_scanned_kk_copies_come_back_as_what_they_are() {
     assert!(!other_detail.contains("Papier-Ausfertigung bei der Krankenkasse eingegangen"));
 }
 
-#[tokio::test]
-async fn a_certificate_captured_twice_is_ambiguous_and_both_are_listed() {
-    let app = TestApp::spawn().await;
-    tokens(&app);
-    let body = variant(3, IK);
-    let first = app.capture_id(&body).await;
-    let mut again = body.clone();
-    again["diagnosis_text"] = json!("zweite Erfassung");
-    let second = app.capture_id(&again).await;
-    let dir = tempfile::tempdir().unwrap();
-    let png = {
-        let img = rasterise(dir.path(), &kk_copy(&stored(&app, &first)), 200);
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    };
+async fn upload_png(app: &TestApp, img: &GrayImage) -> Value {
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
     let r = app
         .client
         .post(app.url("/api/insurer/v1/scans"))
         .bearer_auth("kasse-x")
         .header("Content-Type", "image/png")
-        .body(png)
+        .body(png.into_inner())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let body: Value = r.json().await.unwrap();
-    let p = &results(&body)[0];
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_captured_twice_is_ambiguous_and_a_corrected_one_is_told_apart() {
+    let app = TestApp::spawn().await;
+    tokens(&app);
+    let body = variant(3, IK);
+    let first = app.capture_id(&body).await;
+    let second = app.capture_id(&body).await;
+    let mut corrected = body.clone();
+    corrected["diagnosis_text"] = json!("nach Rücksprache korrigiert");
+    let third = app.capture_id(&corrected).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The paper of the first: the second is the same in every field, the third is not.
+    let scan = rasterise(dir.path(), &kk_copy(&stored(&app, &first)), 200);
+    let answer = upload_png(&app, &scan).await;
+    let p = &results(&answer)[0];
     assert_eq!(p["outcome"], "ambiguous");
     let listed: Vec<&str> = p["candidates"]
         .as_array()
@@ -598,6 +602,13 @@ async fn a_certificate_captured_twice_is_ambiguous_and_both_are_listed() {
     let practice = demo_practice_id(&app.db);
     let mark = storage::paper_received_at(&mut app.db.conn().unwrap(), &practice, &first).unwrap();
     assert_eq!(mark, None);
+
+    // The paper of the corrected one is that one.
+    let scan = rasterise(dir.path(), &kk_copy(&stored(&app, &third)), 200);
+    let answer = upload_png(&app, &scan).await;
+    let p = &results(&answer)[0];
+    assert_eq!(p["outcome"], "electronic");
+    assert_eq!(p["document"]["id"], third.as_str());
 }
 
 #[tokio::test]

@@ -26,8 +26,10 @@ pub struct MatchedDocument {
 pub enum Outcome {
     /// The document is (or will be) electronic at the insurer.
     Electronic(MatchedDocument),
-    /// No electronic document: the record, so the insurer keys nothing by hand.
-    PaperOnly(Box<BarcodeRecord>),
+    /// No electronic document: the record, so the insurer keys nothing by hand. When the
+    /// document exists here but will not reach the insurer electronically (given up, withdrawn,
+    /// rejected for a new file), it is named too.
+    PaperOnly(Box<BarcodeRecord>, Option<MatchedDocument>),
     /// Several documents fit.
     Ambiguous(Vec<MatchedDocument>),
     /// No barcode, or not a KK copy's.
@@ -41,7 +43,7 @@ impl Outcome {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Electronic(_) => "electronic",
-            Self::PaperOnly(_) => "paper_only",
+            Self::PaperOnly(..) => "paper_only",
             Self::Ambiguous(_) => "ambiguous",
             Self::Unreadable(_) => "unreadable",
             Self::OtherInsurer => "other_insurer",
@@ -57,25 +59,47 @@ pub fn needs_candidates(caller_ik: &str, record: &BarcodeRecord) -> bool {
 /// Decides a page: another IK's barcode is `OtherInsurer` before anything is looked at; then
 /// the candidates whose own barcode record is the same certificate (patient, insurer, day of
 /// issue, period, BSNR or ASV team, LANR) decide between electronic, ambiguous and paper only.
+/// Where several are, the one whose whole record is the page's (diagnoses, ticks, texts) is
+/// the page's: a certificate captured again with a corrected diagnosis is told from the first.
 pub fn decide(caller_ik: &str, record: BarcodeRecord, candidates: &[ScanCandidate]) -> Outcome {
     if record.insurer_ik != caller_ik {
         return Outcome::OtherInsurer;
     }
-    let mut found: Vec<MatchedDocument> = candidates
+    let same: Vec<(&ScanCandidate, BarcodeRecord)> = candidates
         .iter()
-        .filter(|c| {
-            crate::pdf::barcode_payload(&c.certificate)
+        .filter_map(|c| {
+            let theirs = crate::pdf::barcode_payload(&c.certificate)
                 .ok()
-                .and_then(|bytes| BarcodeRecord::parse(&bytes).ok())
-                .is_some_and(|theirs| theirs.same_certificate(&record))
+                .and_then(|bytes| BarcodeRecord::parse(&bytes).ok())?;
+            theirs.same_certificate(&record).then_some((c, theirs))
         })
-        .map(matched)
         .collect();
+    let identical: Vec<&ScanCandidate> = same
+        .iter()
+        .filter(|(_, theirs)| *theirs == record)
+        .map(|(c, _)| *c)
+        .collect();
+    let mut found: Vec<MatchedDocument> = if identical.is_empty() {
+        same.iter().map(|(c, _)| matched(c)).collect()
+    } else {
+        identical.into_iter().map(matched).collect()
+    };
     match found.len() {
-        0 => Outcome::PaperOnly(Box::new(record)),
+        0 => Outcome::PaperOnly(Box::new(record), None),
+        1 if will_not_arrive(&found[0].delivery_state) => {
+            Outcome::PaperOnly(Box::new(record), found.pop())
+        }
         1 => Outcome::Electronic(found.remove(0)),
         _ => Outcome::Ambiguous(found),
     }
+}
+
+/// A delivery in this state does not bring the document to the insurer: it was given up
+/// (`dead`: the practice posts the paper), withdrawn, or rejected so that a new file with a
+/// new UUID must be made.
+fn will_not_arrive(state: &str) -> bool {
+    use crate::storage::state;
+    [state::DEAD, state::WITHDRAWN, state::NEEDS_NEW_ID].contains(&state)
 }
 
 fn matched(c: &ScanCandidate) -> MatchedDocument {
@@ -136,8 +160,15 @@ mod tests {
         // None: paper only, with the whole record.
         assert_eq!(
             decide(&ik, record.clone(), &[]),
-            Outcome::PaperOnly(Box::new(record))
+            Outcome::PaperOnly(Box::new(record.clone()), None)
         );
+        // Given up by the practice: it will not come electronically, the paper is the AU.
+        let mut dead = candidate("d", erst.clone());
+        dead.delivery_state = "dead".into();
+        assert!(matches!(
+            decide(&ik, record, &[dead]),
+            Outcome::PaperOnly(_, Some(d)) if d.id == "d"
+        ));
     }
 
     #[test]
@@ -149,13 +180,13 @@ mod tests {
         let candidates = [candidate("b", erst.clone())];
         assert!(matches!(
             decide(&ik, record, &candidates),
-            Outcome::PaperOnly(_)
+            Outcome::PaperOnly(_, None)
         ));
         let mut record = record_of(&erst);
         record.incapable_until = record.incapable_until.map(|d| d.succ_opt().unwrap());
         assert!(matches!(
             decide(&ik, record, &candidates),
-            Outcome::PaperOnly(_)
+            Outcome::PaperOnly(_, None)
         ));
     }
 

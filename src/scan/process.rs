@@ -32,6 +32,9 @@ pub enum ScanError {
 /// Page results decided and stored together.
 const BATCH: usize = 64;
 
+/// Pages read from one upload; a file with more is cut there, with a result that says so.
+pub const MAX_PAGES: i32 = 20_000;
+
 /// One upload is read at a time, on every core: a second waits (its files are on disk already)
 /// instead of splitting the cores, and many at once cannot start a thread per page each.
 static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
@@ -136,7 +139,11 @@ fn page_row(
 ) -> ScanPageRow {
     let (certificate_id, detail) = match outcome {
         Outcome::Electronic(doc) => (Some(doc.id.clone()), json!({ "document": doc })),
-        Outcome::PaperOnly(record) => (None, json!({ "record": record })),
+        Outcome::PaperOnly(record, None) => (None, json!({ "record": record })),
+        Outcome::PaperOnly(record, Some(doc)) => (
+            Some(doc.id.clone()),
+            json!({ "record": record, "document": doc }),
+        ),
         Outcome::Ambiguous(docs) => (None, json!({ "candidates": docs })),
         Outcome::Unreadable(why) => (
             None,
@@ -170,7 +177,18 @@ fn read_all(inputs: Vec<Input>, workers: usize, results: tokio::sync::mpsc::Send
         for (i, input) in inputs.iter().enumerate() {
             let file_no = i32::try_from(i + 1).unwrap_or(i32::MAX);
             let mut send = |file_page: i32, what: What| {
+                if page_no == MAX_PAGES {
+                    return false;
+                }
                 page_no += 1;
+                let what = if page_no == MAX_PAGES {
+                    What::Failed(PageError::Unreadable(format!(
+                        "mehr als {} Seiten in einem Upload: der Rest wurde nicht gelesen",
+                        MAX_PAGES - 1
+                    )))
+                } else {
+                    what
+                };
                 jobs_tx
                     .send(Job {
                         page_no,
@@ -241,16 +259,24 @@ fn decode_jobs(jobs: &Mutex<mpsc::Receiver<Job>>, results: &tokio::sync::mpsc::S
             },
             Err(_) => return,
         };
-        let found = match (job.what, &scratch) {
+        let file_page = job.file_page;
+        let work = || match (job.what, &scratch) {
             (What::Image(page), _) => read_page(page),
             (What::ImageFile(path), _) => match Page::from_image_file(&path) {
                 Ok(page) => read_page(page),
                 Err(e) => vec![Err(e.into())],
             },
-            (What::Pdf(path), Ok(dir)) => read_pdf_page(&path, job.file_page, dir.path()),
+            (What::Pdf(path), Ok(dir)) => read_pdf_page(&path, file_page, dir.path()),
             (What::Pdf(_), Err(e)) => vec![Err(PageError::Unreadable(e.to_string()).into())],
             (What::Failed(e), _) => vec![Err(e.into())],
         };
+        // A page that makes a decoder panic is that page's failure, not the upload's.
+        let found =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+                vec![Err(
+                    PageError::Unreadable("Bild nicht auswertbar".into()).into()
+                )]
+            });
         let read = Read {
             page_no: job.page_no,
             file_no: job.file_no,

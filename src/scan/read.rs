@@ -7,7 +7,7 @@ use rxing::pdf417::PDF417Reader;
 use rxing::{BinaryBitmap, DecodeHints, Exceptions, Luma8Source, Reader};
 
 use super::record::{BarcodeRecord, RecordError};
-use super::source::{Page, PageError};
+use super::source::{self, Page, PageError};
 
 /// Why a page gave no record. The German text is shown to the insurer's staff; `code` is the
 /// stable name in the API.
@@ -54,13 +54,19 @@ pub fn barcodes(page: Page) -> Result<Vec<Vec<u8>>, Unreadable> {
         Err(why) => why,
     };
     let short = page.width.min(page.height);
-    let scale = if short < TINY_PAGE {
+    let wanted: f32 = if short < TINY_PAGE {
         3.0
     } else if short < SMALL_PAGE {
         2.0
     } else {
         1.0
     };
+    // Never beyond the largest page accepted: a narrow strip of a page is not enlarged into
+    // gigabytes.
+    let pixels = page.width as f32 * page.height as f32;
+    let scale = wanted
+        .min((source::MAX_PIXELS as f32 / pixels).sqrt())
+        .max(1.0);
     let skew = page.skew();
     let tries: &[f32] = match why {
         Unreadable::Damaged => &[0.0, -0.5, 0.5, -0.25, 0.25],

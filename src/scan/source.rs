@@ -15,7 +15,7 @@ const POPPLER_SECONDS: &str = "60";
 /// Resolution of a PDF page rendered because it is not a single scanned image.
 const RENDER_DPI: &str = "300";
 /// The largest page accepted (pixels), a little more than A3 at 600 dpi.
-const MAX_PIXELS: u64 = 80_000_000;
+pub const MAX_PIXELS: u64 = 80_000_000;
 
 /// The file types a scan upload may have, recognised by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,12 +261,25 @@ fn embedded_image(path: &Path, page: u32, scratch: &Path) -> Result<Option<PathB
     Ok(None)
 }
 
-/// Renders one page in grey at 300 dpi (`pdftoppm -gray`, a PGM on stdout).
+/// The largest side of a rendered page in pixels: A3 at 300 dpi fits, a page that claims to be
+/// metres wide is cut instead of filling the memory.
+const RENDER_MAX_SIDE: &str = "5000";
+
+/// Renders one page in grey at 300 dpi (`pdftoppm -gray`, a PGM on stdout), at most
+/// 5000 × 5000 pixels of it.
 pub fn rendered_page(path: &Path, page: u32) -> Result<Page, PageError> {
     let n = page.to_string();
     let out = poppler(
         "pdftoppm",
         &[
+            "-x".as_ref(),
+            "0".as_ref(),
+            "-y".as_ref(),
+            "0".as_ref(),
+            "-W".as_ref(),
+            RENDER_MAX_SIDE.as_ref(),
+            "-H".as_ref(),
+            RENDER_MAX_SIDE.as_ref(),
             "-gray".as_ref(),
             "-r".as_ref(),
             RENDER_DPI.as_ref(),
@@ -286,6 +299,8 @@ fn poppler(tool: &str, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, PageError> 
         .arg(POPPLER_SECONDS)
         .arg(tool)
         .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .output()
         .map_err(|e| PageError::Unreadable(format!("{tool} nicht ausführbar: {e}")))?;
     if out.status.success() {
@@ -337,9 +352,9 @@ pub struct TiffPages<R: Read + Seek> {
 impl TiffPages<BufReader<std::fs::File>> {
     pub fn open(path: &Path) -> Result<Self, PageError> {
         let file = std::fs::File::open(path).map_err(|e| PageError::Unreadable(e.to_string()))?;
-        let decoder = Decoder::new(BufReader::new(file))
-            .map_err(|e| PageError::Unreadable(e.to_string()))?
-            .with_limits(tiff::decoder::Limits::unlimited());
+        // The decoder's default limits stay: they bound every buffer a tag could ask for.
+        let decoder =
+            Decoder::new(BufReader::new(file)).map_err(|e| PageError::Unreadable(e.to_string()))?;
         Ok(Self {
             decoder: Some(decoder),
             first: true,
@@ -377,6 +392,12 @@ fn tiff_page<R: Read + Seek>(decoder: &mut Decoder<R>) -> Result<Page, PageError
         ));
     }
     let color = decoder.colortype().map_err(unreadable)?;
+    if !matches!(
+        color,
+        ColorType::Gray(8) | ColorType::Gray(1) | ColorType::RGB(8) | ColorType::RGBA(8)
+    ) {
+        return Err(PageError::Unsupported(format!("{color:?}")));
+    }
     // The decoder turns WhiteIsZero (fax) into BlackIsZero itself: 0 is black from here on.
     let DecodingResult::U8(data) = decoder.read_image().map_err(unreadable)? else {
         return Err(PageError::Unsupported(format!("{color:?}")));

@@ -218,7 +218,8 @@ pub fn export_page(
                 };
                 Some(ExportItem {
                     signed,
-                    paper_received_at,
+                    // The paper mark is the eAU's: a Storno must never look skippable.
+                    paper_received_at: paper_received_at.filter(|_| kind == "eau"),
                     cursor: Cursor {
                         created_at,
                         delivery_id: id,

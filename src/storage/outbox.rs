@@ -574,8 +574,9 @@ pub fn claim_due(
                             message_id: crate::kim::new_message_id(),
                         }),
                     practice_id,
+                    // The paper mark is the eAU's: a Storno must never look skippable.
+                    paper_received_at: paper_received_at.filter(|_| kind == "eau"),
                     kind: DocumentKind::parse(&kind).unwrap_or(DocumentKind::Eau),
-                    paper_received_at,
                 }
             },
         )

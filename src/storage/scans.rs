@@ -165,9 +165,10 @@ pub fn record_scan_pages(
                     .eq(scan_uploads::other_insurer + count("other_insurer")),
             ))
             .execute(c)?;
+        // Electronic, or paper only although the document exists here (it will not arrive):
+        // either way the insurer has the paper, and a later send says so.
         let matched: Vec<&String> = pages
             .iter()
-            .filter(|p| p.outcome == "electronic")
             .filter_map(|p| p.certificate_id.as_ref())
             .collect();
         mark_paper_received(c, ik, &matched)
@@ -217,6 +218,21 @@ pub fn finish_scan_upload(conn: &mut AnyConnection, upload_id: &str) -> Result<(
             scan_uploads::finished_at.eq(now()),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Marks an upload `interrupted` at once (its run failed); its pages so far are kept.
+pub fn interrupt_scan_upload(conn: &mut AnyConnection, upload_id: &str) -> Result<()> {
+    diesel::update(
+        scan_uploads::table
+            .find(upload_id)
+            .filter(scan_uploads::state.eq("running")),
+    )
+    .set((
+        scan_uploads::state.eq("interrupted"),
+        scan_uploads::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 

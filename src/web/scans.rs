@@ -78,10 +78,21 @@ async fn receive(
         let mut parts = Multipart::new(req.headers(), payload);
         while let Some(part) = parts.next().await {
             let mut part = part.map_err(|_| WebError::MediaType(SCAN_TYPES_TEXT))?;
-            let is_file = part
+            let file_name = part
                 .content_disposition()
-                .is_some_and(|d| d.get_filename().is_some());
-            if is_file {
+                .and_then(|d| d.get_filename().map(str::to_owned));
+            if file_name.as_deref() == Some("") {
+                // A form's file input with nothing chosen: an empty part, no file.
+                while part.next().await.is_some() {}
+                continue;
+            }
+            if file_name.is_some() {
+                if received.inputs.len() == MAX_FILES {
+                    return Err(WebError::Invalid(vec![crate::domain::FieldError::new(
+                        "files",
+                        format!("Dateien: höchstens {MAX_FILES} in einem Upload"),
+                    )]));
+                }
                 if received.inputs.is_empty() {
                     before_files(&received.fields)?;
                 }
@@ -89,21 +100,19 @@ async fn receive(
                 write_stream(&mut part, &path, &mut total, limit).await?;
                 received.inputs.push(Input { path });
             } else {
+                if received.fields.len() == MAX_FIELDS {
+                    return Err(refused_field());
+                }
                 let name = part.name().unwrap_or("").to_owned();
                 let mut value = Vec::new();
-                let refused = || {
-                    WebError::Invalid(vec![crate::domain::FieldError::new(
-                        "form",
-                        "Formularfeld zu lang oder unvollständig",
-                    )])
-                };
                 while let Some(chunk) = part.next().await {
-                    let chunk = chunk.map_err(|_| refused())?;
+                    let chunk = chunk.map_err(|_| refused_field())?;
                     if value.len() + chunk.len() > 4096 {
-                        return Err(refused());
+                        return Err(refused_field());
                     }
                     value.extend_from_slice(&chunk);
                 }
+                total += value.len() as u64;
                 received
                     .fields
                     .push((name, String::from_utf8_lossy(&value).into_owned()));
@@ -125,6 +134,17 @@ async fn receive(
         )]));
     }
     Ok(received)
+}
+
+/// Files and other form fields one upload may have.
+const MAX_FILES: usize = 1000;
+const MAX_FIELDS: usize = 16;
+
+fn refused_field() -> WebError {
+    WebError::Invalid(vec![crate::domain::FieldError::new(
+        "form",
+        "Formularfeld zu lang, unvollständig oder zu viele Felder",
+    )])
 }
 
 fn file_path(dir: &Path, n: usize) -> std::path::PathBuf {
@@ -181,10 +201,18 @@ async fn process(
         })?;
     let pages = scan::process::run(&state.db, ik, id, received.inputs).await;
     drop(received.dir);
-    pages.map_err(|e| match e {
-        scan::ScanError::Storage(e) => WebError::Storage(e),
-        scan::ScanError::Aborted(e) => WebError::Internal(e),
-    })?;
+    if let Err(e) = pages {
+        // Said at once instead of "wird ausgewertet" for an hour; the pages so far stay.
+        let u = id.to_owned();
+        let _ = state
+            .db
+            .run(move |c| storage::interrupt_scan_upload(c, &u))
+            .await;
+        return Err(match e {
+            scan::ScanError::Storage(e) => WebError::Storage(e),
+            scan::ScanError::Aborted(e) => WebError::Internal(e),
+        });
+    }
     load_upload(state, ik, id).await
 }
 
