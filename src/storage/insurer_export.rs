@@ -7,7 +7,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text, Timestamp};
 use uuid::Uuid;
 
-use super::schema::{certificates, deliveries, delivery_attempts, insurer_tokens};
+use super::outbox::NewAttempt;
+use super::schema::{certificates, deliveries, insurer_tokens};
 use super::{now, state, AnyConnection, Result, StorageError};
 
 pub fn create_insurer_token(
@@ -252,17 +253,18 @@ pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) ->
             .select(deliveries::id)
             .load(c)?;
         let at = now();
-        for id in &open {
-            diesel::insert_into(delivery_attempts::table)
-                .values((
-                    delivery_attempts::delivery_id.eq(id),
-                    delivery_attempts::at.eq(at),
-                    delivery_attempts::outcome.eq("acknowledged"),
-                    delivery_attempts::detail.eq("von der Krankenkasse abgerufen"),
-                    delivery_attempts::duration_ms.eq(0),
-                ))
-                .execute(c)?;
-        }
+        // One multi-row insert for the page's attempts, as the push drain writes its batches.
+        let attempts: Vec<NewAttempt<'_>> = open
+            .iter()
+            .map(|id| NewAttempt {
+                delivery_id: id,
+                outcome: "acknowledged",
+                http_status: None,
+                detail: "von der Krankenkasse abgerufen",
+                duration_ms: 0,
+            })
+            .collect();
+        super::outbox::insert_attempts(c, &attempts, at)?;
         diesel::update(deliveries::table.filter(deliveries::id.eq_any(&open)))
             .set((
                 deliveries::state.eq(state::DELIVERED),

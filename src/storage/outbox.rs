@@ -648,7 +648,8 @@ pub fn finish_attempts(
     }
     let at = now();
     conn.transaction(|c| {
-        insert_attempts(c, finishes, at)?;
+        let attempts: Vec<NewAttempt<'_>> = finishes.iter().map(NewAttempt::from).collect();
+        insert_attempts(c, &attempts, at)?;
         let delivered: Vec<&str> = finishes
             .iter()
             .filter(|f| f.state == state::DELIVERED)
@@ -695,27 +696,48 @@ pub fn finish_attempts(
     Ok(())
 }
 
-/// One attempt row per finish: a multi-row insert on PostgreSQL, a statement per row on
+/// One attempt, as written to `delivery_attempts`.
+pub(super) struct NewAttempt<'a> {
+    pub delivery_id: &'a str,
+    pub outcome: &'a str,
+    pub http_status: Option<i32>,
+    pub detail: &'a str,
+    pub duration_ms: i32,
+}
+
+impl<'a> From<&'a Finish> for NewAttempt<'a> {
+    fn from(f: &'a Finish) -> Self {
+        Self {
+            delivery_id: &f.delivery_id,
+            outcome: f.outcome,
+            http_status: f.http_status,
+            detail: &f.detail,
+            duration_ms: f.duration_ms,
+        }
+    }
+}
+
+/// The attempt rows of a batch: a multi-row insert on PostgreSQL, a statement per row on
 /// SQLite (in-process, inside the same transaction, so just as cheap).
-fn insert_attempts(
+pub(super) fn insert_attempts(
     c: &mut AnyConnection,
-    finishes: &[Finish],
+    attempts: &[NewAttempt<'_>],
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    let row = |f: &Finish| {
+    let row = |a: &NewAttempt<'_>| {
         (
-            delivery_attempts::delivery_id.eq(f.delivery_id.clone()),
+            delivery_attempts::delivery_id.eq(a.delivery_id.to_owned()),
             delivery_attempts::at.eq(at),
-            delivery_attempts::outcome.eq(f.outcome),
-            delivery_attempts::http_status.eq(f.http_status),
-            delivery_attempts::detail.eq(f.detail.clone()),
-            delivery_attempts::duration_ms.eq(f.duration_ms),
+            delivery_attempts::outcome.eq(a.outcome.to_owned()),
+            delivery_attempts::http_status.eq(a.http_status),
+            delivery_attempts::detail.eq(a.detail.to_owned()),
+            delivery_attempts::duration_ms.eq(a.duration_ms),
         )
     };
     match c {
         AnyConnection::Postgres(pg) => {
             // 6 parameters a row, well below PostgreSQL's 65 535 per statement.
-            for chunk in finishes.chunks(5000) {
+            for chunk in attempts.chunks(5000) {
                 let rows: Vec<_> = chunk.iter().map(row).collect();
                 diesel::insert_into(delivery_attempts::table)
                     .values(rows)
@@ -723,9 +745,9 @@ fn insert_attempts(
             }
         }
         AnyConnection::Sqlite(lite) => {
-            for f in finishes {
+            for a in attempts {
                 diesel::insert_into(delivery_attempts::table)
-                    .values(row(f))
+                    .values(row(a))
                     .execute(lite)?;
             }
         }
