@@ -240,18 +240,24 @@ pub fn export_page(
 pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) -> Result<usize> {
     let ids: Vec<String> = document_ids.iter().map(Uuid::to_string).collect();
     conn.transaction::<_, StorageError, _>(|c| {
-        let open: Vec<String> = deliveries::table
-            .filter(deliveries::insurer_ik.eq(ik))
-            .filter(
-                deliveries::document_id
-                    .eq_any(&ids)
-                    .or(deliveries::document_id
-                        .is_null()
-                        .and(deliveries::certificate_id.eq_any(&ids))),
-            )
-            .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
-            .select(deliveries::id)
-            .load(c)?;
+        // Two indexed reads instead of one OR: an eAU by its certificate (its delivery has no
+        // document_id), a Storno by its own document_id.
+        let open_by = |c: &mut AnyConnection, storno: bool| -> Result<Vec<String>> {
+            let q = deliveries::table
+                .filter(deliveries::insurer_ik.eq(ik))
+                .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+                .select(deliveries::id)
+                .into_boxed();
+            let q = if storno {
+                q.filter(deliveries::document_id.eq_any(&ids))
+            } else {
+                q.filter(deliveries::document_id.is_null())
+                    .filter(deliveries::certificate_id.eq_any(&ids))
+            };
+            Ok(q.load(c)?)
+        };
+        let mut open = open_by(c, false)?;
+        open.extend(open_by(c, true)?);
         let at = now();
         // One multi-row insert for the page's attempts, as the push drain writes its batches.
         let attempts: Vec<NewAttempt<'_>> = open
