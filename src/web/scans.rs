@@ -424,6 +424,17 @@ fn csv_response(id: &str, pages: &[ScanPageRow]) -> HttpResponse {
         .body(result_csv(pages))
 }
 
+/// An upload of the insurer `ik` with every result (404 for another IK's or an unknown id).
+async fn own_upload(
+    state: &AppState,
+    ik: &str,
+    id: &str,
+) -> Result<(ScanUpload, Vec<ScanPageRow>), WebError> {
+    let id = parse_id(id)?;
+    let upload = load_upload(state, ik, &id).await?;
+    Ok((upload, all_pages(state, &id).await?))
+}
+
 fn parse_id(id: &str) -> Result<String, WebError> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.to_string())
@@ -465,9 +476,7 @@ async fn api_result(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let upload = load_upload(&state, &client.ik, &id).await?;
-    let pages = all_pages(&state, &id).await?;
+    let (upload, pages) = own_upload(&state, &client.ik, &id).await?;
     Ok(HttpResponse::Ok().json(result_json(&upload, &pages)))
 }
 
@@ -476,9 +485,8 @@ async fn api_csv(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    load_upload(&state, &client.ik, &id).await?;
-    Ok(csv_response(&id, &all_pages(&state, &id).await?))
+    let (upload, pages) = own_upload(&state, &client.ik, &id).await?;
+    Ok(csv_response(&upload.id, &pages))
 }
 
 // --- pages --------------------------------------------------------------------------------------
@@ -689,9 +697,7 @@ async fn page_result(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let id = parse_id(&id)?;
-    let upload = load_upload(&state, &user.ik, &id).await?;
-    let pages = all_pages(&state, &id).await?;
+    let (upload, pages) = own_upload(&state, &user.ik, &id).await?;
     let page = ResultPage {
         nav_user: Some(&user.user.username),
         nav_role: user.role.as_str(),
@@ -708,9 +714,8 @@ async fn page_csv(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let id = parse_id(&id)?;
-    load_upload(&state, &user.ik, &id).await?;
-    Ok(csv_response(&id, &all_pages(&state, &id).await?))
+    let (upload, pages) = own_upload(&state, &user.ik, &id).await?;
+    Ok(csv_response(&upload.id, &pages))
 }
 
 /// `{"state":…,"pages":n}` while an upload runs (404 until it has started).
