@@ -507,6 +507,14 @@ pub fn start(
         Ok(interrupted) => tracing::warn!(interrupted, "scan uploads cut off by the last stop"),
         Err(e) => tracing::warn!(error = %e, "scan uploads not checked at start"),
     }
+    // Their files too: scans are health data.
+    let removed = crate::scan::remove_stale_temp_dirs(
+        &std::env::temp_dir(),
+        std::time::Duration::from_secs(3600),
+    );
+    if removed > 0 {
+        tracing::warn!(removed, "scan files left by the last stop removed");
+    }
     let state = AppState {
         db,
         settings: Arc::new(Settings {

@@ -250,7 +250,7 @@ fn list_pages(path: &Path, send: &mut impl FnMut(i32, What) -> bool) -> bool {
 
 /// A decoding thread: takes jobs until there are none, sends each page's result.
 fn decode_jobs(jobs: &Mutex<mpsc::Receiver<Job>>, results: &tokio::sync::mpsc::Sender<Read>) {
-    let scratch = tempfile::tempdir();
+    let scratch = super::temp_dir();
     loop {
         let job = match jobs.lock() {
             Ok(rx) => match rx.recv() {

@@ -55,7 +55,7 @@ async fn receive(
     limit: u64,
     before_files: impl Fn(&[(String, String)]) -> Result<(), WebError>,
 ) -> Result<Received, WebError> {
-    let dir = tempfile::tempdir().map_err(|e| WebError::Internal(e.to_string()))?;
+    let dir = scan::temp_dir().map_err(|e| WebError::Internal(e.to_string()))?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
