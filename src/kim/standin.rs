@@ -377,14 +377,29 @@ delay_warning_time = 0
         wait_for(self.pop3_plain_port)
     }
 
-    /// Starts (again) the SMTP side.
+    /// Starts (again) the SMTP side. `postfix start` prints nothing on failure (its words go to
+    /// its log): a failed start is tried twice more, and the error carries the log's end.
     pub fn start_postfix(&self) -> Result<(), String> {
-        run(Command::new("/usr/sbin/postfix")
-            .arg("-c")
-            .arg(self.path("postfix"))
-            .arg("start"))?;
-        wait_for(self.smtp_port)?;
-        wait_for(self.smtp_plain_port)
+        let mut failed = String::new();
+        for attempt in 1..=3u64 {
+            let started = run(Command::new("/usr/sbin/postfix")
+                .arg("-c")
+                .arg(self.path("postfix"))
+                .arg("start"));
+            match started {
+                Ok(()) => {
+                    wait_for(self.smtp_port)?;
+                    return wait_for(self.smtp_plain_port);
+                }
+                Err(e) => {
+                    let log = std::fs::read_to_string(self.path("postfix.log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    failed = format!("{e} (postfix.log: {})", tail.join(" | "));
+                    std::thread::sleep(std::time::Duration::from_millis(500 * attempt));
+                }
+            }
+        }
+        Err(failed)
     }
 
     /// Stops the SMTP side (the client module unreachable).
