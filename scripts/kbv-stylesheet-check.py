@@ -34,6 +34,7 @@ import sys
 import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -97,8 +98,12 @@ class Deliberate:
     name: str
     applies_to: str  # "paper" or "barcode"
     reason: str
+    # Which pair of values it excuses; by default the transliteration of the KBV value.
+    excuse: Callable[[str, str], bool] | None = None
 
     def excuses(self, kbv: str, ours: str) -> bool:
+        if self.excuse is not None:
+            return self.excuse(kbv, ours)
         keep = printable if self.applies_to == "paper" else latin9
         return kbv != ours and transliterate(kbv, keep) == ours
 
@@ -117,6 +122,14 @@ DELIBERATE = [
         "The PDF417 of Muster 1 carries ISO 8859-15 (TA Table 22); AU-Relay writes typographic "
         "marks and letters Latin-9 lacks in their ASCII/base form (domain::for_barcode: "
         "„“ → \", – → -, ł → l). The KBV template copies the bundle's Unicode text unchanged.",
+    ),
+    Deliberate(
+        "empty barcode field",
+        "barcode",
+        "Where no doctor of the bundle is transmitted with a number (Arzt in Weiterbildung "
+        "with a responsible doctor who has none either), the KBV template fills barcode field 11 "
+        "with its placeholder, a no-break space (&#160;); AU-Relay leaves the field empty.",
+        lambda kbv, ours: kbv == "\xa0" and ours == "",
     ),
 ]
 

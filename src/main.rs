@@ -381,6 +381,7 @@ async fn main() -> anyhow::Result<()> {
                 qualification: Default::default(),
                 id_kind: Default::default(),
                 name_parts: None,
+                telematik_id: None,
             };
             let actor = service::cli_actor();
             service::add_practice(&mut *db.conn()?, &actor, &practice, &doctor, land, None)?;

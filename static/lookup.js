@@ -91,7 +91,8 @@
   var patientLegend = field("patient.last_name") && field("patient.last_name").closest("fieldset");
   if (patientLegend) {
     var patients = suggestions("patient-suggestions", "Frühere Patientinnen und Patienten", function (hit) {
-      ["last_name", "first_name", "birth_date", "kvnr", "street", "house_number", "postal_code", "city"]
+      ["last_name", "first_name", "title", "name_addition", "name_prefix", "birth_date", "kvnr",
+       "street", "house_number", "post_box", "postal_code", "city"]
         .forEach(function (k) { set("patient." + k, hit.patient[k]); });
       ["name", "ik", "insured_type", "special_group", "dmp", "wop", "valid_until"]
         .forEach(function (k) { set("insurer." + k, hit.insurer[k]); });

@@ -427,7 +427,17 @@ fn a_captured_certificate_round_trips_for_every_kind() {
 #[test]
 fn every_capture_variant_is_written_as_a_bundle_the_strict_reader_accepts() {
     type Change = fn(&mut CertificateDraft);
-    let variants: [(&str, Change); 14] = [
+    let variants: [(&str, Change); 16] = [
+        ("title, Namenszusatz, Vorsatzwort", |d| {
+            d.patient.title = Some("Prof. Dr.".into());
+            d.patient.name_addition = Some("Freifrau".into());
+            d.patient.name_prefix = Some("von der".into());
+        }),
+        ("Postfach", |d| {
+            d.patient.street = String::new();
+            d.patient.house_number = String::new();
+            d.patient.post_box = Some("124589".into());
+        }),
         ("cause 1", |d| d.cause = Some("1".into())),
         ("cause 3", |d| d.cause = Some("3".into())),
         ("no cause", |d| d.cause = None),
@@ -469,12 +479,64 @@ fn every_capture_variant_is_written_as_a_bundle_the_strict_reader_accepts() {
         let i = assert_round_trip(name, &c);
         assert!(i.warnings.is_empty(), "{name}:{}", show(&i.warnings));
         let xml = String::from_utf8(fhir::write_at(&c, at()).unwrap()).unwrap();
+        if name == "Postfach" {
+            assert!(xml.contains("<type value=\"postal\"/>"), "{xml}");
+            assert!(xml.contains("iso21090-ADXP-postBox"), "{xml}");
+        }
         if name == "certainty Z" {
             assert!(xml.contains("<code value=\"resolved\"/>"), "{xml}");
         }
         if name == "certainty A" {
             assert!(xml.contains("<code value=\"refuted\"/>"), "{xml}");
         }
+    }
+}
+
+#[test]
+fn the_patients_name_parts_and_postfach_are_read_as_the_kbv_patient_profile_has_them() {
+    let xml = std::fs::read(
+        fixtures().join("KBV_PR_EAU_Bundle/1.2.1/valid/Beispiel_13-eAU_ERST_SKT_KVK.xml"),
+    )
+    .unwrap();
+    let p = fhir::read(&xml).unwrap().certificate.patient;
+    // family "Graf Freiherr von Schaumberg": own name, Namenszusatz and Vorsatzwort apart.
+    assert_eq!(p.last_name, "Schaumberg");
+    assert_eq!(p.first_name, "Karl-Friederich");
+    assert_eq!(p.name_addition.as_deref(), Some("von"));
+    assert_eq!(p.name_prefix.as_deref(), Some("Graf Freiherr"));
+    assert_eq!(p.title, None);
+    assert_eq!(p.given_line(), "Karl-Friederich von Graf Freiherr");
+    assert_eq!(p.post_box.as_deref(), Some("124589"));
+    assert_eq!((p.street.as_str(), p.house_number.as_str()), ("", ""));
+    assert_eq!(p.address_line(), "Postfach: 124589");
+    assert_eq!(
+        (p.postal_code.as_str(), p.city.as_str()),
+        ("12489", "Berlin")
+    );
+
+    // Each part is held to its TA length (Table 23: 1..20), the Postfach to the eGK's 8.
+    let long = "A".repeat(21);
+    for (from, to, location) in [
+        (
+            "<valueString value=\"von\" />",
+            format!("<valueString value=\"{long}\" />"),
+            "resource.name[0].family",
+        ),
+        (
+            "<valueString value=\"124589\" />",
+            "<valueString value=\"123456789\" />".to_owned(),
+            "resource.address[0].line",
+        ),
+    ] {
+        let text = String::from_utf8(xml.clone())
+            .unwrap()
+            .replacen(from, &to, 1);
+        let e = fhir::read(text.as_bytes()).unwrap_err();
+        assert!(
+            e.iter().any(|i| i.location.contains(location)),
+            "{location}:{}",
+            show(&e)
+        );
     }
 }
 

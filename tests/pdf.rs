@@ -448,6 +448,130 @@ fn the_blank_and_the_prefilled_form_have_no_data_they_should_not_have() {
     assert!(!text.contains(&d(c.period.until)));
 }
 
+fn gematik(file: &str) -> Certificate {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle")
+        .join(file);
+    au_relay::fhir::read(&std::fs::read(path).unwrap())
+        .unwrap()
+        .certificate
+}
+
+/// Each word of a page with its box in points: (text, x_min, y_min, y_max).
+fn words(pdf: &Path) -> Vec<(String, f32, f32, f32)> {
+    let html = tool("pdftotext", &["-bbox", pdf.to_str().unwrap(), "-"]);
+    let attr = |l: &str, name: &str| -> f32 {
+        l.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap()
+    };
+    html.lines()
+        .filter(|l| l.trim_start().starts_with("<word "))
+        .map(|l| {
+            let text = l.split('>').nth(1).unwrap().trim_end_matches("</word");
+            (
+                text.to_owned(),
+                attr(l, "xMin"),
+                attr(l, "yMin"),
+                attr(l, "yMax"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_patients_name_lines_and_postfach_print_as_the_kbv_stylesheets_print_them() {
+    // Gematik SKT example: family "Graf Freiherr von Schaumberg" with its parts, a Postfach.
+    let c = gematik("1.2.1/valid/Beispiel_13-eAU_ERST_SKT_KVK.xml");
+    let dir = tempfile::tempdir().unwrap();
+    for copy in Copy::ALL {
+        let pdf = write(
+            dir.path(),
+            "c.pdf",
+            &render(&c, copy, PaperSize::A5).unwrap(),
+        );
+        let text = flat(&text_of(&pdf));
+        // KBV: own name, then title, first name, Namenszusatz, Vorsatzwort; "Postfach: …".
+        for line in [
+            "Schaumberg, Karl-Friederich von Graf Freiherr",
+            "Postfach: 124589 D 12489 Berlin",
+        ] {
+            assert!(text.contains(line), "{copy:?}: {line} in {text}");
+        }
+    }
+}
+
+#[test]
+fn the_arzt_nr_is_the_number_the_kbv_stylesheets_choose_and_the_stamp_stays_above_the_signature_line(
+) {
+    // An ASV author without LANR, attested by a doctor with LANR and Telematik-ID: two
+    // identifiers, so the author's number (the ASV-Fachgruppennummer) as the KBV prints it.
+    let mut asv = gematik("1.2/valid/EEAU0_3f6e664d-2bfc-4eb7-9dc1-29ab73259e92.xml");
+    assert_eq!(asv.doctor_number(), "555555472");
+    // The attester's LANR alone: the one LANR there is.
+    asv.responsible.as_mut().unwrap().telematik_id = None;
+    assert_eq!(asv.doctor_number(), "838382202");
+    let payload = barcode_payload(&asv).unwrap();
+    assert_eq!(
+        payload.split(|b| *b == b'\t').nth(10),
+        Some(&b"838382202"[..])
+    );
+    // Neither doctor transmitted with a number: the field and barcode field 11 stay empty.
+    let none = gematik(
+        "1.2.1/valid/Beispiel_9_-eau-angabeIdentifikatorVerantwortlichePersonPflicht_positiv_2.xml",
+    );
+    assert_eq!(none.doctor_number(), "");
+    let payload = barcode_payload(&none).unwrap();
+    assert_eq!(payload.split(|b| *b == b'\t').nth(10), Some(&b""[..]));
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = write(
+        dir.path(),
+        "none.pdf",
+        &render(&none, Copy::Kk, PaperSize::A5).unwrap(),
+    );
+    assert!(
+        !text_of(&pdf).contains("999999900"),
+        "no pseudo-LANR on paper"
+    );
+
+    // A Weiterbildung with fax, e-mail and a responsible doctor fills the stamp: every line of
+    // it stays above the signature line (stamp from x = 88 mm, line at 95 mm = 269.3 pt).
+    let full = gematik("1.2.1/valid/Beispiel_11-eAU_FOLGE_Weiterbildung.xml");
+    assert!(full.responsible.is_some() && full.practice.more.email.is_some());
+    for copy in Copy::ALL {
+        let pdf = write(
+            dir.path(),
+            "full.pdf",
+            &render(&full, copy, PaperSize::A5).unwrap(),
+        );
+        let words = words(&pdf);
+        let caption = words
+            .iter()
+            .find(|w| w.0 == "Unterschrift" && w.1 > 249.4 && w.2 > 260.0)
+            .expect("signature caption");
+        // The stamp's contents: below its heading (57.5 mm), above its bottom (99 mm = 280.6
+        // pt), but not the caption under the line.
+        let on_caption_line = |y_min: f32| (y_min - caption.2).abs() < 1.0;
+        for (text, x, y_min, y_max) in &words {
+            let caption_word = matches!(text.as_str(), "Unterschrift" | "des" | "Arztes");
+            if *x > 249.4
+                && *y_min > 165.0
+                && *y_min < 280.6
+                && !(caption_word && on_caption_line(*y_min))
+            {
+                assert!(*y_max <= 269.3, "{copy:?}: {text} reaches {y_max} pt");
+            }
+        }
+        let text = flat(&text_of(&pdf));
+        assert!(
+            text.contains("LANR 999999900"),
+            "{copy:?}: responsible LANR: {text}"
+        );
+    }
+}
+
 #[test]
 fn names_at_maximum_length_stay_inside_the_personalienfeld() {
     let c = samples::long_names().unwrap();
@@ -753,6 +877,19 @@ fn write_oracle_samples() {
                 "diagnosis_text": "Grippaler Infekt"
             }),
         ),
+        (
+            "title_name_parts_post_box",
+            serde_json::json!({
+                "kind": "ERST", "patient": {
+                    "kvnr": "A123456780", "first_name": "Karl-Friederich", "last_name": "Schaumberg",
+                    "title": "Dr. med.", "name_addition": "Graf Freiherr", "name_prefix": "von",
+                    "birth_date": "1964-04-04", "post_box": "124589",
+                    "postal_code": "12489", "city": "Berlin"},
+                "insurer": insurer,
+                "period": {"since": "2026-11-25", "until": "2026-11-27", "determined_on": "2026-11-25"},
+                "diagnoses": [{"code": "J06.9", "certainty": "G"}]
+            }),
+        ),
     ];
 
     let mut certs: Vec<(String, Certificate)> = samples::all()
@@ -775,33 +912,38 @@ fn write_oracle_samples() {
     let mut originals: Vec<(String, Certificate, Vec<u8>)> = Vec::new();
     let fixtures =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle");
-    for (name, file) in [
-        (
-            "kbv_weiterbildung",
-            "1.2.1/valid/Beispiel_9-eAU_FOLGE_Weiterbildung.xml",
-        ),
-        (
-            "kbv_zahnarzt",
-            "1.2.1/valid/Beispiel_15-eAU_ERST_GKV_Zahnarzt.xml",
-        ),
-        (
-            "kbv_asv_standort",
-            "1.2/valid/EEAU0_ccd9f64f-5066-5181-93cf-26a8d94fd560.xml",
-        ),
-        (
-            "kbv_asv_team",
-            "1.2/valid/EEAU0_c038e978-a9f4-4656-b889-737b5c444cc9.xml",
-        ),
-        (
-            "kbv_skt_kvk",
-            "1.2.1/valid/Beispiel_13-eAU_ERST_SKT_KVK.xml",
-        ),
-        ("kbv_pkv", "1.2.1/valid/Beispiel_5-eAU_ERST_PKV.xml"),
-    ] {
-        let xml = std::fs::read(fixtures.join(file)).unwrap();
-        let imported = au_relay::fhir::read(&xml)
-            .unwrap_or_else(|e| panic!("{name}: {file} not imported: {e:?}"));
-        certs.push((name.to_owned(), imported.certificate.clone()));
+    // Every valid gematik example of the eAU 1.2 profiles that AU-Relay imports (1.2.1 all of
+    // them; of 1.2 the two that 1.2.1 made invalid are refused, see tests/fhir.rs).
+    let mut files: Vec<PathBuf> = ["1.2.1/valid", "1.2/valid"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(fixtures.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let xml = std::fs::read(&file).unwrap();
+        let version = file
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap();
+        let stem = file.file_stem().unwrap().to_string_lossy();
+        let name: String = format!("kbv_{}_{stem}", version.to_string_lossy())
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let imported = match au_relay::fhir::read(&xml) {
+            Ok(imported) => imported,
+            Err(e) if version == "1.2" => {
+                eprintln!("{name}: not imported (invalid under 1.2.1): {e:?}");
+                continue;
+            }
+            Err(e) => panic!("{name}: not imported: {e:?}"),
+        };
+        certs.push((name.clone(), imported.certificate.clone()));
         // The same copies next to the bundle as received, before AU-Relay wrote it again.
         originals.push((format!("{name}_original"), imported.certificate, xml));
     }

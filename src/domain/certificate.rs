@@ -395,10 +395,24 @@ pub struct Patient {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kvk_number: Option<String>,
     pub first_name: String,
+    /// Nachname: the own name alone ("Schaumberg"), without Namenszusatz and Vorsatzwort.
     pub last_name: String,
+    /// Akademischer Grad ("Dr."), Namenszusatz ("Graf", "Freiherr") and Vorsatzwort ("von"),
+    /// kept apart as the eGK and the KBV Patient profile keep them (TA Table 23: 1..20 each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_addition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_prefix: Option<String>,
     pub birth_date: NaiveDate,
+    /// Street and house number; both empty for a Postfach address ([`Patient::post_box`]).
     pub street: String,
     pub house_number: String,
+    /// Postfach of a postal address (KBV Patient `address` of type `postal`), in place of the
+    /// street.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_box: Option<String>,
     pub postal_code: String,
     pub city: String,
     /// Country code of the address as the bundle has it (`D`); `None` where an imported bundle
@@ -427,9 +441,46 @@ impl Patient {
         }
     }
 
-    /// "Müller-Lüdenscheidt, Jürgen" as on Muster 1.
+    /// "Müller-Lüdenscheidt, Jürgen" as on Muster 1; with the other name parts
+    /// "Schaumberg, Dr. Karl Graf von", the order of the KBV copies.
     pub fn display_name(&self) -> String {
-        format!("{}, {}", self.last_name, self.first_name)
+        format!("{}, {}", self.last_name, self.given_line())
+    }
+
+    /// The second name line of the KBV copies: title, first name, Namenszusatz, Vorsatzwort.
+    pub fn given_line(&self) -> String {
+        [
+            self.title.as_deref(),
+            Some(self.first_name.as_str()),
+            self.name_addition.as_deref(),
+            self.name_prefix.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// The whole family name as FHIR `HumanName.family` carries it: "Graf von Schaumberg".
+    pub fn family_name(&self) -> String {
+        [
+            self.name_addition.as_deref(),
+            self.name_prefix.as_deref(),
+            Some(self.last_name.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// The first address line: "Große Straße 5a", or "Postfach: 124589".
+    pub fn address_line(&self) -> String {
+        match &self.post_box {
+            Some(post_box) => format!("Postfach: {post_box}"),
+            None if self.house_number.is_empty() => self.street.clone(),
+            None => format!("{} {}", self.street, self.house_number),
+        }
     }
 }
 
@@ -594,9 +645,23 @@ pub struct Doctor {
     /// Name parts when they differ from [`PersonName::split`] of `name` (imported bundles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_parts: Option<PersonName>,
+    /// Telematik-ID as an imported bundle transmits it (`Practitioner.identifier` PRN); kept
+    /// so that the bundle is written again as received and the copies choose the Arzt-Nr. as
+    /// the KBV stylesheets do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telematik_id: Option<String>,
 }
 
 impl Doctor {
+    /// The number the copies print for this doctor (LANR, ZANR or ASV-Fachgruppennummer);
+    /// none for a doctor transmitted without one.
+    pub fn printed_number(&self) -> Option<&str> {
+        match self.id_kind {
+            DoctorIdKind::None => None,
+            DoctorIdKind::Lanr | DoctorIdKind::AsvFachgruppe => Some(self.lanr.as_str()),
+        }
+    }
+
     /// The name parts as transmitted.
     pub fn person_name(&self) -> PersonName {
         self.name_parts
@@ -701,7 +766,28 @@ impl fmt::Debug for Certificate {
 }
 
 impl Certificate {
-    /// Diagnoses formatted as on the printout and in the barcode: `CODE G L, CODE G`.
+    /// The "Arzt-Nr." of the copies and barcode field 11, chosen as the KBV stylesheets choose
+    /// it: with both doctors identified, the author's number; else the one LANR/ZANR there is
+    /// (an Arzt in Weiterbildung transmitted without one); else an ASV-Fachgruppennummer; else
+    /// nothing.
+    pub fn doctor_number(&self) -> &str {
+        let doctors = || std::iter::once(&self.doctor).chain(self.responsible.as_ref());
+        // The stylesheets count the practitioners' identifiers (LANR/ZANR and Telematik-ID):
+        // more than one, and the author's number is printed, whatever it is.
+        let identifiers: usize = doctors()
+            .map(|d| {
+                usize::from(d.id_kind == DoctorIdKind::Lanr) + usize::from(d.telematik_id.is_some())
+            })
+            .sum();
+        if identifiers > 1 {
+            return self.doctor.printed_number().unwrap_or_default();
+        }
+        doctors()
+            .find(|d| d.id_kind == DoctorIdKind::Lanr)
+            .or_else(|| doctors().find(|d| d.id_kind == DoctorIdKind::AsvFachgruppe))
+            .map_or("", |d| d.lanr.as_str())
+    }
+
     /// Every cause, the first one first.
     pub fn causes(&self) -> impl Iterator<Item = Cause> + '_ {
         self.cause

@@ -125,12 +125,20 @@ pub struct PatientDraft {
     pub first_name: String,
     #[validate(length(min = 1, max = 45, message = "Name: 1 bis 45 Zeichen"))]
     pub last_name: String,
+    /// Akademischer Grad, Namenszusatz, Vorsatzwort (eGK): optional, 1..20 characters each.
+    #[serde(deserialize_with = "empty_as_none")]
+    pub title: Option<String>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub name_addition: Option<String>,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub name_prefix: Option<String>,
     #[validate(custom(function = "check_date_birth"))]
     pub birth_date: String,
-    #[validate(length(min = 1, max = 46, message = "Straße: 1 bis 46 Zeichen"))]
+    /// Street and house number, or a Postfach instead of both (checked in `patient`).
     pub street: String,
-    #[validate(length(min = 1, max = 9, message = "Hausnummer: 1 bis 9 Zeichen"))]
     pub house_number: String,
+    #[serde(deserialize_with = "empty_as_none")]
+    pub post_box: Option<String>,
     #[validate(length(min = 1, max = 10, message = "PLZ: 1 bis 10 Zeichen"))]
     pub postal_code: String,
     #[validate(length(min = 1, max = 40, message = "Ort: 1 bis 40 Zeichen"))]
@@ -267,9 +275,13 @@ pub fn patient_block(previous: &Certificate) -> (PatientDraft, InsurerDraft) {
                 .unwrap_or_default(),
             first_name: patient.first_name.clone(),
             last_name: patient.last_name.clone(),
+            title: patient.title.clone(),
+            name_addition: patient.name_addition.clone(),
+            name_prefix: patient.name_prefix.clone(),
             birth_date: day(patient.birth_date),
             street: patient.street.clone(),
             house_number: patient.house_number.clone(),
+            post_box: patient.post_box.clone(),
             postal_code: patient.postal_code.clone(),
             city: patient.city.clone(),
         },
@@ -724,8 +736,35 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
     }
     let first_name = text(&p.first_name, "patient.first_name", "Vorname", 45, e);
     let last_name = text(&p.last_name, "patient.last_name", "Name", 45, e);
-    let street = text(&p.street, "patient.street", "Straße", 46, e);
-    let house_number = text(&p.house_number, "patient.house_number", "Hausnummer", 9, e);
+    let title = optional(&p.title, "patient.title", "Titel", 20, e);
+    let name_addition = optional(
+        &p.name_addition,
+        "patient.name_addition",
+        "Namenszusatz",
+        20,
+        e,
+    );
+    let name_prefix = optional(&p.name_prefix, "patient.name_prefix", "Vorsatzwort", 20, e);
+    let post_box = optional(&p.post_box, "patient.post_box", "Postfach", 8, e);
+    let (street, house_number) = match &p.post_box {
+        None => (
+            text(&p.street, "patient.street", "Straße", 46, e),
+            text(&p.house_number, "patient.house_number", "Hausnummer", 9, e),
+        ),
+        Some(_) => {
+            for (value, field, label) in [
+                (&p.street, "patient.street", "Straße"),
+                (&p.house_number, "patient.house_number", "Hausnummer"),
+            ] {
+                e.rule(
+                    !value.trim().is_empty(),
+                    field,
+                    &format!("{label}: bei einer Postfach-Anschrift leer lassen (Straße und Hausnummer oder Postfach)"),
+                );
+            }
+            (Some(String::new()), Some(String::new()))
+        }
+    };
     let postal_code = text(&p.postal_code, "patient.postal_code", "PLZ", 10, e);
     let city = text(&p.city, "patient.city", "Ort", 40, e);
     Some(Patient {
@@ -733,13 +772,31 @@ fn patient(p: &PatientDraft, today: NaiveDate, e: &mut Errors) -> Option<Patient
         kvk_number: None,
         first_name: first_name?,
         last_name: last_name?,
+        title: title?,
+        name_addition: name_addition?,
+        name_prefix: name_prefix?,
         birth_date: birth_date.filter(|b| *b <= today)?,
         street: street?,
         house_number: house_number?,
+        post_box: post_box?,
         postal_code: postal_code?,
         city: city?,
         country: Some("D".to_owned()),
     })
+}
+
+/// An optional line: `Some(None)` when left empty, `None` when given but invalid.
+fn optional(
+    value: &Option<String>,
+    field: &str,
+    label: &'static str,
+    max: usize,
+    e: &mut Errors,
+) -> Option<Option<String>> {
+    match value {
+        None => Some(None),
+        Some(v) => text(v, field, label, max, e).map(Some),
+    }
 }
 
 fn text(
@@ -926,6 +983,7 @@ pub fn demo_practice() -> Result<(Practice, Doctor), DomainError> {
             qualification: Default::default(),
             id_kind: Default::default(),
             name_parts: None,
+            telematik_id: None,
         },
     ))
 }
@@ -1060,6 +1118,46 @@ mod tests {
             .into_iter()
             .map(|e| e.field)
             .collect()
+    }
+
+    #[test]
+    fn title_name_parts_and_postfach_are_captured_as_the_egk_has_them() {
+        let mut d = draft();
+        d.patient.title = Some(" Dr. ".into());
+        d.patient.name_addition = Some("Freiherr".into());
+        d.patient.name_prefix = Some("von".into());
+        d.patient.street = String::new();
+        d.patient.house_number = String::new();
+        d.patient.post_box = Some("124589".into());
+        let p = Certificate::from_draft(&d, &ctx()).unwrap().patient;
+        assert_eq!(p.title.as_deref(), Some("Dr."));
+        assert_eq!(
+            p.display_name(),
+            "Müller-Lüdenscheidt, Dr. Jürgen Freiherr von"
+        );
+        assert_eq!(p.family_name(), "Freiherr von Müller-Lüdenscheidt");
+        assert_eq!(p.address_line(), "Postfach: 124589");
+
+        // Street and house number or a Postfach, never both; each part at most 20 characters.
+        d.patient.street = "Große Straße".into();
+        d.patient.house_number = "5".into();
+        d.patient.title = Some("D".repeat(21));
+        d.patient.post_box = Some("123456789".into());
+        let mut failed = fields(&d);
+        failed.sort();
+        assert_eq!(
+            failed,
+            [
+                "patient.house_number",
+                "patient.post_box",
+                "patient.street",
+                "patient.title"
+            ]
+        );
+        // Without a Postfach, street and house number stay required.
+        let mut d = draft();
+        d.patient.street = String::new();
+        assert_eq!(fields(&d), ["patient.street"]);
     }
 
     #[test]

@@ -1202,10 +1202,11 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
         );
     }
     let name = n.child("name");
+    let parts = name.map(|nm| name_parts(nm, &format!("{loc}.name[0]"), cx));
     let (last_name, first_name) = match name {
         Some(nm) => {
             let nl = format!("{loc}.name[0]");
-            let family = cx.text(nm, &nl, &["family"], "Name des Versicherten", 45);
+            let family = own_name(nm, &nl, cx);
             let given: Vec<&str> = nm.all("given").filter_map(|(_, g)| g.value()).collect();
             let given = if given.is_empty() {
                 cx.err(
@@ -1244,8 +1245,19 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
             );
         }
     }
-    let addr = address(n, &loc, "des Versicherten", cx);
-    let (street, house_number, postal_code, city) = addr?;
+    let post_box = post_box(n, &loc, cx);
+    let (street, house_number, postal_code, city) = match &post_box {
+        Some(_) => {
+            let al = format!("{loc}.address[0]");
+            let a = n.child("address")?;
+            let postal = cx.text(a, &al, &["postalCode"], "PLZ des Versicherten", 10);
+            let city = cx.text(a, &al, &["city"], "Ort des Versicherten", 40);
+            (String::new(), String::new(), postal?, city?)
+        }
+        None => address(n, &loc, "des Versicherten", cx)?,
+    };
+    let post_box = post_box.flatten();
+    let (title, name_addition, name_prefix) = parts.flatten().unwrap_or_default();
     if kvnr.is_none() && kvk_number.is_none() {
         return None;
     }
@@ -1254,12 +1266,97 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
         kvk_number,
         first_name: first_name?,
         last_name: last_name?,
+        title,
+        name_addition,
+        name_prefix,
         birth_date: birth_date.filter(|b| issued_on.is_none_or(|i| *b <= i))?,
         street,
         house_number,
+        post_box,
         postal_code,
         city,
         country: n.val(&["address", "country"]).map(str::to_owned),
+    })
+}
+
+/// The own name of a `HumanName`: its `humanname-own-name` extension where the family name
+/// carries Namenszusatz or Vorsatzwort, else the family name itself.
+fn own_name(nm: &Node, nl: &str, cx: &mut Cx) -> Option<String> {
+    let family = cx.req(nm, nl, &["family"], "Name des Versicherten")?;
+    let own = nm
+        .child("family")
+        .and_then(|f| f.extension(sys::OWN_NAME))
+        .and_then(|e| e.val(&["valueString"]));
+    cx.len(
+        Some(own.unwrap_or(family).trim()),
+        &format!("{nl}.family"),
+        "Name des Versicherten",
+        45,
+    )
+}
+
+/// Title (`prefix` qualified `AC`), Namenszusatz and Vorsatzwort of the patient's name; `None`
+/// when one of them is invalid (the error is recorded).
+type NameParts = (Option<String>, Option<String>, Option<String>);
+
+fn name_parts(nm: &Node, nl: &str, cx: &mut Cx) -> Option<NameParts> {
+    let family = nm.child("family");
+    let mut part = |value: Option<&str>, loc: String, label: &str| -> Option<Option<String>> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => Some(None),
+            Some(v) => cx.len(Some(v), &loc, label, 20).map(Some),
+        }
+    };
+    let ext = |url: &str| {
+        family
+            .and_then(|f| f.extension(url))
+            .and_then(|e| e.val(&["valueString"]))
+    };
+    let prefixes: Vec<&str> = nm.all("prefix").filter_map(|(_, p)| p.value()).collect();
+    let title = part(
+        (!prefixes.is_empty())
+            .then(|| prefixes.join(" "))
+            .as_deref(),
+        format!("{nl}.prefix"),
+        "Titel des Versicherten",
+    );
+    let addition = part(
+        ext(sys::NAMENSZUSATZ),
+        format!("{nl}.family"),
+        "Namenszusatz des Versicherten",
+    );
+    let prefix = part(
+        ext(sys::OWN_PREFIX),
+        format!("{nl}.family"),
+        "Vorsatzwort des Versicherten",
+    );
+    Some((title?, addition?, prefix?))
+}
+
+/// The Postfach of a postal address (`type` `postal`, `line` with the `ADXP-postBox`
+/// extension): `None` for a street address, `Some(None)` for a postal address whose Postfach
+/// is invalid (the error is recorded).
+fn post_box(n: &Node, loc: &str, cx: &mut Cx) -> Option<Option<String>> {
+    let a = n.child("address")?;
+    if a.val(&["type"]) != Some("postal") {
+        return None;
+    }
+    let al = format!("{loc}.address[0].line");
+    let line = a.child("line");
+    let value = line
+        .and_then(|l| l.extension(sys::POST_BOX))
+        .and_then(|e| e.val(&["valueString"]))
+        .or_else(|| line.and_then(Node::value));
+    Some(match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => cx.len(Some(v), &al, "Postfach des Versicherten", 8),
+        None => {
+            cx.err(
+                IssueCode::Required,
+                al,
+                "Postfach des Versicherten: Angabe fehlt",
+            );
+            None
+        }
     })
 }
 
@@ -1329,6 +1426,23 @@ fn person_name(n: &Node, loc: &str, cx: &mut Cx) -> Option<PersonName> {
     };
     let nl = format!("{loc}.name[0]");
     let family = cx.text(nm, &nl, &["family"], "Name des Arztes", 45)?;
+    // With its parts, the family name as the KBV stamp prints it: Namenszusatz, Vorsatzwort,
+    // own name.
+    let part = |url: &str| {
+        nm.child("family")
+            .and_then(|f| f.extension(url))
+            .and_then(|e| e.val(&["valueString"]))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let family = match part(sys::OWN_NAME) {
+        Some(own) => [part(sys::NAMENSZUSATZ), part(sys::OWN_PREFIX), Some(own)]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => family,
+    };
     let given: Vec<&str> = nm.all("given").filter_map(|(_, g)| g.value()).collect();
     let given = cx.len(
         Some(&given.join(" ")),
@@ -1391,11 +1505,14 @@ fn practitioner(r: Res<'_>, has_responsible: bool, sel: bool, cx: &mut Cx) -> Op
         );
     }
     let mut number = None;
+    let mut telematik_id = None;
     for (i, id) in n.all("identifier") {
         let system = id.val(&["system"]).unwrap_or_default();
         let l = format!("{loc}.identifier[{i}].value");
         let v = id.value_of("value").unwrap_or_default();
-        if system == sys::ANR {
+        if system == sys::TELEMATIK_ID {
+            telematik_id = cx.len(Some(v.trim()), &l, "Telematik-ID des Arztes", 128);
+        } else if system == sys::ANR {
             number = cx.domain(&l, Lanr::parse(v)).map(|x| (x, false));
         } else if system == sys::ZANR {
             number = cx
@@ -1460,6 +1577,7 @@ fn practitioner(r: Res<'_>, has_responsible: bool, sel: bool, cx: &mut Cx) -> Op
         qualification: qualification?,
         id_kind,
         name_parts,
+        telematik_id,
     })
 }
 

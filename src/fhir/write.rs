@@ -39,6 +39,10 @@ pub(crate) mod sys {
     pub const BERUFSBEZEICHNUNG: &str =
         "https://fhir.kbv.de/CodeSystem/KBV_CS_FOR_Berufsbezeichnung";
     pub const OWN_NAME: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-name";
+    pub const TELEMATIK_ID: &str = "https://gematik.de/fhir/sid/telematik-id";
+    pub const OWN_PREFIX: &str = "http://hl7.org/fhir/StructureDefinition/humanname-own-prefix";
+    pub const NAMENSZUSATZ: &str = "http://fhir.de/StructureDefinition/humanname-namenszusatz";
+    pub const POST_BOX: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-postBox";
     pub const EN_QUALIFIER: &str = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier";
     pub const HOUSE_NUMBER: &str =
         "http://hl7.org/fhir/StructureDefinition/iso21090-ADXP-houseNumber";
@@ -395,6 +399,15 @@ fn family(w: &mut Writer, family: &str) {
         .close("family");
 }
 
+/// `HumanName.prefix` qualified as an academic title (`AC`).
+fn academic_title(w: &mut Writer, title: &str) {
+    w.open_with("prefix", &[("value", title)])
+        .open_with("extension", &[("url", sys::EN_QUALIFIER)])
+        .leaf("valueCode", "AC")
+        .close("extension")
+        .close("prefix");
+}
+
 fn patient(w: &mut Writer, c: &Certificate, ids: &Ids) {
     let p = &c.patient;
     begin_entry(w, "Patient", &ids.patient, "KBV_PR_FOR_Patient");
@@ -408,20 +421,45 @@ fn patient(w: &mut Writer, c: &Certificate, ids: &Ids) {
         (None, Some(kvk)) => identifier(w, sys::KBV_ID_TYPE, "kvk", sys::KVK, kvk),
         (None, None) => {}
     }
-    w.open("name").leaf("use", "official");
-    family(w, &p.last_name);
-    w.leaf("given", &p.first_name)
-        .close("name")
-        .leaf("birthDate", &p.birth_date.to_string());
-    address(
-        w,
-        &p.street,
-        &p.house_number,
-        &p.postal_code,
-        &p.city,
-        p.country.as_deref(),
-        None,
-    );
+    w.open("name")
+        .leaf("use", "official")
+        .open_with("family", &[("value", &p.family_name())]);
+    if let Some(addition) = &p.name_addition {
+        w.ext_string(sys::NAMENSZUSATZ, addition);
+    }
+    w.ext_string(sys::OWN_NAME, &p.last_name);
+    if let Some(prefix) = &p.name_prefix {
+        w.ext_string(sys::OWN_PREFIX, prefix);
+    }
+    w.close("family").leaf("given", &p.first_name);
+    if let Some(title) = &p.title {
+        academic_title(w, title);
+    }
+    w.close("name").leaf("birthDate", &p.birth_date.to_string());
+    match &p.post_box {
+        Some(post_box) => {
+            w.open("address")
+                .leaf("type", "postal")
+                .open_with("line", &[("value", post_box)])
+                .ext_string(sys::POST_BOX, post_box)
+                .close("line")
+                .leaf("city", &p.city)
+                .leaf("postalCode", &p.postal_code);
+            if let Some(country) = &p.country {
+                w.leaf("country", country);
+            }
+            w.close("address");
+        }
+        None => address(
+            w,
+            &p.street,
+            &p.house_number,
+            &p.postal_code,
+            &p.city,
+            p.country.as_deref(),
+            None,
+        ),
+    }
     end_entry(w, "Patient");
 }
 
@@ -434,6 +472,9 @@ fn practitioner(w: &mut Writer, d: &Doctor, id: &str) {
         (DoctorIdKind::Lanr, _) => identifier(w, sys::V2_0203, "LANR", sys::ANR, d.lanr.as_str()),
         (DoctorIdKind::AsvFachgruppe | DoctorIdKind::None, _) => {}
     }
+    if let Some(telematik_id) = &d.telematik_id {
+        identifier(w, sys::V2_0203, "PRN", sys::TELEMATIK_ID, telematik_id);
+    }
     let n = d.person_name();
     w.open("name").leaf("use", "official");
     family(w, &n.family);
@@ -441,11 +482,7 @@ fn practitioner(w: &mut Writer, d: &Doctor, id: &str) {
         w.leaf("given", &n.given);
     }
     if let Some(prefix) = &n.prefix {
-        w.open_with("prefix", &[("value", prefix)])
-            .open_with("extension", &[("url", sys::EN_QUALIFIER)])
-            .leaf("valueCode", "AC")
-            .close("extension")
-            .close("prefix");
+        academic_title(w, prefix);
     }
     w.close("name")
         .open("qualification")

@@ -58,7 +58,7 @@ pub fn barcode_payload(c: &Certificate) -> Result<Vec<u8>, PdfError> {
                 .clone()
                 .unwrap_or_else(|| c.practice.bsnr.as_str().into()),
         ),
-        ("LANR", c.doctor.lanr.as_str().into()),
+        ("LANR", c.doctor_number().into()),
         (
             "Ausstellungsdatum",
             date(Some(c.issued_on)).unwrap_or_default(),

@@ -370,11 +370,17 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
                 &format!("{},", p.patient.last_name),
             );
             y += 3.5;
-            c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &p.patient.first_name);
+            c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &p.patient.given_line());
         }
         y += 3.5;
-        let street = format!("{} {}", p.patient.street, p.patient.house_number);
-        c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &street);
+        c.text_fit(
+            x,
+            y,
+            w - 3.0,
+            VALUE,
+            Face::Regular,
+            &p.patient.address_line(),
+        );
         y += 3.5;
         // Country code before the postcode, as the KBV stylesheets print the bundle's address.
         let city = match &p.patient.country {
@@ -408,7 +414,10 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
                 form.cert
                     .and_then(|c| c.asv_team.clone())
                     .unwrap_or_else(|| p.practice.bsnr.as_str().to_owned()),
-                p.doctor.lanr.as_str().to_owned(),
+                form.cert.map_or_else(
+                    || p.doctor.lanr.as_str().to_owned(),
+                    |c| c.doctor_number().to_owned(),
+                ),
                 date(form.cert.map(|c| c.issued_on)),
             ],
         ],
@@ -547,6 +556,84 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
     );
 }
 
+/// One line of the stamp: its baseline below the previous one, size, face and text.
+struct StampLine {
+    advance: f32,
+    size: f32,
+    face: Face,
+    text: String,
+}
+
+/// The practice and the doctor(s) in the stamp, as the KBV stylesheets print them. Where the
+/// lines do not fit above the signature line (an imported bundle with fax, e-mail and a
+/// responsible doctor), spacing and sizes shrink together so that nothing reaches it.
+fn stamp_lines(c: &mut Canvas<'_>, top: f32, w: f32, form: &Form<'_>, p: &Parties<'_>) {
+    let line = |advance: f32, size: f32, face: Face, text: String| StampLine {
+        advance,
+        size,
+        face,
+        text,
+    };
+    let pr = p.practice;
+    let more = &pr.more;
+    let mut address = vec![pr.street.clone()];
+    address.extend(more.address_line2.clone());
+    address.push(format!("{} {}", pr.postal_code, pr.city));
+    address.push(format!("Tel. {}", pr.phone));
+    address.extend(more.fax.as_ref().map(|f| format!("Fax: {f}")));
+    address.extend(more.email.as_ref().map(|e| format!("E-Mail: {e}")));
+    let dense = address.len() > 3;
+    // Not on the employer's copy: blacked out in the Personalienfeld, so not in the stamp.
+    // An ASV team number stands where the BSNR would (KBV stylesheets).
+    if form.copy != Copy::Ag {
+        address.push(match form.cert.and_then(|c| c.asv_team.as_deref()) {
+            Some(team) => format!("ASV-Team {team}"),
+            None => format!("BSNR {}", pr.bsnr),
+        });
+    }
+    let (step, size) = if dense { (3.0, 6.5) } else { (3.5, 7.5) };
+    let mut lines = vec![line(0.0, 8.0, Face::Bold, pr.name.clone())];
+    for (i, text) in address.into_iter().enumerate() {
+        lines.push(line(
+            if i == 0 { 3.5 } else { step },
+            size,
+            Face::Regular,
+            text,
+        ));
+    }
+    // The responsible doctor of a Weiterbildung or Vertretung follows the author; a doctor
+    // transmitted without a number gets no number line (the KBV copies leave it empty).
+    let responsible = form.cert.and_then(|c| c.responsible.as_ref());
+    let tight = responsible.is_some() || dense;
+    let (gap, name_size) = if tight { (2.9, 7.0) } else { (3.3, 8.0) };
+    let number = |d: &Doctor| d.printed_number().map(|n| format!("LANR {n}"));
+    let d = p.doctor;
+    lines.push(line(
+        if tight { 3.5 } else { 5.0 },
+        name_size,
+        Face::Regular,
+        d.name.clone(),
+    ));
+    lines.push(line(gap, 6.5, Face::Regular, d.specialty.clone()));
+    lines.extend(number(d).map(|n| line(gap, 7.0, Face::Regular, n)));
+    if let Some(r) = responsible {
+        lines.push(line(gap, 6.5, Face::Regular, r.name.clone()));
+        lines.push(line(2.4, 5.5, Face::Regular, r.specialty.clone()));
+        lines.extend(number(r).map(|n| line(2.2, 5.5, Face::Regular, n)));
+    }
+    // First baseline top + 7 mm; the last must stay clear of the signature line (top + 40).
+    let room = 38.6 - 7.0;
+    let needed: f32 = lines.iter().map(|l| l.advance).sum();
+    let scale = if needed > room { room / needed } else { 1.0 };
+    let (x, max) = (COL2 + 2.0, w - 4.0);
+    let mut y = top + 7.0;
+    for l in &lines {
+        y += l.advance * scale;
+        let size = (l.size * scale.max(0.8)).max(4.5);
+        c.text_fit(x, y, max, size, l.face, &l.text);
+    }
+}
+
 fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
     let top = 55.0;
     let w = RIGHT - COL2;
@@ -559,59 +646,7 @@ fn stamp(c: &mut Canvas<'_>, form: &Form<'_>) {
         "Vertragsarztstempel / Unterschrift des Arztes",
     );
     if let Some(p) = form.parties {
-        let x = COL2 + 2.0;
-        let max = w - 4.0;
-        let pr = p.practice;
-        c.text_fit(x, top + 7.0, max, 8.0, Face::Bold, &pr.name);
-        // The address and contact lines, as the KBV stylesheets print the Organization; more
-        // lines (an imported bundle's second address line, fax, e-mail) close up.
-        let more = &pr.more;
-        let mut lines = vec![pr.street.clone()];
-        lines.extend(more.address_line2.clone());
-        lines.push(format!("{} {}", pr.postal_code, pr.city));
-        lines.push(format!("Tel. {}", pr.phone));
-        lines.extend(more.fax.as_ref().map(|f| format!("Fax: {f}")));
-        lines.extend(more.email.as_ref().map(|e| format!("E-Mail: {e}")));
-        // Each extra line takes 2.5 mm more from the doctor's block below (which then closes
-        // up as well): the stamp keeps its size.
-        let extra = lines.len().saturating_sub(3).min(3) as f32;
-        let step = 3.5 - 0.5 * extra.min(1.0);
-        let size = if extra > 0.0 { 6.5 } else { 7.5 };
-        let mut y = top + 10.5;
-        for line in &lines {
-            c.text_fit(x, y, max, size, Face::Regular, line);
-            y += step;
-        }
-        // Not on the employer's copy: blacked out in the Personalienfeld, so not in the stamp.
-        // An ASV team number stands where the BSNR would (KBV stylesheets).
-        if form.copy != Copy::Ag {
-            let site = match form.cert.and_then(|c| c.asv_team.as_deref()) {
-                Some(team) => format!("ASV-Team {team}"),
-                None => format!("BSNR {}", pr.bsnr),
-            };
-            c.text(x, y, size, Face::Regular, &site);
-        }
-        let d = p.doctor;
-        // The responsible doctor of a Weiterbildung or Vertretung follows the author.
-        let responsible = form.cert.and_then(|c| c.responsible.as_ref());
-        let tight = responsible.is_some() || extra > 0.0;
-        let y = y + if tight { 3.5 } else { 5.0 };
-        let (gap, name_size) = if tight { (2.9, 7.0) } else { (3.3, 8.0) };
-        c.text_fit(x, y, max, name_size, Face::Regular, &d.name);
-        c.text_fit(x, y + gap, max, 6.5, Face::Regular, &d.specialty);
-        c.text(
-            x,
-            y + 2.0 * gap,
-            7.0,
-            Face::Regular,
-            &format!("LANR {}", d.lanr),
-        );
-        if let Some(r) = responsible {
-            let y = y + 3.0 * gap;
-            c.text_fit(x, y, max, 6.5, Face::Regular, &r.name);
-            c.text_fit(x, y + 2.4, max, 5.5, Face::Regular, &r.specialty);
-            c.text(x, y + 4.6, 5.5, Face::Regular, &format!("LANR {}", r.lanr));
-        }
+        stamp_lines(c, top, w, form, &p);
     }
     let responsible = form.cert.is_some_and(|c| c.responsible.is_some());
     if form.hand_signed && form.copy == Copy::V && responsible {

@@ -102,7 +102,11 @@ impl BarcodeRecord {
             special_group: digits(f[7], 0..=2, "Besondere Personengruppe")?,
             dmp: digits(f[8], 0..=2, "DMP-Kennzeichnung")?,
             bsnr: digits(f[9], 9..=9, "BSNR")?,
-            lanr: digits(f[10], 9..=9, "LANR")?,
+            // Empty where no doctor of the bundle has a number (Arzt in Weiterbildung).
+            lanr: match f[10] {
+                "" => String::new(),
+                lanr => digits(lanr, 9..=9, "LANR")?,
+            },
             issued_on: optional_date(f[11], "Ausstellungsdatum")?.ok_or(RecordError::Field {
                 field: "Ausstellungsdatum",
             })?,

@@ -173,6 +173,7 @@ pub fn master_data(conn: &mut AnyConnection, practice_id: &str) -> Result<(Pract
                 qualification: Default::default(),
                 id_kind: Default::default(),
                 name_parts: None,
+                telematik_id: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -210,6 +210,7 @@ fn parse_practice(f: &PracticeForm) -> Result<NewPractice, Vec<FieldError>> {
         qualification: Default::default(),
         id_kind: Default::default(),
         name_parts: None,
+        telematik_id: None,
     };
     Ok((practice, doctor, land, account))
 }
