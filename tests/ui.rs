@@ -103,6 +103,65 @@ async fn staff_capture_a_certificate_with_umlauts_and_find_it_in_the_list() {
 }
 
 #[tokio::test]
+async fn title_name_parts_and_a_postfach_are_captured_and_shown_on_the_staff_pages() {
+    let app = TestApp::spawn().await;
+    let csrf = app.login().await;
+    let page = app.get_text("/certificates/new").await;
+    for field in [
+        "patient.title",
+        "patient.name_addition",
+        "patient.name_prefix",
+        "patient.post_box",
+    ] {
+        assert!(
+            page.contains(&format!("name=\"{field}\"")),
+            "{field} on the form"
+        );
+    }
+    let token = hidden(&page, "form_token");
+    let mut f = form(&csrf, &token);
+    f.extend(
+        [
+            ("patient.title", "Dr."),
+            ("patient.name_addition", "Freiherr"),
+            ("patient.name_prefix", "von"),
+            ("patient.post_box", "124589"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    // A Postfach with a street: both named, in German, nothing stored.
+    let r = post_form(&app, "/certificates", &f).await;
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Straße: bei einer Postfach-Anschrift leer lassen"),
+        "{page}"
+    );
+    assert!(page.contains("Hausnummer: bei einer Postfach-Anschrift leer lassen"));
+    assert!(page.contains("value=\"124589\""), "typed Postfach kept");
+    assert!(
+        page.contains("<details class=\"more\" open>"),
+        "the parts stay open"
+    );
+    assert_eq!(app.rows(), (0, 0, 0));
+
+    set(&mut f, "patient.street", "");
+    set(&mut f, "patient.house_number", "");
+    let r = post_form(&app, "/certificates", &f).await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let detail = app.get_text(&location).await;
+    assert!(
+        detail.contains("Müller-Lüdenscheidt, Dr. Jürgen Freiherr von"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Postfach: 124589, 30159 Hannover"),
+        "{detail}"
+    );
+}
+
+#[tokio::test]
 async fn a_double_submitted_form_creates_one_certificate() {
     let app = TestApp::spawn().await;
     let csrf = app.login().await;
