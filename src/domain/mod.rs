@@ -1,5 +1,6 @@
 //! Domain types of AU-Relay. Every type validates on construction; nothing here does I/O.
 
+pub mod breaker;
 mod calendar;
 mod certificate;
 mod draft;

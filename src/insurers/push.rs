@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use uuid::Uuid;
 
-use crate::queue::Answer;
+use super::Answer;
 
 /// A shared HTTP client with an overall timeout per request.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use super::inbound::{self, Reference};
 use super::pop3::Pop3;
 use super::smtp::Sender;
 use super::{dienstkennung, new_message_id, Account, KimError, Password, Tls};
-use crate::queue::Answer;
+use crate::insurers::Answer;
 
 /// One mail as the insurer received it.
 #[derive(Debug, Clone)]

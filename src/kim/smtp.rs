@@ -15,7 +15,7 @@ use lettre::Address;
 use tokio::sync::Mutex;
 
 use super::{Account, KimError, Tls};
-use crate::queue::Answer;
+use crate::insurers::Answer;
 
 /// Idle connections kept per account.
 const IDLE_PER_ACCOUNT: usize = 16;

@@ -1,6 +1,7 @@
 //! The durable queue: what to do with an insurer's answer and when to try again.
 //! (Outbox rows, claims and workers build on these rules.)
 
+pub mod breaker;
 pub mod policy;
 mod supervise;
 pub mod worker;

@@ -2,23 +2,7 @@
 
 use std::time::Duration;
 
-/// What came back from one push.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    /// An HTTP answer; `body` is only read for a KBV OperationOutcome.
-    Http {
-        status: u16,
-        retry_after: Option<Duration>,
-        body: String,
-    },
-    /// No answer: refused, reset, timed out.
-    Transport(String),
-    /// The KIM client module's SMTP answer to the mail (`250` accepted).
-    Smtp { code: u16, text: String },
-    /// The route is not usable as configured (a password file missing, a bad address): shown
-    /// to staff and retried.
-    Config(String),
-}
+pub use crate::insurers::Answer;
 
 /// What the queue does next.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,12 +7,13 @@ use futures_util::StreamExt;
 use rand::Rng;
 use uuid::Uuid;
 
+use super::breaker;
 use super::policy::{backoff, classify, Verdict, MAX_ATTEMPTS};
 use crate::domain::PasswordPolicy;
+use crate::insurers::Answer;
 use crate::insurers::{push, Document, PushClient};
 use crate::kim::{self, Outgoing};
 use crate::mail::{self, MailError, Mailer, PatientMail};
-use crate::queue::Answer;
 use crate::storage::{
     self, state, ClaimCursor, Claimed, ClaimedMail, Database, DocumentKind, Finish, KimSend,
     StorageError,
@@ -334,8 +335,12 @@ async fn record(
     settings: &WorkerSettings,
     finishes: Vec<Finish>,
 ) -> Result<(), StorageError> {
-    let (open_after, probe) = (settings.open_after, chrono(settings.probe_every));
-    db.run(move |conn| storage::finish_attempts(conn, &finishes, open_after, probe))
+    let rule = storage::Breaker {
+        rule: breaker::after_attempts,
+        open_after: settings.open_after,
+        probe_in: chrono(settings.probe_every),
+    };
+    db.run(move |conn| storage::finish_attempts(conn, &finishes, rule))
         .await
 }
 
@@ -417,7 +422,7 @@ async fn probe_open(
         .collect()
         .await;
     for (ik, probe, retry) in probed {
-        db.run(move |c| storage::record_probe(c, &ik, probe, retry))
+        db.run(move |c| storage::record_probe(c, &ik, probe, retry, breaker::after_probe))
             .await?;
     }
     Ok(())

@@ -3,14 +3,18 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+pub use crate::domain::breaker::Probe;
+use crate::domain::breaker::{BreakerState, ProbeRule};
+
 use super::schema::{deliveries, destinations};
 use super::{now, AnyConnection, Result};
 
-/// Breaker states.
+/// Breaker states as stored ([`BreakerState::code`]).
 pub mod breaker {
-    pub const CLOSED: &str = "closed";
-    pub const OPEN: &str = "open";
-    pub const HALF_OPEN: &str = "half_open";
+    use crate::domain::breaker::BreakerState;
+    pub const CLOSED: &str = BreakerState::Closed.code();
+    pub const OPEN: &str = BreakerState::Open.code();
+    pub const HALF_OPEN: &str = BreakerState::HalfOpen.code();
 }
 
 /// How to reach an insurer.
@@ -137,7 +141,7 @@ pub fn all_destinations(conn: &mut AnyConnection) -> Result<Vec<DestinationRow>>
 /// backlog starts the moment it answers instead of at the next scheduled retry. Without a
 /// health URL the probe is a real retry, so only an open breaker is probed, and
 /// [`BLIND_PROBE_FACTOR`] times less often.
-pub const BLIND_PROBE_FACTOR: i32 = 6;
+pub use crate::domain::breaker::BLIND_PROBE_FACTOR;
 
 pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String>)>> {
     Ok(destinations::table
@@ -158,30 +162,15 @@ pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String
         .load(conn)?)
 }
 
-/// What a probe of a failing destination found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// The health URL answered 2xx.
-    Healthy,
-    /// The health URL failed or did not answer.
-    Unhealthy,
-    /// No health URL: an open breaker is half-opened, and the deliveries' own retries decide.
-    Blind,
-}
-
-/// Records a probe, the destination row first (the lock order of `finish_attempts`).
-///
-/// The backlog is pulled forward only on a recovery the probes saw: an unhealthy answer opens
-/// the breaker (the insurer is down: nothing is claimed), and the first healthy answer after
-/// it half-opens the breaker and makes every waiting delivery due at once. A healthy answer
-/// while the breaker is closed (the intake failed, not the insurer's health) moves nothing
-/// forward: the deliveries keep their backoff and `Retry-After`, and the probe slows down; with
-/// nothing waiting any more, the insurer is no longer counted as disturbed.
+/// Records a probe, the destination row first (the lock order of `finish_attempts`): reads
+/// the breaker and whether anything waits, asks `decide` (the breaker's rules,
+/// `queue::breaker::after_probe`) and writes what it returns.
 pub fn record_probe(
     conn: &mut AnyConnection,
     ik: &str,
     probe: Probe,
     retry_in: chrono::Duration,
+    decide: ProbeRule,
 ) -> Result<()> {
     conn.transaction(|c| {
         let target = destinations::table.find(ik);
@@ -189,61 +178,58 @@ pub fn record_probe(
         diesel::update(target)
             .set(destinations::updated_at.eq(now()))
             .execute(c)?;
-        let Some(state) = target
+        let Some(code) = target
             .select(destinations::breaker)
             .first::<String>(c)
             .optional()?
         else {
             return Ok(());
         };
-        let open = state == breaker::OPEN;
-        let next = |factor: i32| destinations::probe_at.eq(now() + retry_in * factor);
-        match (probe, open) {
-            (Probe::Unhealthy, _) => {
-                diesel::update(target)
-                    .set((destinations::breaker.eq(breaker::OPEN), next(1)))
-                    .execute(c)?;
-            }
-            (Probe::Healthy | Probe::Blind, true) => {
-                diesel::update(target)
-                    .set((destinations::breaker.eq(breaker::HALF_OPEN), next(1)))
-                    .execute(c)?;
-                if probe == Probe::Healthy {
-                    diesel::update(
-                        deliveries::table
-                            .filter(deliveries::insurer_ik.eq(ik))
-                            .filter(deliveries::state.eq(super::state::PENDING))
-                            .filter(deliveries::next_attempt_at.gt(now())),
-                    )
-                    .set(deliveries::next_attempt_at.eq(now()))
-                    .execute(c)?;
-                }
-            }
-            (Probe::Healthy | Probe::Blind, false) => {
-                let waiting: i64 = deliveries::table
-                    .filter(deliveries::insurer_ik.eq(ik))
-                    .filter(
-                        deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]),
-                    )
-                    .count()
-                    .get_result(c)?;
-                if waiting == 0 {
-                    diesel::update(target)
-                        .set((
-                            destinations::breaker.eq(breaker::CLOSED),
-                            destinations::consecutive_failures.eq(0),
-                            next(1),
-                        ))
-                        .execute(c)?;
-                } else {
-                    diesel::update(target)
-                        .set(next(BLIND_PROBE_FACTOR))
-                        .execute(c)?;
-                }
-            }
+        let was = parse_breaker(&code);
+        let waiting: i64 = deliveries::table
+            .filter(deliveries::insurer_ik.eq(ik))
+            .filter(deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]))
+            .count()
+            .get_result(c)?;
+        let after = decide(was, probe, waiting == 0);
+        diesel::update(target)
+            .set((
+                destinations::breaker.eq(after.breaker.code()),
+                destinations::probe_at.eq(now() + retry_in * after.next_probe_in_intervals),
+            ))
+            .execute(c)?;
+        if after.reset_failures {
+            diesel::update(target)
+                .set(destinations::consecutive_failures.eq(0))
+                .execute(c)?;
+        }
+        if after.backlog_due {
+            make_backlog_due(c, ik, now())?;
         }
         Ok(())
     })
+}
+
+/// Every delivery of the insurer waiting for a later retry is due at `at`.
+pub(super) fn make_backlog_due(
+    c: &mut AnyConnection,
+    ik: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        deliveries::table
+            .filter(deliveries::insurer_ik.eq(ik))
+            .filter(deliveries::state.eq(super::state::PENDING))
+            .filter(deliveries::next_attempt_at.gt(at)),
+    )
+    .set(deliveries::next_attempt_at.eq(at))
+    .execute(c)
+}
+
+/// A stored breaker code; an unknown one (never written by AU-Relay) counts as open, so that
+/// the insurer is probed before anything more is pushed.
+pub(super) fn parse_breaker(code: &str) -> BreakerState {
+    BreakerState::parse(code).unwrap_or(BreakerState::Open)
 }
 
 /// What keeps a practice's certificates from reaching the insurers right now: a declared

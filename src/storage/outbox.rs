@@ -1,6 +1,7 @@
 //! The outbox of insurer deliveries. Rows are written in the capture transaction and never
 //! deleted; claims, attempts and state changes are added by the queue workers.
 
+use crate::domain::breaker::{AttemptsRule, Health, Reached, BLIND_PROBE_FACTOR};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -631,6 +632,28 @@ pub struct Finish {
     pub kim_message_id: Option<String>,
 }
 
+/// How `finish_attempts` updates the destinations' breakers: the rule (`queue::breaker`), the
+/// consecutive failures that open a breaker, and when the first probe follows.
+#[derive(Clone, Copy)]
+pub struct Breaker {
+    pub rule: AttemptsRule,
+    pub open_after: i32,
+    pub probe_in: chrono::Duration,
+}
+
+impl Finish {
+    /// The attempt as the breaker sees it.
+    fn reached(&self) -> Reached<'_> {
+        if self.state == state::DELIVERED || self.state == state::SENT {
+            Reached::Yes
+        } else if self.insurer_failed {
+            Reached::Failed(&self.detail)
+        } else {
+            Reached::NotTheInsurer
+        }
+    }
+}
+
 /// Records a batch of attempts, moves each delivery on and updates the destinations' breakers,
 /// in one transaction (one commit per batch, not per push). The breaker opens after
 /// `open_after` consecutive insurer failures; the first probe follows after `probe_in`.
@@ -640,8 +663,7 @@ pub struct Finish {
 pub fn finish_attempts(
     conn: &mut AnyConnection,
     finishes: &[Finish],
-    open_after: i32,
-    probe_in: chrono::Duration,
+    breaker: Breaker,
 ) -> Result<()> {
     if finishes.is_empty() {
         return Ok(());
@@ -691,7 +713,7 @@ pub fn finish_attempts(
             .filter_map(|f| f.kim_message_id.as_deref())
             .collect();
         super::kim::mark_kim_sent(c, &sent, at)?;
-        update_breakers(c, finishes, at, open_after, probe_in)
+        update_breakers(c, finishes, at, breaker)
     })?;
     Ok(())
 }
@@ -762,10 +784,8 @@ fn update_breakers(
     c: &mut AnyConnection,
     finishes: &[Finish],
     at: NaiveDateTime,
-    open_after: i32,
-    probe_in: chrono::Duration,
+    breaker: Breaker,
 ) -> QueryResult<()> {
-    use super::breaker::{CLOSED, HALF_OPEN, OPEN};
     let mut iks: Vec<&str> = finishes
         .iter()
         .filter_map(|f| f.destination.as_deref())
@@ -774,7 +794,7 @@ fn update_breakers(
     iks.dedup();
     for ik in iks {
         let target = destinations::table.find(ik);
-        let Some((was_failures, was_breaker, last_success, health)) = target
+        let Some((failures, code, last_success, health_url)) = target
             .select((
                 destinations::consecutive_failures,
                 destinations::breaker,
@@ -786,68 +806,48 @@ fn update_breakers(
         else {
             continue;
         };
-        let (mut failures, mut breaker) = (was_failures, was_breaker.clone());
-        let (mut succeeded, mut opened, mut last_error) = (false, false, None);
-        for f in finishes
+        let was = Health {
+            consecutive_failures: failures,
+            breaker: super::destinations::parse_breaker(&code),
+        };
+        let attempts: Vec<Reached<'_>> = finishes
             .iter()
             .filter(|f| f.destination.as_deref() == Some(ik))
-        {
-            if f.state == state::DELIVERED || f.state == state::SENT {
-                (failures, breaker, succeeded, opened) = (0, CLOSED.to_owned(), true, false);
-            } else if f.insurer_failed {
-                failures += 1;
-                last_error = Some(f.detail.as_str());
-                if failures >= open_after || breaker == HALF_OPEN {
-                    (breaker, opened) = (OPEN.to_owned(), true);
-                }
-            }
-        }
+            .map(Finish::reached)
+            .collect();
+        let after = (breaker.rule)(was, &attempts, breaker.open_after);
         let stale = last_success.is_none_or(|t| t < at - chrono::Duration::seconds(1));
-        if failures != was_failures
-            || breaker != was_breaker
-            || last_error.is_some()
-            || (succeeded && stale)
-        {
+        if after.health != was || after.last_error.is_some() || (after.succeeded && stale) {
             diesel::update(target)
                 .set((
-                    destinations::consecutive_failures.eq(failures),
-                    destinations::breaker.eq(&breaker),
+                    destinations::consecutive_failures.eq(after.health.consecutive_failures),
+                    destinations::breaker.eq(after.health.breaker.code()),
                     destinations::updated_at.eq(at),
                 ))
                 .execute(c)?;
         }
-        if succeeded && stale {
+        if after.succeeded && stale {
             diesel::update(target)
                 .set(destinations::last_success_at.eq(at))
                 .execute(c)?;
         }
-        // The trial after an outage (breaker open or half-open) went through: the insurer is
-        // back, and what waits for a later retry is due now. (After a single failure with the
-        // breaker closed, the backlog keeps its schedule.)
-        if succeeded && was_breaker != CLOSED {
-            diesel::update(
-                deliveries::table
-                    .filter(deliveries::insurer_ik.eq(ik))
-                    .filter(deliveries::state.eq(state::PENDING))
-                    .filter(deliveries::next_attempt_at.gt(at)),
-            )
-            .set(deliveries::next_attempt_at.eq(at))
-            .execute(c)?;
+        if after.backlog_due {
+            super::destinations::make_backlog_due(c, ik, at)?;
         }
-        if let Some(error) = last_error {
+        if let Some(error) = after.last_error {
             diesel::update(target)
                 .set(destinations::last_error.eq(error))
                 .execute(c)?;
         }
-        // The first failure, or the breaker opening: probe the insurer's health soon.
-        if opened || (was_failures == 0 && failures > 0) {
-            let probe_in = if health.is_some() {
-                probe_in
+        if after.probe_soon {
+            // Without a health URL the probe is a real retry: less often.
+            let intervals = if health_url.is_some() {
+                1
             } else {
-                probe_in * super::BLIND_PROBE_FACTOR
+                BLIND_PROBE_FACTOR
             };
             diesel::update(target)
-                .set(destinations::probe_at.eq(at + probe_in))
+                .set(destinations::probe_at.eq(at + breaker.probe_in * intervals))
                 .execute(c)?;
         }
     }
