@@ -99,11 +99,11 @@ class Deliberate:
     applies_to: str  # "paper" or "barcode"
     reason: str
     # Which pair of values it excuses; by default the transliteration of the KBV value.
-    excuse: Callable[[str, str], bool] | None = None
+    excuse: Callable[[str, str, str], bool] | None = None
 
-    def excuses(self, kbv: str, ours: str) -> bool:
+    def excuses(self, kbv: str, ours: str, field: str) -> bool:
         if self.excuse is not None:
-            return self.excuse(kbv, ours)
+            return self.excuse(kbv, ours, field)
         keep = printable if self.applies_to == "paper" else latin9
         return kbv != ours and transliterate(kbv, keep) == ours
 
@@ -129,7 +129,7 @@ DELIBERATE = [
         "Where no doctor of the bundle is transmitted with a number (Arzt in Weiterbildung "
         "with a responsible doctor who has none either), the KBV template fills barcode field 11 "
         "with its placeholder, a no-break space (&#160;); AU-Relay leaves the field empty.",
-        lambda kbv, ours: kbv == "\xa0" and ours == "",
+        lambda kbv, ours, field: field == "11 LANR" and kbv == "\xa0" and ours == "",
     ),
 ]
 
@@ -499,11 +499,11 @@ class Row:
     verdict: str  # "ok", "DIFF" or "deliberate: <name>"
 
 
-def verdict(kbv: str, ours: str, kind: str = "paper") -> str:
+def verdict(kbv: str, ours: str, kind: str = "paper", field: str = "") -> str:
     if kbv == ours:
         return "ok"
     for d in DELIBERATE:
-        if d.applies_to == kind and d.excuses(kbv, ours):
+        if d.applies_to == kind and d.excuses(kbv, ours, field):
             return f"deliberate: {d.name}"
     return "DIFF"
 
@@ -589,7 +589,7 @@ def compare_barcode(kbv: str, ours_bytes: bytes) -> list[Row]:
         if k is None or o is None:
             rows.append(Row(f"Barcode {name}", show(k), show(o), "DIFF"))
         else:
-            rows.append(Row(f"Barcode {name}", show(k), show(o), verdict(k, o, "barcode")))
+            rows.append(Row(f"Barcode {name}", show(k), show(o), verdict(k, o, "barcode", name)))
     return rows
 
 

@@ -94,6 +94,12 @@
       ["last_name", "first_name", "title", "name_addition", "name_prefix", "birth_date", "kvnr",
        "street", "house_number", "post_box", "postal_code", "city"]
         .forEach(function (k) { set("patient." + k, hit.patient[k]); });
+      // Filled name parts or a Postfach are shown, not left in a closed section.
+      document.querySelectorAll("details.more").forEach(function (d) {
+        if (Array.prototype.some.call(d.querySelectorAll("input"), function (i) { return i.value; })) {
+          d.open = true;
+        }
+      });
       ["name", "ik", "insured_type", "special_group", "dmp", "wop", "valid_until"]
         .forEach(function (k) { set("insurer." + k, hit.insurer[k]); });
       checkIk();

@@ -514,6 +514,17 @@ fn the_patients_name_parts_and_postfach_are_read_as_the_kbv_patient_profile_has_
         ("12489", "Berlin")
     );
 
+    // Without an own name the family name stands whole, and its parts are not printed twice.
+    let mut text = String::from_utf8(xml.clone()).unwrap();
+    let start = text
+        .find("<extension url=\"http://hl7.org/fhir/StructureDefinition/humanname-own-name\">")
+        .unwrap();
+    let end = start + text[start..].find("</extension>").unwrap() + "</extension>".len();
+    text.replace_range(start..end, "");
+    let p = fhir::read(text.as_bytes()).unwrap().certificate.patient;
+    assert_eq!(p.last_name, "Graf Freiherr von Schaumberg");
+    assert_eq!((p.name_addition, p.name_prefix), (None, None));
+
     // Each part is held to its TA length (Table 23: 1..20), the Postfach to the eGK's 8.
     let long = "A".repeat(21);
     for (from, to, location) in [

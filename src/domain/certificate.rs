@@ -461,6 +461,19 @@ impl Patient {
         .join(" ")
     }
 
+    /// The name as spoken and addressed: "Dr. Karl Graf von Schaumberg".
+    pub fn full_name(&self) -> String {
+        [
+            self.title.as_deref(),
+            Some(self.first_name.as_str()),
+            Some(self.family_name().as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
     /// The whole family name as FHIR `HumanName.family` carries it: "Graf von Schaumberg".
     pub fn family_name(&self) -> String {
         [

@@ -1300,7 +1300,11 @@ fn own_name(nm: &Node, nl: &str, cx: &mut Cx) -> Option<String> {
 type NameParts = (Option<String>, Option<String>, Option<String>);
 
 fn name_parts(nm: &Node, nl: &str, cx: &mut Cx) -> Option<NameParts> {
-    let family = nm.child("family");
+    // The parts count only beside an own name: without it the family name stands whole (as
+    // the last name) and must not be printed twice.
+    let family = nm
+        .child("family")
+        .filter(|f| f.extension(sys::OWN_NAME).is_some());
     let mut part = |value: Option<&str>, loc: String, label: &str| -> Option<Option<String>> {
         match value.map(str::trim).filter(|v| !v.is_empty()) {
             None => Some(None),
@@ -1312,7 +1316,16 @@ fn name_parts(nm: &Node, nl: &str, cx: &mut Cx) -> Option<NameParts> {
             .and_then(|f| f.extension(url))
             .and_then(|e| e.val(&["valueString"]))
     };
-    let prefixes: Vec<&str> = nm.all("prefix").filter_map(|(_, p)| p.value()).collect();
+    // Only a prefix qualified as academic title (AC) is the Titel.
+    let prefixes: Vec<&str> = nm
+        .all("prefix")
+        .filter(|(_, p)| {
+            p.extension(sys::EN_QUALIFIER)
+                .and_then(|e| e.val(&["valueCode"]))
+                == Some("AC")
+        })
+        .filter_map(|(_, p)| p.value())
+        .collect();
     let title = part(
         (!prefixes.is_empty())
             .then(|| prefixes.join(" "))
@@ -1346,7 +1359,10 @@ fn post_box(n: &Node, loc: &str, cx: &mut Cx) -> Option<Option<String>> {
     let value = line
         .and_then(|l| l.extension(sys::POST_BOX))
         .and_then(|e| e.val(&["valueString"]))
-        .or_else(|| line.and_then(Node::value));
+        .or_else(|| {
+            line.filter(|l| l.extension(sys::STREET_NAME).is_none())
+                .and_then(Node::value)
+        });
     Some(match value.map(str::trim).filter(|v| !v.is_empty()) {
         Some(v) => cx.len(Some(v), &al, "Postfach des Versicherten", 8),
         None => {

@@ -153,7 +153,7 @@ pub fn compose(mail: &PatientMail, from: &Mailbox) -> Result<Message, MailError>
         .ok_or_else(|| MailError::Compose("kein Passwort gespeichert".into()))?;
     let practice = &cert.practice;
     let body = Body {
-        name: format!("{} {}", cert.patient.first_name, cert.patient.last_name),
+        name: cert.patient.full_name(),
         issued_on: cert.issued_on.format("%d.%m.%Y").to_string(),
         employer_copy: mail.employer_copy,
         birth_date_password: mail.policy == PasswordPolicy::BirthDate,

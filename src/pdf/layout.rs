@@ -370,7 +370,11 @@ fn personalienfeld(c: &mut Canvas<'_>, form: &Form<'_>) {
                 &format!("{},", p.patient.last_name),
             );
             y += 3.5;
-            c.text_fit(x, y, w - 3.0, VALUE, Face::Regular, &p.patient.given_line());
+            // Title, first name, Namenszusatz and Vorsatzwort together reach 108 characters:
+            // that line may get smaller than the others, not wider than the box.
+            let given = p.patient.given_line();
+            let size = c.fit(&given, w - 3.0, VALUE, 3.0, Face::Regular);
+            c.text(x, y, size, Face::Regular, &given);
         }
         y += 3.5;
         c.text_fit(

@@ -103,7 +103,8 @@ impl BarcodeRecord {
             dmp: digits(f[8], 0..=2, "DMP-Kennzeichnung")?,
             bsnr: digits(f[9], 9..=9, "BSNR")?,
             // Empty where no doctor of the bundle has a number (Arzt in Weiterbildung).
-            lanr: match f[10] {
+            // The KBV stylesheet writes its placeholder, a no-break space, there.
+            lanr: match f[10].trim_matches([' ', '\u{a0}']) {
                 "" => String::new(),
                 lanr => digits(lanr, 9..=9, "LANR")?,
             },
@@ -229,6 +230,30 @@ mod tests {
         assert_eq!(r.diagnoses[2], "S42.3 G L");
         assert_eq!(r.diagnosis_hint, "");
         assert_eq!(r.coverage_until, None);
+    }
+
+    #[test]
+    fn a_lanr_left_empty_or_as_the_kbv_placeholder_is_none_and_a_short_one_is_refused() {
+        // Latin-9 bytes: the KBV stylesheet's placeholder is a no-break space (0xA0).
+        for (lanr, expected) in [
+            (&b""[..], Some("")),
+            (b"\xa0", Some("")),
+            (b"83838220", None),
+        ] {
+            let mut bytes = Vec::new();
+            for (i, field) in EXAMPLE.as_bytes().split(|b| *b == b'\t').enumerate() {
+                if i > 0 {
+                    bytes.push(b'\t');
+                }
+                bytes.extend_from_slice(if i == 10 { lanr } else { field });
+            }
+            let parsed = BarcodeRecord::parse(&bytes).ok();
+            assert_eq!(
+                parsed.as_ref().map(|r| r.lanr.as_str()),
+                expected,
+                "{lanr:?}"
+            );
+        }
     }
 
     #[test]

@@ -105,7 +105,8 @@ impl Encoded {
 
 /// Lower-cased "name vorname" for searching (SQLite's `lower` only knows ASCII).
 fn search_name(c: &Certificate) -> String {
-    format!("{} {}", c.patient.last_name, c.patient.first_name).to_lowercase()
+    let p = &c.patient;
+    format!("{} {}", p.family_name(), p.first_name).to_lowercase()
 }
 
 fn sha256_hex(text: &str) -> String {

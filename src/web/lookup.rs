@@ -37,6 +37,9 @@ struct PatientHit {
     label: String,
     patient: PatientDraft,
     insurer: InsurerDraft,
+    /// The whole family name, to tell one person from two.
+    #[serde(skip)]
+    family: String,
 }
 
 /// What was typed: name words, a birth date, the start of a KVNR.
@@ -106,8 +109,10 @@ async fn patients(
             continue;
         }
         let (patient, insurer) = patient_block(&certificate);
+        // One person: the same name, birth date and number, whether the name parts were
+        // kept apart (since name parts exist) or not.
         let same = |h: &PatientHit| {
-            h.patient.last_name == patient.last_name
+            h.family == p.family_name()
                 && h.patient.first_name == patient.first_name
                 && h.patient.birth_date == patient.birth_date
                 && h.patient.kvnr == patient.kvnr
@@ -116,9 +121,8 @@ async fn patients(
             continue;
         }
         let label = format!(
-            "{}, {}, geb. {}{}, {}",
-            patient.last_name,
-            patient.first_name,
+            "{}, geb. {}{}, {}",
+            p.display_name(),
             patient.birth_date,
             if patient.kvnr.is_empty() {
                 String::new()
@@ -131,6 +135,7 @@ async fn patients(
             label,
             patient,
             insurer,
+            family: p.family_name(),
         });
         if hits.len() == SHOWN {
             break;
