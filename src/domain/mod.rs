@@ -3,6 +3,7 @@
 pub mod breaker;
 mod calendar;
 mod certificate;
+mod delivery;
 mod draft;
 mod holidays;
 mod identifiers;
@@ -12,6 +13,7 @@ mod text;
 
 pub use calendar::{berlin_day_start, berlin_time, berlin_today, is_weekend};
 pub use certificate::*;
+pub use delivery::{delivery_label, DeliveryState};
 pub use draft::*;
 pub use holidays::{
     add_working_days, easter_sunday, is_working_day, post_deadline, public_holidays, Land,

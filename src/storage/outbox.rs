@@ -60,17 +60,18 @@ impl Channel {
 
 /// States of a delivery.
 pub mod state {
-    pub const PENDING: &str = "pending";
+    use crate::domain::DeliveryState;
+    pub const PENDING: &str = DeliveryState::Pending.code();
     /// Waits for the practice's signature (a practice with a Konnektor); never claimed.
-    pub const AWAITING_SIGNATURE: &str = "awaiting_signature";
-    pub const IN_FLIGHT: &str = "in_flight";
+    pub const AWAITING_SIGNATURE: &str = DeliveryState::AwaitingSignature.code();
+    pub const IN_FLIGHT: &str = DeliveryState::InFlight.code();
     /// Handed to the KIM client module; delivered once its receipt (DSN) has been read.
     /// Never claimed.
-    pub const SENT: &str = "sent";
-    pub const DELIVERED: &str = "delivered";
-    pub const NEEDS_NEW_ID: &str = "needs_new_id";
-    pub const DEAD: &str = "dead";
-    pub const WITHDRAWN: &str = "withdrawn";
+    pub const SENT: &str = DeliveryState::Sent.code();
+    pub const DELIVERED: &str = DeliveryState::Delivered.code();
+    pub const NEEDS_NEW_ID: &str = DeliveryState::NeedsNewId.code();
+    pub const DEAD: &str = DeliveryState::Dead.code();
+    pub const WITHDRAWN: &str = DeliveryState::Withdrawn.code();
 }
 
 /// Adds a delivery, due now: `pending`, or [`state::AWAITING_SIGNATURE`] when it must wait

@@ -638,20 +638,7 @@ impl SignatureView {
     }
 }
 
-/// German label of a delivery state.
-pub(super) fn delivery_label(state: &str) -> &'static str {
-    match state {
-        storage::state::PENDING => "wartet auf Versand",
-        storage::state::AWAITING_SIGNATURE => "wartet auf Signatur",
-        storage::state::IN_FLIGHT => "wird gesendet",
-        storage::state::SENT => "per KIM versandt, Zustellbestätigung ausstehend",
-        storage::state::DELIVERED => "bei der Krankenkasse angekommen",
-        storage::state::NEEDS_NEW_ID => "abgewiesen: neu erstellen",
-        storage::state::DEAD => "fehlgeschlagen: bitte prüfen",
-        storage::state::WITHDRAWN => "zurückgezogen",
-        _ => "unbekannt",
-    }
-}
+pub(super) use crate::domain::delivery_label;
 
 /// German label of an attempt's outcome (the attempt history on the detail page).
 pub(super) fn outcome_label(outcome: &str) -> &'static str {
@@ -778,14 +765,10 @@ impl DetailPage<'_> {
     }
 
     fn mail_label(&self, state: &str) -> &'static str {
-        match state {
-            storage::state::PENDING => "wartet auf Versand",
-            storage::state::IN_FLIGHT => "wird gesendet",
-            storage::state::DELIVERED => "versandt",
-            storage::state::DEAD => "fehlgeschlagen: bitte prüfen",
-            storage::state::WITHDRAWN => "zurückgezogen (storniert)",
-            _ => "unbekannt",
-        }
+        crate::domain::DeliveryState::parse(state).map_or(
+            "unbekannter Zustand",
+            crate::domain::DeliveryState::mail_label,
+        )
     }
 }
 
