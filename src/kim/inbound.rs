@@ -60,6 +60,44 @@ pub struct Inbound {
     pub summary: String,
 }
 
+/// What storage knows of the delivery a mail refers to, for the rule that decides what the
+/// mail does to it (`queue::policy::after_inbound`).
+#[derive(Debug, Clone, Copy)]
+pub struct InboundFacts {
+    /// A Störung is declared for the insurer or the practice.
+    pub outage: bool,
+    /// When the delivery's first KIM mail was made.
+    pub first_mail_at: Option<chrono::NaiveDateTime>,
+    /// The practice's Land (its working days).
+    pub land: Option<crate::domain::Land>,
+    pub at: chrono::NaiveDateTime,
+    /// How long after an error of the KIM service itself the next try comes.
+    pub retry_every: chrono::Duration,
+}
+
+/// What a mail does to its delivery: storage writes exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundStep {
+    /// The move, and the states it is made from (the others stay as they are); `None`: the
+    /// mail is only recorded in the attempt history.
+    pub moves: Option<(
+        &'static [crate::domain::DeliveryState],
+        crate::domain::DeliveryState,
+    )>,
+    /// The next attempt then, `at` plus this.
+    pub next_in: chrono::Duration,
+    /// The delivery's last error after the move.
+    pub error: Option<String>,
+    /// The mail is the receipt: the delivery and its KIM mail are marked received at `at`.
+    pub receipt: bool,
+    /// The attempt row: outcome and detail.
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+/// The rule that decides a mail's step (`None`: the mail changes nothing).
+pub type InboundRule = fn(&Inbound, &InboundFacts) -> Option<InboundStep>;
+
 /// The value of `Key:` in a header-like block, case-insensitive, first occurrence per block.
 fn fields(block: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::inbound::classify;
 use super::pop3::Pop3;
 use super::{account_of, KimError};
+use crate::queue::policy::after_inbound;
 use crate::storage::{self, Database, KimAccountRow, KimRetry, Recorded};
 
 /// What one reading of a mailbox did.
@@ -83,7 +84,7 @@ pub async fn poll_account(
         let raw = stored_form(raw, &inbound);
         let (p, u, retry) = (practice.clone(), uidl.clone(), settings.retry);
         let recorded = db
-            .run(move |c| storage::record_inbound(c, &p, &u, &raw, &inbound, retry))
+            .run(move |c| storage::record_inbound(c, &p, &u, &raw, &inbound, retry, after_inbound))
             .await?;
         if let Recorded::New { delivery_id } = recorded {
             report.recorded += 1;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::kim::inbound::{Action, Inbound, InboundFacts, InboundStep, Kind};
+
 pub use crate::insurers::Answer;
 
 /// What the queue does next.
@@ -129,9 +131,159 @@ pub fn backoff(attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Dura
     retry_after.map_or(scheduled, |r| r.max(scheduled))
 }
 
+/// What a mail read from the practice's KIM mailbox does to the delivery it refers to: a
+/// receipt marks it delivered; a failed receipt or an error of the KIM service retries it
+/// every `retry_every` while its first mail is less than three working days old (TA P5-04
+/// AK15; dead after that, unless a Störung is declared); an insurer's error message is
+/// classified by the KBV code table; a delayed receipt is only noted.
+pub fn after_inbound(inbound: &Inbound, f: &InboundFacts) -> Option<InboundStep> {
+    use crate::domain::DeliveryState::{Dead, Delivered, InFlight, NeedsNewId, Pending, Sent};
+    let detail = inbound.summary.clone();
+    let step = |moves, error: Option<String>, outcome, detail: String| InboundStep {
+        moves,
+        next_in: chrono::Duration::zero(),
+        error,
+        receipt: false,
+        outcome,
+        detail,
+    };
+    match (inbound.kind, inbound.action) {
+        (Kind::Dsn, Some(Action::Delivered)) => Some(InboundStep {
+            receipt: true,
+            ..step(
+                Some((&[Sent, Pending, InFlight, Dead][..], Delivered)),
+                None,
+                "receipt",
+                detail,
+            )
+        }),
+        (Kind::Dsn, Some(Action::Failed)) | (Kind::KimError, _) => {
+            let expired = match (f.first_mail_at, f.land) {
+                (Some(first), Some(land)) => {
+                    f.at.date() > crate::domain::add_working_days(land, first.date(), 3)
+                }
+                _ => false,
+            };
+            let from = &[Sent, Pending][..];
+            Some(if expired && !f.outage {
+                let reason =
+                    format!("{detail}; seit drei Arbeitstagen ohne Erfolg: Ausfertigung per Post");
+                step(Some((from, Dead)), Some(reason.clone()), "dead", reason)
+            } else {
+                InboundStep {
+                    next_in: f.retry_every,
+                    ..step(
+                        Some((from, Pending)),
+                        Some(detail.clone()),
+                        "kim_error",
+                        detail,
+                    )
+                }
+            })
+        }
+        (Kind::Dsn, _) => Some(step(None, None, "kim_delayed", detail)),
+        (Kind::InsurerError, _) => {
+            let verdict = match inbound.kbv_code {
+                Some(code) => kbv_verdict(code, f.outage),
+                None => Verdict::Dead {
+                    reason: "Fehlermeldung der Kasse ohne Fehlercode".into(),
+                },
+            };
+            let (to, outcome) = match verdict {
+                Verdict::Regenerate { .. } => (NeedsNewId, "needs_new_id"),
+                Verdict::Retry { .. } => (Pending, "retry"),
+                Verdict::Dead { .. } => (Dead, "dead"),
+                Verdict::Delivered | Verdict::Submitted => (Delivered, "delivered"),
+            };
+            let from = &[Sent, Pending, InFlight, Delivered, Dead][..];
+            Some(step(
+                Some((from, to)),
+                Some(detail.clone()),
+                outcome,
+                detail,
+            ))
+        }
+        (Kind::Other, _) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mail(kind: Kind, action: Option<Action>, kbv_code: Option<u16>) -> Inbound {
+        Inbound {
+            kind,
+            message_id: None,
+            refers_to: Vec::new(),
+            document_ids: Vec::new(),
+            envelope_id: None,
+            action,
+            status: None,
+            kbv_code,
+            kbv_display: None,
+            virus: false,
+            summary: "Zusammenfassung".into(),
+        }
+    }
+
+    fn facts(days_since_first_mail: i64, outage: bool) -> InboundFacts {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap();
+        InboundFacts {
+            outage,
+            first_mail_at: Some(at - chrono::Duration::days(days_since_first_mail)),
+            land: crate::domain::Land::parse("NI"),
+            at,
+            retry_every: chrono::Duration::hours(4),
+        }
+    }
+
+    #[test]
+    fn a_kim_mail_moves_its_delivery_as_the_ta_says() {
+        use crate::domain::DeliveryState::{Dead, Delivered, NeedsNewId, Pending};
+        let to = |m: &Inbound, f: &InboundFacts| {
+            after_inbound(m, f).and_then(|s| s.moves).map(|(_, to)| to)
+        };
+        let receipt = after_inbound(
+            &mail(Kind::Dsn, Some(Action::Delivered), None),
+            &facts(0, false),
+        )
+        .unwrap();
+        assert_eq!(receipt.moves.map(|m| m.1), Some(Delivered));
+        assert!(receipt.receipt);
+        // A failed receipt or a KIM error: every 4 h for three working days, then dead, unless
+        // a Störung is declared.
+        let failed = mail(Kind::Dsn, Some(Action::Failed), None);
+        let step = after_inbound(&failed, &facts(1, false)).unwrap();
+        assert_eq!(
+            (step.moves.map(|m| m.1), step.next_in),
+            (Some(Pending), chrono::Duration::hours(4))
+        );
+        assert_eq!(
+            to(&mail(Kind::KimError, None, None), &facts(7, false)),
+            Some(Dead)
+        );
+        assert_eq!(to(&failed, &facts(7, true)), Some(Pending));
+        // A delayed receipt is only noted; an unrelated mail changes nothing.
+        let delayed = after_inbound(
+            &mail(Kind::Dsn, Some(Action::Delayed), None),
+            &facts(0, false),
+        )
+        .unwrap();
+        assert_eq!((delayed.moves, delayed.outcome), (None, "kim_delayed"));
+        assert_eq!(
+            after_inbound(&mail(Kind::Other, None, None), &facts(0, false)),
+            None
+        );
+        // The insurer's error message by the KBV table.
+        let insurer = |code| to(&mail(Kind::InsurerError, None, code), &facts(0, false));
+        assert_eq!(insurer(Some(101)), Some(NeedsNewId));
+        assert_eq!(insurer(Some(105)), Some(Dead));
+        assert_eq!(insurer(None), Some(Dead));
+    }
 
     fn http(status: u16, body: &str) -> Answer {
         Answer::Http {

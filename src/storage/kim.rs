@@ -12,8 +12,7 @@ use super::schema::{
     kim_messages, practices,
 };
 use super::{audit, now, state, Actor, AnyConnection, Result};
-use crate::kim::inbound::{Action, Inbound, Kind};
-use crate::queue::Verdict;
+use crate::kim::inbound::{Inbound, InboundFacts, InboundRule, Kind};
 
 /// A practice's KIM account as stored (the password only as a reference).
 #[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
@@ -362,6 +361,7 @@ pub fn record_inbound(
     raw: &[u8],
     inbound: &Inbound,
     retry: KimRetry,
+    rule: InboundRule,
 ) -> Result<Recorded> {
     let at = now();
     Ok(conn.transaction::<_, diesel::result::Error, _>(|c| {
@@ -394,7 +394,15 @@ pub fn record_inbound(
             ))
             .execute(c)?;
         if let Some((delivery, message_id)) = matched {
-            apply(c, &delivery, message_id.as_deref(), inbound, retry, at)?;
+            apply(
+                c,
+                &delivery,
+                message_id.as_deref(),
+                inbound,
+                retry,
+                rule,
+                at,
+            )?;
         }
         Ok(Recorded::New { delivery_id })
     })?)
@@ -463,16 +471,14 @@ fn outage_of(c: &mut AnyConnection, delivery: &str) -> QueryResult<bool> {
     Ok(insurer.unwrap_or(false) || practice.is_some())
 }
 
-/// A KIM-level failure: retry in `retry.every`, or dead once the first KIM mail of the
-/// delivery is three working days old (unless a Störung is declared).
-fn kim_failure(
+/// What the rule needs to know of the delivery.
+fn facts_of(
     c: &mut AnyConnection,
     delivery: &str,
-    detail: &str,
     retry: KimRetry,
     at: NaiveDateTime,
-) -> QueryResult<()> {
-    let first: Option<NaiveDateTime> = kim_messages::table
+) -> QueryResult<InboundFacts> {
+    let first_mail_at: Option<NaiveDateTime> = kim_messages::table
         .filter(kim_messages::delivery_id.eq(delivery))
         .select(diesel::dsl::min(kim_messages::created_at))
         .first(c)?;
@@ -484,82 +490,50 @@ fn kim_failure(
         .find(&practice)
         .select(practices::land)
         .first(c)?;
-    let expired = match (first, crate::domain::Land::parse(&land_code)) {
-        (Some(first), Some(land)) => {
-            let last_day = crate::domain::add_working_days(land, first.date(), 3);
-            at.date() > last_day
-        }
-        _ => false,
-    };
-    let from = [state::SENT, state::PENDING];
-    if expired && !outage_of(c, delivery)? {
-        let reason = format!("{detail}; seit drei Arbeitstagen ohne Erfolg: Ausfertigung per Post");
-        move_delivery(c, delivery, &from, state::DEAD, at, Some(&reason), None)?;
-        attempt_row(c, delivery, "dead", &reason, at)
-    } else {
-        move_delivery(
-            c,
-            delivery,
-            &from,
-            state::PENDING,
-            at + retry.every,
-            Some(detail),
-            None,
-        )?;
-        attempt_row(c, delivery, "kim_error", detail, at)
-    }
+    Ok(InboundFacts {
+        outage: outage_of(c, delivery)?,
+        first_mail_at,
+        land: crate::domain::Land::parse(&land_code),
+        at,
+        retry_every: retry.every,
+    })
 }
 
+/// Writes the step `rule` decides for the mail: the receipt mark, the delivery's move, the
+/// attempt row.
 fn apply(
     c: &mut AnyConnection,
     delivery: &str,
     message_id: Option<&str>,
     inbound: &Inbound,
     retry: KimRetry,
+    rule: InboundRule,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    match (inbound.kind, inbound.action) {
-        (Kind::Dsn, Some(Action::Delivered)) => {
-            if let Some(mid) = message_id {
-                diesel::update(kim_messages::table.find(mid))
-                    .set(kim_messages::receipt_at.eq(at))
-                    .execute(c)?;
-            }
-            let from = [state::SENT, state::PENDING, state::IN_FLIGHT, state::DEAD];
-            move_delivery(c, delivery, &from, state::DELIVERED, at, None, Some(at))?;
-            attempt_row(c, delivery, "receipt", &inbound.summary, at)
+    let facts = facts_of(c, delivery, retry, at)?;
+    let Some(step) = rule(inbound, &facts) else {
+        return Ok(());
+    };
+    if step.receipt {
+        if let Some(mid) = message_id {
+            diesel::update(kim_messages::table.find(mid))
+                .set(kim_messages::receipt_at.eq(at))
+                .execute(c)?;
         }
-        (Kind::Dsn, Some(Action::Failed)) | (Kind::KimError, _) => {
-            kim_failure(c, delivery, &inbound.summary, retry, at)
-        }
-        (Kind::Dsn, _) => attempt_row(c, delivery, "kim_delayed", &inbound.summary, at),
-        (Kind::InsurerError, _) => {
-            let outage = outage_of(c, delivery)?;
-            let verdict = match inbound.kbv_code {
-                Some(code) => crate::queue::policy::kbv_verdict(code, outage),
-                None => Verdict::Dead {
-                    reason: "Fehlermeldung der Kasse ohne Fehlercode".into(),
-                },
-            };
-            let from = [
-                state::SENT,
-                state::PENDING,
-                state::IN_FLIGHT,
-                state::DELIVERED,
-                state::DEAD,
-            ];
-            let detail = &inbound.summary;
-            let (to, outcome) = match verdict {
-                Verdict::Regenerate { .. } => (state::NEEDS_NEW_ID, "needs_new_id"),
-                Verdict::Retry { .. } => (state::PENDING, "retry"),
-                Verdict::Dead { .. } => (state::DEAD, "dead"),
-                Verdict::Delivered | Verdict::Submitted => (state::DELIVERED, "delivered"),
-            };
-            move_delivery(c, delivery, &from, to, at, Some(detail), None)?;
-            attempt_row(c, delivery, outcome, detail, at)
-        }
-        (Kind::Other, _) => Ok(()),
     }
+    if let Some((from, to)) = step.moves {
+        let from: Vec<&str> = from.iter().map(|s| s.code()).collect();
+        move_delivery(
+            c,
+            delivery,
+            &from,
+            to.code(),
+            at + step.next_in,
+            step.error.as_deref(),
+            step.receipt.then_some(at),
+        )?;
+    }
+    attempt_row(c, delivery, step.outcome, &step.detail, at)
 }
 
 /// A delivery sent over KIM whose receipt has not come within 24 hours of sending (TA P5-04
