@@ -421,6 +421,11 @@ pub struct Patient {
     pub country: Option<String>,
 }
 
+/// The given name parts, in order, one space apart.
+fn words<const N: usize>(parts: [Option<&str>; N]) -> String {
+    parts.into_iter().flatten().collect::<Vec<_>>().join(" ")
+}
+
 fn germany() -> Option<String> {
     Some("D".to_owned())
 }
@@ -449,42 +454,30 @@ impl Patient {
 
     /// The second name line of the KBV copies: title, first name, Namenszusatz, Vorsatzwort.
     pub fn given_line(&self) -> String {
-        [
+        words([
             self.title.as_deref(),
-            Some(self.first_name.as_str()),
+            Some(&self.first_name),
             self.name_addition.as_deref(),
             self.name_prefix.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
+        ])
     }
 
     /// The name as spoken and addressed: "Dr. Karl Graf von Schaumberg".
     pub fn full_name(&self) -> String {
-        [
+        words([
             self.title.as_deref(),
-            Some(self.first_name.as_str()),
-            Some(self.family_name().as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
+            Some(&self.first_name),
+            Some(&self.family_name()),
+        ])
     }
 
     /// The whole family name as FHIR `HumanName.family` carries it: "Graf von Schaumberg".
     pub fn family_name(&self) -> String {
-        [
+        words([
             self.name_addition.as_deref(),
             self.name_prefix.as_deref(),
-            Some(self.last_name.as_str()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ")
+            Some(&self.last_name),
+        ])
     }
 
     /// The first address line: "Große Straße 5a", or "Postfach: 124589".
