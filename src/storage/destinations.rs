@@ -186,12 +186,17 @@ pub fn record_probe(
             return Ok(());
         };
         let was = parse_breaker(&code);
-        let waiting: i64 = deliveries::table
-            .filter(deliveries::insurer_ik.eq(ik))
-            .filter(deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]))
-            .count()
-            .get_result(c)?;
-        let after = decide(was, probe, waiting == 0);
+        // Whether anything waits matters only while the breaker is not open (`after_probe`);
+        // during an outage the backlog may be large, so it is not counted every probe then.
+        let nothing_waiting = was != BreakerState::Open && {
+            let waiting: i64 = deliveries::table
+                .filter(deliveries::insurer_ik.eq(ik))
+                .filter(deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]))
+                .count()
+                .get_result(c)?;
+            waiting == 0
+        };
+        let after = decide(was, probe, nothing_waiting);
         diesel::update(target)
             .set((
                 destinations::breaker.eq(after.breaker.code()),
