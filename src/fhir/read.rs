@@ -1283,16 +1283,28 @@ fn patient(r: Res<'_>, issued_on: Option<NaiveDate>, cx: &mut Cx) -> Option<Pati
 /// carries Namenszusatz or Vorsatzwort, else the family name itself.
 fn own_name(nm: &Node, nl: &str, cx: &mut Cx) -> Option<String> {
     let family = cx.req(nm, nl, &["family"], "Name des Versicherten")?;
-    let own = nm
-        .child("family")
-        .and_then(|f| f.extension(sys::OWN_NAME))
-        .and_then(|e| e.val(&["valueString"]));
-    cx.len(
-        Some(own.unwrap_or(family).trim()),
-        &format!("{nl}.family"),
+    let node = nm.child("family");
+    let ext = |url: &str| {
+        node.and_then(|f| f.extension(url))
+            .and_then(|e| e.val(&["valueString"]))
+    };
+    // The whole family name is checked as well: the own name (45) with Namenszusatz and
+    // Vorsatzwort (20 each) before it, where it has them.
+    let parts = [sys::NAMENSZUSATZ, sys::OWN_PREFIX]
+        .into_iter()
+        .filter(|url| ext(url).is_some())
+        .count();
+    let loc = format!("{nl}.family");
+    let family = cx.len(
+        Some(family.trim()),
+        &loc,
         "Name des Versicherten",
-        45,
-    )
+        45 + 21 * parts,
+    )?;
+    match ext(sys::OWN_NAME) {
+        Some(own) => cx.len(Some(own.trim()), &loc, "Name des Versicherten", 45),
+        None => Some(family),
+    }
 }
 
 /// Title (`prefix` qualified `AC`), Namenszusatz and Vorsatzwort of the patient's name; `None`
