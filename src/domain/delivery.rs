@@ -1,5 +1,5 @@
-//! The states of a delivery (an eAU, a Storno or a patient mail on its way), with their text
-//! codes in `deliveries.state` and the German labels staff read.
+//! A delivery (an eAU, a Storno or a patient mail on its way): its state, what it carries and
+//! where it goes, each with its text code in `deliveries` and the German label staff read.
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +84,84 @@ pub fn delivery_label(code: &str) -> &'static str {
     DeliveryState::parse(code).map_or("unbekannter Zustand", DeliveryState::label)
 }
 
+/// What a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocumentKind {
+    Eau,
+    Storno,
+    /// The patient's copy by e-mail (channel [`Channel::Mail`]).
+    Mail,
+}
+
+impl DocumentKind {
+    pub const ALL: [Self; 3] = [Self::Eau, Self::Storno, Self::Mail];
+
+    /// The text stored in `deliveries.document_kind`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Eau => "eau",
+            Self::Storno => "storno",
+            Self::Mail => "mail",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// As staff read it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Eau => "eAU",
+            Self::Storno => "Storno",
+            Self::Mail => "Patientenkopie per E-Mail",
+        }
+    }
+
+    /// The channel a document of this kind travels on.
+    pub const fn channel(self) -> Channel {
+        match self {
+            Self::Mail => Channel::Mail,
+            Self::Eau | Self::Storno => Channel::Insurer,
+        }
+    }
+}
+
+/// Where a delivery goes. Both channels share the outbox: claims, leases, backoff and the
+/// attempt history are one mechanism. How an insurer is reached (HTTP push, KIM, or its own
+/// pull) is the destination's, not the delivery's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// To an insurer (push, KIM or pull), by its IK.
+    Insurer,
+    /// To the patient by e-mail; `insurer_ik` is empty.
+    Mail,
+}
+
+impl Channel {
+    pub const ALL: [Self; 2] = [Self::Insurer, Self::Mail];
+
+    /// The text stored in `deliveries.channel`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::Insurer => "insurer",
+            Self::Mail => "mail",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// As staff read it.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Insurer => "an die Krankenkasse",
+            Self::Mail => "an den Patienten",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +173,16 @@ mod tests {
             assert!(!s.label().is_empty() && !s.mail_label().is_empty());
         }
         assert_eq!(DeliveryState::parse("Pending"), None);
+        for k in DocumentKind::ALL {
+            assert_eq!(DocumentKind::parse(k.code()), Some(k));
+            assert!(!k.label().is_empty());
+        }
+        for c in Channel::ALL {
+            assert_eq!(Channel::parse(c.code()), Some(c));
+            assert!(!c.label().is_empty());
+        }
+        assert_eq!(DocumentKind::Mail.channel(), Channel::Mail);
+        assert_eq!(DocumentKind::Storno.channel(), Channel::Insurer);
         assert_eq!(
             delivery_label("delivered"),
             "bei der Krankenkasse angekommen"

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{claim_ids, insert_delivery, state, Channel, DocumentKind, NewDelivery};
+use super::outbox::{insert_delivery, state, Channel, DocumentKind, NewDelivery};
 use super::schema::{certificates, deliveries, patient_mails};
 use super::{audit, now, Actor, AnyConnection, Result};
 
@@ -59,100 +59,6 @@ pub(super) fn enqueue_mail(
         ))
         .execute(conn)?;
     Ok(id)
-}
-
-/// A claimed mail with what composing it needs.
-#[derive(Debug, Clone)]
-pub struct ClaimedMail {
-    pub delivery_id: String,
-    /// Attempts including this one.
-    pub attempts: i32,
-    pub message_id: String,
-    pub recipient: String,
-    pub employer_copy: bool,
-    pub password_policy: String,
-    pub password: Option<String>,
-    /// The certificate as stored (JSON of [`crate::domain::Certificate`]).
-    pub certificate: String,
-    pub print_only: bool,
-}
-
-const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
-     WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
-         AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
-         AND (d.created_at, d.id) > ($5, $6) \
-       ORDER BY d.created_at, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-     RETURNING id, created_at";
-
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = ?, attempts = attempts + 1 \
-     WHERE id IN (SELECT d.id FROM deliveries d \
-       WHERE d.channel = 'mail' AND d.insurer_ik = ?4 AND d.state IN ('pending', 'in_flight', 'dead') \
-         AND ((d.state = 'pending' AND d.next_attempt_at <= ?2) OR (d.state = 'in_flight' AND d.lease_until < ?2)) \
-         AND (d.created_at, d.id) > (?5, ?6) \
-       ORDER BY d.created_at, d.id LIMIT ?3) \
-     RETURNING id, created_at";
-
-/// Claims up to `limit` due mails for `lease`, oldest first (PostgreSQL: `SKIP LOCKED`, so
-/// several instances never send one mail at once; SQLite: an immediate transaction). A lease
-/// that runs out (a crashed worker) makes the mail claimable again, with the same Message-ID.
-pub fn claim_mails(
-    conn: &mut AnyConnection,
-    lease: chrono::Duration,
-    limit: i64,
-) -> Result<Vec<ClaimedMail>> {
-    // A mail row's `insurer_ik` is '' (the claim statements share their binds).
-    let ids = claim_ids(conn, (CLAIM_POSTGRES, CLAIM_SQLITE), "", lease, limit)?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    type Row = (
-        String,
-        i32,
-        (String, String, bool, String, Option<String>),
-        (String, bool),
-    );
-    let rows: Vec<Row> = deliveries::table
-        .inner_join(patient_mails::table)
-        .inner_join(certificates::table)
-        .filter(deliveries::id.eq_any(&ids))
-        .order((deliveries::created_at, deliveries::id))
-        .select((
-            deliveries::id,
-            deliveries::attempts,
-            (
-                patient_mails::message_id,
-                patient_mails::recipient,
-                patient_mails::employer_copy,
-                patient_mails::password_policy,
-                patient_mails::password,
-            ),
-            (certificates::document, certificates::print_only),
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                delivery_id,
-                attempts,
-                (message_id, recipient, employer_copy, policy, password),
-                (certificate, print_only),
-            )| {
-                ClaimedMail {
-                    delivery_id,
-                    attempts,
-                    message_id,
-                    recipient,
-                    employer_copy,
-                    password_policy: policy,
-                    password,
-                    certificate,
-                    print_only,
-                }
-            },
-        )
-        .collect())
 }
 
 /// A patient mail as shown on the detail page.

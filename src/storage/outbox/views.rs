@@ -1,0 +1,155 @@
+//! What staff, operators and `/metrics` read of the outbox.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::{state, Channel};
+use crate::storage::schema::{certificates, deliveries, delivery_attempts};
+use crate::storage::{AnyConnection, Result};
+
+/// A delivery as shown to staff.
+#[derive(Debug, Clone, Queryable)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub insurer_ik: String,
+    pub document_kind: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// The deliveries of one of a practice's certificates, oldest first.
+pub fn deliveries_of(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+    certificate_id: Uuid,
+) -> Result<Vec<DeliveryRow>> {
+    Ok(deliveries::table
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::certificate_id.eq(certificate_id.to_string()))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .order(deliveries::created_at)
+        .select((
+            deliveries::id,
+            deliveries::insurer_ik,
+            deliveries::document_kind,
+            deliveries::state,
+            deliveries::attempts,
+            deliveries::next_attempt_at,
+            deliveries::last_error,
+            deliveries::created_at,
+            deliveries::delivered_at,
+        ))
+        .load(conn)?)
+}
+
+/// Deliveries not yet at the insurer, by insurer IK: `(ik, count, oldest)`.
+pub fn backlog(
+    conn: &mut AnyConnection,
+    practice_id: &str,
+) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    use diesel::dsl::{count_star, min};
+    Ok(deliveries::table
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
+        .group_by(deliveries::insurer_ik)
+        .select((
+            deliveries::insurer_ik,
+            count_star(),
+            min(deliveries::created_at),
+        ))
+        .order(deliveries::insurer_ik)
+        .load(conn)?)
+}
+
+/// One recorded attempt of a delivery.
+#[derive(Debug, Clone, Queryable)]
+pub struct AttemptRow {
+    pub at: NaiveDateTime,
+    pub outcome: String,
+    pub http_status: Option<i32>,
+    pub detail: String,
+}
+
+/// Every recorded attempt of a delivery, oldest first (the error history).
+pub fn attempts_of(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<AttemptRow>> {
+    Ok(delivery_attempts::table
+        .filter(delivery_attempts::delivery_id.eq(delivery_id))
+        .order(delivery_attempts::id)
+        .select((
+            delivery_attempts::at,
+            delivery_attempts::outcome,
+            delivery_attempts::http_status,
+            delivery_attempts::detail,
+        ))
+        .load(conn)?)
+}
+
+/// Counts of the deliveries of a channel by state.
+pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(String, i64)>> {
+    use diesel::dsl::count_star;
+    Ok(deliveries::table
+        .filter(deliveries::channel.eq(channel.code()))
+        .group_by(deliveries::state)
+        .select((deliveries::state, count_star()))
+        .order(deliveries::state)
+        .load(conn)?)
+}
+
+/// A delivery not (yet) at the insurer, as listed on the dashboard.
+#[derive(Debug, Clone, Queryable)]
+pub struct UnsentRow {
+    pub certificate_id: String,
+    pub display_name: String,
+    pub insurer_ik: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A practice's deliveries that have not reached the insurer, oldest first.
+pub fn unsent(conn: &mut AnyConnection, practice_id: &str, limit: i64) -> Result<Vec<UnsentRow>> {
+    Ok(deliveries::table
+        .inner_join(certificates::table)
+        .filter(deliveries::practice_id.eq(practice_id))
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+        .order((deliveries::created_at, deliveries::id))
+        .limit(limit)
+        .select((
+            deliveries::certificate_id,
+            certificates::display_name,
+            deliveries::insurer_ik,
+            deliveries::state,
+            deliveries::attempts,
+            deliveries::next_attempt_at,
+            deliveries::last_error,
+            deliveries::created_at,
+        ))
+        .load(conn)?)
+}
+
+/// "Alle erneut senden": makes every waiting or dead delivery of the insurer due now. The
+/// attempt history stays.
+/// Backlog of every insurer across all practices: `(ik, waiting, oldest)`, for `/metrics`.
+pub fn backlog_all(conn: &mut AnyConnection) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    use diesel::dsl::{count_star, min};
+    Ok(deliveries::table
+        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
+        .group_by(deliveries::insurer_ik)
+        .select((
+            deliveries::insurer_ik,
+            count_star(),
+            min(deliveries::created_at),
+        ))
+        .order(deliveries::insurer_ik)
+        .load(conn)?)
+}
