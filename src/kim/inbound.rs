@@ -60,6 +60,19 @@ pub struct Inbound {
     pub summary: String,
 }
 
+impl Inbound {
+    /// A failure (a failed receipt, an error of the KIM service, the insurer's error message):
+    /// only what a failure does to its delivery depends on [`InboundFacts`] (the first mail's
+    /// age in the Land's working days, a declared Störung). For any other mail storage does
+    /// not read them and hands the rule [`InboundFacts::bare`].
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            (self.kind, self.action),
+            (Kind::Dsn, Some(Action::Failed)) | (Kind::KimError, _) | (Kind::InsurerError, _)
+        )
+    }
+}
+
 /// What storage knows of the delivery a mail refers to, for the rule that decides what the
 /// mail does to it (`queue::policy::after_inbound`).
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +86,19 @@ pub struct InboundFacts {
     pub at: chrono::NaiveDateTime,
     /// How long after an error of the KIM service itself the next try comes.
     pub retry_every: chrono::Duration,
+}
+
+impl InboundFacts {
+    /// Facts of a mail that is no failure (see [`Inbound::is_failure`]): nothing read.
+    pub fn bare(at: chrono::NaiveDateTime, retry_every: chrono::Duration) -> Self {
+        Self {
+            outage: false,
+            first_mail_at: None,
+            land: None,
+            at,
+            retry_every,
+        }
+    }
 }
 
 /// What a mail does to its delivery: storage writes exactly this.

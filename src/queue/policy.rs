@@ -123,11 +123,11 @@ fn during_outage(verdict: Verdict, outage_declared: bool) -> Verdict {
 /// at 4 hours, so 25 attempts span about three days. `jitter` in [-1, 1] spreads it by ±20 %.
 /// A `Retry-After` longer than the schedule wins.
 pub fn backoff(attempt: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
-    const CAP_SECS: u64 = 4 * 3600;
+    const CAP_SECS: u32 = 4 * 3600;
     let exp = attempt.saturating_sub(1).min(20);
-    let base = (60u64 << exp).min(CAP_SECS);
+    let base = (60u32 << exp).min(CAP_SECS);
     let factor = 1.0 + 0.2 * jitter.clamp(-1.0, 1.0);
-    let scheduled = Duration::from_secs_f64(base as f64 * factor);
+    let scheduled = Duration::from_secs_f64(f64::from(base) * factor);
     retry_after.map_or(scheduled, |r| r.max(scheduled))
 }
 
@@ -283,6 +283,40 @@ mod tests {
         assert_eq!(insurer(Some(101)), Some(NeedsNewId));
         assert_eq!(insurer(Some(105)), Some(Dead));
         assert_eq!(insurer(None), Some(Dead));
+    }
+
+    #[test]
+    fn only_a_failure_depends_on_the_facts_storage_reads() {
+        let at = facts(0, false).at;
+        let bare = InboundFacts::bare(at, chrono::Duration::hours(4));
+        let actions = [
+            None,
+            Some(Action::Delivered),
+            Some(Action::Failed),
+            Some(Action::Delayed),
+        ];
+        let kinds = [Kind::Dsn, Kind::InsurerError, Kind::KimError, Kind::Other];
+        for kind in kinds {
+            for action in actions {
+                for code in [None, Some(101), Some(105)] {
+                    let m = mail(kind, action, code);
+                    let rich = [facts(9, false), facts(9, true), facts(0, true)];
+                    let differs = rich
+                        .iter()
+                        .any(|f| after_inbound(&m, f) != after_inbound(&m, &bare));
+                    if !m.is_failure() {
+                        assert!(!differs, "{kind:?} {action:?} depends on the facts");
+                    }
+                }
+            }
+        }
+        // And a failure does: the bare facts would keep a week-old KIM error alive.
+        let old_error = mail(Kind::KimError, None, None);
+        assert!(old_error.is_failure());
+        assert_ne!(
+            after_inbound(&old_error, &facts(7, false)),
+            after_inbound(&old_error, &bare)
+        );
     }
 
     fn http(status: u16, body: &str) -> Answer {

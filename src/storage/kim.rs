@@ -510,7 +510,12 @@ fn apply(
     rule: InboundRule,
     at: NaiveDateTime,
 ) -> QueryResult<()> {
-    let facts = facts_of(c, delivery, retry, at)?;
+    // A receipt (most mails) needs no facts: four reads fewer per mail.
+    let facts = if inbound.is_failure() {
+        facts_of(c, delivery, retry, at)?
+    } else {
+        InboundFacts::bare(at, retry.every)
+    };
     let Some(step) = rule(inbound, &facts) else {
         return Ok(());
     };
