@@ -684,6 +684,18 @@ pub struct IncapacityPeriod {
     pub determined_on: NaiveDate,
 }
 
+/// A certificate names at most this many diagnoses, and at least one (the Composition's
+/// section "Diagnosen", 1..6 entries; the paper copy's field has six places). The rule for
+/// capture, import, writing and scanning.
+pub const MAX_DIAGNOSES: usize = 6;
+/// What staff and practice software read when the count is wrong.
+pub const DIAGNOSES_COUNT: &str = "Diagnosen: ein bis sechs ICD-10-Codes angeben";
+
+/// Whether `n` diagnoses are allowed on a certificate (see [`MAX_DIAGNOSES`]).
+pub const fn diagnosis_count_allowed(n: usize) -> bool {
+    n >= 1 && n <= MAX_DIAGNOSES
+}
+
 /// Maximum days between "festgestellt am" and "voraussichtlich bis" (TA P310-04).
 pub const MAX_DAYS_AHEAD: i64 = 31;
 /// Back-dating beyond this many days before "festgestellt am" needs confirmation (AU-RL § 5 Abs. 3).

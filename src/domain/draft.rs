@@ -17,10 +17,11 @@ use uuid::Uuid;
 use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKind};
 
 use super::{
-    is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind, Coverage, Diagnosis, Doctor,
-    DomainError, EmailAddress, FieldError, Icd10Code, IncapacityPeriod, InsuredType, InsurerIk,
-    Kvnr, Lanr, MailRequest, Measures, Patient, PayerType, Practice, Side, DEFAULT_LEGAL_BASIS,
-    MAX_BACKDATING_DAYS, MAX_DAYS_AHEAD, MAX_DAYS_BACK, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
+    diagnosis_count_allowed, is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind,
+    Coverage, Diagnosis, Doctor, DomainError, EmailAddress, FieldError, Icd10Code,
+    IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr, MailRequest, Measures, Patient,
+    PayerType, Practice, Side, DEFAULT_LEGAL_BASIS, DIAGNOSES_COUNT, MAX_BACKDATING_DAYS,
+    MAX_DAYS_AHEAD, MAX_DAYS_BACK, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
 };
 
 /// The AU as entered. Every field is a string (or a flag) so that whatever was typed can be
@@ -55,14 +56,8 @@ pub struct CertificateDraft {
     pub measures: MeasuresDraft,
     #[serde(deserialize_with = "lenient_bool")]
     pub sick_pay_case: bool,
-    #[validate(
-        length(
-            min = 1,
-            max = 6,
-            message = "Diagnosen: ein bis sechs ICD-10-Codes angeben"
-        ),
-        nested
-    )]
+    /// One to six (the count is checked once, with the AU rules: [`diagnosis_count_allowed`]).
+    #[validate(nested)]
     #[serde(deserialize_with = "objects")]
     pub diagnoses: Vec<DiagnosisDraft>,
     #[serde(deserialize_with = "empty_as_none")]
@@ -655,9 +650,9 @@ fn draft_rules(d: &CertificateDraft, ctx: &CaptureContext) -> Result<Certificate
         other,
     };
     e.rule(
-        d.diagnoses.is_empty() || d.diagnoses.len() > 6,
+        !diagnosis_count_allowed(d.diagnoses.len()),
         "diagnoses",
-        "Diagnosen: ein bis sechs ICD-10-Codes angeben",
+        DIAGNOSES_COUNT,
     );
     let diagnoses: Vec<Option<Diagnosis>> = d
         .diagnoses

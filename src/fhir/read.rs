@@ -2106,12 +2106,13 @@ fn diagnoses(
     comp: Res<'_>,
     cx: &mut Cx,
 ) -> (Option<Vec<Diagnosis>>, Option<u16>) {
-    if list.is_empty() || list.len() > 6 {
+    if !crate::domain::diagnosis_count_allowed(list.len()) {
         cx.err(
             IssueCode::BusinessRule,
             comp.loc() + ".section",
             format!(
-                "Diagnosen: ein bis sechs ICD-10-Codes angeben ({} gefunden)",
+                "{} ({} gefunden)",
+                crate::domain::DIAGNOSES_COUNT,
                 list.len()
             ),
         );

@@ -180,8 +180,8 @@ fn steps(c: &Certificate) -> Vec<(&'static str, Option<&str>)> {
 
 fn check(c: &Certificate) -> Result<(), FhirError> {
     let invalid = |field, message| Err(FhirError::Invalid { field, message });
-    if c.diagnoses.is_empty() || c.diagnoses.len() > 6 {
-        return invalid("diagnoses", "ein bis sechs ICD-10-Codes angeben");
+    if !crate::domain::diagnosis_count_allowed(c.diagnoses.len()) {
+        return invalid("diagnoses", crate::domain::DIAGNOSES_COUNT);
     }
     if c.kind.is_initial() != c.period.since.is_some() {
         return invalid(

@@ -200,7 +200,7 @@ fn diagnoses(s: &str) -> Result<Vec<String>, RecordError> {
         .filter(|d| !d.is_empty())
         .map(str::to_owned)
         .collect();
-    if list.len() > 6 {
+    if list.len() > crate::domain::MAX_DIAGNOSES {
         return Err(RecordError::Field { field: "Diagnosen" });
     }
     Ok(list)
