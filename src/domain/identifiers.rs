@@ -168,7 +168,7 @@ impl Lanr {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Bsnr(String);
 
-const KV_REGIONS: &[(u8, u8)] = &[
+const KV_REGIONS: &[(u32, u32)] = &[
     (1, 3),
     (6, 21),
     (24, 25),
@@ -202,7 +202,7 @@ impl Bsnr {
         let d = digits_of(s)
             .filter(|d| d.len() == 9)
             .ok_or(DomainError::Format(FIELD, "genau neun Ziffern"))?;
-        let kk = (d[0] * 10 + d[1]) as u8;
+        let kk = d[0] * 10 + d[1];
         let region_ok = KV_REGIONS.iter().any(|(lo, hi)| (*lo..=*hi).contains(&kk));
         if !(region_ok || kk == 35 || kk == 74) {
             return Err(DomainError::Format(

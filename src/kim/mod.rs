@@ -19,8 +19,6 @@ pub mod smtp;
 pub mod standin;
 pub mod vzd;
 
-use std::fmt;
-
 use base64::Engine;
 use uuid::Uuid;
 
@@ -70,24 +68,7 @@ impl Tls {
 }
 
 /// The password of a KIM account; never printed.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(secret: String) -> Self {
-        Self(secret)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
+pub type Password = crate::secret::Secret;
 
 /// A practice's KIM account at its client module (KIM-AND-SIGNATURE.md §2).
 #[derive(Debug, Clone)]
@@ -430,7 +411,7 @@ mod tests {
             workplace_id: "7".into(),
             user_id: None,
             konnektor_id: None,
-            password: Password::new("geheim".into()),
+            password: Password::new("geheim"),
             test_data: false,
         }
     }

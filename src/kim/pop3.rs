@@ -161,7 +161,7 @@ impl Pop3 {
     async fn line(&mut self) -> Result<Vec<u8>, KimError> {
         let mut line = Vec::new();
         let read = tokio::time::timeout(self.timeout, async {
-            let mut limited = (&mut self.stream).take(MAX_LINE as u64);
+            let mut limited = (&mut self.stream).take(u64::try_from(MAX_LINE).unwrap_or(u64::MAX));
             limited.read_until(b'\n', &mut line).await
         })
         .await

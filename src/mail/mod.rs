@@ -86,7 +86,7 @@ pub struct PatientMail {
     pub employer_copy: bool,
     pub policy: PasswordPolicy,
     /// The password under [`PasswordPolicy::Random`]; derived for the birth-date policy.
-    pub stored_password: Option<String>,
+    pub stored_password: Option<crate::secret::Secret>,
     pub certificate: Certificate,
     pub print_only: bool,
 }
@@ -149,7 +149,12 @@ pub fn compose(mail: &PatientMail, from: &Mailbox) -> Result<Message, MailError>
     let cert = &mail.certificate;
     let password = mail
         .policy
-        .password(cert.patient.birth_date, mail.stored_password.as_deref())
+        .password(
+            cert.patient.birth_date,
+            mail.stored_password
+                .as_ref()
+                .map(crate::secret::Secret::expose),
+        )
         .ok_or_else(|| MailError::Compose("kein Passwort gespeichert".into()))?;
     let practice = &cert.practice;
     let body = Body {

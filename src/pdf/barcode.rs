@@ -8,6 +8,7 @@
 //! the encoder as Latin-1 code points, so text compaction is used for the ASCII parts and a
 //! temporary byte shift for umlauts, and a reader returns exactly the ISO 8859-15 bytes.
 
+use crate::num::ToF32;
 use chrono::NaiveDate;
 use rxing::pdf417::encoder::{Compaction, PDF417};
 
@@ -172,12 +173,12 @@ impl Symbol {
 
     /// Printed width in mm including the quiet zones.
     pub fn width_mm(&self) -> f32 {
-        (self.width_modules() as f32 + 2.0 * QUIET_ZONE_MODULES) * MODULE_MM
+        (self.width_modules().to_f32() + 2.0 * QUIET_ZONE_MODULES) * MODULE_MM
     }
 
     /// Printed height in mm including the quiet zones.
     pub fn height_mm(&self) -> f32 {
-        (self.rows.len() as f32 * ROW_HEIGHT_MODULES + 2.0 * QUIET_ZONE_MODULES) * MODULE_MM
+        (self.rows.len().to_f32() * ROW_HEIGHT_MODULES + 2.0 * QUIET_ZONE_MODULES) * MODULE_MM
     }
 
     /// Runs of dark modules per row: (row, first module, length).

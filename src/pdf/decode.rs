@@ -25,8 +25,8 @@ pub(crate) fn decode_symbol(symbol: &Symbol) -> Vec<u8> {
     }
     let result = rxing::helpers::detect_in_luma(
         luma,
-        width as u32,
-        height as u32,
+        crate::num::u32_of(width),
+        crate::num::u32_of(height),
         Some(BarcodeFormat::PDF_417),
     )
     .expect("the PDF417 decodes");

@@ -1,6 +1,7 @@
 //! The compiled-in DejaVu Sans (Bitstream Vera licence, `assets/fonts/LICENSE-DejaVu.txt`),
 //! parsed once per process.
 
+use crate::num::ToF32;
 use std::sync::OnceLock;
 
 use printpdf::{FontId, ParsedFont};
@@ -49,5 +50,5 @@ pub(crate) fn text_width_mm(font: &ParsedFont, text: &str, size_pt: f32) -> f32 
             u32::from(font.get_horizontal_advance(gid))
         })
         .sum();
-    units as f32 / upem * size_pt * 25.4 / 72.0
+    units.to_f32() / upem * size_pt * 25.4 / 72.0
 }

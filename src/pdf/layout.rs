@@ -2,6 +2,7 @@
 //! scaled onto the paper. Labels are DejaVu Sans 5–7 pt, values 8–10 pt, checkboxes are the
 //! glyphs ☐/☒ (as in the KBV stylesheets), so they survive copy and text extraction.
 
+use crate::num::ToF32;
 use chrono::NaiveDate;
 use printpdf::{
     CurTransMat, Line, LinePoint, Mm, Op, PaintMode, ParsedFont, PdfFontHandle, Point, Pt, Rect,
@@ -270,10 +271,10 @@ impl Canvas<'_> {
                 .into_iter()
                 .map(|(r, start, len, rows)| Op::DrawRectangle {
                     rectangle: Rect {
-                        x: Pt(start as f32),
-                        y: Pt(r as f32),
-                        width: Pt(len as f32),
-                        height: Pt(rows as f32),
+                        x: Pt(start.to_f32()),
+                        y: Pt(r.to_f32()),
+                        width: Pt(len.to_f32()),
+                        height: Pt(rows.to_f32()),
                         mode: Some(PaintMode::Fill),
                         winding_order: None,
                     },
@@ -517,7 +518,7 @@ fn dates_block(c: &mut Canvas<'_>, form: &Form<'_>) {
         ),
     ];
     for (top, h, label, value) in rows {
-        let n = label.len() as f32;
+        let n = label.len().to_f32();
         let mut y = top + h / 2.0 - (n - 1.0) * 1.25 + 0.9;
         for line in label {
             c.text(LEFT, y, 6.5, Face::Regular, line);
@@ -695,15 +696,15 @@ fn diagnoses_block(c: &mut Canvas<'_>, cert: Option<&Certificate>) -> f32 {
     let cell_h = 7.5;
     c.frame(LEFT, top, RIGHT - LEFT, 3.0 * cell_h, THIN);
     for i in 1..3 {
-        let y = top + i as f32 * cell_h;
+        let y = top + i.to_f32() * cell_h;
         c.line(LEFT, y, RIGHT, y, THIN);
-        let x = LEFT + i as f32 * cell_w;
+        let x = LEFT + i.to_f32() * cell_w;
         c.line(x, top, x, top + 2.0 * cell_h, THIN);
     }
     let diagnoses = cert.map(|c| c.diagnoses.as_slice()).unwrap_or_default();
     for i in 0..6 {
-        let x = LEFT + (i % 3) as f32 * cell_w;
-        let y = top + (i / 3) as f32 * cell_h;
+        let x = LEFT + (i % 3).to_f32() * cell_w;
+        let y = top + (i / 3).to_f32() * cell_h;
         c.text(x + 1.5, y + 2.2, 5.0, Face::Regular, "ICD-10 - Code");
         if let Some(d) = diagnoses.get(i) {
             c.text(x + 3.0, y + 6.3, 10.0, Face::Regular, &d.to_string());

@@ -180,7 +180,8 @@ async fn attempt(
                 bytes,
                 paper_received_at: c.paper_received_at,
             };
-            push(client, url, c.auth_header.as_deref(), document).await
+            let auth = c.auth_header.as_ref().map(crate::secret::Secret::expose);
+            push(client, url, auth, document).await
         }
         _ => (
             Answer::Http {

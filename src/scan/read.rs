@@ -1,6 +1,7 @@
 //! Finding and decoding the PDF417 of a KK copy on a scanned page (rxing's PDF417 reader, which
 //! tries all four orientations and tolerates a few degrees of skew).
 
+use crate::num::ToF32;
 use rxing::common::HybridBinarizer;
 use rxing::multi::MultipleBarcodeReader;
 use rxing::pdf417::PDF417Reader;
@@ -63,9 +64,9 @@ pub fn barcodes(page: Page) -> Result<Vec<Vec<u8>>, Unreadable> {
     };
     // Never beyond the largest page accepted: a narrow strip of a page is not enlarged into
     // gigabytes.
-    let pixels = page.width as f32 * page.height as f32;
+    let pixels = page.width.to_f32() * page.height.to_f32();
     let scale = wanted
-        .min((source::MAX_PIXELS as f32 / pixels).sqrt())
+        .min((source::MAX_PIXELS.to_f32() / pixels).sqrt())
         .max(1.0);
     let skew = page.skew();
     let tries: &[f32] = match why {

@@ -3,6 +3,7 @@
 //! (bilevel, grey or colour, CCITT G4, LZW, Deflate, JPEG), PNG and JPEG. Every page is read on
 //! its own, so memory stays that of one page per reader, whatever the upload's size.
 
+use crate::num::{index, isize_of, u32_of, u8_of, usize_of, ToF32};
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,7 +82,7 @@ impl Page {
         if pixels > MAX_PIXELS {
             return Err(PageError::TooLarge(pixels / 1_000_000));
         }
-        if width == 0 || height == 0 || luma.len() as u64 != pixels {
+        if width == 0 || height == 0 || u64::try_from(luma.len()).ok() != Some(pixels) {
             return Err(PageError::Unreadable(
                 "leeres oder unvollständiges Bild".into(),
             ));
@@ -96,39 +97,38 @@ impl Page {
     /// The page turned by `degrees` about its centre and scaled by `scale` (bilinear, white
     /// outside): a second look at a barcode scanned askew or at a low resolution.
     pub fn resampled(&self, degrees: f32, scale: f32) -> Page {
-        let (w, h) = (self.width as usize, self.height as usize);
+        let (w, h) = (index(self.width), index(self.height));
         let (out_w, out_h) = (
-            (self.width as f32 * scale).round() as usize,
-            (self.height as f32 * scale).round() as usize,
+            usize_of((self.width.to_f32() * scale).round()),
+            usize_of((self.height.to_f32() * scale).round()),
         );
-        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        let (cx, cy) = (w.to_f32() / 2.0, h.to_f32() / 2.0);
         let (s, c) = degrees.to_radians().sin_cos();
         let (s, c) = (s / scale, c / scale);
         let at = |x: isize, y: isize| -> f32 {
-            if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
-                255.0
-            } else {
-                f32::from(self.luma[y as usize * w + x as usize])
+            match (usize::try_from(x), usize::try_from(y)) {
+                (Ok(x), Ok(y)) if x < w && y < h => f32::from(self.luma[y * w + x]),
+                _ => 255.0,
             }
         };
         let mut luma = Vec::with_capacity(out_w * out_h);
-        let (ox, oy) = (out_w as f32 / 2.0, out_h as f32 / 2.0);
+        let (ox, oy) = (out_w.to_f32() / 2.0, out_h.to_f32() / 2.0);
         for y in 0..out_h {
-            let dy = y as f32 - oy;
+            let dy = y.to_f32() - oy;
             for x in 0..out_w {
-                let dx = x as f32 - ox;
+                let dx = x.to_f32() - ox;
                 let (sx, sy) = (c * dx + s * dy + cx, -s * dx + c * dy + cy);
                 let (fx0, fy0) = (sx.floor(), sy.floor());
                 let (fx, fy) = (sx - fx0, sy - fy0);
-                let (x0, y0) = (fx0 as isize, fy0 as isize);
+                let (x0, y0) = (isize_of(fx0), isize_of(fy0));
                 let v = (at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx) * (1.0 - fy)
                     + (at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx) * fy;
-                luma.push(v.round().clamp(0.0, 255.0) as u8);
+                luma.push(u8_of(v.round().clamp(0.0, 255.0)));
             }
         }
         Page {
-            width: out_w as u32,
-            height: out_h as u32,
+            width: u32_of(out_w),
+            height: u32_of(out_h),
             luma,
         }
     }
@@ -137,23 +137,23 @@ impl Page {
     /// which the dark pixels line up best in rows (text lines, form lines and the barcode's
     /// rows), searched from -5° to 5° in quarter degrees on every fourth pixel.
     pub fn skew(&self) -> f32 {
-        let (w, h) = (self.width as usize, self.height as usize);
-        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        let (w, h) = (index(self.width), index(self.height));
+        let (cx, cy) = (w.to_f32() / 2.0, h.to_f32() / 2.0);
         let dark: Vec<(f32, f32)> = (0..h)
             .step_by(4)
             .flat_map(|y| (0..w).step_by(4).map(move |x| (x, y)))
             .filter(|&(x, y)| self.luma[y * w + x] < 128)
-            .map(|(x, y)| (x as f32 - cx, y as f32 - cy))
+            .map(|(x, y)| (x.to_f32() - cx, y.to_f32() - cy))
             .collect();
         let bins = (w + h) / 4 + 2;
         let mut best = (0.0f32, 0u64);
         let mut histogram = vec![0u32; bins];
         for step in -20..=20 {
-            let degrees = step as f32 * 0.25;
+            let degrees = step.to_f32() * 0.25;
             let (s, c) = degrees.to_radians().sin_cos();
             histogram.iter_mut().for_each(|b| *b = 0);
             for &(x, y) in &dark {
-                let row = ((s * x + c * y) / 4.0 + bins as f32 / 2.0) as usize;
+                let row = usize_of((s * x + c * y) / 4.0 + bins.to_f32() / 2.0);
                 if let Some(b) = histogram.get_mut(row) {
                     *b += 1;
                 }
@@ -402,7 +402,7 @@ fn tiff_page<R: Read + Seek>(decoder: &mut Decoder<R>) -> Result<Page, PageError
     let DecodingResult::U8(data) = decoder.read_image().map_err(unreadable)? else {
         return Err(PageError::Unsupported(format!("{color:?}")));
     };
-    let (w, h) = (width as usize, height as usize);
+    let (w, h) = (index(width), index(height));
     let luma = match color {
         ColorType::Gray(8) => data,
         ColorType::Gray(1) => unpack_bits(&data, w, h),
