@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     add_working_days, berlin_today, CaptureContext, Certificate, CertificateDraft, FieldError,
-    PasswordPolicy,
+    PasswordPolicy, PatientMail,
 };
 use crate::fhir;
 use crate::signature;
@@ -85,17 +85,8 @@ pub struct Submitted {
     /// The certificate as validated; the stored one for [`Captured::Created`].
     pub certificate: Certificate,
     pub created_at: chrono::NaiveDateTime,
-    /// The patient mail requested with it.
-    pub mail: Option<RequestedMail>,
-}
-
-/// A patient mail as requested at capture (queued, not sent yet).
-#[derive(Debug, Clone)]
-pub struct RequestedMail {
-    pub recipient: String,
-    pub employer_copy: bool,
-    /// The PDF password, under the `random` policy only.
-    pub password: Option<String>,
+    /// The patient mail requested with it (queued, not sent yet).
+    pub mail: Option<PatientMail>,
 }
 
 /// Validates the draft against the practice's master data and stores it, with its insurer
@@ -122,17 +113,13 @@ pub async fn submit(
         document_id: Uuid::new_v4(),
     };
     let certificate = Certificate::from_draft(&draft, &ctx).map_err(CaptureError::Invalid)?;
-    let request = draft.mail.request().map_err(CaptureError::Invalid)?;
-    let password = (mail.policy == PasswordPolicy::Random).then(PasswordPolicy::generate);
+    let requested =
+        (draft.mail.request().map_err(CaptureError::Invalid)?).map(|m| m.under(mail.policy));
     // The document the insurer will get, written once: replay sends these exact bytes.
     let xml = document(fhir::write(&certificate))?;
     let encoded = storage::Encoded::of(&certificate, xml)?;
     let created_at = storage::now();
-    let requested = request.as_ref().map(|r| RequestedMail {
-        recipient: r.address.as_str().to_owned(),
-        employer_copy: r.employer_copy,
-        password: password.clone(),
-    });
+    let stored = requested.clone();
     let mail = mail.clone();
     let (captured, certificate) = db
         .write(move |conn| {
@@ -141,11 +128,8 @@ pub async fn submit(
                 origin: Origin::Capture,
                 submission_key: submission_key.as_deref(),
                 print_only: certificate.is_print_only(),
-                mail: request.as_ref().map(|r| storage::NewMail {
-                    recipient: r.address.as_str(),
-                    employer_copy: r.employer_copy,
-                    password_policy: mail.policy.code(),
-                    password: password.as_deref(),
+                mail: stored.as_ref().map(|m| storage::NewMail {
+                    mail: m,
                     message_domain: &mail.message_domain,
                 }),
                 created_at,

@@ -19,7 +19,7 @@ use validator::{Validate, ValidationError, ValidationErrors, ValidationErrorsKin
 use super::{
     diagnosis_count_allowed, is_dmp_code, Bsnr, Cause, Certainty, Certificate, CertificateKind,
     Coverage, Diagnosis, Doctor, DomainError, EmailAddress, FieldError, Icd10Code,
-    IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr, MailRequest, Measures, Patient,
+    IncapacityPeriod, InsuredType, InsurerIk, Kvnr, Lanr, Measures, Patient, PatientMail,
     PayerType, Practice, Side, DEFAULT_LEGAL_BASIS, DIAGNOSES_COUNT, MAX_BACKDATING_DAYS,
     MAX_DAYS_AHEAD, MAX_DAYS_BACK, SOFTWARE_PRUEFNUMMER, SPECIAL_GROUPS,
 };
@@ -86,7 +86,7 @@ pub struct MailDraft {
 
 impl MailDraft {
     /// The mail to send, if any: without consent no mail, and consent needs an address.
-    pub fn request(&self) -> Result<Option<MailRequest>, Vec<FieldError>> {
+    pub fn request(&self) -> Result<Option<PatientMail>, Vec<FieldError>> {
         let address = self.address.as_deref().map(EmailAddress::parse);
         match (address, self.consent) {
             (None, false) if self.employer_copy => Err(vec![FieldError::new(
@@ -103,10 +103,9 @@ impl MailDraft {
                 "mail.consent",
                 "Einwilligung: ohne Einwilligung der Patientin/des Patienten kein E-Mail-Versand",
             )]),
-            (Some(Ok(address)), true) => Ok(Some(MailRequest {
-                address,
-                employer_copy: self.employer_copy,
-            })),
+            (Some(Ok(address)), true) => {
+                Ok(Some(PatientMail::requested(address, self.employer_copy)))
+            }
         }
     }
 }
@@ -1182,7 +1181,7 @@ mod tests {
             .request()
             .unwrap()
             .unwrap();
-        assert_eq!(ok.address.as_str(), "p@example.de");
+        assert_eq!(ok.recipient.as_str(), "p@example.de");
         assert!(ok.employer_copy);
         // The JSON API names the same fields.
         let json: CertificateDraft = serde_json::from_value(serde_json::json!({

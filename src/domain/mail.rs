@@ -1,6 +1,7 @@
 //! The patient's e-mail copy: the address, the request as captured, and how its PDF password
 //! is chosen.
 
+use crate::secret::Secret;
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -150,17 +151,65 @@ impl PasswordPolicy {
     }
 }
 
-/// A patient mail as requested at capture: the patient consented, to this address.
+/// A patient mail, in one shape from the request to the send: the patient consented to
+/// mail to `recipient`; it carries the patient's copy (V) and, if asked, the employer's (AG),
+/// each PDF protected by the password `policy` gives. Requested in the draft, completed at
+/// capture with the practice's policy, stored with the certificate, claimed and composed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailRequest {
-    pub address: EmailAddress,
+pub struct PatientMail {
+    pub recipient: EmailAddress,
     /// Attach the employer's copy (AG) besides the patient's (V).
     pub employer_copy: bool,
+    pub policy: PasswordPolicy,
+    /// The password drawn at capture under [`PasswordPolicy::Random`]; kept for every resend.
+    pub password: Option<Secret>,
+}
+
+impl PatientMail {
+    /// The mail a patient asked for, under the default policy (the birth date).
+    pub fn requested(recipient: EmailAddress, employer_copy: bool) -> Self {
+        Self {
+            recipient,
+            employer_copy,
+            policy: PasswordPolicy::BirthDate,
+            password: None,
+        }
+    }
+
+    /// The same mail under the practice's `policy`: a random password is drawn here, once.
+    pub fn under(self, policy: PasswordPolicy) -> Self {
+        let password =
+            (policy == PasswordPolicy::Random).then(|| PasswordPolicy::generate().into());
+        Self {
+            policy,
+            password,
+            ..self
+        }
+    }
+
+    /// The PDF password for a patient born on `birth_date` (`None`: a random one was lost).
+    pub fn pdf_password(&self, birth_date: NaiveDate) -> Option<String> {
+        self.policy
+            .password(birth_date, self.password.as_ref().map(Secret::expose))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requested_mail_takes_the_practices_policy_and_a_random_password_once() {
+        let born = NaiveDate::from_ymd_opt(1980, 2, 29).unwrap();
+        let asked = PatientMail::requested(EmailAddress::parse("p@example.de").unwrap(), true);
+        assert_eq!(asked.pdf_password(born).as_deref(), Some("29021980"));
+        let random = asked.clone().under(PasswordPolicy::Random);
+        let drawn = random.pdf_password(born).unwrap();
+        assert_eq!(drawn.len(), 10);
+        assert_eq!(random.pdf_password(born), Some(drawn));
+        assert!(!format!("{random:?}").contains(random.password.as_ref().unwrap().expose()));
+        assert_eq!(asked.under(PasswordPolicy::BirthDate).password, None);
+    }
 
     #[test]
     fn ordinary_addresses_are_accepted_and_the_domain_is_lower_cased() {

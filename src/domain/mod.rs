@@ -21,7 +21,7 @@ pub use holidays::{
 };
 pub use identifiers::{Bsnr, InsurerIk, Kvnr, Lanr};
 pub use insurers::{DirectoryError, IkStatus, InsurerDirectory, InsurerEntry};
-pub use mail::{EmailAddress, MailRequest, PasswordPolicy};
+pub use mail::{EmailAddress, PasswordPolicy, PatientMail};
 pub use text::{check_characters, for_barcode, for_paper, has_control, is_clean, line};
 
 /// Why a single value is not acceptable. The `&'static str` is the German field label.

@@ -12,7 +12,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::domain::{Certificate, PasswordPolicy};
+use crate::domain::{Certificate, PasswordPolicy, PatientMail};
 use crate::pdf::{self, Copy, PaperSize};
 
 /// How the connection to the SMTP server is secured. An explicit choice: guessing would
@@ -77,16 +77,13 @@ pub enum MailError {
     Settings(String),
 }
 
-/// One patient mail, as stored at capture.
+/// A patient mail about to be composed: the mail as requested, with its Message-ID and the
+/// certificate whose copies it carries.
 #[derive(Debug, Clone)]
-pub struct PatientMail {
+pub struct Outgoing {
     /// `<…@…>`, fixed at capture: a resend after a lost answer carries the same id.
     pub message_id: String,
-    pub recipient: String,
-    pub employer_copy: bool,
-    pub policy: PasswordPolicy,
-    /// The password under [`PasswordPolicy::Random`]; derived for the birth-date policy.
-    pub stored_password: Option<crate::secret::Secret>,
+    pub mail: PatientMail,
     pub certificate: Certificate,
     pub print_only: bool,
 }
@@ -145,16 +142,11 @@ pub const EMPLOYER_FILE: &str = "AU-Bescheinigung-Arbeitgeber.pdf";
 /// Builds the message: German text and HTML, the V copy (and the AG copy if asked for), each
 /// encrypted with the mail's password. CPU work (PDF, AES key derivation): call it on a
 /// blocking thread.
-pub fn compose(mail: &PatientMail, from: &Mailbox) -> Result<Message, MailError> {
-    let cert = &mail.certificate;
+pub fn compose(outgoing: &Outgoing, from: &Mailbox) -> Result<Message, MailError> {
+    let cert = &outgoing.certificate;
+    let mail = &outgoing.mail;
     let password = mail
-        .policy
-        .password(
-            cert.patient.birth_date,
-            mail.stored_password
-                .as_ref()
-                .map(crate::secret::Secret::expose),
-        )
+        .pdf_password(cert.patient.birth_date)
         .ok_or_else(|| MailError::Compose("kein Passwort gespeichert".into()))?;
     let practice = &cert.practice;
     let body = Body {
@@ -162,7 +154,7 @@ pub fn compose(mail: &PatientMail, from: &Mailbox) -> Result<Message, MailError>
         issued_on: cert.issued_on.format("%d.%m.%Y").to_string(),
         employer_copy: mail.employer_copy,
         birth_date_password: mail.policy == PasswordPolicy::BirthDate,
-        electronic: !mail.print_only,
+        electronic: !outgoing.print_only,
         practice: practice.name.clone(),
         address: format!(
             "{}, {} {}",
@@ -189,17 +181,18 @@ pub fn compose(mail: &PatientMail, from: &Mailbox) -> Result<Message, MailError>
         let part: SinglePart = Attachment::new(file.to_owned()).body(locked, pdf_type.clone());
         parts = parts.singlepart(part);
     }
-    let to: Mailbox = mail
-        .recipient
-        .parse()
-        .map_err(|e: lettre::address::AddressError| {
-            MailError::Permanent(format!("Empfänger: {e}"))
-        })?;
+    let to: Mailbox =
+        mail.recipient
+            .as_str()
+            .parse()
+            .map_err(|e: lettre::address::AddressError| {
+                MailError::Permanent(format!("Empfänger: {e}"))
+            })?;
     Message::builder()
         .from(from.clone())
         .to(to)
         .subject(subject(cert))
-        .message_id(Some(mail.message_id.clone()))
+        .message_id(Some(outgoing.message_id.clone()))
         .multipart(parts)
         .map_err(|e| MailError::Compose(e.to_string()))
 }

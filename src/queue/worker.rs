@@ -9,11 +9,10 @@ use uuid::Uuid;
 
 use super::breaker;
 use super::policy::{backoff, classify, Verdict, MAX_ATTEMPTS};
-use crate::domain::PasswordPolicy;
 use crate::insurers::Answer;
 use crate::insurers::{push, Document, PushClient};
 use crate::kim::{self, Outgoing};
-use crate::mail::{self, MailError, Mailer, PatientMail};
+use crate::mail::{self, MailError, Mailer};
 use crate::storage::{
     self, state, ClaimCursor, Claimed, ClaimedMail, Database, DocumentKind, Finish, KimSend,
     StorageError,
@@ -284,20 +283,14 @@ async fn mail_attempt(mailer: &Mailer, settings: &WorkerSettings, m: ClaimedMail
     let composed = tokio::task::spawn_blocking(move || {
         let certificate =
             serde_json::from_str(&m.certificate).map_err(|e| MailError::Compose(e.to_string()))?;
-        let policy = PasswordPolicy::parse(&m.password_policy)
-            .map_err(|e| MailError::Compose(e.to_string()))?;
-        mail::compose(
-            &PatientMail {
-                message_id: m.message_id,
-                recipient: m.recipient,
-                employer_copy: m.employer_copy,
-                policy,
-                stored_password: m.password,
-                certificate,
-                print_only: m.print_only,
-            },
-            &from,
-        )
+        let patient = m.mail().map_err(|e| MailError::Compose(e.to_string()))?;
+        let outgoing = mail::Outgoing {
+            message_id: m.message_id,
+            mail: patient,
+            certificate,
+            print_only: m.print_only,
+        };
+        mail::compose(&outgoing, &from)
     })
     .await
     .unwrap_or_else(|e| Err(MailError::Compose(e.to_string())));

@@ -1,6 +1,8 @@
 //! Patient mails: a delivery row on the mail channel plus what the mail needs (address, consent,
 //! password policy, Message-ID). Written in the capture transaction; sent by the queue workers.
 
+use crate::domain::{EmailAddress, PasswordPolicy, PatientMail};
+use crate::secret::Secret;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
@@ -12,12 +14,7 @@ use super::{audit, now, Actor, AnyConnection, Result};
 /// A patient mail to be written with its certificate.
 #[derive(Debug, Clone, Copy)]
 pub struct NewMail<'a> {
-    pub recipient: &'a str,
-    pub employer_copy: bool,
-    /// `birthdate` or `random` ([`crate::domain::PasswordPolicy`]).
-    pub password_policy: &'a str,
-    /// The drawn password under the `random` policy.
-    pub password: Option<&'a str>,
+    pub mail: &'a PatientMail,
     /// Domain part of the Message-ID (the sender's domain).
     pub message_domain: &'a str,
 }
@@ -44,10 +41,10 @@ pub(super) fn enqueue_mail(
             (
                 patient_mails::delivery_id.eq(&id),
                 patient_mails::certificate_id.eq(certificate_id),
-                patient_mails::recipient.eq(mail.recipient),
-                patient_mails::employer_copy.eq(mail.employer_copy),
-                patient_mails::password_policy.eq(mail.password_policy),
-                patient_mails::password.eq(mail.password),
+                patient_mails::recipient.eq(mail.mail.recipient.as_str()),
+                patient_mails::employer_copy.eq(mail.mail.employer_copy),
+                patient_mails::password_policy.eq(mail.mail.policy.code()),
+                patient_mails::password.eq(mail.mail.password.as_ref().map(Secret::expose)),
             ),
             (
                 patient_mails::message_id.eq(format!("<{id}@{}>", mail.message_domain)),
@@ -192,11 +189,15 @@ pub fn resend_mail(
                     .rsplit_once('@')
                     .map_or("au-relay.invalid", |(_, d)| d)
                     .to_owned();
-                let mail = NewMail {
-                    recipient: &recipient,
+                let again = stored_mail(
+                    &recipient,
                     employer_copy,
-                    password_policy: &policy,
-                    password: password.as_deref(),
+                    &policy,
+                    password.map(Secret::from),
+                )
+                .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+                let mail = NewMail {
+                    mail: &again,
                     message_domain: &domain,
                 };
                 enqueue_mail(c, actor, &key, &mail, (&consent_by, consent_at))?;
@@ -214,6 +215,21 @@ pub fn resend_mail(
         };
         audit(c, actor, "mail.resent", Some(&key), "")?;
         Ok(outcome)
+    })
+}
+
+/// A stored patient mail in its domain shape; a value that no longer parses is named.
+pub fn stored_mail(
+    recipient: &str,
+    employer_copy: bool,
+    policy: &str,
+    password: Option<Secret>,
+) -> std::result::Result<PatientMail, crate::domain::DomainError> {
+    Ok(PatientMail {
+        recipient: EmailAddress::parse(recipient)?,
+        employer_copy,
+        policy: PasswordPolicy::parse(policy)?,
+        password,
     })
 }
 

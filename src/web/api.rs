@@ -132,13 +132,13 @@ fn created_body(id: Uuid, s: capture::Submitted) -> CertificateBody {
             .mail
             .into_iter()
             .map(|m| MailStatus {
-                recipient: m.recipient,
+                recipient: m.recipient.into(),
                 employer_copy: m.employer_copy,
                 state: storage::state::PENDING.to_owned(),
                 attempts: 0,
                 last_error: None,
                 sent_at: None,
-                password: m.password,
+                password: m.password.map(|p| p.expose().to_owned()),
             })
             .collect(),
     }

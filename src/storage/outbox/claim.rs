@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{state, DocumentKind};
+use crate::domain::PatientMail;
 use crate::secret::Secret;
 use crate::storage::schema::{
     certificates, deliveries, delivery_attempts, destinations, kim_accounts, patient_mails,
@@ -385,20 +386,33 @@ impl Claimed {
     }
 }
 
-/// A claimed mail with what composing it needs.
+/// A claimed mail's row: the patient mail as stored, its Message-ID and its certificate.
 #[derive(Debug, Clone, Queryable)]
 pub struct ClaimedMail {
     pub delivery_id: String,
     /// Attempts including this one.
     pub attempts: i32,
     pub message_id: String,
-    pub recipient: String,
-    pub employer_copy: bool,
-    pub password_policy: String,
-    pub password: Option<Secret>,
+    recipient: String,
+    employer_copy: bool,
+    password_policy: String,
+    password: Option<Secret>,
     /// The certificate as stored (JSON of [`crate::domain::Certificate`]).
     pub certificate: String,
     pub print_only: bool,
+}
+
+impl ClaimedMail {
+    /// The mail in its domain shape; a stored value that no longer parses is named (the mail
+    /// fails alone, the others of the batch go on).
+    pub fn mail(&self) -> std::result::Result<PatientMail, crate::domain::DomainError> {
+        crate::storage::stored_mail(
+            &self.recipient,
+            self.employer_copy,
+            &self.password_policy,
+            self.password.clone(),
+        )
+    }
 }
 
 /// Claims up to `limit` due mails for `lease`, oldest first (PostgreSQL: `SKIP LOCKED`, so
