@@ -69,8 +69,13 @@ fake=$!
 mode() { curl -fsS -X PUT --data "$1" "http://127.0.0.1:$FAKE_PORT/control/mode"; }
 
 # A real SMTP server writing every accepted message into a Maildir.
+# A python3 that has aiosmtpd (Debian's, when another python3 comes first on PATH).
+PY=${AU_RELAY_TEST_PYTHON:-python3}
+if ! "$PY" -c "import aiosmtpd" 2>/dev/null && /usr/bin/python3 -c "import aiosmtpd" 2>/dev/null; then
+  PY=/usr/bin/python3
+fi
 start_smtp() {
-  python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$dir/Maildir" \
+  "$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$dir/Maildir" \
     >>"$dir/smtp.log" 2>&1 &
   smtp=$!
 }
@@ -90,7 +95,7 @@ start_server() {
 start_server
 
 log "capture load: $CLIENTS clients"
-python3 scripts/chaos-load.py "http://127.0.0.1:$PORT" "$token" "$CLIENTS" "$dir/acks" "$dir/stop" \
+"$PY" scripts/chaos-load.py "http://127.0.0.1:$PORT" "$token" "$CLIENTS" "$dir/acks" "$dir/stop" \
   >"$dir/load.json" 2>"$dir/load.err" &
 load=$!
 
@@ -140,7 +145,7 @@ log "undelivered deliveries left: $left"
 
 db "SELECT id FROM certificates" >"$dir/db-ids"
 curl -fsS "http://127.0.0.1:$FAKE_PORT/control/counts" >"$dir/counts.json"
-python3 - "$dir" "$KILLS" "$PG_RESTARTS" "$SECONDS" <<'PY'
+"$PY" - "$dir" "$KILLS" "$PG_RESTARTS" "$SECONDS" <<'PY'
 import email.parser, json, os, sys
 d, kills, restarts, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 acks = [l.split() for l in open(f"{d}/acks") if l.strip()]
