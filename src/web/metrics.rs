@@ -224,3 +224,23 @@ fn kim(out: &mut String, m: &service::Metrics) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::to_f64;
+
+    #[test]
+    fn counters_become_floats_exactly() {
+        for n in [
+            0,
+            1,
+            999_999,
+            1_234_567,
+            u64::from(u32::MAX) + 1,
+            (1 << 53) - 1,
+        ] {
+            assert_eq!(to_f64(n).to_string(), format!("{n}"));
+        }
+        assert_eq!(to_f64(1_234_567) / 1e6, 1.234567);
+    }
+}
