@@ -425,21 +425,32 @@ async fn render_form(
         diagnosis_rows,
         practice,
         doctors,
-        causes: Cause::ALL
-            .iter()
-            .map(|c| (c.code().to_owned(), c.label().to_owned()))
-            .collect(),
-        insured_types: pairs(&[
-            ("1", "Mitglied"),
-            ("3", "Familienversicherte"),
-            ("5", "Rentner"),
-        ]),
+        causes: causes(),
+        insured_types: pairs(&INSURED_TYPES),
         certainties: pairs(&CERTAINTIES),
-        sides: pairs(&[("R", "rechts"), ("L", "links"), ("B", "beidseits")]),
+        sides: pairs(&SIDES),
         mail_password_hint: password_hint(state.settings.mail.policy),
     };
     html(super::admin::status_of(&page.errors), &page)
 }
+
+/// `(code, label)` of every cause, for the form's select.
+fn causes() -> Vec<(String, String)> {
+    Cause::ALL
+        .iter()
+        .map(|c| (c.code().to_owned(), c.label().to_owned()))
+        .collect()
+}
+
+/// The insured types of the form's select.
+const INSURED_TYPES: [(&str, &str); 3] = [
+    ("1", "Mitglied"),
+    ("3", "Familienversicherte"),
+    ("5", "Rentner"),
+];
+
+/// The sides of the diagnoses' selects.
+const SIDES: [(&str, &str); 3] = [("R", "rechts"), ("L", "links"), ("B", "beidseits")];
 
 /// The diagnosis certainties of the form's selects.
 const CERTAINTIES: [(&str, &str); 4] = [
