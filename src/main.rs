@@ -225,7 +225,7 @@ fn open(cli: &Cli) -> anyhow::Result<Database> {
 fn practice_id(db: &Database, bsnr: &str) -> anyhow::Result<String> {
     let bsnr = Bsnr::parse(bsnr)?;
     let mut conn = db.conn()?;
-    match storage::practice_id_by_bsnr(&mut conn, &bsnr)? {
+    match service::practice_id_by_bsnr(&mut conn, &bsnr)? {
         Some(id) => Ok(id),
         None => bail!("no practice with BSNR {bsnr}: add it with `au-relay practice add`"),
     }
@@ -436,13 +436,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Token(TokenCommand::List { bsnr, insurer })) => {
-            let tokens = match (bsnr, insurer) {
-                (Some(bsnr), _) => {
-                    storage::list_api_tokens(&mut *db.conn()?, &practice_id(&db, bsnr)?)?
-                }
-                (None, Some(ik)) => storage::list_insurer_tokens(&mut *db.conn()?, ik)?,
+            let owner = match (bsnr, insurer) {
+                (Some(bsnr), _) => service::TokenOwner::Practice {
+                    id: practice_id(&db, bsnr)?,
+                    bsnr: bsnr.clone(),
+                },
+                (None, Some(ik)) => service::TokenOwner::Insurer { ik: ik.clone() },
                 (None, None) => bail!("--bsnr or --insurer is required"),
             };
+            let tokens = service::tokens(&mut *db.conn()?, &owner)?;
             let when = |t: Option<chrono::NaiveDateTime>| {
                 t.map_or_else(|| "-".to_owned(), |t| t.to_string())
             };

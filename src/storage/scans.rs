@@ -104,6 +104,21 @@ pub fn start_scan_upload(
     Ok(())
 }
 
+/// Starts an upload like [`start_scan_upload`]; `false` when an upload with this id exists.
+pub fn start_new_scan_upload(
+    conn: &mut AnyConnection,
+    id: &str,
+    ik: &str,
+    uploaded_by: &str,
+    files: i32,
+) -> Result<bool> {
+    match start_scan_upload(conn, id, ik, uploaded_by, files) {
+        Ok(()) => Ok(true),
+        Err(super::StorageError::Query(e)) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One page's result as stored.
 #[derive(Debug, Clone, Queryable)]
 pub struct ScanPageRow {

@@ -7,12 +7,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::admin::{by_field, hash};
-use super::login::{MAX_FAILURES_PER_ACCOUNT, THROTTLE_WINDOW_MINUTES};
 use super::pages::{html, see_other};
 use super::{read_form, AppState, Session, WebError};
 use crate::auth;
 use crate::domain::FieldError;
-use crate::storage;
+use crate::service::{self, CurrentPassword};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/account/password", password_form)
@@ -85,40 +84,20 @@ async fn change_password(
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let form: PasswordForm = read_form(&session, &state, payload).await?;
-    // Wrong current passwords count like failed logins: a stolen session cannot guess on.
-    let account = format!("user:{}", session.user.username.to_lowercase());
-    let (user_id, subject) = (session.user.user_id.clone(), account.clone());
-    let (stored, failures) = state
-        .db
-        .run(move |c| {
-            let since = storage::now() - chrono::Duration::minutes(THROTTLE_WINDOW_MINUTES);
-            Ok((
-                storage::password_hash(c, &user_id)?,
-                storage::login_failures_since(c, &subject, since)?,
-            ))
-        })
-        .await?;
-    let stored = stored.ok_or(WebError::LoginRequired)?;
-    if failures >= MAX_FAILURES_PER_ACCOUNT {
-        return Err(WebError::Throttled);
-    }
-    let current = form.current.unwrap_or_default();
-    let verified = web::block(move || auth::verify_password(&current, &stored))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
+    let (user_id, username) = (&session.user.user_id, &session.user.username);
+    let current = form.current.clone().unwrap_or_default();
     let mut errors = Vec::new();
-    if !verified {
-        state
-            .db
-            .run(move |c| storage::record_login_failure(c, &[&account]))
-            .await?;
-        errors.push(FieldError::new(
+    match service::check_current_password(&state.db, user_id, username, current).await? {
+        CurrentPassword::NoUser => return Err(WebError::LoginRequired),
+        CurrentPassword::Throttled => return Err(WebError::Throttled),
+        CurrentPassword::Wrong => errors.push(FieldError::new(
             "current",
             "Bisheriges Passwort: stimmt nicht",
-        ));
+        )),
+        CurrentPassword::Right => {}
     }
     let new = form.password.unwrap_or_default();
-    if let Err(e) = auth::check_new_password(&session.user.username, &new) {
+    if let Err(e) = auth::check_new_password(username, &new) {
         errors.push(FieldError::new("password", e));
     } else if form.password_repeat.as_deref() != Some(new.as_str()) {
         errors.push(FieldError::new(
@@ -130,20 +109,10 @@ async fn change_password(
         return render(&state, &session, &errors, false).await;
     }
     let hash = hash(new).await?;
-    let (user_id, keep, actor) = (
-        session.user.user_id.clone(),
-        session.token_hash.clone(),
-        session.actor(),
-    );
+    let (user_id, keep, actor) = (user_id.clone(), session.token_hash.clone(), session.actor());
     state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                storage::set_password(c, &user_id, &hash, &keep)?;
-                storage::audit(c, &actor, "user.password_changed", None, "")?;
-                Ok(())
-            })
-        })
+        .run(move |c| service::set_password(c, &actor, &user_id, &hash, &keep))
         .await?;
     tracing::info!("password changed");
     Ok(see_other("/account/password?changed=1"))

@@ -13,7 +13,7 @@ use super::{read_form, AppState, PracticeAdmin, WebError};
 use crate::auth::{self, Role};
 use crate::domain::{berlin_today, parse_date, FieldError, Practice};
 use crate::service;
-use crate::storage::{self, AuditEntry, AuditFilter, StorageError, UserInfo};
+use crate::storage::{AuditEntry, AuditFilter, StorageError, UserInfo};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/admin/users", users)
@@ -37,7 +37,8 @@ pub(super) fn by_field(errors: &[FieldError]) -> std::collections::BTreeMap<Stri
         .collect()
 }
 
-fn status_of(errors: &[FieldError]) -> StatusCode {
+/// 200, or 422 when the form has errors.
+pub(super) fn status_of(errors: &[FieldError]) -> StatusCode {
     if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -98,10 +99,7 @@ async fn render_users(
     errors: Vec<FieldError>,
 ) -> Result<HttpResponse, WebError> {
     let practice = admin.practice_id.clone();
-    let users = state
-        .db
-        .run(move |c| storage::list_users(c, &practice))
-        .await?;
+    let users = state.db.run(move |c| service::users(c, &practice)).await?;
     let page = UsersPage {
         nav_user: Some(&admin.user.username),
         nav_role: admin.role.as_str(),
@@ -167,39 +165,49 @@ pub(super) async fn hash(password: String) -> Result<String, WebError> {
         .map_err(|e| WebError::Internal(e.to_string()))
 }
 
+impl NewUserForm {
+    /// The validated account `(username, password, role)`, or the German field errors.
+    fn account(&self) -> Result<(String, String, Role), Vec<FieldError>> {
+        let role = match self.role.as_deref() {
+            Some("admin") => Ok(Role::Admin),
+            None | Some("staff") => Ok(Role::Staff),
+            Some(_) => Err(FieldError::new(
+                "role",
+                "Rolle: Praxispersonal oder Praxisverwaltung",
+            )),
+        };
+        let account = new_account(
+            self.username.as_deref(),
+            self.password.as_deref(),
+            Some(self.password_repeat.as_deref().unwrap_or_default()),
+        );
+        match (account, role) {
+            (Ok((username, password)), Ok(role)) => Ok((username, password, role)),
+            (a, r) => {
+                let mut errors = a.err().unwrap_or_default();
+                errors.extend(r.err());
+                Err(errors)
+            }
+        }
+    }
+}
+
 async fn add_user(
     admin: PracticeAdmin,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let form: NewUserForm = read_form(&admin, &state, payload).await?;
-    let role = match form.role.as_deref() {
-        Some("admin") => Ok(Role::Admin),
-        None | Some("staff") => Ok(Role::Staff),
-        Some(_) => Err(FieldError::new(
-            "role",
-            "Rolle: Praxispersonal oder Praxisverwaltung",
-        )),
-    };
-    let account = new_account(
-        form.username.as_deref(),
-        form.password.as_deref(),
-        Some(form.password_repeat.as_deref().unwrap_or_default()),
-    );
-    let ((username, password), role) = match (account, role) {
-        (Ok(a), Ok(r)) => (a, r),
-        (a, r) => {
-            let mut errors = a.err().unwrap_or_default();
-            errors.extend(r.err());
-            return render_users(&admin, &state, form, errors).await;
-        }
+    let (username, password, role) = match form.account() {
+        Ok(account) => account,
+        Err(errors) => return render_users(&admin, &state, form, errors).await,
     };
     let hash = hash(password).await?;
     let actor = admin.actor();
-    let (practice, name) = (admin.practice_id.clone(), username.clone());
+    let practice = admin.practice_id.clone();
     let created = state
         .db
-        .run(move |c| service::add_user(c, &actor, Some(&practice), &name, &hash, role))
+        .run(move |c| service::add_user(c, &actor, Some(&practice), &username, &hash, role))
         .await;
     match created {
         Ok(()) => Ok(see_other("/admin/users")),
@@ -227,15 +235,7 @@ async fn deactivate(
     let (actor, practice) = (admin.actor(), admin.practice_id.clone());
     let done = state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                let name = storage::deactivate_user(c, &practice, &id)?;
-                if let Some(name) = &name {
-                    storage::audit(c, &actor, "user.deactivated", None, name)?;
-                }
-                Ok(name.is_some())
-            })
-        })
+        .run(move |c| service::deactivate_user(c, &actor, &practice, &id))
         .await?;
     done.then(|| see_other("/admin/users"))
         .ok_or(WebError::NotFound)
@@ -335,7 +335,7 @@ impl PracticePage<'_> {
 
 async fn load_practice(admin: &PracticeAdmin, state: &AppState) -> Result<Practice, WebError> {
     let id = admin.practice_id.clone();
-    Ok(state.db.run(move |c| storage::master_data(c, &id)).await?.0)
+    Ok(state.db.run(move |c| service::practice(c, &id)).await?)
 }
 
 #[derive(Deserialize)]
@@ -387,13 +387,7 @@ async fn save_practice(
     let (actor, id) = (admin.actor(), admin.practice_id.clone());
     state
         .db
-        .run(move |c| {
-            storage::atomically(c, |c| {
-                storage::update_practice(c, &id, &practice)?;
-                storage::audit(c, &actor, "practice.master_data", None, "")?;
-                Ok(())
-            })
-        })
+        .run(move |c| service::save_practice(c, &actor, &id, &practice))
         .await?;
     Ok(see_other("/admin/practice?saved=1"))
 }
@@ -454,7 +448,7 @@ struct AuditPage<'a> {
     query: String,
 }
 
-const AUDIT_PER_PAGE: i64 = 100;
+use crate::service::AUDIT_PER_PAGE;
 
 /// The first UTC instant of a German calendar day (CET or CEST).
 fn berlin_midnight(d: NaiveDate) -> NaiveDateTime {
@@ -531,6 +525,30 @@ pub(super) async fn audit_all(
     audit_page(&req, &operator, &state, None, "/operator/audit").await
 }
 
+impl AuditQuery {
+    /// The query of the request, or why it is refused.
+    fn of(req: &HttpRequest) -> Result<Self, FieldError> {
+        serde_urlencoded::from_str(req.query_string()).map_err(|_| {
+            FieldError::new(
+                "query",
+                "Abfrage ungültig: erlaubt sind action, user, from, to, certificate, page",
+            )
+        })
+    }
+
+    /// The filter as a query string, for the page links.
+    fn link(&self) -> String {
+        serde_urlencoded::to_string([
+            ("action", &self.action),
+            ("user", &self.user),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("certificate", &self.certificate),
+        ])
+        .unwrap_or_default()
+    }
+}
+
 /// The audit page of one practice, or of all (`None`).
 async fn audit_page(
     req: &HttpRequest,
@@ -539,37 +557,15 @@ async fn audit_page(
     practice: Option<String>,
     base: &'static str,
 ) -> Result<HttpResponse, WebError> {
-    let q: AuditQuery = serde_urlencoded::from_str(req.query_string()).map_err(|_| {
-        FieldError::new(
-            "query",
-            "Abfrage ungültig: erlaubt sind action, user, from, to, certificate, page",
-        )
-    })?;
+    let q = AuditQuery::of(req)?;
     let page = q.page.unwrap_or(1).clamp(1, 1_000_000);
     let filter = audit_filter(&q);
     let errors = filter.as_ref().err().cloned().unwrap_or_default();
     let all_practices = practice.is_none();
-    let (actions, rows, total) = state
+    let trail = state
         .db
-        .run(move |c| {
-            let practice = practice.as_deref();
-            let actions = storage::audit_actions(c, practice)?;
-            let Ok(f) = filter.as_ref() else {
-                return Ok((actions, Vec::new(), 0));
-            };
-            let offset = (page - 1) * AUDIT_PER_PAGE;
-            let (rows, total) = storage::audit_entries(c, practice, f, offset, AUDIT_PER_PAGE)?;
-            Ok((actions, rows, total))
-        })
+        .run(move |c| service::audit_trail(c, practice.as_deref(), filter.as_ref().ok(), page))
         .await?;
-    let query = serde_urlencoded::to_string([
-        ("action", &q.action),
-        ("user", &q.user),
-        ("from", &q.from),
-        ("to", &q.to),
-        ("certificate", &q.certificate),
-    ])
-    .unwrap_or_default();
     let view = AuditPage {
         nav_user: Some(&viewer.user.username),
         nav_role: viewer.role.as_str(),
@@ -577,12 +573,12 @@ async fn audit_page(
         csrf: &viewer.user.csrf_token,
         base,
         all_practices,
-        actions,
-        rows: rows.into_iter().map(Into::into).collect(),
-        total,
+        actions: trail.actions,
+        rows: trail.rows.into_iter().map(Into::into).collect(),
+        total: trail.total,
         page,
-        pages: (total + AUDIT_PER_PAGE - 1) / AUDIT_PER_PAGE,
-        query,
+        pages: (trail.total + AUDIT_PER_PAGE - 1) / AUDIT_PER_PAGE,
+        query: q.link(),
         errors,
         q,
     };

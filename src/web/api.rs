@@ -328,43 +328,48 @@ async fn import_fhir(
     } else {
         capture::import(&state.db, actor, body.to_vec()).await
     };
-    let (captured, warnings, print_only) = match imported.map_err(WebError::from)? {
-        Imported::Invalid(issues) => {
-            return Ok(outcome_response(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                &issues,
-            ))
-        }
-        Imported::Conflict(issues) => {
-            return Ok(outcome_response(
-                actix_web::http::StatusCode::CONFLICT,
-                &issues,
-            ))
-        }
-        Imported::Storno(storno) => return storno_response(storno),
+    match imported.map_err(WebError::from)? {
         Imported::Stored {
             captured,
             warnings,
             print_only,
-        } => (captured, warnings, print_only),
-    };
-    let id = captured.id();
-    if let Captured::Conflict(_) = captured {
-        let issue = fhir::Issue::error(
-            fhir::IssueCode::BusinessRule,
-            "Bundle.identifier",
-            "Dokument-ID ist bereits mit anderem Inhalt gespeichert (KP5-06)",
-        );
-        return Ok(outcome_response(
+        } => stored_response(&state, &client, captured, &warnings, print_only).await,
+        Imported::Invalid(issues) => Ok(outcome_response(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            &issues,
+        )),
+        Imported::Conflict(issues) => Ok(outcome_response(
             actix_web::http::StatusCode::CONFLICT,
-            &[issue],
-        ));
+            &issues,
+        )),
+        Imported::Storno(storno) => storno_response(storno),
     }
+}
+
+/// The answer to an imported eAU: `201` stored now, `200` stored before, `409` when its
+/// document id is stored with other content.
+async fn stored_response(
+    state: &AppState,
+    client: &ApiClient,
+    captured: Captured,
+    warnings: &impl Serialize,
+    print_only: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id = captured.id();
     let mut response = match captured {
+        Captured::Conflict(_) => {
+            let issue = fhir::Issue::error(
+                fhir::IssueCode::BusinessRule,
+                "Bundle.identifier",
+                "Dokument-ID ist bereits mit anderem Inhalt gespeichert (KP5-06)",
+            );
+            let conflict = actix_web::http::StatusCode::CONFLICT;
+            return Ok(outcome_response(conflict, &[issue]));
+        }
         Captured::Created(_) => HttpResponse::Created(),
         _ => HttpResponse::Ok(),
     };
-    let body = load(&state, &client, id).await?;
+    let body = load(state, client, id).await?;
     Ok(response
         .insert_header((header::LOCATION, format!("/api/v1/certificates/{id}")))
         .json(serde_json::json!({

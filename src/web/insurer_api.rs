@@ -46,7 +46,7 @@ struct Item<'a> {
 }
 
 /// Rows fetched from the database per step of the stream.
-const PAGE: i64 = 200;
+const PAGE: u64 = 200;
 
 enum Phase {
     Start { limit: u64 },
@@ -93,26 +93,24 @@ fn tail(last: Option<Cursor>) -> Step {
     ))
 }
 
+fn start(limit: u64, last: Option<Cursor>) -> Step {
+    let start = web::Bytes::from_static(b"{\"items\":[");
+    let items = Phase::Items {
+        left: limit,
+        first: true,
+    };
+    Some((Ok(start), (items, last)))
+}
+
 async fn step(db: &Database, ik: &str, phase: Phase, last: Option<Cursor>) -> Step {
     let (left, first) = match phase {
         Phase::Done => return None,
-        Phase::Start { limit } => {
-            let start = web::Bytes::from_static(b"{\"items\":[");
-            return Some((
-                Ok(start),
-                (
-                    Phase::Items {
-                        left: limit,
-                        first: true,
-                    },
-                    last,
-                ),
-            ));
-        }
+        Phase::Start { limit } => return start(limit, last),
         Phase::Items { left: 0, .. } => return tail(last),
         Phase::Items { left, first } => (left, first),
     };
-    let take = i64::try_from(left.min(PAGE as u64)).unwrap_or(PAGE);
+    let wanted = left.min(PAGE);
+    let take = i64::try_from(wanted).unwrap_or(200);
     let (ik, after) = (ik.to_owned(), last.clone());
     let page = match db
         .run(move |c| storage::export_page(c, &ik, after.as_ref(), take))
@@ -122,24 +120,31 @@ async fn step(db: &Database, ik: &str, phase: Phase, last: Option<Cursor>) -> St
         Ok(p) => p,
         Err(e) => return Some((Err(WebError::Storage(e)), (Phase::Done, last))),
     };
-    let mut out = Vec::with_capacity(page.len() * 4096);
-    for (i, item) in page.iter().enumerate() {
-        if !(first && i == 0) {
-            out.push(b',');
-        }
-        let body = item_body(item);
-        if let Err(e) = serde_json::to_writer(&mut out, &body) {
-            return Some((Err(WebError::Internal(e.to_string())), (Phase::Done, last)));
-        }
-    }
-    let n = page.len() as u64;
+    let out = match items_json(&page, first) {
+        Ok(out) => out,
+        Err(e) => return Some((Err(e), (Phase::Done, last))),
+    };
+    let n = u64::try_from(page.len()).unwrap_or(u64::MAX);
     // A short page means the queue is exhausted.
-    let left = if n < take as u64 { 0 } else { left - n };
+    let left = if n < wanted { 0 } else { left - n };
     let last = page.last().map(|i| i.cursor.clone());
     Some((
         Ok(web::Bytes::from(out)),
         (Phase::Items { left, first: false }, last),
     ))
+}
+
+/// The items of a page as JSON array elements, a comma before each but the stream's first.
+fn items_json(page: &[storage::ExportItem], first: bool) -> Result<Vec<u8>, WebError> {
+    let mut out = Vec::with_capacity(page.len() * 4096);
+    for (i, item) in page.iter().enumerate() {
+        if !(first && i == 0) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &item_body(item))
+            .map_err(|e| WebError::Internal(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 fn item_body(item: &storage::ExportItem) -> Item<'_> {

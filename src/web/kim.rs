@@ -271,6 +271,17 @@ struct Shown {
     test: Option<(bool, String)>,
 }
 
+impl KimForm {
+    /// The form of a practice without a KIM account yet.
+    fn blank() -> Self {
+        Self {
+            tls: Some("implicit".into()),
+            poll_minutes: Some("10".into()),
+            ..Self::default()
+        }
+    }
+}
+
 async fn render(
     admin: &PracticeAdmin,
     state: &AppState,
@@ -285,19 +296,9 @@ async fn render(
         .as_ref()
         .and_then(|r| kim::logins_of(r).ok())
         .unwrap_or_default();
-    let form = shown
-        .form
-        .or_else(|| row.as_ref().map(KimForm::of))
-        .unwrap_or_else(|| KimForm {
-            tls: Some("implicit".into()),
-            poll_minutes: Some("10".into()),
-            ..KimForm::default()
-        });
-    let status = if shown.errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let form = shown.form.or_else(|| row.as_ref().map(KimForm::of));
+    let form = form.unwrap_or_else(KimForm::blank);
+    let status = super::admin::status_of(&shown.errors);
     let (test_ok, test_result) = shown.test.unwrap_or_default();
     let page = KimPage {
         nav_user: Some(&admin.user.username),
@@ -315,8 +316,7 @@ async fn render(
         pop3_login,
         last_poll: row
             .as_ref()
-            .map(|r| when(r.last_poll_at))
-            .unwrap_or_default(),
+            .map_or_else(String::new, |r| when(r.last_poll_at)),
         last_poll_error: row.and_then(|r| r.last_poll_error).unwrap_or_default(),
     };
     html(status, &page)

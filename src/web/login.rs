@@ -19,7 +19,8 @@ use super::pages::{csrf_of, html};
 use super::session::constant_time_eq;
 use super::{read_body, AppState, Session, WebError, SESSION_COOKIE};
 use crate::auth::{self, Role};
-use crate::storage::{self, UserRow};
+use crate::service::{self, Login, Subjects};
+use crate::storage::UserRow;
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/login", login_form)
@@ -29,12 +30,6 @@ pub fn routes(r: &mut super::Router<'_>) {
 
 /// The cookie holding the login form's CSRF token (only on `/login`).
 pub const LOGIN_COOKIE: &str = "au_relay_login";
-
-/// Failed logins within this window count towards throttling.
-pub(super) const THROTTLE_WINDOW_MINUTES: i64 = 15;
-/// Failures per account, and per client address, before logins are refused for a while.
-pub(super) const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
-const MAX_FAILURES_PER_ADDRESS: i64 = 30;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -116,75 +111,26 @@ async fn login(
         let error = "Das Anmeldeformular ist abgelaufen. Bitte erneut anmelden.";
         return login_page(&req, &state, StatusCode::FORBIDDEN, &username, Some(error));
     }
-    let subjects = Subjects {
-        account: format!("user:{}", username.to_lowercase()),
-        address: format!("ip:{}", state.settings.trusted_proxies.client_of(&req)),
-    };
-    let Some(user) = check_password(&state, &subjects, &username, form.password).await? else {
-        tracing::info!("login failed");
-        state
-            .db
-            .run(move |c| storage::record_login_failure(c, &[&subjects.account, &subjects.address]))
-            .await?;
-        let error = "Benutzername oder Passwort ist falsch.";
-        return login_page(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            &username,
-            Some(error),
-        );
-    };
-    start_session(&req, &state, user, subjects.account).await
-}
-
-/// What failed logins are counted against.
-struct Subjects {
-    account: String,
-    address: String,
-}
-
-/// The user whose password this is, `None` for a wrong name or password (same time for
-/// both); 429 while the account or the address is throttled.
-async fn check_password(
-    state: &AppState,
-    subjects: &Subjects,
-    username: &str,
-    password: String,
-) -> Result<Option<UserRow>, WebError> {
-    let (lookup, account, address) = (
-        username.to_owned(),
-        subjects.account.clone(),
-        subjects.address.clone(),
-    );
-    let (user, throttled) = state
-        .db
-        .run(move |c| {
-            let since = storage::now() - chrono::Duration::minutes(THROTTLE_WINDOW_MINUTES);
-            let throttled = storage::login_failures_since(c, &account, since)?
-                >= MAX_FAILURES_PER_ACCOUNT
-                || storage::login_failures_since(c, &address, since)? >= MAX_FAILURES_PER_ADDRESS;
-            // A name with control characters (NUL breaks PostgreSQL text) exists nowhere.
-            let user = if lookup.chars().any(char::is_control) {
-                None
-            } else {
-                storage::find_user(c, &lookup)?
-            };
-            Ok((user, throttled))
-        })
-        .await?;
-    if throttled {
-        tracing::warn!("login throttled");
-        return Err(WebError::Throttled);
+    let client = state.settings.trusted_proxies.client_of(&req);
+    let subjects = Subjects::new(&username, client);
+    match service::log_in(&state.db, &subjects, &username, form.password).await? {
+        Login::Accepted(user) => start_session(&req, &state, user, subjects.account).await,
+        Login::Throttled => {
+            tracing::warn!("login throttled");
+            Err(WebError::Throttled)
+        }
+        Login::Refused => {
+            tracing::info!("login failed");
+            let error = "Benutzername oder Passwort ist falsch.";
+            login_page(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                &username,
+                Some(error),
+            )
+        }
     }
-    let hash = user.as_ref().map_or_else(
-        || auth::dummy_hash().to_owned(),
-        |u| u.password_hash.clone(),
-    );
-    let verified = web::block(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| WebError::Internal(e.to_string()))?;
-    Ok(user.filter(|_| verified))
 }
 
 /// A new session id on every login (no session fixation): a presented one ends here.
@@ -197,22 +143,8 @@ async fn start_session(
     let old = req
         .cookie(SESSION_COOKIE)
         .map(|c| auth::token_hash(c.value()));
-    let token = auth::new_token();
-    let (hash, csrf) = (auth::token_hash(&token), auth::new_token());
     let ttl = state.settings.session_ttl;
-    let expires =
-        storage::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
-    let user_id = user.id.clone();
-    state
-        .db
-        .run(move |c| {
-            if let Some(old) = old {
-                storage::delete_session(c, &old)?;
-            }
-            storage::clear_login_failures(c, &account)?;
-            storage::create_session(c, &hash, &user_id, &csrf, expires)
-        })
-        .await?;
+    let token = service::start_session(&state.db, &user.id, account, old, ttl).await?;
     tracing::info!(user = %user.username, "login");
     let cookie = Cookie::build(SESSION_COOKIE, token)
         .path("/")
@@ -247,7 +179,7 @@ async fn logout(
     let hash = staff.token_hash.clone();
     state
         .db
-        .run(move |c| storage::delete_session(c, &hash))
+        .run(move |c| service::end_session(c, &hash))
         .await?;
     let mut gone = Cookie::build(SESSION_COOKIE, "").path("/").finish();
     gone.make_removal();

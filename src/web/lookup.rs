@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read_form, AppState, Staff, WebError};
 use crate::domain::{berlin_today, parse_date, patient_block, InsurerDraft, PatientDraft};
-use crate::storage;
+use crate::{service, storage};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.post("/certificates/lookup/patients", patients)
@@ -102,24 +102,47 @@ async fn patients(
         .db
         .run(move |c| storage::patient_candidates(c, &practice, &words, kvnr.as_deref(), rows))
         .await?;
+    let hits = patient_hits(found.into_iter().map(|(_, c)| c), &query);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "patients": hits })))
+}
+
+/// The first [`SHOWN`] different persons among the certificates that match the query.
+fn patient_hits(
+    found: impl Iterator<Item = crate::domain::Certificate>,
+    query: &PatientQuery,
+) -> Vec<PatientHit> {
     let mut hits: Vec<PatientHit> = Vec::new();
-    for (_, certificate) in found {
-        let p = &certificate.patient;
-        if query.birth_date.is_some_and(|d| d != p.birth_date) {
+    for certificate in found {
+        if query
+            .birth_date
+            .is_some_and(|d| d != certificate.patient.birth_date)
+        {
             continue;
         }
-        let (patient, insurer) = patient_block(&certificate);
+        let hit = PatientHit::of(&certificate);
         // One person: the same name, birth date and number, whether the name parts were
         // kept apart (since name parts exist) or not.
         let same = |h: &PatientHit| {
-            h.family == p.family_name()
-                && h.patient.first_name == patient.first_name
-                && h.patient.birth_date == patient.birth_date
-                && h.patient.kvnr == patient.kvnr
+            h.family == hit.family
+                && h.patient.first_name == hit.patient.first_name
+                && h.patient.birth_date == hit.patient.birth_date
+                && h.patient.kvnr == hit.patient.kvnr
         };
         if hits.iter().any(same) {
             continue;
         }
+        hits.push(hit);
+        if hits.len() == SHOWN {
+            break;
+        }
+    }
+    hits
+}
+
+impl PatientHit {
+    fn of(certificate: &crate::domain::Certificate) -> Self {
+        let p = &certificate.patient;
+        let (patient, insurer) = patient_block(certificate);
         let label = format!(
             "{}, geb. {}{}, {}",
             p.display_name(),
@@ -131,17 +154,13 @@ async fn patients(
             },
             insurer.name
         );
-        hits.push(PatientHit {
+        Self {
             label,
             patient,
             insurer,
             family: p.family_name(),
-        });
-        if hits.len() == SHOWN {
-            break;
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "patients": hits })))
 }
 
 #[derive(Serialize)]
@@ -177,13 +196,25 @@ async fn insurers(
             source: "SDKT",
         })
         .collect();
-    let configured = state.db.run(storage::all_destinations).await?;
+    let configured = state.db.run(service::configured_insurers).await?;
+    add_configured(&mut hits, configured, &q, warning);
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "insurers": hits })))
+}
+
+/// Adds the configured insurers that match `q` (by name words, or an IK's start) and are not
+/// listed yet, up to [`SHOWN`] hits.
+fn add_configured(
+    hits: &mut Vec<InsurerHit>,
+    configured: Vec<storage::DestinationRow>,
+    q: &str,
+    warning: impl Fn(&str) -> Option<String>,
+) {
     let lower = q.to_lowercase();
     let digits = q.chars().all(|c| c.is_ascii_digit());
     for d in configured {
         let name = d.name.to_lowercase();
         let matches = if digits {
-            d.ik.starts_with(&q)
+            d.ik.starts_with(q)
         } else {
             lower.split_whitespace().all(|w| name.contains(w))
         };
@@ -196,7 +227,6 @@ async fn insurers(
             });
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "insurers": hits })))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 
 use super::{AppState, WebError};
-use crate::storage;
+use crate::{service, storage};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -60,7 +60,7 @@ impl HttpMetrics {
             out,
             "au_relay_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
         );
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = to_f64(self.sum_micros.load(Ordering::Relaxed)) / 1e6;
         let _ = writeln!(out, "au_relay_http_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "au_relay_http_request_duration_seconds_count {count}");
         let _ = writeln!(
@@ -77,6 +77,14 @@ impl HttpMetrics {
             );
         }
     }
+}
+
+/// `n` as a float without `as`: exact below 2^53 (285 years of request time in µs), from its
+/// two 32-bit halves.
+fn to_f64(n: u64) -> f64 {
+    let high = u32::try_from(n >> 32).unwrap_or(u32::MAX);
+    let low = u32::try_from(n & 0xffff_ffff).unwrap_or(u32::MAX);
+    f64::from(high) * 4_294_967_296.0 + f64::from(low)
 }
 
 /// Whether the request may read `/metrics` (`Ok(None)`), or the refusal.
@@ -108,32 +116,27 @@ pub async fn metrics(
     if let Some(refusal) = refused(&req, &state) {
         return Ok(refusal);
     }
-    let ((states, mails, backlog, destinations, signed), (overdue, inbox)) = state
-        .db
-        .run(|c| {
-            Ok((
-                (
-                    storage::states(c, storage::Channel::Insurer)?,
-                    storage::states(c, storage::Channel::Mail)?,
-                    storage::backlog_all(c)?,
-                    storage::all_destinations(c)?,
-                    storage::signed_count(c)?,
-                ),
-                (
-                    storage::overdue_receipts(c, None, storage::now())?.len(),
-                    storage::inbox_counts(c)?,
-                ),
-            ))
-        })
-        .await?;
+    let m = state.db.run(service::metrics).await?;
     let mut out = String::with_capacity(4096);
     state.http_metrics.render(&mut out);
+    deliveries(&mut out, &m);
+    signatures(&mut out, &m);
+    backlog(&mut out, &m);
+    destinations(&mut out, &m);
+    kim(&mut out, &m);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(out))
+}
+
+/// Insurer deliveries and patient mails by state.
+fn deliveries(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(
         out,
         "# HELP au_relay_deliveries Insurer deliveries by state."
     );
     let _ = writeln!(out, "# TYPE au_relay_deliveries gauge");
-    for (s, n) in &states {
+    for (s, n) in &m.states {
         let _ = writeln!(out, "au_relay_deliveries{{state=\"{s}\"}} {n}");
     }
     let _ = writeln!(
@@ -141,28 +144,37 @@ pub async fn metrics(
         "# HELP au_relay_mails Patient mails by state (delivered = sent to the SMTP server)."
     );
     let _ = writeln!(out, "# TYPE au_relay_mails gauge");
-    for (s, n) in mails {
+    for (s, n) in &m.mails {
         let _ = writeln!(out, "au_relay_mails{{state=\"{s}\"}} {n}");
     }
+}
+
+/// Insurer documents by signature state.
+fn signatures(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(
         out,
         "# HELP au_relay_documents_by_signature Insurer documents by signature state (signed: a stored .p7s; awaiting: waiting for the practice's signature; unsigned: sent as XML)."
     );
     let _ = writeln!(out, "# TYPE au_relay_documents_by_signature gauge");
-    // Waiting and all insurer documents from the deliveries by state read above.
-    let awaiting = states
+    // Waiting and all insurer documents from the deliveries by state.
+    let awaiting = m
+        .states
         .iter()
         .find(|(s, _)| s == storage::state::AWAITING_SIGNATURE)
         .map_or(0, |(_, n)| *n);
-    let unsigned = (states.iter().map(|(_, n)| n).sum::<i64>() - signed - awaiting).max(0);
+    let all = m.states.iter().map(|(_, n)| n).sum::<i64>();
+    let unsigned = (all - m.signed - awaiting).max(0);
     for (s, n) in [
-        ("signed", signed),
+        ("signed", m.signed),
         ("awaiting", awaiting),
         ("unsigned", unsigned),
     ] {
         let _ = writeln!(out, "au_relay_documents_by_signature{{state=\"{s}\"}} {n}");
     }
-    let now = storage::now();
+}
+
+/// Waiting deliveries and the age of the oldest, per insurer.
+fn backlog(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(
         out,
         "# HELP au_relay_backlog Deliveries waiting per insurer."
@@ -173,14 +185,18 @@ pub async fn metrics(
         "# HELP au_relay_backlog_oldest_seconds Age of the oldest waiting delivery per insurer."
     );
     let _ = writeln!(out, "# TYPE au_relay_backlog_oldest_seconds gauge");
-    for (ik, n, oldest) in backlog {
-        let age = oldest.map_or(0, |t| (now - t).num_seconds().max(0));
+    for (ik, n, oldest) in &m.backlog {
+        let age = oldest.map_or(0, |t| (m.now - t).num_seconds().max(0));
         let _ = writeln!(out, "au_relay_backlog{{ik=\"{ik}\"}} {n}");
         let _ = writeln!(out, "au_relay_backlog_oldest_seconds{{ik=\"{ik}\"}} {age}");
     }
+}
+
+/// Whether each insurer takes pushes.
+fn destinations(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(out, "# HELP au_relay_destination_up Whether an insurer takes pushes (breaker closed, no Störung, not paused).");
     let _ = writeln!(out, "# TYPE au_relay_destination_up gauge");
-    for d in destinations {
+    for d in &m.destinations {
         let up = d.breaker == storage::breaker::CLOSED && !d.outage && !d.paused;
         let _ = writeln!(
             out,
@@ -192,18 +208,39 @@ pub async fn metrics(
             u8::from(up)
         );
     }
+}
+
+/// Overdue KIM receipts and the mails read from KIM mailboxes.
+fn kim(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(out, "# HELP au_relay_kim_receipts_overdue Documents sent over KIM more than 24 hours ago without a delivery status notification (TA P5-04 AK5).");
     let _ = writeln!(out, "# TYPE au_relay_kim_receipts_overdue gauge");
-    let _ = writeln!(out, "au_relay_kim_receipts_overdue {overdue}");
+    let _ = writeln!(out, "au_relay_kim_receipts_overdue {}", m.receipts_overdue);
     let _ = writeln!(out, "# HELP au_relay_kim_inbox_mails Mails read from KIM mailboxes by kind and whether they matched a document.");
     let _ = writeln!(out, "# TYPE au_relay_kim_inbox_mails gauge");
-    for (kind, matched, n) in inbox {
+    for (kind, matched, n) in &m.inbox {
         let _ = writeln!(
             out,
             "au_relay_kim_inbox_mails{{kind=\"{kind}\",matched=\"{matched}\"}} {n}"
         );
     }
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_f64;
+
+    #[test]
+    fn counters_become_floats_exactly() {
+        for n in [
+            0,
+            1,
+            999_999,
+            1_234_567,
+            u64::from(u32::MAX) + 1,
+            (1 << 53) - 1,
+        ] {
+            assert_eq!(to_f64(n).to_string(), format!("{n}"));
+        }
+        assert_eq!(to_f64(1_234_567) / 1e6, 1.234567);
+    }
 }

@@ -3,7 +3,6 @@
 //! revoke). No patient data is reachable from here.
 
 use actix_web::cookie::{time, Cookie, SameSite};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
@@ -14,7 +13,7 @@ use super::{read_form, AppState, Operator, WebError};
 use crate::auth;
 use crate::domain::{Bsnr, Doctor, FieldError, InsurerIk, Land, Lanr, Practice};
 use crate::service::{self, TokenOwner};
-use crate::storage::{self, PracticeInfo, StorageError, TokenInfo};
+use crate::storage::{self, PracticeInfo, StorageError, TokenInfo, UserInfo};
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/operator", overview)
@@ -81,45 +80,38 @@ async fn render(
     errors: Vec<FieldError>,
     new_token: Option<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    let (practices, api, insurer, insurer_users) = state
-        .db
-        .run(|c| {
-            Ok((
-                storage::list_practices(c)?,
-                storage::list_all_api_tokens(c)?,
-                storage::list_all_insurer_tokens(c)?,
-                storage::list_insurer_users(c)?,
-            ))
-        })
-        .await?;
-    let tokens = api
-        .into_iter()
-        .map(|t| token_view("practice", t))
-        .chain(insurer.into_iter().map(|t| token_view("insurer", t)))
-        .collect();
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let overview = state.db.run(service::operator_overview).await?;
+    let status = super::admin::status_of(&errors);
     let page = OperatorPage {
         nav_user: Some(&operator.user.username),
         nav_role: operator.role.as_str(),
         banner: super::Banner::load(state, operator.user.practice_id.as_deref()).await?,
         csrf: &operator.user.csrf_token,
-        practices,
-        tokens,
-        insurer_users: insurer_users
-            .into_iter()
-            .filter(|(_, u)| u.deactivated_at.is_none())
-            .map(|(ik, u)| (ik, u.username, when(Some(u.created_at))))
-            .collect(),
+        tokens: token_views(overview.api_tokens, overview.insurer_tokens),
+        insurer_users: insurer_user_views(overview.insurer_users),
+        practices: overview.practices,
         lands: Land::ALL.iter().map(|l| l.code().to_owned()).collect(),
         new_token,
         by_field: by_field(&errors),
         form,
     };
     html(status, &page)
+}
+
+fn token_views(api: Vec<(String, TokenInfo)>, insurer: Vec<(String, TokenInfo)>) -> Vec<TokenView> {
+    api.into_iter()
+        .map(|t| token_view("practice", t))
+        .chain(insurer.into_iter().map(|t| token_view("insurer", t)))
+        .collect()
+}
+
+/// `(IK, user name, created)` of the active insurer accounts.
+fn insurer_user_views(users: Vec<(String, UserInfo)>) -> Vec<(String, String, String)> {
+    users
+        .into_iter()
+        .filter(|(_, u)| u.deactivated_at.is_none())
+        .map(|(ik, u)| (ik, u.username, when(Some(u.created_at))))
+        .collect()
 }
 
 async fn overview(
@@ -267,7 +259,7 @@ async fn owner(state: &AppState, form: &TokenForm) -> Result<TokenOwner, WebErro
             let shown = bsnr.to_string();
             let id = state
                 .db
-                .run(move |c| storage::practice_id_by_bsnr(c, &bsnr))
+                .run(move |c| service::practice_id_by_bsnr(c, &bsnr))
                 .await?
                 .ok_or_else(|| FieldError::new("owner", "BSNR: keine solche Praxis"))?;
             Ok(TokenOwner::Practice { id, bsnr: shown })
@@ -396,6 +388,30 @@ struct InsurerUserForm {
     password: Option<String>,
 }
 
+impl InsurerUserForm {
+    /// The insurer and the account `(IK, username, password)`, or the errors.
+    fn parse(&self) -> Result<(InsurerIk, String, String), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let ik = noted(
+            InsurerIk::parse(self.ik.as_deref().unwrap_or_default().trim()),
+            "insurer_ik",
+            &mut errors,
+        );
+        let account = new_account(self.username.as_deref(), self.password.as_deref(), None)
+            .map_err(|errs| {
+                errors.extend(
+                    errs.into_iter()
+                        .map(|e| FieldError::new(format!("insurer_{}", e.field), e.message)),
+                )
+            })
+            .ok();
+        match (ik, account) {
+            (Some(ik), Some((username, password))) => Ok((ik, username, password)),
+            _ => Err(errors),
+        }
+    }
+}
+
 /// Adds a clerk's account for an insurer (IK): scanned KK copies, nothing of any practice.
 async fn add_insurer_user(
     operator: Operator,
@@ -403,22 +419,11 @@ async fn add_insurer_user(
     payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let form: InsurerUserForm = read_form(&operator, &state, payload).await?;
-    let mut errors = Vec::new();
-    let ik = noted(
-        InsurerIk::parse(form.ik.as_deref().unwrap_or_default().trim()),
-        "insurer_ik",
-        &mut errors,
-    );
-    let account = new_account(form.username.as_deref(), form.password.as_deref(), None)
-        .map_err(|errs| {
-            errors.extend(
-                errs.into_iter()
-                    .map(|e| FieldError::new(format!("insurer_{}", e.field), e.message)),
-            )
-        })
-        .ok();
-    let (Some(ik), Some((username, password))) = (ik, account) else {
-        return render(&operator, &state, PracticeForm::default(), errors, None).await;
+    let (ik, username, password) = match form.parse() {
+        Ok(account) => account,
+        Err(errors) => {
+            return render(&operator, &state, PracticeForm::default(), errors, None).await
+        }
     };
     let hash = hash(password).await?;
     let actor = operator.actor();
@@ -426,19 +431,13 @@ async fn add_insurer_user(
         .db
         .run(move |c| service::add_insurer_user(c, &actor, ik.as_str(), &username, &hash))
         .await;
-    match added {
-        Ok(()) => Ok(see_other("/operator")),
-        Err(StorageError::Duplicate(_)) => {
-            let taken = FieldError::new("insurer_username", "Benutzername: bereits vergeben");
-            render(
-                &operator,
-                &state,
-                PracticeForm::default(),
-                vec![taken],
-                None,
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let errors = match added {
+        Ok(()) => return Ok(see_other("/operator")),
+        Err(StorageError::Duplicate(_)) => vec![FieldError::new(
+            "insurer_username",
+            "Benutzername: bereits vergeben",
+        )],
+        Err(e) => return Err(e.into()),
+    };
+    render(&operator, &state, PracticeForm::default(), errors, None).await
 }

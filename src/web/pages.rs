@@ -16,6 +16,7 @@ use crate::domain::{
     parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
     PasswordPolicy, Practice,
 };
+use crate::service;
 use crate::storage::{self, ListItem, Search};
 
 pub fn routes(r: &mut super::Router<'_>) {
@@ -110,7 +111,7 @@ pub(super) fn csrf_of(body: &[u8]) -> Result<Option<String>, WebError> {
 
 // --- list and search --------------------------------------------------------------------------
 
-const PER_PAGE: i64 = 25;
+use crate::service::PER_PAGE;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -196,30 +197,12 @@ async fn render_list(
     filter: Filter,
     page: i64,
 ) -> Result<HttpResponse, WebError> {
-    let mut errors = Vec::new();
-    let mut date = |value: &str, field: &str, label| match parse_date(value, label) {
-        _ if value.trim().is_empty() => None,
-        Ok(d) => Some(d),
-        Err(e) => {
-            errors.push(FieldError::new(field, e.to_string()));
-            None
-        }
-    };
-    let search = Search {
-        name: Some(filter.name.clone()),
-        kvnr: Some(filter.kvnr.clone()),
-        from: date(&filter.from, "from", "Festgestellt von"),
-        to: date(&filter.to, "to", "Festgestellt bis"),
-    };
+    let (search, errors) = filter.search();
     let page = page.max(1);
     let practice = staff.practice_id.clone();
     let (result, send_states) = state
         .db
-        .run(move |c| {
-            let result = storage::list(c, &practice, &search, (page - 1) * PER_PAGE, PER_PAGE)?;
-            let ids: Vec<String> = result.items.iter().map(|i| i.id.clone()).collect();
-            Ok((result, storage::send_states(c, &practice, &ids)?))
-        })
+        .run(move |c| service::list(c, &practice, &search, page))
         .await?;
     let view = ListPage {
         nav_user: Some(&staff.user.username),
@@ -235,6 +218,28 @@ async fn render_list(
         pages: (result.total + PER_PAGE - 1) / PER_PAGE,
     };
     html(StatusCode::OK, &view)
+}
+
+impl Filter {
+    /// The search the filter asks for, and what was wrong with its dates.
+    fn search(&self) -> (Search, Vec<FieldError>) {
+        let mut errors = Vec::new();
+        let mut date = |value: &str, field: &str, label| match parse_date(value, label) {
+            _ if value.trim().is_empty() => None,
+            Ok(d) => Some(d),
+            Err(e) => {
+                errors.push(FieldError::new(field, e.to_string()));
+                None
+            }
+        };
+        let search = Search {
+            name: Some(self.name.clone()),
+            kvnr: Some(self.kvnr.clone()),
+            from: date(&self.from, "from", "Festgestellt von"),
+            to: date(&self.to, "to", "Festgestellt bis"),
+        };
+        (search, errors)
+    }
 }
 
 // --- capture ----------------------------------------------------------------------------------
@@ -398,65 +403,73 @@ async fn render_form(
     let practice_id = staff.practice_id.clone();
     let (practice, doctors) = state
         .db
-        .run(move |c| storage::master_data(c, &practice_id))
+        .run(move |c| service::master_data(c, &practice_id))
         .await?;
     let mut diagnosis_rows = draft.diagnoses.clone();
     diagnosis_rows.resize(diagnosis_rows.len().max(6), DiagnosisDraft::default());
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    let ik_warning = state
-        .settings
-        .insurers
-        .status(
-            draft.insurer.ik.trim(),
-            crate::domain::berlin_today(chrono::Utc::now()),
-        )
-        .warning();
+    let today = crate::domain::berlin_today(chrono::Utc::now());
     let page = NewPage {
-        ik_warning,
+        ik_warning: state
+            .settings
+            .insurers
+            .status(draft.insurer.ik.trim(), today)
+            .warning(),
         nav_user: Some(&staff.user.username),
         nav_role: staff.role.as_str(),
         banner: super::Banner::load(state, staff.user.practice_id.as_deref()).await?,
         csrf: &staff.user.csrf_token,
         form_token,
-        by_field: errors
-            .iter()
-            .map(|e| (e.field.clone(), e.message.clone()))
-            .collect(),
+        by_field: super::admin::by_field(&errors),
         errors,
         draft,
         diagnosis_rows,
         practice,
         doctors,
-        causes: Cause::ALL
-            .iter()
-            .map(|c| (c.code().to_owned(), c.label().to_owned()))
-            .collect(),
-        insured_types: pairs(&[
-            ("1", "Mitglied"),
-            ("3", "Familienversicherte"),
-            ("5", "Rentner"),
-        ]),
-        certainties: pairs(&[
-            ("G", "gesichert"),
-            ("V", "Verdacht"),
-            ("Z", "Zustand nach"),
-            ("A", "ausgeschlossen"),
-        ]),
-        sides: pairs(&[("R", "rechts"), ("L", "links"), ("B", "beidseits")]),
-        mail_password_hint: match state.settings.mail.policy {
-            PasswordPolicy::BirthDate => {
-                "Passwort des PDFs: das Geburtsdatum als TTMMJJJJ – bitte der Person so mitteilen."
-            }
-            PasswordPolicy::Random => {
-                "Passwort des PDFs: wird zufällig erzeugt und nach dem Speichern hier angezeigt – bitte der Person aushändigen."
-            }
-        },
+        causes: causes(),
+        insured_types: pairs(&INSURED_TYPES),
+        certainties: pairs(&CERTAINTIES),
+        sides: pairs(&SIDES),
+        mail_password_hint: password_hint(state.settings.mail.policy),
     };
-    html(status, &page)
+    html(super::admin::status_of(&page.errors), &page)
+}
+
+/// `(code, label)` of every cause, for the form's select.
+fn causes() -> Vec<(String, String)> {
+    Cause::ALL
+        .iter()
+        .map(|c| (c.code().to_owned(), c.label().to_owned()))
+        .collect()
+}
+
+/// The insured types of the form's select.
+const INSURED_TYPES: [(&str, &str); 3] = [
+    ("1", "Mitglied"),
+    ("3", "Familienversicherte"),
+    ("5", "Rentner"),
+];
+
+/// The sides of the diagnoses' selects.
+const SIDES: [(&str, &str); 3] = [("R", "rechts"), ("L", "links"), ("B", "beidseits")];
+
+/// The diagnosis certainties of the form's selects.
+const CERTAINTIES: [(&str, &str); 4] = [
+    ("G", "gesichert"),
+    ("V", "Verdacht"),
+    ("Z", "Zustand nach"),
+    ("A", "ausgeschlossen"),
+];
+
+/// What the form tells about the password of the patient's PDF.
+fn password_hint(policy: PasswordPolicy) -> &'static str {
+    match policy {
+        PasswordPolicy::BirthDate => {
+            "Passwort des PDFs: das Geburtsdatum als TTMMJJJJ – bitte der Person so mitteilen."
+        }
+        PasswordPolicy::Random => {
+            "Passwort des PDFs: wird zufällig erzeugt und nach dem Speichern hier angezeigt – bitte der Person aushändigen."
+        }
+    }
 }
 
 async fn new_form(staff: Staff, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
@@ -501,7 +514,7 @@ async fn follow_up_form(
     let practice = staff.practice_id.clone();
     let previous = state
         .db
-        .run(move |c| storage::get(c, &practice, id))
+        .run(move |c| service::certificate(c, &practice, id))
         .await?
         .ok_or(WebError::NotFound)?;
     let today = crate::domain::berlin_today(chrono::Utc::now());
@@ -778,103 +791,102 @@ async fn detail(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = Uuid::parse_str(&path).map_err(|_| WebError::NotFound)?;
-    let practice = staff.practice_id.clone();
-    let actor = staff.actor();
-    let (stored, deliveries, attempts, mails) = state
+    let (practice, actor) = (staff.practice_id.clone(), staff.actor());
+    let found = state
         .db
-        .run(move |c| {
-            let stored = storage::get(c, &practice, id)?;
-            if stored.is_some() {
-                storage::record_view(c, &actor, id)?;
-            }
-            let deliveries = storage::deliveries_of(c, &practice, id)?;
-            let mails = storage::mails_of(c, &practice, id)?;
-            let signatures = storage::signatures_of(c, &practice, id)?;
-            let key = id.to_string();
-            let kim = storage::kim_history(c, &practice, &key)?;
-            let overdue = storage::overdue_receipts(c, Some(&practice), storage::now())?
-                .iter()
-                .any(|o| o.certificate_id == key);
-            let prints = storage::prints_of(c, &practice, std::slice::from_ref(&key))?;
-            let mut attempts = Vec::new();
-            let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
-            for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
-                for a in storage::attempts_of(c, delivery)? {
-                    attempts.push((kind.to_owned(), a));
-                }
-            }
-            Ok((
-                stored,
-                deliveries,
-                attempts,
-                (mails, signatures, kim, overdue, prints),
-            ))
-        })
-        .await?;
-    let stored = stored.ok_or(WebError::NotFound)?;
-    let (mails, signatures, (kim_sent, kim_inbox), receipt_overdue, prints) = mails;
-    let key = id.to_string();
+        .run(move |c| service::detail(c, &actor, &practice, id))
+        .await?
+        .ok_or(WebError::NotFound)?;
     let banner = super::Banner::load(&state, staff.user.practice_id.as_deref()).await?;
-    let page = DetailPage {
-        ik_warning: state
-            .settings
-            .insurers
-            .status(
-                stored.certificate.coverage.ik.as_str(),
-                crate::domain::berlin_today(chrono::Utc::now()),
-            )
-            .warning(),
-        prints: prints.iter().map(super::dispatch::print_line).collect(),
-        hand_over: !stored.certificate.is_print_only()
-            && stored.cancelled_at.is_none()
-            && banner.covers(stored.certificate.coverage.ik.as_str())
-            && !deliveries
-                .iter()
-                .any(|d| d.state == storage::state::DELIVERED),
-        awaiting_signature: deliveries
+    let today = crate::domain::berlin_today(chrono::Utc::now());
+    let ik_warning = state
+        .settings
+        .insurers
+        .status(found.stored.certificate.coverage.ik.as_str(), today)
+        .warning();
+    html(
+        StatusCode::OK,
+        &DetailPage::of(&staff, banner, ik_warning, id, found),
+    )
+}
+
+impl<'a> DetailPage<'a> {
+    /// The page of a certificate's read model.
+    fn of(
+        staff: &'a Staff,
+        banner: super::Banner,
+        ik_warning: Option<String>,
+        id: Uuid,
+        found: service::Detail,
+    ) -> Self {
+        let stored = found.stored;
+        let key = id.to_string();
+        let deliveries = found.deliveries;
+        let delivered = deliveries
             .iter()
-            .any(|d| d.state == storage::state::AWAITING_SIGNATURE),
-        signatures: signatures
-            .into_iter()
-            .map(|s| SignatureView::of(s, &key))
-            .collect(),
-        deliveries,
-        attempts,
-        mails,
-        kim_sent: kim_sent
-            .into_iter()
-            .map(|m| KimSentView {
-                message_id: m.message_id,
-                recipient: m.recipient,
-                sent: m.sent_at.map_or_else(
-                    || "nicht angenommen".into(),
-                    |t| super::admin::when(Some(t)),
-                ),
-                receipt: m
-                    .receipt_at
-                    .map_or_else(|| "ausstehend".into(), |t| super::admin::when(Some(t))),
-            })
-            .collect(),
-        kim_inbox: kim_inbox
-            .into_iter()
-            .map(|m| KimInboxView {
-                id: m.id,
-                received: super::admin::when(Some(m.received_at)),
-                summary: m.summary,
-            })
-            .collect(),
-        receipt_overdue,
-        nav_user: Some(&staff.user.username),
-        nav_role: staff.role.as_str(),
-        banner,
-        csrf: &staff.user.csrf_token,
-        c: stored.certificate,
-        created_at: stored.created_at,
-        created_by: stored.created_by,
-        cancelled_at: stored.cancelled_at,
-        paper_received_at: stored.paper_received_at,
-    };
-    html(StatusCode::OK, &page)
+            .any(|d| d.state == storage::state::DELIVERED);
+        Self {
+            ik_warning,
+            prints: found
+                .prints
+                .iter()
+                .map(super::dispatch::print_line)
+                .collect(),
+            hand_over: !stored.certificate.is_print_only()
+                && stored.cancelled_at.is_none()
+                && banner.covers(stored.certificate.coverage.ik.as_str())
+                && !delivered,
+            awaiting_signature: deliveries
+                .iter()
+                .any(|d| d.state == storage::state::AWAITING_SIGNATURE),
+            signatures: found
+                .signatures
+                .into_iter()
+                .map(|s| SignatureView::of(s, &key))
+                .collect(),
+            deliveries,
+            attempts: found.attempts,
+            mails: found.mails,
+            kim_sent: found.kim_sent.into_iter().map(KimSentView::of).collect(),
+            kim_inbox: found.kim_inbox.into_iter().map(KimInboxView::of).collect(),
+            receipt_overdue: found.receipt_overdue,
+            nav_user: Some(&staff.user.username),
+            nav_role: staff.role.as_str(),
+            banner,
+            csrf: &staff.user.csrf_token,
+            c: stored.certificate,
+            created_at: stored.created_at,
+            created_by: stored.created_by,
+            cancelled_at: stored.cancelled_at,
+            paper_received_at: stored.paper_received_at,
+        }
+    }
+}
+
+impl KimSentView {
+    fn of(m: storage::KimMessageRow) -> Self {
+        Self {
+            message_id: m.message_id,
+            recipient: m.recipient,
+            sent: m.sent_at.map_or_else(
+                || "nicht angenommen".into(),
+                |t| super::admin::when(Some(t)),
+            ),
+            receipt: m
+                .receipt_at
+                .map_or_else(|| "ausstehend".into(), |t| super::admin::when(Some(t))),
+        }
+    }
+}
+
+impl KimInboxView {
+    fn of(m: storage::InboxRow) -> Self {
+        Self {
+            id: m.id,
+            received: super::admin::when(Some(m.received_at)),
+            summary: m.summary,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -925,7 +937,7 @@ async fn resend_mail(
     let actor = staff.actor();
     match state
         .db
-        .run(move |c| storage::resend_mail(c, &actor, id))
+        .run(move |c| service::resend_mail(c, &actor, id))
         .await?
     {
         storage::Resent::NotFound => Err(WebError::NotFound),

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::{ApiClient, ApiError, AppState, Staff, WebError};
 use crate::domain::FieldError;
 use crate::pdf::{self, Copy, PaperSize};
-use crate::storage::{self, Actor};
+use crate::service;
+use crate::storage::Actor;
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/certificates/{id}/pdf", staff_pdf)
@@ -119,31 +120,36 @@ async fn print(
     selection: Selection,
     size: PaperSize,
 ) -> Result<HttpResponse, WebError> {
-    let practice = actor.practice_id.clone();
-    let (stored, marks, selection) = state
+    let asked = selection.clone();
+    let found = state
         .db
         .run(move |c| {
-            let Some(stored) = storage::get(c, &practice, id)? else {
-                return Ok(None);
-            };
-            let delivered = storage::send_states(c, &practice, &[id.to_string()])?
-                .iter()
-                .any(|(_, s)| s == storage::state::DELIVERED);
-            let marks = pdf::Marks {
-                hand_signed: storage::signed_with_smcb(c, &practice, id)?,
-                delivered,
-            };
-            let selection = selection.resolve(delivered);
-            storage::record_print(c, &actor, id, &describe(&selection, size))?;
-            Ok(Some((stored, marks, selection)))
+            service::print(c, &actor, id, |delivered| {
+                describe(&asked.resolve(delivered), size)
+            })
         })
         .await?
         .ok_or(WebError::NotFound)?;
-    let cert = stored.certificate;
+    let (cert, marks) = (found.stored.certificate, found.marks);
+    let selection = selection.resolve(marks.delivered);
     let name = file_name(&selection, size, cert.period.determined_on, id);
-    let bytes = web::block(move || match selection {
-        Selection::Copies(copies) => pdf::render_marked(&cert, &copies, size, marks),
-        // Resolved above.
+    let bytes = web::block(move || render(&cert, selection, size, marks))
+        .await
+        .map_err(|e| WebError::Internal(e.to_string()))?
+        .map_err(pdf_error)?;
+    Ok(pdf_response(bytes, &name))
+}
+
+/// The printout of a resolved selection.
+fn render(
+    cert: &crate::domain::Certificate,
+    selection: Selection,
+    size: PaperSize,
+    marks: pdf::Marks,
+) -> Result<Vec<u8>, pdf::PdfError> {
+    match selection {
+        Selection::Copies(copies) => pdf::render_marked(cert, &copies, size, marks),
+        // Resolved by the caller.
         Selection::Usual { .. } => Err(pdf::PdfError::NoCopies),
         Selection::Prefilled => pdf::render_prefilled(
             &cert.patient,
@@ -152,11 +158,7 @@ async fn print(
             &cert.doctor,
             size,
         ),
-    })
-    .await
-    .map_err(|e| WebError::Internal(e.to_string()))?
-    .map_err(pdf_error)?;
-    Ok(pdf_response(bytes, &name))
+    }
 }
 
 fn pdf_error(e: pdf::PdfError) -> WebError {

@@ -114,23 +114,6 @@ fn status(d: &storage::DestinationRow) -> (&'static str, bool) {
     }
 }
 
-/// What the dashboard shows: the operator every insurer's backlog, a practice member the
-/// practice's own.
-struct Dashboard {
-    destinations: Vec<storage::DestinationRow>,
-    backlog: Vec<(String, i64, Option<NaiveDateTime>)>,
-    unsent: Vec<storage::UnsentRow>,
-    listed: Vec<storage::DispatchRow>,
-    prints: Vec<storage::PrintRow>,
-    land: Option<crate::domain::Land>,
-    practice_outage: Option<NaiveDateTime>,
-    /// The practice's documents waiting for the doctor's signature.
-    awaiting_signature: i64,
-    kim: Option<storage::KimAccountRow>,
-    kim_unmatched: i64,
-    overdue: Vec<storage::OverdueReceipt>,
-}
-
 async fn dashboard(
     session: Session,
     state: web::Data<AppState>,
@@ -143,68 +126,84 @@ async fn dashboard(
     let practice = session.user.practice_id.clone();
     let filter = Filter::parse(req.query_string());
     let (wanted, range) = (filter.status, filter.range);
-    let Dashboard {
-        destinations,
-        backlog,
-        unsent,
-        listed,
-        prints,
-        land,
-        practice_outage,
-        awaiting_signature,
-        kim,
-        kim_unmatched,
-        overdue,
-    } = state
+    let board = state
         .db
-        .run(move |c| {
-            let destinations = storage::all_destinations(c)?;
-            Ok(match practice {
-                None => Dashboard {
-                    destinations,
-                    backlog: storage::backlog_all(c)?,
-                    unsent: Vec::new(),
-                    listed: Vec::new(),
-                    prints: Vec::new(),
-                    land: None,
-                    practice_outage: None,
-                    awaiting_signature: 0,
-                    kim: None,
-                    kim_unmatched: storage::unmatched_count(c, None)?,
-                    overdue: storage::overdue_receipts(c, None, storage::now())?,
-                },
-                Some(p) => {
-                    let listed = storage::dispatch_list(c, &p, wanted, range, 500)?;
-                    let ids: Vec<String> =
-                        listed.iter().map(|r| r.certificate_id.clone()).collect();
-                    Dashboard {
-                        destinations,
-                        backlog: storage::backlog(c, &p)?,
-                        unsent: storage::unsent(c, &p, 500)?,
-                        prints: storage::prints_of(c, &p, &ids)?,
-                        listed,
-                        land: Some(storage::practice_land(c, &p)?),
-                        practice_outage: storage::practice_outage(c, &p)?,
-                        awaiting_signature: storage::awaiting_signature_count(c, &p)?,
-                        kim: storage::kim_account(c, &p)?,
-                        kim_unmatched: storage::unmatched_count(c, Some(&p))?,
-                        overdue: storage::overdue_receipts(c, Some(&p), storage::now())?,
-                    }
-                }
-            })
-        })
+        .run(move |c| service::dashboard(c, practice.as_deref(), wanted, range))
         .await?;
-    let now = chrono::Utc::now();
+    let banner = super::Banner::load(&state, session.user.practice_id.as_deref()).await?;
+    let demo_port = state.demo_insurer.as_ref().map(|f| f.port);
+    html(
+        StatusCode::OK,
+        &QueuePage::of(&session, banner, demo_port, filter, board),
+    )
+}
+
+impl<'a> QueuePage<'a> {
+    /// The page of the dashboard's read model for this session.
+    fn of(
+        session: &'a Session,
+        banner: super::Banner,
+        demo_port: Option<u16>,
+        filter: Filter,
+        board: service::Dashboard,
+    ) -> Self {
+        let now = chrono::Utc::now();
+        let post_today = post_today(&board, now);
+        let rows = destination_rows(&board, now.naive_utc());
+        let listed = board.land.map_or_else(Vec::new, |land| {
+            super::dispatch::rows(board.listed, &board.prints, land, now)
+        });
+        Self {
+            nav_user: Some(&session.user.username),
+            nav_role: session.role.as_str(),
+            banner,
+            csrf: &session.user.csrf_token,
+            operator: session.role == Role::Operator,
+            admin: session.role == Role::Admin,
+            demo_port,
+            rows,
+            listed,
+            post_today,
+            practice_outage: board.practice_outage.map(|t| when(Some(t))),
+            awaiting_signature: board.awaiting_signature,
+            kim: board.kim.map(KimView::of),
+            kim_unmatched: board.kim_unmatched,
+            receipts_overdue: board.overdue.len(),
+            notice: if filter.kim_poll {
+                "Das KIM-Postfach wird in wenigen Sekunden abgerufen."
+            } else {
+                ""
+            },
+            filter,
+        }
+    }
+}
+
+impl KimView {
+    fn of(k: storage::KimAccountRow) -> Self {
+        Self {
+            address: k.address,
+            last_poll: when(k.last_poll_at),
+            last_error: k.last_poll_error.as_deref().map(super::pages::staff_error),
+        }
+    }
+}
+
+/// The unsent certificates that go by post today or are overdue (or sent over KIM without a
+/// receipt): none without the practice's Land.
+fn post_today(board: &service::Dashboard, now: chrono::DateTime<chrono::Utc>) -> Vec<PostView> {
     let today = berlin_today(now);
-    let post_today = unsent
+    board
+        .unsent
         .iter()
         .filter_map(|u| {
             let captured_on = berlin_today(u.created_at.and_utc());
-            let no_receipt = overdue
+            let no_receipt = board
+                .overdue
                 .iter()
                 .find(|o| o.certificate_id == u.certificate_id)
                 .map(|o| when(o.sent_at));
-            let overdue_since = match post_deadline(land?, captured_on, today) {
+            let overdue_since = match post_deadline(board.land?, captured_on, today) {
                 PostDeadline::InTime { .. } if no_receipt.is_none() => return None,
                 PostDeadline::InTime { .. } | PostDeadline::PostToday => None,
                 PostDeadline::Overdue { post_by } => Some(post_by.format("%d.%m.%Y").to_string()),
@@ -218,12 +217,18 @@ async fn dashboard(
                 no_receipt_since: no_receipt,
             })
         })
-        .collect();
-    let week_ago = now.naive_utc() - chrono::Duration::days(7);
-    let rows = destinations
+        .collect()
+}
+
+/// Every destination with its backlog and state.
+fn destination_rows(board: &service::Dashboard, now: NaiveDateTime) -> Vec<DestinationView> {
+    let week_ago = now - chrono::Duration::days(7);
+    board
+        .destinations
         .iter()
         .map(|d| {
-            let (count, oldest) = backlog
+            let (count, oldest) = board
+                .backlog
                 .iter()
                 .find(|(ik, _, _)| *ik == d.ik)
                 .map_or((0, None), |(_, n, t)| (*n, *t));
@@ -247,38 +252,7 @@ async fn dashboard(
                 confirm_due: d.outage && d.outage_confirmed_at.is_none_or(|t| t < week_ago),
             }
         })
-        .collect();
-    let listed = land.map_or_else(Vec::new, |land| {
-        super::dispatch::rows(listed, &prints, land, now)
-    });
-    let page = QueuePage {
-        nav_user: Some(&session.user.username),
-        nav_role: session.role.as_str(),
-        banner: super::Banner::load(&state, session.user.practice_id.as_deref()).await?,
-        csrf: &session.user.csrf_token,
-        operator: session.role == Role::Operator,
-        admin: session.role == Role::Admin,
-        demo_port: state.demo_insurer.as_ref().map(|f| f.port),
-        rows,
-        listed,
-        post_today,
-        practice_outage: practice_outage.map(|t| when(Some(t))),
-        awaiting_signature,
-        kim: kim.map(|k| KimView {
-            address: k.address,
-            last_poll: when(k.last_poll_at),
-            last_error: k.last_poll_error.as_deref().map(super::pages::staff_error),
-        }),
-        kim_unmatched,
-        receipts_overdue: overdue.len(),
-        notice: if filter.kim_poll {
-            "Das KIM-Postfach wird in wenigen Sekunden abgerufen."
-        } else {
-            ""
-        },
-        filter,
-    };
-    html(StatusCode::OK, &page)
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -346,11 +320,7 @@ async fn practice_outage(
     let actor = admin.actor();
     state
         .db
-        .run(move |c| {
-            storage::set_practice_outage(c, &actor.practice_id, on)?;
-            storage::audit(c, &actor, "practice.outage", None, &on.to_string())?;
-            Ok(())
-        })
+        .run(move |c| service::practice_outage(c, &actor, on))
         .await?;
     Ok(see_other("/queue"))
 }
@@ -371,7 +341,7 @@ fn url_field(
     field: &str,
     label: &str,
 ) -> Result<Option<String>, FieldError> {
-    match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+    match filled(value) {
         None => Ok(None),
         Some(u) if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 500 => {
             Ok(Some(u))
@@ -380,6 +350,83 @@ fn url_field(
             field,
             format!("{label}: eine http(s)-Adresse angeben"),
         )),
+    }
+}
+
+/// A field's trimmed value, `None` when empty.
+fn filled(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// The value, or `None` with its error added to `errors`.
+fn keep<T>(errors: &mut Vec<FieldError>, result: Result<T, FieldError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+fn name_field(value: Option<String>) -> Result<String, FieldError> {
+    let name = value.map(|n| n.trim().to_owned()).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > 45 || name.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "Name der Krankenkasse: 1 bis 45 Zeichen",
+        ));
+    }
+    Ok(name)
+}
+
+fn rate_field(value: Option<String>) -> Result<Option<i32>, FieldError> {
+    match filled(value) {
+        None => Ok(None),
+        Some(r) => match r.parse::<i32>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(FieldError::new(
+                "rate_per_minute",
+                "Höchstrate: eine positive ganze Zahl pro Minute",
+            )),
+        },
+    }
+}
+
+fn kim_field(value: Option<String>) -> Result<Option<String>, FieldError> {
+    match filled(value) {
+        None => Ok(None),
+        Some(a) if crate::kim::is_kim_address(&a) => Ok(Some(a)),
+        Some(_) => Err(FieldError::new(
+            "kim_address",
+            "KIM-Adresse: eine Adresse unter kim.telematik (oder kim.telematik-test)",
+        )),
+    }
+}
+
+impl DestinationForm {
+    /// The destination the form configures, or every field's error (in form order).
+    fn config(self) -> Result<storage::DestinationConfig, WebError> {
+        let mut errors = Vec::new();
+        let ik = keep(
+            &mut errors,
+            InsurerIk::parse(self.ik.as_deref().unwrap_or_default())
+                .map_err(|e| FieldError::new("ik", e.to_string())),
+        );
+        let name = keep(&mut errors, name_field(self.name)).unwrap_or_default();
+        let push_url = url_field(self.push_url, "push_url", "Empfangsadresse");
+        let push_url = keep(&mut errors, push_url).flatten();
+        let health_url = url_field(self.health_url, "health_url", "Prüfadresse");
+        let health_url = keep(&mut errors, health_url).flatten();
+        let rate = keep(&mut errors, rate_field(self.rate_per_minute)).flatten();
+        let kim_address = keep(&mut errors, kim_field(self.kim_address)).flatten();
+        let Some(ik) = ik.filter(|_| errors.is_empty()) else {
+            return Err(WebError::Invalid(errors));
+        };
+        Ok(storage::DestinationConfig {
+            ik: ik.to_string(),
+            name,
+            push_url,
+            health_url,
+            auth_header: None,
+            rate_per_minute: rate,
+            kim_source: kim_address.as_ref().map(|_| "operator".to_owned()),
+            kim_address,
+        })
     }
 }
 
@@ -392,71 +439,7 @@ async fn save_destination(
     let body = read_body(payload, state.settings.max_body_bytes).await?;
     let form: DestinationForm = from_form(&body)?;
     operator.check_csrf(form.csrf.as_deref())?;
-    let mut errors = Vec::new();
-    let ik = InsurerIk::parse(form.ik.as_deref().unwrap_or_default())
-        .map_err(|e| errors.push(FieldError::new("ik", e.to_string())))
-        .ok();
-    let name = form.name.map(|n| n.trim().to_owned()).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 45 || name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "name",
-            "Name der Krankenkasse: 1 bis 45 Zeichen",
-        ));
-    }
-    let push_url = url_field(form.push_url, "push_url", "Empfangsadresse")
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let health_url = url_field(form.health_url, "health_url", "Prüfadresse")
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let rate = match form
-        .rate_per_minute
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        None => None,
-        Some(r) => match r.parse::<i32>() {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                errors.push(FieldError::new(
-                    "rate_per_minute",
-                    "Höchstrate: eine positive ganze Zahl pro Minute",
-                ));
-                None
-            }
-        },
-    };
-    let kim_address = match form
-        .kim_address
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-    {
-        None => None,
-        Some(a) if crate::kim::is_kim_address(&a) => Some(a),
-        Some(_) => {
-            errors.push(FieldError::new(
-                "kim_address",
-                "KIM-Adresse: eine Adresse unter kim.telematik (oder kim.telematik-test)",
-            ));
-            None
-        }
-    };
-    let Some(ik) = ik.filter(|_| errors.is_empty()) else {
-        return Err(WebError::Invalid(errors));
-    };
-    let config = storage::DestinationConfig {
-        ik: ik.to_string(),
-        name,
-        push_url,
-        health_url,
-        auth_header: None,
-        rate_per_minute: rate,
-        kim_source: kim_address.as_ref().map(|_| "operator".to_owned()),
-        kim_address,
-    };
+    let config = form.config()?;
     let actor = operator.actor();
     state
         .db

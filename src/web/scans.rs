@@ -56,67 +56,18 @@ async fn receive(
     before_files: impl Fn(&[(String, String)]) -> Result<(), WebError>,
 ) -> Result<Received, WebError> {
     let dir = scan::temp_dir().map_err(|e| WebError::Internal(e.to_string()))?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
     let mut received = Received {
         inputs: Vec::new(),
         fields: Vec::new(),
         dir,
     };
     let mut total = 0u64;
+    let mime = mime_of(req);
     if mime == "multipart/form-data" {
         let mut parts = Multipart::new(req.headers(), payload);
         while let Some(part) = parts.next().await {
-            let mut part = part.map_err(|_| WebError::MediaType(SCAN_TYPES_TEXT))?;
-            let file_name = part
-                .content_disposition()
-                .and_then(|d| d.get_filename().map(str::to_owned));
-            if file_name.as_deref() == Some("") {
-                // A form's file input with nothing chosen: an empty part, no file.
-                while part.next().await.is_some() {}
-                continue;
-            }
-            if file_name.is_some() {
-                if received.inputs.len() == MAX_FILES {
-                    return Err(WebError::Invalid(vec![crate::domain::FieldError::new(
-                        "files",
-                        format!("Dateien: höchstens {MAX_FILES} in einem Upload"),
-                    )]));
-                }
-                if received.inputs.is_empty() {
-                    before_files(&received.fields)?;
-                }
-                let path = file_path(received.dir.path(), received.inputs.len());
-                write_stream(&mut part, &path, &mut total, limit).await?;
-                received.inputs.push(Input { path });
-            } else {
-                if received.fields.len() == MAX_FIELDS {
-                    return Err(refused_field());
-                }
-                let name = part.name().unwrap_or("").to_owned();
-                let mut value = Vec::new();
-                while let Some(chunk) = part.next().await {
-                    let chunk = chunk.map_err(|_| refused_field())?;
-                    if value.len() + chunk.len() > 4096 {
-                        return Err(refused_field());
-                    }
-                    value.extend_from_slice(&chunk);
-                }
-                total += value.len() as u64;
-                received
-                    .fields
-                    .push((name, String::from_utf8_lossy(&value).into_owned()));
-            }
+            let part = part.map_err(|_| WebError::MediaType(SCAN_TYPES_TEXT))?;
+            receive_part(part, &mut received, (&mut total, limit), &before_files).await?;
         }
     } else if SCAN_TYPES.contains(&mime.as_str()) {
         before_files(&[])?;
@@ -134,6 +85,76 @@ async fn receive(
         )]));
     }
     Ok(received)
+}
+
+/// The request's media type, lower case, without parameters.
+fn mime_of(req: &HttpRequest) -> String {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+/// One part of a multipart upload: a file to disk, or a form field (at most 4 KiB).
+async fn receive_part(
+    mut part: actix_multipart::Field,
+    received: &mut Received,
+    (total, limit): (&mut u64, u64),
+    before_files: impl Fn(&[(String, String)]) -> Result<(), WebError>,
+) -> Result<(), WebError> {
+    let file_name = part
+        .content_disposition()
+        .and_then(|d| d.get_filename().map(str::to_owned));
+    match file_name.as_deref() {
+        // A form's file input with nothing chosen: an empty part, no file.
+        Some("") => while part.next().await.is_some() {},
+        Some(_) => {
+            if received.inputs.len() == MAX_FILES {
+                return Err(WebError::Invalid(vec![crate::domain::FieldError::new(
+                    "files",
+                    format!("Dateien: höchstens {MAX_FILES} in einem Upload"),
+                )]));
+            }
+            if received.inputs.is_empty() {
+                before_files(&received.fields)?;
+            }
+            let path = file_path(received.dir.path(), received.inputs.len());
+            write_stream(&mut part, &path, total, limit).await?;
+            received.inputs.push(Input { path });
+        }
+        None => {
+            if received.fields.len() == MAX_FIELDS {
+                return Err(refused_field());
+            }
+            let name = part.name().unwrap_or("").to_owned();
+            let value = read_field(&mut part).await?;
+            *total += u64::try_from(value.len()).unwrap_or(u64::MAX);
+            let value = String::from_utf8_lossy(&value).into_owned();
+            received.fields.push((name, value));
+        }
+    }
+    Ok(())
+}
+
+/// A form field's value, at most 4 KiB.
+async fn read_field(part: &mut actix_multipart::Field) -> Result<Vec<u8>, WebError> {
+    let mut value = Vec::new();
+    while let Some(chunk) = part.next().await {
+        let chunk = chunk.map_err(|_| refused_field())?;
+        if value.len() + chunk.len() > 4096 {
+            return Err(refused_field());
+        }
+        value.extend_from_slice(&chunk);
+    }
+    Ok(value)
 }
 
 /// Files and other form fields one upload may have.
@@ -168,7 +189,7 @@ where
     );
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| too_large())?;
-        *total += chunk.len() as u64;
+        *total = total.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
         if *total > limit {
             return Err(too_large());
         }
@@ -188,17 +209,15 @@ async fn process(
 ) -> Result<ScanUpload, WebError> {
     let files = i32::try_from(received.inputs.len()).unwrap_or(i32::MAX);
     let (i, u, b) = (ik.to_owned(), id.to_owned(), by.to_owned());
-    state
+    let started = state
         .db
-        .run(move |c| storage::start_scan_upload(c, &u, &i, &b, files))
-        .await
-        .map_err(|e| match e {
-            storage::StorageError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            )) => WebError::Conflict("Dieser Abgleich wurde bereits hochgeladen"),
-            e => e.into(),
-        })?;
+        .run(move |c| storage::start_new_scan_upload(c, &u, &i, &b, files))
+        .await?;
+    if !started {
+        return Err(WebError::Conflict(
+            "Dieser Abgleich wurde bereits hochgeladen",
+        ));
+    }
     let pages = scan::process::run(&state.db, ik, id, received.inputs).await;
     drop(received.dir);
     if let Err(e) = pages {

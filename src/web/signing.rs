@@ -78,19 +78,23 @@ async fn import_file(
     } else {
         crate::capture::import(&state.db, actor, body.to_vec()).await
     };
+    import_answer(imported.map_err(WebError::from)?)
+}
+
+/// The JSON answer to an imported file: where the certificate is, or the German issues.
+fn import_answer(imported: crate::capture::Imported) -> Result<HttpResponse, WebError> {
+    use crate::capture::Imported;
     let issues = |status: StatusCode, issues: &[crate::fhir::Issue]| {
         HttpResponse::build(status).json(serde_json::json!({ "issues": issues }))
     };
-    Ok(match imported.map_err(WebError::from)? {
-        crate::capture::Imported::Invalid(found) => {
-            issues(StatusCode::UNPROCESSABLE_ENTITY, &found)
-        }
-        crate::capture::Imported::Conflict(found) => issues(StatusCode::CONFLICT, &found),
-        crate::capture::Imported::Storno(storno) => HttpResponse::Ok().json(serde_json::json!({
+    Ok(match imported {
+        Imported::Invalid(found) => issues(StatusCode::UNPROCESSABLE_ENTITY, &found),
+        Imported::Conflict(found) => issues(StatusCode::CONFLICT, &found),
+        Imported::Storno(storno) => HttpResponse::Ok().json(serde_json::json!({
             "location": format!("/certificates/{}", storno.cancels),
             "outcome": super::cancel_outcome(storno.outcome)?,
         })),
-        crate::capture::Imported::Stored { captured, .. } => match captured {
+        Imported::Stored { captured, .. } => match captured {
             storage::Captured::Conflict(_) => issues(
                 StatusCode::CONFLICT,
                 &[crate::fhir::Issue::error(
@@ -131,7 +135,9 @@ async fn download(
 }
 
 /// Documents shown (and signable) on one page: one Stapelsignatur.
-const PAGE: i64 = konnektor::MAX_BATCH as i64;
+fn page_size() -> i64 {
+    i64::try_from(konnektor::MAX_BATCH).unwrap_or(i64::MAX)
+}
 
 struct WaitingView {
     delivery_id: String,
@@ -197,7 +203,7 @@ async fn render(
     let (waiting, total, row) = state
         .db
         .run(move |c| {
-            let waiting = storage::awaiting_signature(c, &practice, PAGE)?;
+            let waiting = storage::awaiting_signature(c, &practice, page_size())?;
             let total = storage::awaiting_signature_count(c, &practice)?;
             Ok((waiting, total, storage::konnektor_of(c, &practice)?))
         })
