@@ -1,4 +1,7 @@
 //! AU-Relay: keeps German sick notes (eAU) flowing when the electronic route to the insurer fails.
+// No silent truncation or wrap: integer conversions go through From/TryFrom, geometry through
+// `num` (the one module that allows `as`).
+#![deny(clippy::as_conversions)]
 
 pub mod app;
 pub mod auth;

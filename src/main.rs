@@ -1,4 +1,7 @@
 //! The `au-relay` command: serve (default), migrate, practice/user/token administration.
+// No silent truncation or wrap: integer conversions go through From/TryFrom, geometry through
+// `num` (the one module that allows `as`).
+#![deny(clippy::as_conversions)]
 
 use std::io::BufRead;
 
