@@ -3,6 +3,11 @@
 
 use std::sync::LazyLock;
 
+use diesel::backend::Backend;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, HasSqlType, Text, Timestamp};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -179,29 +184,45 @@ fn claim_rows(
     limit: i64,
     after: Option<&QueuePosition>,
 ) -> Result<Vec<ClaimedId>> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
     let at = now();
-    let (after_at, after_id) = after.map_or((queue_start(), ""), |(t, id)| (*t, id.as_str()));
+    let after = after.map_or((queue_start(), ""), |(t, id)| (*t, id.as_str()));
+    let binds = (at + lease, at, limit, ik, after);
     Ok(match conn {
-        AnyConnection::Postgres(c) => diesel::sql_query(&statement.postgres)
-            .bind::<Timestamp, _>(at + lease)
-            .bind::<Timestamp, _>(at)
-            .bind::<BigInt, _>(limit)
-            .bind::<Text, _>(ik)
-            .bind::<Timestamp, _>(after_at)
-            .bind::<Text, _>(after_id)
-            .load(c)?,
-        AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
-            diesel::sql_query(&statement.sqlite)
-                .bind::<Timestamp, _>(at + lease)
-                .bind::<Timestamp, _>(at)
-                .bind::<BigInt, _>(limit)
-                .bind::<Text, _>(ik)
-                .bind::<Timestamp, _>(after_at)
-                .bind::<Text, _>(after_id)
-                .load(c)
-        })?,
+        AnyConnection::Postgres(c) => bound(&statement.postgres, binds).load(c)?,
+        AnyConnection::Sqlite(c) => {
+            c.immediate_transaction(|c| bound(&statement.sqlite, binds).load(c))?
+        }
     })
+}
+
+/// The binds of a claim: the lease's end, now, the limit, the IK and the position.
+type ClaimBinds<'a> = (
+    NaiveDateTime,
+    NaiveDateTime,
+    i64,
+    &'a str,
+    (NaiveDateTime, &'a str),
+);
+
+/// A claim statement with its binds, for either backend.
+fn bound<DB>(
+    sql: &str,
+    (until, at, limit, ik, (after_at, after_id)): ClaimBinds<'_>,
+) -> BoxedSqlQuery<'static, DB, SqlQuery>
+where
+    DB: Backend + HasSqlType<Timestamp> + HasSqlType<BigInt> + HasSqlType<Text>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    i64: ToSql<BigInt, DB>,
+    String: ToSql<Text, DB>,
+{
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamp, _>(until)
+        .bind::<Timestamp, _>(at)
+        .bind::<BigInt, _>(limit)
+        .bind::<Text, _>(ik.to_owned())
+        .bind::<Timestamp, _>(after_at)
+        .bind::<Text, _>(after_id.to_owned())
 }
 
 /// Claims up to `limit` due deliveries of available destinations (pushable, not paused, breaker

@@ -52,9 +52,21 @@ pub fn backlog(
     conn: &mut AnyConnection,
     practice_id: &str,
 ) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    backlog_by_insurer(conn, Some(practice_id))
+}
+
+/// Backlog of every insurer across all practices: `(ik, waiting, oldest)`, for `/metrics`.
+pub fn backlog_all(conn: &mut AnyConnection) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    backlog_by_insurer(conn, None)
+}
+
+/// Pending and in-flight insurer deliveries by IK, of one practice or of all.
+fn backlog_by_insurer(
+    conn: &mut AnyConnection,
+    practice_id: Option<&str>,
+) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
     use diesel::dsl::{count_star, min};
-    Ok(deliveries::table
-        .filter(deliveries::practice_id.eq(practice_id))
+    let mut query = deliveries::table
         .filter(deliveries::channel.eq(Channel::Insurer.code()))
         .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
         .group_by(deliveries::insurer_ik)
@@ -64,7 +76,11 @@ pub fn backlog(
             min(deliveries::created_at),
         ))
         .order(deliveries::insurer_ik)
-        .load(conn)?)
+        .into_boxed();
+    if let Some(practice) = practice_id {
+        query = query.filter(deliveries::practice_id.eq(practice));
+    }
+    Ok(query.load(conn)?)
 }
 
 /// One recorded attempt of a delivery.
@@ -133,23 +149,5 @@ pub fn unsent(conn: &mut AnyConnection, practice_id: &str, limit: i64) -> Result
             deliveries::last_error,
             deliveries::created_at,
         ))
-        .load(conn)?)
-}
-
-/// "Alle erneut senden": makes every waiting or dead delivery of the insurer due now. The
-/// attempt history stays.
-/// Backlog of every insurer across all practices: `(ik, waiting, oldest)`, for `/metrics`.
-pub fn backlog_all(conn: &mut AnyConnection) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
-    use diesel::dsl::{count_star, min};
-    Ok(deliveries::table
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
-        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
-        .group_by(deliveries::insurer_ik)
-        .select((
-            deliveries::insurer_ik,
-            count_star(),
-            min(deliveries::created_at),
-        ))
-        .order(deliveries::insurer_ik)
         .load(conn)?)
 }
