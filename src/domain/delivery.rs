@@ -34,6 +34,37 @@ impl DeliveryState {
         Self::Withdrawn,
     ];
 
+    /// The state a new unsigned document starts in: it waits for the practice's signature
+    /// where the practice signs (has a Konnektor), else it is due at once.
+    pub const fn initial(practice_signs: bool) -> Self {
+        if practice_signs {
+            Self::AwaitingSignature
+        } else {
+            Self::Pending
+        }
+    }
+
+    /// Whether cancelling the certificate may simply withdraw this eAU delivery: only while
+    /// it cannot have reached the insurer (not being sent, not handed to KIM, not delivered);
+    /// otherwise the insurer gets a Storno.
+    pub const fn withdrawable(self) -> bool {
+        !matches!(self, Self::InFlight | Self::Sent | Self::Delivered)
+    }
+
+    /// What "E-Mail erneut senden" does to the newest patient mail in this state.
+    pub const fn mail_resend(self) -> MailResend {
+        match self {
+            Self::InFlight => MailResend::Refused,
+            // Sent: the patient gets it again, as a new mail with a new Message-ID.
+            Self::Delivered | Self::Sent => MailResend::NewMail,
+            Self::Pending
+            | Self::AwaitingSignature
+            | Self::NeedsNewId
+            | Self::Dead
+            | Self::Withdrawn => MailResend::DueNow,
+        }
+    }
+
     /// The text stored in `deliveries.state`.
     pub const fn code(self) -> &'static str {
         match self {
@@ -77,6 +108,17 @@ impl DeliveryState {
             Self::Withdrawn => "zurückgezogen (storniert)",
         }
     }
+}
+
+/// What a resend does to a patient mail (see [`DeliveryState::mail_resend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailResend {
+    /// It is being sent right now: nothing changes.
+    Refused,
+    /// It was sent: a new mail to the same address is queued.
+    NewMail,
+    /// It waits or failed: it is due now, with the same Message-ID.
+    DueNow,
 }
 
 /// The label of a stored state code; a code AU-Relay never writes is shown as such.
@@ -173,6 +215,26 @@ mod tests {
             assert!(!s.label().is_empty() && !s.mail_label().is_empty());
         }
         assert_eq!(DeliveryState::parse("Pending"), None);
+        assert_eq!(
+            DeliveryState::initial(true),
+            DeliveryState::AwaitingSignature
+        );
+        assert_eq!(DeliveryState::initial(false), DeliveryState::Pending);
+        let withdrawable: Vec<_> = DeliveryState::ALL
+            .into_iter()
+            .filter(|s| !s.withdrawable())
+            .collect();
+        assert_eq!(
+            withdrawable,
+            [
+                DeliveryState::InFlight,
+                DeliveryState::Sent,
+                DeliveryState::Delivered
+            ]
+        );
+        assert_eq!(DeliveryState::InFlight.mail_resend(), MailResend::Refused);
+        assert_eq!(DeliveryState::Delivered.mail_resend(), MailResend::NewMail);
+        assert_eq!(DeliveryState::Dead.mail_resend(), MailResend::DueNow);
         for k in DocumentKind::ALL {
             assert_eq!(DocumentKind::parse(k.code()), Some(k));
             assert!(!k.label().is_empty());

@@ -13,7 +13,7 @@ mod text;
 
 pub use calendar::{berlin_day_start, berlin_time, berlin_today, is_weekend};
 pub use certificate::*;
-pub use delivery::{delivery_label, Channel, DeliveryState, DocumentKind};
+pub use delivery::{delivery_label, Channel, DeliveryState, DocumentKind, MailResend};
 pub use draft::*;
 pub use holidays::{
     add_working_days, easter_sunday, is_working_day, post_deadline, public_holidays, Land,

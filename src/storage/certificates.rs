@@ -709,9 +709,8 @@ fn cancel_in(
     // (pending → in_flight) means the eAU may reach the insurer, so it gets its Storno.
     let withdrawn = match &eau {
         Some((delivery, _, st, _))
-            if st != super::state::DELIVERED
-                && st != super::state::IN_FLIGHT
-                && st != super::state::SENT =>
+            if crate::domain::DeliveryState::parse(st)
+                .is_some_and(crate::domain::DeliveryState::withdrawable) =>
         {
             use super::schema::deliveries;
             diesel::update(

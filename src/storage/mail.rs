@@ -1,7 +1,7 @@
 //! Patient mails: a delivery row on the mail channel plus what the mail needs (address, consent,
 //! password policy, Message-ID). Written in the capture transaction; sent by the queue workers.
 
-use crate::domain::{EmailAddress, PasswordPolicy, PatientMail};
+use crate::domain::{DeliveryState, EmailAddress, MailResend, PasswordPolicy, PatientMail};
 use crate::secret::Secret;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -177,9 +177,11 @@ pub fn resend_mail(
         if cancelled_at.is_some() {
             return Ok(Resent::NoMail);
         }
-        let outcome = match st.as_str() {
-            state::IN_FLIGHT => return Ok(Resent::InFlight),
-            state::DELIVERED => {
+        let resend =
+            DeliveryState::parse(&st).map_or(MailResend::DueNow, DeliveryState::mail_resend);
+        let outcome = match resend {
+            MailResend::Refused => return Ok(Resent::InFlight),
+            MailResend::NewMail => {
                 let message_id: String = patient_mails::table
                     .find(&id)
                     .select(patient_mails::message_id)
@@ -203,7 +205,7 @@ pub fn resend_mail(
                 enqueue_mail(c, actor, &key, &mail, (&consent_by, consent_at))?;
                 Resent::Queued
             }
-            _ => {
+            MailResend::DueNow => {
                 diesel::update(deliveries::table.find(&id))
                     .set((
                         deliveries::state.eq(state::PENDING),

@@ -71,11 +71,7 @@ pub(super) fn initial_state(
     conn: &mut AnyConnection,
     practice_id: &str,
 ) -> QueryResult<&'static str> {
-    Ok(if practice_signs(conn, practice_id)? {
-        state::AWAITING_SIGNATURE
-    } else {
-        state::PENDING
-    })
+    Ok(crate::domain::DeliveryState::initial(practice_signs(conn, practice_id)?).code())
 }
 
 /// A document waiting for its signature.
