@@ -1,6 +1,6 @@
 //! KIM drain benchmark (issue #15): the same backlog of signed documents once over the HTTP push
 //! (the fake insurer) and once over KIM (Postfix and Dovecot as the client module, as in
-//! `tests/kim.rs`), in one run: documents/s handed over, and for KIM the time until every
+//! `tests/it/kim.rs`), in one run: documents/s handed over, and for KIM the time until every
 //! delivery status notification has been read and recorded.
 //!
 //!   cargo bench --bench kim                      # N = 10 000, SQLite
@@ -10,7 +10,7 @@
 //! BENCHMARKS.md; asserts only that every document arrived exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

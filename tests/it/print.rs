@@ -1,11 +1,9 @@
 //! Printing from the detail page and the API, checked with poppler and qpdf.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::process::Command;
 
-use common::{valid_body, TestApp};
+use crate::common::{valid_body, TestApp};
 
 fn tool(name: &str, args: &[&str], pdf: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();

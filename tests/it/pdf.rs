@@ -729,7 +729,7 @@ fn parse_pgm(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
 }
 
 /// Writes the sample PDFs for `scripts/pdf-check-barcode.sh` and the pictures in `docs/`:
-/// `PDF_SAMPLES_DIR=/tmp/x cargo test --test pdf -- --ignored write_sample_pdfs`
+/// `PDF_SAMPLES_DIR=/tmp/x cargo test --test it -- --ignored pdf::write_sample_pdfs`
 #[test]
 #[ignore = "writes files; run by scripts/pdf-check-barcode.sh"]
 fn write_sample_pdfs() {
@@ -916,7 +916,7 @@ fn write_oracle_samples() {
     let fixtures =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gematik-eau/KBV_PR_EAU_Bundle");
     // Every valid gematik example of the eAU 1.2 profiles that AU-Relay imports (1.2.1 all of
-    // them; of 1.2 the two that 1.2.1 made invalid are refused, see tests/fhir.rs).
+    // them; of 1.2 the two that 1.2.1 made invalid are refused, see tests/it/fhir.rs).
     let mut files: Vec<PathBuf> = ["1.2.1/valid", "1.2/valid"]
         .iter()
         .flat_map(|d| std::fs::read_dir(fixtures.join(d)).unwrap())
@@ -938,7 +938,7 @@ fn write_oracle_samples() {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        // Valid under 1.2.0 only; the same files are in 1.2.1/invalid (tests/fhir.rs).
+        // Valid under 1.2.0 only; the same files are in 1.2.1/invalid (tests/it/fhir.rs).
         let invalid_under_1_2_1 = version == "1.2"
             && [
                 "Beispiel_1-eAU_ERST_GKV-BSNR",

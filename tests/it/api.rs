@@ -1,9 +1,7 @@
 //! The JSON API for practice software, black-box against a running server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{valid_body, TestApp};
+use crate::common::{self, valid_body, TestApp};
 use serde_json::{json, Value};
 
 async fn errors_of(r: reqwest::Response) -> Vec<(String, String)> {

@@ -2,11 +2,9 @@
 //! the operator's practices and tokens, and what every new form does with bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{self, add_user, browser, demo_practice_id, TestApp};
 use au_relay::auth::Role;
 use au_relay::storage;
-use common::{add_user, browser, demo_practice_id, TestApp};
 use diesel::connection::SimpleConnection;
 
 type Form = Vec<(&'static str, String)>;

@@ -2,18 +2,16 @@
 //! writing every accepted message into a Maildir), checked with mail-parser, qpdf and poppler.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{self, hidden, valid_body, TestApp};
 use au_relay::domain::PasswordPolicy;
 use au_relay::mail::{MailSettings, Mailer, TlsMode};
 use au_relay::queue::{run_mail_once, WorkerSettings};
 use au_relay::storage;
-use common::{hidden, valid_body, TestApp};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{json, Value};
 

@@ -2,9 +2,7 @@
 //! server goes on answering (a stack overflow would abort the whole process).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::TestApp;
+use crate::common::{self, TestApp};
 
 /// With the production body limit (256 KiB), so the deepest inputs get through to the decoders.
 async fn app() -> TestApp {

@@ -2,7 +2,7 @@
 //! KVNR, name and ICD code it handled.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

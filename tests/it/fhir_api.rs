@@ -1,11 +1,9 @@
 //! The FHIR side of the API: import of KBV bundles, the stored document of every certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{valid_body, TestApp};
+use crate::common::{self, valid_body, TestApp};
 use serde_json::Value;
 
 fn fixture(path: &str) -> Vec<u8> {

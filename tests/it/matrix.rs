@@ -5,11 +5,11 @@
 //! uses: a route added without a row here fails `every_registered_route_has_a_matrix_row`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{
+    self, add_practice_b, add_user, browser, demo_practice_id, store_certificates, TestApp,
+};
 use au_relay::auth::Role;
 use au_relay::storage;
-use common::{add_practice_b, add_user, browser, demo_practice_id, store_certificates, TestApp};
 use serde_json::{json, Value};
 
 const IK_X: &str = "109500969";
@@ -293,7 +293,7 @@ fn cases() -> Vec<Case> {
             body: none,
             expect: INSURERS,
         },
-        // An upload of neither insurer (tests/scans.rs reads one insurer's upload as the other).
+        // An upload of neither insurer (tests/it/scans.rs reads one insurer's upload as the other).
         Case {
             method: "GET",
             pattern: "/api/insurer/v1/scans/{id}",
@@ -855,7 +855,7 @@ fn every_registered_route_has_a_matrix_row() {
     covered.dedup();
     assert_eq!(
         registered, covered,
-        "every route needs a row in tests/matrix.rs (and only registered routes have one)"
+        "every route needs a row in tests/it/matrix.rs (and only registered routes have one)"
     );
 }
 

@@ -1,10 +1,8 @@
 //! Storage guarantees on the backend under test: migrations round-trip, capture is atomic.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{self, backend, fresh_database, valid_body, TestApp};
 use au_relay::storage::Database;
-use common::{backend, fresh_database, valid_body, TestApp};
 use diesel::connection::SimpleConnection;
 
 #[test]

@@ -4,17 +4,15 @@
 //! by libtiff's own tools), and uploaded; every page must come back as what it is.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{self, demo_practice_id, today, valid_body, TestApp};
 use au_relay::auth::token_hash;
 use au_relay::domain::{CaptureContext, Certificate, CertificateDraft, Kvnr};
 use au_relay::pdf::{self, Copy, PaperSize};
 use au_relay::scan::BarcodeRecord;
 use au_relay::storage;
-use common::{demo_practice_id, today, valid_body, TestApp};
 use image::GrayImage;
 use serde_json::{json, Value};
 

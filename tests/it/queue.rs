@@ -1,15 +1,13 @@
 //! The durable queue against a real fake insurer over HTTP, on the backend under test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{self, fresh_database};
 use au_relay::insurers::fake::{FakeInsurer, Mode};
 use au_relay::insurers::PushClient;
 use au_relay::queue::{run_once, Connectors, WorkerSettings};
 use au_relay::storage::{self, Database, DestinationConfig};
-use common::fresh_database;
 
 const IK: &str = "109500969";
 

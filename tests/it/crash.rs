@@ -4,7 +4,7 @@
 //! which the insurer's per-UUID deduplication absorbs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -3,18 +3,16 @@
 //! the insurer's mailbox. On the backend under test (`AU_RELAY_TEST_BACKEND`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::common::{self, fresh_database};
 use au_relay::kim::poller::{poll_account, Ending, PollReport, PollSettings};
 use au_relay::kim::robot::{Received, Robot};
 use au_relay::kim::standin::{Mailbox, StandIn};
 use au_relay::kim::{self, Tls};
 use au_relay::queue::{run_once, Connectors, WorkerSettings};
 use au_relay::storage::{self, Database, DestinationConfig, KimAccountRow};
-use common::fresh_database;
 use sha2::Digest;
 
 const IK: &str = "109500969";

@@ -4,10 +4,8 @@
 //! 500 and not a dead worker, and the standalone fake insurer needs no database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
+use crate::common::{self, TestApp};
 use au_relay::storage::Database;
-use common::TestApp;
 
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {

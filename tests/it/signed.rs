@@ -3,19 +3,17 @@
 //! The signed files are made by the system's `openssl` and checked with `openssl cms -verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::{self, TestApp};
 use au_relay::insurers::fake::FakeInsurer;
 use au_relay::insurers::PushClient;
 use au_relay::konnektor::fake::{FakeKonnektor, Fault};
 use au_relay::queue::{run_once, Connectors, WorkerSettings};
 use au_relay::storage;
 use base64::Engine;
-use common::TestApp;
 use serde_json::Value;
 
 const GKV: &str = "1.2.1/valid/Beispiel_1-eAU_ERST_GKV.xml";

@@ -4,9 +4,7 @@
 //! otherwise valid certificate. Each must be answered 422 naming the field, and write nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{form_fields, valid_body, TestApp};
+use crate::common::{form_fields, valid_body, TestApp};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 

@@ -1,9 +1,7 @@
 //! The German staff UI, black-box over HTTP (forms, redirects, cookies).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{form_fields as form, hidden, TestApp};
+use crate::common::{self, form_fields as form, hidden, TestApp};
 
 fn set(form: &mut [(String, String)], key: &str, value: &str) {
     form.iter_mut().find(|(k, _)| k == key).expect(key).1 = value.to_owned();

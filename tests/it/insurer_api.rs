@@ -1,11 +1,9 @@
 //! The insurers' pull API: own IK only, exact documents, cursor, acknowledgement.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
+use crate::common::{demo_practice_id, store_certificates, TestApp};
 use au_relay::auth::token_hash;
 use au_relay::storage;
-use common::{demo_practice_id, store_certificates, TestApp};
 use serde_json::{json, Value};
 
 const IK_A: &str = "109500969";

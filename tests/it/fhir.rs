@@ -1286,7 +1286,7 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 
 /// Writes sample bundles for `scripts/fhir-check.py`:
-/// `FHIR_SAMPLES=/tmp/fhir-samples cargo test --test fhir -- --ignored write_samples`.
+/// `FHIR_SAMPLES=/tmp/fhir-samples cargo test --test it -- --ignored fhir::write_samples`.
 #[test]
 #[ignore]
 fn write_samples() {
