@@ -27,7 +27,7 @@ struct Kim {
     robot: Robot,
     routes: Connectors,
     settings: WorkerSettings,
-    _dirs: (Option<tempfile::TempDir>, tempfile::TempDir),
+    _dirs: (common::TestDb, tempfile::TempDir),
 }
 
 fn account_row(practice_id: &str, secret: &std::path::Path) -> KimAccountRow {

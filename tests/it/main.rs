@@ -27,5 +27,6 @@ mod roles;
 mod scans;
 mod signed;
 mod storage;
+mod teardown;
 mod ui;
 mod vzd;

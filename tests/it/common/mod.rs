@@ -13,7 +13,8 @@ pub struct TestApp {
     /// The database URL, for a second process (`au-relay` subcommands, workers).
     pub database_url: String,
     pub client: reqwest::Client,
-    _dir: Option<tempfile::TempDir>,
+    /// Checks at the end of the test that no delivery is left claimed (see [`TestDb`]).
+    teardown: TestDb,
 }
 
 /// The backend this run tests: `sqlite` (default) or `postgres`.
@@ -21,8 +22,9 @@ pub fn backend() -> String {
     std::env::var("AU_RELAY_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
 }
 
-/// A new, empty database URL for one test.
-pub fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+/// A new, empty database for one test: its URL, and the [`TestDb`] to keep for as long as the
+/// test uses it (it holds the SQLite file's directory, and checks the deliveries when dropped).
+pub fn fresh_database() -> (String, TestDb) {
     au_relay::storage::init_openssl();
     if backend() == "postgres" {
         let admin = std::env::var("AU_RELAY_TEST_POSTGRES_URL")
@@ -33,11 +35,108 @@ pub fn fresh_database() -> (String, Option<tempfile::TempDir>) {
             .execute(&mut conn)
             .expect("create test database");
         let (base, _) = admin.rsplit_once('/').expect("admin URL with a database");
-        (format!("{base}/{name}"), None)
+        let url = format!("{base}/{name}");
+        (url.clone(), TestDb::new(url, None))
     } else {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = dir.path().join("test.db").to_string_lossy().into_owned();
-        (url, Some(dir))
+        (url.clone(), TestDb::new(url, Some(dir)))
+    }
+}
+
+/// A test's own database, as [`fresh_database`] made it. Dropped at the end of a test that
+/// did not fail otherwise, it checks that no delivery is left claimed (state `in_flight`,
+/// under a worker's lease) and fails the test if one is: a test that claims must finish or
+/// release every claim, so a claim left behind by accident (a worker still running, a claim
+/// whose answer was never recorded) cannot pass unnoticed. A test that leaves claims on
+/// purpose (a killed worker, a lease left to run out) says so with [`TestDb::allow_claimed`].
+pub struct TestDb {
+    url: String,
+    allow_claimed: std::sync::atomic::AtomicBool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    fn new(url: String, dir: Option<tempfile::TempDir>) -> Self {
+        Self {
+            url,
+            allow_claimed: std::sync::atomic::AtomicBool::new(false),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// This test leaves deliveries claimed on purpose: no check at its end.
+    pub fn allow_claimed(&self) {
+        self.allow_claimed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The deliveries in state `in_flight`: id and lease. Nothing for a database without the
+    /// table (never migrated, or migrated back).
+    pub fn claimed(&self) -> Result<Vec<(String, Option<chrono::NaiveDateTime>)>, String> {
+        use au_relay::storage::schema::deliveries;
+        use au_relay::storage::{AnyConnection, Backend};
+        use diesel::{ExpressionMethods, QueryDsl};
+        let mut conn = match Backend::of(&self.url) {
+            Backend::Postgres => {
+                diesel::PgConnection::establish(&self.url).map(AnyConnection::Postgres)
+            }
+            Backend::Sqlite => {
+                diesel::SqliteConnection::establish(&self.url).map(AnyConnection::Sqlite)
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        if let AnyConnection::Sqlite(c) = &mut conn {
+            diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA busy_timeout = 10000")
+                .map_err(|e| e.to_string())?;
+        }
+        match deliveries::table
+            .filter(deliveries::state.eq(au_relay::storage::state::IN_FLIGHT))
+            .select((deliveries::id, deliveries::lease_until))
+            .order(deliveries::id)
+            .load(&mut conn)
+        {
+            Ok(rows) => Ok(rows),
+            Err(e) if is_missing_table(&e) => Ok(Vec::new()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn is_missing_table(e: &diesel::result::Error) -> bool {
+    let text = e.to_string();
+    text.contains("no such table") || text.contains("does not exist")
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.allow_claimed.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("this test")
+            .to_owned();
+        match self.claimed() {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(rows) => panic!(
+                "{test} left {} deliveries claimed (state in_flight) in its database {}: {:?}. \
+                 Finish or release every claim before the test ends; a test that leaves claims \
+                 on purpose calls allow_claimed() and says why.",
+                rows.len(),
+                self.url,
+                rows
+            ),
+            Err(e) => panic!(
+                "{test}: the check for deliveries left claimed could not read its database {}: {e}",
+                self.url
+            ),
+        }
     }
 }
 
@@ -89,7 +188,7 @@ impl TestApp {
 
     /// [`TestApp::spawn`] with these settings.
     pub async fn spawn_with(config: ServeConfig) -> Self {
-        let (url, dir) = fresh_database();
+        let (url, teardown) = fresh_database();
         let db = Database::connect(&url, 4).expect("connect");
         db.migrate().expect("migrate");
         app::seed_demo(&db).expect("seed");
@@ -105,8 +204,13 @@ impl TestApp {
             db,
             database_url: url,
             client,
-            _dir: dir,
+            teardown,
         }
+    }
+
+    /// This test leaves deliveries claimed on purpose (see [`TestDb`]).
+    pub fn allow_claimed(&self) {
+        self.teardown.allow_claimed();
     }
 
     pub fn url(&self, path: &str) -> String {
