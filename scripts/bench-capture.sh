@@ -31,7 +31,7 @@ trap cleanup EXIT
 
 [ -n "${AU_RELAY_BIN:-}" ] || cargo build --quiet --release --bin au-relay
 
-# The body of tests/common/mod.rs valid_body(), dated today in Germany.
+# The body of tests/it/common/mod.rs valid_body(), dated today in Germany.
 today=$(TZ=Europe/Berlin date +%F)
 since=$(TZ=Europe/Berlin date -d "$today -1 day" +%F)
 until=$(TZ=Europe/Berlin date -d "$today +3 day" +%F)

@@ -3,7 +3,7 @@
 
 Usage:
     pip install fhir.resources lxml       # 8.x; R4B models (the eAU profiles are FHIR R4)
-    FHIR_SAMPLES=/tmp/fhir-samples cargo test --test fhir -- --ignored write_samples
+    FHIR_SAMPLES=/tmp/fhir-samples cargo test --test it -- --ignored fhir::write_samples
     python3 scripts/fhir-check.py /tmp/fhir-samples
 
 Every *.xml in the directory is parsed as its root resource type (Bundle, OperationOutcome);

@@ -6,7 +6,7 @@ Run by scripts/kbv-stylesheet-check.sh, which writes the inputs:
     kbv-stylesheet-check.py <au-relay-dir> <kbv-dir>
 
 <au-relay-dir> holds what AU-Relay produced for each sample (ignored test
-`write_oracle_samples` in tests/pdf.rs): <name>.xml (the eAU bundle it stores),
+`write_oracle_samples` in tests/it/pdf.rs): <name>.xml (the eAU bundle it stores),
 <name>-kk.pdf, <name>-ag.pdf, <name>-v.pdf and <name>.payload (the PDF417 content, ISO 8859-15).
 Samples named *_original carry a KBV/gematik example bundle as received instead of the bundle
 AU-Relay writes after importing it (same copies): they are summed up separately.

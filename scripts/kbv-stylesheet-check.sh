@@ -7,7 +7,7 @@
 # EAU_Stylesheet_V.xslt from the KBV's eAU_Stylesheet_V1.2.zip. They are not part of this
 # repository (KBV licence): keep them outside the checkout and pass their directory.
 #
-# Writes, for every sample of the ignored test `write_oracle_samples` (tests/pdf.rs), AU-Relay's
+# Writes, for every sample of the ignored test `write_oracle_samples` (tests/it/pdf.rs), AU-Relay's
 # bundle, PDFs and payload to <out-dir>/au-relay, the KBV HTML of each copy and the KK
 # stylesheet's barcode string to <out-dir>/kbv, and compares them field by field with
 # scripts/kbv-stylesheet-check.py (exit status 1 if a field differs). <out-dir> defaults to a
@@ -54,8 +54,8 @@ rm -rf "$out/au-relay" "$out/kbv"
 mkdir -p "$out/au-relay" "$out/kbv"
 
 echo "AU-Relay: bundles, PDFs and payloads → $out/au-relay"
-(cd "$repo" && ORACLE_DIR="$out/au-relay" cargo test --quiet --test pdf -- \
-    --ignored --exact write_oracle_samples >"$out/cargo-test.log" 2>&1) || {
+(cd "$repo" && ORACLE_DIR="$out/au-relay" cargo test --quiet --test it -- \
+    --ignored --exact pdf::write_oracle_samples >"$out/cargo-test.log" 2>&1) || {
     cat "$out/cargo-test.log" >&2
     exit 1
 }

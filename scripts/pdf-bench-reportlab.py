@@ -11,7 +11,7 @@ The module matrix comes from the Rust encoder (`*-kk.modules`, written by the ig
 barcode encoding, the Rust figure includes it (see BENCHMARKS.md).
 
 Usage:
-  PDF_SAMPLES_DIR=/tmp/s cargo test --test pdf -- --ignored --exact write_sample_pdfs
+  PDF_SAMPLES_DIR=/tmp/s cargo test --test it -- --ignored --exact pdf::write_sample_pdfs
   python3 scripts/pdf-bench-reportlab.py /tmp/s/full-kk.modules [out.pdf]
 Needs: pip install reportlab
 """

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 out="${1:-$(mktemp -d)}"
 mkdir -p "$out"
 echo "samples -> $out"
-PDF_SAMPLES_DIR="$out" cargo test --quiet --test pdf -- --ignored --exact write_sample_pdfs >/dev/null
+PDF_SAMPLES_DIR="$out" cargo test --quiet --test it -- --ignored --exact pdf::write_sample_pdfs >/dev/null
 
 for pdf in "$out"/*-kk.pdf "$out"/*-kk-a4.pdf; do
   pdftoppm -gray -r 300 -png -f 1 -l 1 -singlefile "$pdf" "${pdf%.pdf}"

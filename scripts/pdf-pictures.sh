@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-PDF_SAMPLES_DIR="$tmp" cargo test --quiet --test pdf -- --ignored --exact write_sample_pdfs >/dev/null
+PDF_SAMPLES_DIR="$tmp" cargo test --quiet --test it -- --ignored --exact pdf::write_sample_pdfs >/dev/null
 for copy in kk ag v; do
   pdftoppm -png -r 100 -singlefile "$tmp/full-$copy.pdf" "docs/pdf-$copy"
 done
