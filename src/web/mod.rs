@@ -337,7 +337,7 @@ async fn read_form<T: serde::de::DeserializeOwned>(
 }
 
 /// Registers routes, and lists them: the router and the route × identity matrix test
-/// (`tests/matrix.rs`, through [`route_list`]) read the same registrations, so a route cannot
+/// (`tests/it/matrix.rs`, through [`route_list`]) read the same registrations, so a route cannot
 /// be added without the matrix noticing.
 pub struct Router<'a> {
     cfg: Option<&'a mut web::ServiceConfig>,
