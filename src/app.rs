@@ -16,6 +16,7 @@ use crate::insurers::PushClient;
 use crate::konnektor::fake::FakeKonnektor;
 use crate::mail::{MailSettings, Mailer, TlsMode};
 use crate::queue::WorkerSettings;
+use crate::secret::Secret;
 use crate::storage::{self, Database};
 use crate::web::proxy::TrustedProxies;
 use crate::web::{catch_panics, routes, security_headers, AppState, Settings};
@@ -52,7 +53,7 @@ pub struct ServeConfig {
     /// `GET /metrics` requires `Authorization: Bearer <this>`. Without it `/metrics` is open
     /// only when the server listens on a loopback address (or in demo mode), else refused.
     #[arg(long, env = "AU_RELAY_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// Reverse proxies (addresses or CIDR networks, comma-separated) whose
     /// `X-Forwarded-For` names the client, e.g. `127.0.0.1` or `172.16.0.0/12` for nginx in
     /// compose. Empty: the header is ignored and the peer address is the client.
@@ -84,7 +85,7 @@ impl ServeConfig {
         let loopback = bind
             .parse::<std::net::SocketAddr>()
             .is_ok_and(|a| a.ip().is_loopback());
-        match self.metrics_token.as_deref().map(str::trim) {
+        match self.metrics_token.as_ref().map(|t| t.expose().trim()) {
             Some(t) if !t.is_empty() => MetricsAccess::Token(auth::token_hash(t)),
             _ if loopback || self.demo => MetricsAccess::Open,
             _ => MetricsAccess::Closed,
@@ -140,7 +141,7 @@ pub struct MailConfig {
     #[arg(long, env = "AU_RELAY_SMTP_USER")]
     pub smtp_user: Option<String>,
     #[arg(long, env = "AU_RELAY_SMTP_PASSWORD", hide_env_values = true)]
-    pub smtp_password: Option<String>,
+    pub smtp_password: Option<Secret>,
     /// Sender of patient mails, e.g. "Praxis Dr. Muster <praxis@example.de>".
     #[arg(long, env = "AU_RELAY_MAIL_FROM")]
     pub mail_from: Option<String>,
@@ -179,7 +180,7 @@ impl MailConfig {
             anyhow::bail!("AU_RELAY_MAIL_FROM is required with AU_RELAY_SMTP_HOST");
         };
         let credentials = match (&self.smtp_user, &self.smtp_password) {
-            (Some(user), Some(password)) => Some((user.clone(), password.clone())),
+            (Some(user), Some(password)) => Some((user.clone(), password.expose().to_owned())),
             (None, None) => None,
             _ => anyhow::bail!("AU_RELAY_SMTP_USER and AU_RELAY_SMTP_PASSWORD go together"),
         };

@@ -136,7 +136,7 @@ enum DestinationCommand {
         health_url: Option<String>,
         /// Sent as the Authorization header, e.g. "Bearer …".
         #[arg(long, env = "AU_RELAY_DESTINATION_AUTH")]
-        auth_header: Option<String>,
+        auth_header: Option<au_relay::secret::Secret>,
         /// At most this many pushes per minute to this insurer.
         #[arg(long)]
         rate_per_minute: Option<i32>,

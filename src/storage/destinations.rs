@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 pub use crate::domain::breaker::Probe;
 use crate::domain::breaker::{BreakerState, ProbeRule};
+use crate::secret::Secret;
 
 use super::schema::{deliveries, destinations};
 use super::{now, AnyConnection, Result};
@@ -26,7 +27,7 @@ pub struct DestinationConfig {
     pub push_url: Option<String>,
     pub health_url: Option<String>,
     /// Sent as the `Authorization` header.
-    pub auth_header: Option<String>,
+    pub auth_header: Option<Secret>,
     /// At most this many pushes per minute (`None`: no limit).
     pub rate_per_minute: Option<i32>,
     /// The insurer's KIM address: practices with a KIM account send to it over KIM.
@@ -43,7 +44,7 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
             destinations::name.eq(&d.name),
             destinations::push_url.eq(&d.push_url),
             destinations::health_url.eq(&d.health_url),
-            destinations::auth_header.eq(&d.auth_header),
+            destinations::auth_header.eq(d.auth_header.as_ref().map(Secret::expose)),
             destinations::rate_per_minute.eq(d.rate_per_minute),
             destinations::kim_address.eq(&d.kim_address),
             destinations::kim_source.eq(&d.kim_source),
@@ -57,7 +58,7 @@ pub fn upsert_destination(conn: &mut AnyConnection, d: &DestinationConfig) -> Re
                 destinations::name.eq(&d.name),
                 destinations::push_url.eq(&d.push_url),
                 destinations::health_url.eq(&d.health_url),
-                destinations::auth_header.eq(&d.auth_header),
+                destinations::auth_header.eq(d.auth_header.as_ref().map(Secret::expose)),
                 destinations::rate_per_minute.eq(d.rate_per_minute),
                 destinations::kim_address.eq(&d.kim_address),
                 destinations::kim_source.eq(&d.kim_source),
@@ -112,7 +113,7 @@ pub struct DestinationRow {
     pub name: String,
     pub push_url: Option<String>,
     pub health_url: Option<String>,
-    pub auth_header: Option<String>,
+    pub auth_header: Option<Secret>,
     pub breaker: String,
     pub consecutive_failures: i32,
     pub probe_at: Option<NaiveDateTime>,
