@@ -96,7 +96,7 @@ async fn main() {
     tokio::spawn(server);
     {
         let mut conn = db.conn().unwrap();
-        storage::save_kim_account(&mut conn, &actor, &row).unwrap();
+        au_relay::service::save_kim_account(&mut conn, &actor, &row).unwrap();
         common::point_at(&mut conn, HTTP_IK, &insurer);
         storage::upsert_destination(
             &mut conn,

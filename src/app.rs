@@ -282,7 +282,7 @@ pub fn start_demo_konnektor(
         name: "demo".into(),
         channel: "demo",
     };
-    storage::save_konnektor(&mut conn, &actor, &row)?;
+    crate::service::save_konnektor(&mut conn, &actor, &row)?;
     Ok((fake, server))
 }
 
@@ -352,7 +352,7 @@ pub fn start_demo_kim(db: &Database) -> anyhow::Result<Option<DemoKim>> {
         name: "demo".into(),
         channel: "demo",
     };
-    storage::save_kim_account(&mut conn, &actor, &row)?;
+    crate::service::save_kim_account(&mut conn, &actor, &row)?;
     storage::upsert_destination(
         &mut conn,
         &storage::DestinationConfig {

@@ -97,7 +97,13 @@ pub fn certificate(
 /// "E-Mail erneut senden": a failed or waiting mail is due now; a sent one is sent again as a
 /// new mail, with its audit row.
 pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, id: Uuid) -> Result<storage::Resent> {
-    storage::resend_mail(c, actor, id)
+    storage::atomically(c, |c| {
+        let resent = storage::resend_mail(c, actor, id)?;
+        if matches!(resent, storage::Resent::DueNow | storage::Resent::Queued) {
+            storage::audit(c, actor, "mail.resent", Some(&id.to_string()), "")?;
+        }
+        Ok(resent)
+    })
 }
 
 /// A certificate about to be printed, with what its printout says besides it.

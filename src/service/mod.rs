@@ -15,6 +15,7 @@
 mod accounts;
 mod audit;
 mod certificates;
+mod connections;
 mod dashboard;
 mod destinations;
 mod login;
@@ -23,6 +24,7 @@ mod tokens;
 pub use accounts::*;
 pub use audit::*;
 pub use certificates::*;
+pub use connections::*;
 pub use dashboard::*;
 pub use destinations::*;
 pub use login::*;

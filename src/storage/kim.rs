@@ -11,7 +11,7 @@ use super::schema::{
     certificates, deliveries, delivery_attempts, destinations, kim_accounts, kim_inbox,
     kim_messages, practices,
 };
-use super::{audit, now, state, Actor, AnyConnection, Result};
+use super::{now, state, AnyConnection, Result};
 use crate::kim::inbound::{Inbound, InboundFacts, InboundRule, Kind};
 
 /// A practice's KIM account as stored (the password only as a reference).
@@ -80,12 +80,9 @@ pub fn kim_account(conn: &mut AnyConnection, practice_id: &str) -> Result<Option
         .optional()?)
 }
 
-/// Saves the practice's KIM account (keeping its poll state), audited.
-pub fn save_kim_account(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    row: &KimAccountRow,
-) -> Result<()> {
+/// Saves the practice's KIM account, keeping its poll state. Call first in a transaction
+/// (the service writes its audit row beside it).
+pub fn put_kim_account(conn: &mut AnyConnection, row: &KimAccountRow) -> Result<()> {
     conn.transaction::<_, diesel::result::Error, _>(|c| {
         super::begin_write(c)?;
         let kept: Option<(Option<NaiveDateTime>, Option<String>)> = kim_accounts::table
@@ -105,17 +102,14 @@ pub fn save_kim_account(
                 .values(&row)
                 .execute(c)?;
         }
-        audit(c, actor, "kim.account_saved", None, &row.address)
+        Ok(())
     })?;
     Ok(())
 }
 
 /// Removes the practice's KIM account; its documents go by HTTP push or wait for an import.
-pub fn remove_kim_account(conn: &mut AnyConnection, actor: &Actor) -> Result<()> {
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        diesel::delete(kim_accounts::table.find(&actor.practice_id)).execute(c)?;
-        audit(c, actor, "kim.account_removed", None, "")
-    })?;
+pub fn delete_kim_account(conn: &mut AnyConnection, practice_id: &str) -> Result<()> {
+    diesel::delete(kim_accounts::table.find(practice_id)).execute(conn)?;
     Ok(())
 }
 

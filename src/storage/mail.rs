@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::outbox::{insert_delivery, state, Channel, DocumentKind, NewDelivery};
 use super::schema::{certificates, deliveries, patient_mails};
-use super::{audit, now, Actor, AnyConnection, Result};
+use super::{now, Actor, AnyConnection, Result};
 
 /// A patient mail to be written with its certificate.
 #[derive(Debug, Clone, Copy)]
@@ -215,7 +215,6 @@ pub fn resend_mail(
                 Resent::DueNow
             }
         };
-        audit(c, actor, "mail.resent", Some(&key), "")?;
         Ok(outcome)
     })
 }

@@ -412,42 +412,33 @@ pub fn konnektor_of(conn: &mut AnyConnection, practice_id: &str) -> Result<Optio
         .optional()?)
 }
 
-/// Saves (inserts or replaces) the practice's Konnektor settings, audited.
-pub fn save_konnektor(conn: &mut AnyConnection, actor: &Actor, row: &KonnektorRow) -> Result<()> {
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        let updated = diesel::update(konnektor_settings::table.find(&row.practice_id))
-            .set(row)
-            .execute(c)?;
-        if updated == 0 {
-            diesel::insert_into(konnektor_settings::table)
-                .values(row)
-                .execute(c)?;
-        }
-        let detail = format!("Konnektor {} ({})", row.base_url, row.card);
-        audit(c, actor, "konnektor.saved", None, &detail)
-    })?;
+/// Saves (inserts or replaces) the practice's Konnektor settings.
+pub fn put_konnektor(conn: &mut AnyConnection, row: &KonnektorRow) -> Result<()> {
+    let updated = diesel::update(konnektor_settings::table.find(&row.practice_id))
+        .set(row)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(konnektor_settings::table)
+            .values(row)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
 /// Removes the practice's Konnektor: documents waiting for a signature are sent unsigned from
-/// now on (they become due), audited.
-pub fn remove_konnektor(conn: &mut AnyConnection, actor: &Actor) -> Result<()> {
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        diesel::delete(konnektor_settings::table.find(&actor.practice_id)).execute(c)?;
-        let released = diesel::update(
-            deliveries::table
-                .filter(deliveries::practice_id.eq(&actor.practice_id))
-                .filter(deliveries::state.eq(state::AWAITING_SIGNATURE)),
-        )
-        .set((
-            deliveries::state.eq(state::PENDING),
-            deliveries::next_attempt_at.eq(now()),
-        ))
-        .execute(c)?;
-        let detail = format!("Konnektor entfernt, {released} Dokument(e) unsigniert freigegeben");
-        audit(c, actor, "konnektor.removed", None, &detail)
-    })?;
-    Ok(())
+/// now on (they become due). Returns how many were released. Call inside a transaction.
+pub fn delete_konnektor(conn: &mut AnyConnection, practice_id: &str) -> Result<usize> {
+    diesel::delete(konnektor_settings::table.find(practice_id)).execute(conn)?;
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::practice_id.eq(practice_id))
+            .filter(deliveries::state.eq(state::AWAITING_SIGNATURE)),
+    )
+    .set((
+        deliveries::state.eq(state::PENDING),
+        deliveries::next_attempt_at.eq(now()),
+    ))
+    .execute(conn)?)
 }
 
 /// Whether the practice's certificate (its eAU) was signed with the SMC-B (Anlage 2b): its

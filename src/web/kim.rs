@@ -361,7 +361,7 @@ async fn save_kim(
     let actor = admin.actor();
     state
         .db
-        .run(move |c| storage::save_kim_account(c, &actor, &row))
+        .run(move |c| crate::service::save_kim_account(c, &actor, &row))
         .await?;
     Ok(see_other("/admin/kim?gespeichert"))
 }
@@ -409,7 +409,7 @@ async fn remove_kim(
     let actor = admin.actor();
     state
         .db
-        .run(move |c| storage::remove_kim_account(c, &actor))
+        .run(move |c| crate::service::remove_kim_account(c, &actor))
         .await?;
     Ok(see_other("/admin/kim?entfernt"))
 }

@@ -532,7 +532,7 @@ async fn save_konnektor(
     let actor = admin.actor();
     state
         .db
-        .run(move |c| storage::save_konnektor(c, &actor, &row))
+        .run(move |c| crate::service::save_konnektor(c, &actor, &row))
         .await?;
     Ok(see_other("/admin/konnektor?gespeichert"))
 }
@@ -584,7 +584,7 @@ async fn remove_konnektor(
     let actor = admin.actor();
     state
         .db
-        .run(move |c| storage::remove_konnektor(c, &actor))
+        .run(move |c| crate::service::remove_konnektor(c, &actor))
         .await?;
     Ok(see_other("/admin/konnektor?entfernt"))
 }

@@ -79,7 +79,7 @@ async fn setup() -> Kim {
         channel: "test",
     };
     let mut conn = db.conn().unwrap();
-    storage::save_kim_account(&mut conn, &actor, &row).unwrap();
+    au_relay::service::save_kim_account(&mut conn, &actor, &row).unwrap();
     storage::upsert_destination(
         &mut conn,
         &DestinationConfig {
@@ -416,7 +416,7 @@ async fn the_client_module_refuses_a_wrong_password_and_staff_see_its_answer() {
         name: "test".into(),
         channel: "test",
     };
-    storage::save_kim_account(&mut k.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_kim_account(&mut k.db.conn().unwrap(), &actor, &row).unwrap();
     common::store_signed_certificates(&k.db, &k.practice_id, IK, 1);
     run_once(&k.db, &k.routes, &k.settings).await.unwrap();
     assert_eq!(k.states(), [("dead".to_string(), 1)]);
@@ -491,7 +491,7 @@ async fn two_instances_never_take_the_same_mailbox_reading() {
         channel: "test",
     };
     let mut conn = db.conn().unwrap();
-    storage::save_kim_account(&mut conn, &actor, &row).unwrap();
+    au_relay::service::save_kim_account(&mut conn, &actor, &row).unwrap();
     let due = storage::accounts_due_for_poll(&mut conn).unwrap();
     assert_eq!(due.len(), 1);
     // Both instances read the same due list; one takes the reading.
@@ -551,7 +551,7 @@ async fn starttls_and_a_plain_connection_to_the_client_module_work_as_well() {
         row.tls = tls.code().into();
         row.smtp_port = i32::from(k.standin.smtp_plain_port);
         row.pop3_port = i32::from(k.standin.pop3_plain_port);
-        storage::save_kim_account(&mut k.db.conn().unwrap(), &actor, &row).unwrap();
+        au_relay::service::save_kim_account(&mut k.db.conn().unwrap(), &actor, &row).unwrap();
         common::store_signed_certificates(&k.db, &k.practice_id, IK, 2);
         // A fresh transport: the account is read anew.
         let routes = Connectors {

@@ -282,6 +282,60 @@ async fn base64_of_a_signed_file_is_read_like_der() {
     assert_eq!(import(&app, text.into_bytes(), P7S).await.status(), 201);
 }
 
+/// Connecting a practice to the TI is audited by the use case, in the practice's log: the
+/// Konnektor and the KIM account, saved and removed, one row each, with what changed.
+#[tokio::test]
+async fn konnektor_and_kim_account_changes_are_audited_once_each() {
+    let app = TestApp::spawn().await;
+    let practice_id = common::demo_practice_id(&app.db);
+    let actor = storage::Actor {
+        practice_id: practice_id.clone(),
+        name: "demo".into(),
+        channel: "web",
+    };
+    let mut conn = app.db.conn().unwrap();
+    let row = storage::KonnektorRow::unauthenticated(
+        &practice_id,
+        "https://konnektor.praxis.invalid".into(),
+        au_relay::konnektor::Context {
+            mandant_id: "m".into(),
+            client_system_id: "au-relay".into(),
+            workplace_id: "empfang".into(),
+            user_id: None,
+        },
+    );
+    au_relay::service::save_konnektor(&mut conn, &actor, &row).unwrap();
+    au_relay::service::remove_konnektor(&mut conn, &actor).unwrap();
+    let kim = storage::KimAccountRow::local(&practice_id, "praxis@kim.invalid", "ref".into());
+    au_relay::service::save_kim_account(&mut conn, &actor, &kim).unwrap();
+    au_relay::service::remove_kim_account(&mut conn, &actor).unwrap();
+    assert!(storage::kim_account(&mut conn, &practice_id)
+        .unwrap()
+        .is_none());
+    let filter = storage::AuditFilter::default();
+    let (rows, _) = storage::audit_entries(&mut conn, Some(&practice_id), &filter, 0, 50).unwrap();
+    let actions: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.action.starts_with("konnektor.") || r.action.starts_with("kim."))
+        .map(|r| (r.action.as_str(), r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("kim.account_removed", ""),
+            ("kim.account_saved", "praxis@kim.invalid"),
+            (
+                "konnektor.removed",
+                "Konnektor entfernt, 0 Dokument(e) unsigniert freigegeben"
+            ),
+            (
+                "konnektor.saved",
+                "Konnektor https://konnektor.praxis.invalid (HBA)"
+            ),
+        ]
+    );
+}
+
 // --- signing through the Konnektor ---------------------------------------------------------------
 
 async fn with_konnektor() -> (TestApp, FakeKonnektor) {
@@ -299,7 +353,7 @@ async fn with_konnektor() -> (TestApp, FakeKonnektor) {
         name: "test".into(),
         channel: "test",
     };
-    storage::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
     (app, konnektor)
 }
 
@@ -418,7 +472,7 @@ async fn every_konnektor_fault_leaves_the_certificates_waiting_with_the_fault_sh
         name: "test".into(),
         channel: "test",
     };
-    storage::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
     let r = sign_form(&app, &csrf, &ids).await;
     assert_eq!(r.status(), 502);
     assert_eq!(waiting(&app).len(), 2);
@@ -426,7 +480,7 @@ async fn every_konnektor_fault_leaves_the_certificates_waiting_with_the_fault_sh
 
     // Back to normal: the same documents sign.
     row.base_url = konnektor.base_url();
-    storage::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
     konnektor.set_fault(Fault::None);
     assert_eq!(sign_form(&app, &csrf, &ids).await.status(), 303);
     assert!(waiting(&app).is_empty());
@@ -445,7 +499,7 @@ async fn smcb_signing_needs_the_admins_permission() {
         name: "test".into(),
         channel: "test",
     };
-    storage::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
     let id = capture(&app).await;
     let csrf = app.login().await;
     let ids: Vec<String> = waiting(&app).into_iter().map(|d| d.delivery_id).collect();
@@ -455,7 +509,7 @@ async fn smcb_signing_needs_the_admins_permission() {
     assert_eq!(konnektor.sign_calls(), 0);
     assert!(!patient_copy_text(&app, &id).await.contains("eigenhändig"));
     row.smcb_allowed = true;
-    storage::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_konnektor(&mut app.db.conn().unwrap(), &actor, &row).unwrap();
     assert_eq!(sign_form(&app, &csrf, &ids).await.status(), 303);
     assert!(waiting(&app).is_empty());
     let page = app.get_text(&format!("/certificates/{id}")).await;

@@ -201,7 +201,7 @@ fn kim_account(db: &Database, practice_id: &str) {
         name: "t".into(),
         channel: "test",
     };
-    storage::save_kim_account(&mut db.conn().unwrap(), &actor, &row).unwrap();
+    au_relay::service::save_kim_account(&mut db.conn().unwrap(), &actor, &row).unwrap();
 }
 
 fn mapping(dir: &Path) -> PathBuf {
