@@ -22,6 +22,11 @@ macro_rules! to_f32 {
 
 to_f32!(usize, isize, u32, i32, u64);
 
+/// A counter as a float for a report: exact below 2^53, rounded to the nearest float beyond.
+pub fn f64_of(n: u64) -> f64 {
+    n as f64
+}
+
 /// A float as a size or index: towards zero, saturating at 0 and `usize::MAX`, NaN as 0.
 pub fn usize_of(x: f32) -> usize {
     x as usize
@@ -61,5 +66,20 @@ mod tests {
         assert_eq!(u32_of(usize::MAX), u32::MAX);
         assert_eq!(index(7), 7);
         assert_eq!(1000usize.to_f32(), 1000.0);
+    }
+
+    #[test]
+    fn counters_become_floats_exactly() {
+        for n in [
+            0,
+            1,
+            999_999,
+            1_234_567,
+            u64::from(u32::MAX) + 1,
+            (1 << 53) - 1,
+        ] {
+            assert_eq!(f64_of(n).to_string(), format!("{n}"));
+        }
+        assert_eq!(f64_of(1_234_567) / 1e6, 1.234567);
     }
 }

@@ -351,7 +351,7 @@ struct ClaimRow {
 struct Target {
     ik: String,
     push_url: Option<String>,
-    auth_header: Option<String>,
+    auth_header: Option<Secret>,
     outage: bool,
     kim_address: Option<String>,
 }
@@ -374,7 +374,7 @@ impl ClaimRow {
             certificate_id: self.certificate_id,
             attempts: self.attempts,
             push_url: target.and_then(|t| t.push_url.clone()),
-            auth_header: target.and_then(|t| t.auth_header.clone()).map(Secret::from),
+            auth_header: target.and_then(|t| t.auth_header.clone()),
             // A Störung of the insurer, or a practice-wide one (TI outage).
             outage: target.is_some_and(|t| t.outage) || self.practice_outage.is_some(),
             insurer_ik: self.insurer_ik,
