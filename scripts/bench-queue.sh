@@ -1,33 +1,77 @@
 #!/usr/bin/env bash
-# Queue drain benchmark (issue #5): seed N queued certificates on PostgreSQL, drain them into the
-# fake insurer with one `au-relay worker` process, and set the drain rate beside the fake insurer's
-# raw accept rate measured by wrk in the same run. Prints the figures for BENCHMARKS.md.
+# Queue drain benchmark (issues #5, #21): seed N queued certificates on PostgreSQL, drain them into
+# the fake insurer with one `au-relay worker` process, and set the drain rate beside the fake
+# insurer's raw accept rate measured by wrk in the same run. For the drain: documents/s, SQL time
+# and WAL per document (pg_stat_statements, reset right before the drain; the WAL position before
+# and after), the CPU of worker, fake insurer and PostgreSQL, and the worker's peak RSS.
+# Prints the figures for BENCHMARKS.md.
 #
 #   scripts/bench-queue.sh [N]            # default 1000000
 #
-# Needs: a PostgreSQL admin URL in PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
-# psql, curl, wrk (Debian package), and builds target/release/au-relay if it is missing.
+# Environment: BIN (default target/release/au-relay, built if missing), PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# pg_stat_statements needs shared_preload_libraries: when the cluster of PG_ADMIN_URL has not
+# loaded it (or BENCH_OWN_CLUSTER=1), the benchmark runs on a throwaway cluster of its own
+# (initdb + pg_ctl as the postgres user under /tmp, port BENCH_PG_PORT, default 5499; default
+# settings, fsync on, plus pg_stat_statements), stopped and removed at the end.
+#
+# Needs: psql, curl, wrk (Debian package), bc, python3.
 set -euo pipefail
+[ -n "${BIN:-}" ] && BIN=$(realpath -m "$BIN")
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 ADMIN=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=aurelay_bench
-BIN=target/release/au-relay
 PORT=${BENCH_PORT:-18090}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
-[ -x "$BIN" ] || cargo build --release --bin au-relay
+if [ -z "${BIN:-}" ]; then
+  BIN=target/release/au-relay
+  [ -x "$BIN" ] || cargo build --release --bin au-relay
+fi
+[ -x "$BIN" ] || { echo "no executable au-relay at $BIN" >&2; exit 1; }
+
+pg_bin() { command -v "$1" 2>/dev/null || printf '%s\n' /usr/lib/postgresql/*/bin/"$1" | sort -V | tail -1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+FAKE="" WORKER="" SERVE="" PGDIR=""
+cleanup() {
+  for p in $WORKER $SERVE $FAKE; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$PGDIR" ]; then
+    as_pg "$(pg_bin pg_ctl)" -D "$PGDIR/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$PGDIR"
+  fi
+}
+trap cleanup EXIT
+
+if [ -n "${BENCH_OWN_CLUSTER:-}" ] || [ "$(psql "$ADMIN" -Atqc \
+    "SELECT current_setting('shared_preload_libraries') ~ 'pg_stat_statements'" 2>/dev/null)" != t ]; then
+  # Under /tmp, not the checkout: a checkout in /root is out of the postgres user's reach.
+  PGDIR=$(mktemp -d /tmp/au-relay-bench-pg.XXXXXX)
+  pgport=${BENCH_PG_PORT:-5499}
+  [ "$(id -u)" = 0 ] && chown postgres "$PGDIR"
+  echo "== pg_stat_statements is not loaded in $ADMIN: a throwaway PostgreSQL cluster in $PGDIR (port $pgport)"
+  as_pg "$(pg_bin initdb)" -D "$PGDIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  as_pg "$(pg_bin pg_ctl)" -D "$PGDIR/data" -l "$PGDIR/log" -w -o "-p $pgport -k $PGDIR \
+    -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements" start >/dev/null
+  ADMIN="postgres://postgres@127.0.0.1:$pgport/postgres"
+fi
+# Another process busy on the same cores moves every figure: the CPU pressure goes with them.
+echo "machine: $(nproc) cores, CPU pressure at the start: $(awk '/^some/ {print $2}' /proc/pressure/cpu 2>/dev/null || echo unknown)"
+echo "PostgreSQL: $(psql "$ADMIN" -Atqc "SELECT current_setting('server_version') || ', fsync ' || current_setting('fsync')
+  || ', shared_buffers ' || current_setting('shared_buffers')") at ${ADMIN%/*}"
 
 psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
 psql "$ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
 URL="${ADMIN%/*}/$DB"
+psql "$URL" -qc "CREATE EXTENSION pg_stat_statements" >/dev/null
 export AU_RELAY_DATABASE_URL="$URL" AU_RELAY_LOG=warn AU_RELAY_DB_POOL_SIZE=16
+# The benchmark's own statements carry this comment and are left out of the SQL time.
+q() { psql "$URL" -Atqc "/* bench */ $1"; }
 
 "$BIN" practice add --bsnr 031234567 --name Bench --street S --postal-code 30159 --city Hannover \
   --phone 0 --lanr 838382202 --doctor-name Bench >/dev/null 2>&1
 "$BIN" fake-insurer --port "$PORT" 2>/dev/null &
 FAKE=$!
-WORKER=""
-trap 'kill $FAKE ${WORKER:-} ${SERVE:-} 2>/dev/null || true' EXIT
 sleep 1
 "$BIN" destination set --ik 109500969 --name Bench --push-url "http://127.0.0.1:$PORT/eau" \
   --health-url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
@@ -47,8 +91,9 @@ INSERT INTO deliveries (id, certificate_id, practice_id, insurer_ik, document_ki
     next_attempt_at, created_at)
 SELECT gen_random_uuid()::text, c.id, c.practice_id, c.insurer_ik, 'eau', 'pending', 0, c.created_at, c.created_at
 FROM certificates c;
-ANALYZE;
 SQL
+# Vacuumed now, so autovacuum does not take up the fresh rows during a drain.
+psql "$URL" -qc "VACUUM ANALYZE"
 doc_bytes=$(psql "$URL" -Atqc "SELECT avg(length(fhir_xml))::int FROM certificates")
 echo "seeded in $(echo "$(date +%s.%N) - $seed_start" | bc) s, document ${doc_bytes} B"
 
@@ -57,7 +102,6 @@ TOKEN=$("$BIN" token create --insurer 109500969 --label bench 2>/dev/null)
 SERVE_PORT=${BENCH_SERVE_PORT:-18091}
 AU_RELAY_QUEUE=false AU_RELAY_BIND="127.0.0.1:$SERVE_PORT" "$BIN" serve 2>/dev/null &
 SERVE=$!
-trap 'kill $FAKE ${WORKER:-} ${SERVE:-} 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$SERVE_PORT/healthz" >/dev/null && break; sleep 0.2; done
 export_peak=0
 curl -fs -H "Authorization: Bearer $TOKEN" -o /tmp/bench-export.json \
@@ -102,57 +146,102 @@ raw=$(wrk -t2 -c64 -d10s -s /tmp/bench-queue.lua "http://127.0.0.1:$PORT" | awk 
 echo "raw: ${raw} requests/s"
 
 totals() { curl -fs "http://127.0.0.1:$PORT/control/totals" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-# The totals include wrk's pushes: the drain's are counted from here.
-documents_before=$(totals documents)
-pushes_before=$(totals pushes)
-echo "== draining with one worker (concurrency $CONCURRENCY)"
-AU_RELAY_QUEUE_CONCURRENCY=$CONCURRENCY "$BIN" worker 2>/dev/null &
-WORKER=$!
-# Where the CPU goes during the drain (sysstat's pidstat, if installed): worker, fake insurer and
-# the PostgreSQL backends, averaged over the drain.
-PIDSTAT=""
-if command -v pidstat >/dev/null; then
-  pidstat -u -C 'au-relay|postgres' 1 >/tmp/bench-queue.pidstat 2>&1 &
-  PIDSTAT=$!
-fi
-start=$(date +%s.%N)
-peak=0
-sample_rss() {
-  rss=$(awk '/VmRSS/ {print $2}' /proc/$WORKER/status 2>/dev/null || echo 0)
-  [ "$rss" -gt "$peak" ] && peak=$rss
+
+# CPU from /proc (clock ticks of user + system time): a process, and the whole cluster (the
+# postmaster with the children it has reaped, plus its live children), so the PostgreSQL share
+# is this cluster's alone.
+CLK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+PM=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+PM=$(awk '{print $4}' "/proc/$PM/stat" 2>/dev/null || true)
+pg_ticks() {
+  [ -n "$PM" ] || { echo 0; return; }
+  local t c
+  t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PM/stat")
+  for c in $(pgrep -P "$PM"); do t=$((t + $(ticks "$c"))); done
+  echo "$t"
+}
+pct() { echo "scale=0; 100 * $1 / $CLK / $2" | bc; }
+
+# drain LABEL LEFT_SQL COMMAND…: runs COMMAND as the worker against the queued N documents and
+# prints the drain's figures; sets rate, sql_us and wal_b. Progress comes from the fake insurer's
+# running totals (a query over the queue every second would cost PostgreSQL CPU during the
+# drain); once it has N new documents, LEFT_SQL (what is still open in the queue) is polled
+# until 0. Right before the start: a CHECKPOINT (every drain starts with the same full-page-write
+# state), the WAL position, and pg_stat_statements reset.
+drain() {
+  local label=$1 left_sql=$2 log
+  shift 2
+  log=/tmp/bench-queue.$label.log
+  local documents_before pushes_before lsn start fake0 pg0 accepted left last last_at now elapsed
+  documents_before=$(totals documents)
+  pushes_before=$(totals pushes)
+  q "CHECKPOINT" >/dev/null
+  lsn=$(q "SELECT pg_current_wal_lsn()")
+  q "SELECT pg_stat_statements_reset()" >/dev/null
+  fake0=$(ticks "$FAKE")
+  pg0=$(pg_ticks)
+  start=$(date +%s.%N)
+  "$@" >"$log" 2>&1 &
+  WORKER=$!
+  local peak=0 rss
+  sample_rss() {
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$WORKER/status" 2>/dev/null || echo 0)
+    [ "$rss" -gt "$peak" ] && peak=$rss
+    kill -0 "$WORKER" 2>/dev/null || { echo "the worker exited early, see $log" >&2; exit 1; }
+  }
+  last=0 last_at=$(date +%s)
+  while :; do
+    accepted=$(( $(totals documents) - documents_before ))
+    sample_rss
+    [ "$accepted" -ge "$N" ] && break
+    now=$(date +%s)
+    if [ $((now - last_at)) -ge 30 ]; then
+      echo "  $(echo "$now - $start" | bc | cut -d. -f1) s: $accepted accepted, $(( (accepted - last) / (now - last_at) ))/s in the last $((now - last_at)) s"
+      last=$accepted last_at=$now
+    fi
+    sleep 1
+  done
+  while :; do
+    left=$(q "$left_sql")
+    sample_rss
+    [ "$left" -eq 0 ] && break
+    sleep 0.2
+  done
+  elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+  local worker_ticks fake_ticks pg_cpu wal pushes documents
+  worker_ticks=$(ticks "$WORKER")
+  fake_ticks=$(( $(ticks "$FAKE") - fake0 ))
+  pg_cpu="–"
+  [ -n "$PM" ] && pg_cpu=$(pct $(( $(pg_ticks) - pg0 )) "$elapsed")
+  wal=$(q "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn')::bigint")
+  pushes=$(( $(totals pushes) - pushes_before ))
+  documents=$(( $(totals documents) - documents_before ))
+  rate=$(echo "$N / $elapsed" | bc)
+  wal_b=$((wal / N))
+  echo "drained $N in ${elapsed} s: ${rate} documents/s = $(echo "scale=2; 100 * $rate / $raw" | bc) % of raw; worker peak RSS $((peak / 1024)) MB; the insurer got $pushes pushes for $documents new documents; $left left in the queue"
+  echo "CPU during the drain (100 % = one core): worker $(pct "$worker_ticks" "$elapsed") %, fake insurer $(pct "$fake_ticks" "$elapsed") %, PostgreSQL $pg_cpu %"
+  # The drain's statements: this database's, without the benchmark's own (marked /* bench */).
+  local drained="WITH s AS (SELECT calls, total_exec_time AS t, wal_bytes AS w, query FROM pg_stat_statements
+    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND query NOT LIKE '%/* bench */%')"
+  sql_us=$(q "$drained SELECT round(sum(t)::numeric * 1000 / $N, 1) FROM s")
+  echo "SQL per document: ${sql_us} µs execution time ($(q "$drained SELECT count(*) FROM s") statements, $(q "$drained SELECT sum(calls) FROM s") calls); WAL per document: ${wal_b} B ($((wal / 1048576)) MiB in all)"
+  # Grouped by the first 80 characters: a multi-row INSERT is another statement for every row count.
+  echo "  top statements (grouped by their first 80 characters): calls, µs per document, WAL B per document, query"
+  q "$drained SELECT sum(calls), round(sum(t)::numeric * 1000 / $N, 1), round(sum(w) / $N),
+       CASE WHEN count(*) > 1 THEN '(' || count(*) || ' statements) ' ELSE '' END || q
+     FROM (SELECT *, left(regexp_replace(query, '\s+', ' ', 'g'), 80) AS q FROM s) g
+     GROUP BY q ORDER BY sum(t) DESC LIMIT 8" | while IFS='|' read -r calls us w text; do
+    printf '  %9s %7s %6s  %s\n' "$calls" "$us" "$w" "$text"
+  done
+  kill "$WORKER" 2>/dev/null || true
+  wait "$WORKER" 2>/dev/null || true
+  WORKER=""
+  [ -s "$log" ] && sed 's/^/  worker: /' "$log" | tail -5
   return 0
 }
-# Progress from the fake insurer's running totals (a query over the queue every second would cost
-# PostgreSQL CPU during the drain); the last answers are then waited for in the database, where
-# few rows are still open by then.
-last=0 last_at=$(date +%s)
-while :; do
-  accepted=$(( $(totals documents) - documents_before ))
-  sample_rss
-  [ "$accepted" -ge "$N" ] && break
-  now=$(date +%s)
-  if [ $((now - last_at)) -ge 30 ]; then
-    echo "  $(echo "$now - $start" | bc | cut -d. -f1) s: $accepted accepted, $(( (accepted - last) / (now - last_at) ))/s in the last $((now - last_at)) s"
-    last=$accepted last_at=$now
-  fi
-  sleep 1
-done
-while :; do
-  left=$(psql "$URL" -Atqc "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'dead')")
-  sample_rss
-  [ "$left" -eq 0 ] && break
-  sleep 0.2
-done
-elapsed=$(echo "$(date +%s.%N) - $start" | bc)
-if [ -n "$PIDSTAT" ]; then
-  kill -INT "$PIDSTAT" 2>/dev/null || true
-  wait "$PIDSTAT" 2>/dev/null || true
-  awk -v w="$WORKER" -v f="$FAKE" '/^Average/ && $3 ~ /^[0-9]+$/ {
-      who = ($3 == w) ? "worker" : ($3 == f) ? "fake insurer" : ($NF == "postgres") ? "postgres" : ""
-      if (who != "") cpu[who] += $(NF-2) }
-    END { printf "CPU during the drain (100 %% = one core): worker %.0f %%, fake insurer %.0f %%, PostgreSQL %.0f %%\n",
-      cpu["worker"], cpu["fake insurer"], cpu["postgres"] }' /tmp/bench-queue.pidstat
-fi
-rate=$(echo "$N / $elapsed" | bc)
-pushes=$(( $(totals pushes) - pushes_before ))
-echo "drained $N in ${elapsed} s: ${rate} documents/s = $(echo "scale=2; 100 * $rate / $raw" | bc) % of raw; worker peak RSS $((peak / 1024)) MB; the insurer got $pushes pushes for $N documents"
+
+echo "== draining with one au-relay worker (concurrency $CONCURRENCY)"
+drain au-relay "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'dead')" \
+  env AU_RELAY_QUEUE_CONCURRENCY="$CONCURRENCY" "$BIN" worker
