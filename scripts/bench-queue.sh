@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Queue drain benchmark (issues #5, #21): seed N queued certificates on PostgreSQL, drain them into
 # the fake insurer with one `au-relay worker` process, and set the drain rate beside the fake
-# insurer's raw accept rate measured by wrk in the same run. For the drain: documents/s, SQL time
+# insurer's raw accept rate measured by wrk in the same run. Then the same N documents (same size,
+# new UUIDs) as graphile-worker jobs, drained into the same fake insurer by graphile-worker
+# (scripts/graphile-bench/drain.mjs) on the same cluster. For each drain: documents/s, SQL time
 # and WAL per document (pg_stat_statements, reset right before the drain; the WAL position before
 # and after), the CPU of worker, fake insurer and PostgreSQL, and the worker's peak RSS.
 # Prints the figures for BENCHMARKS.md.
 #
 #   scripts/bench-queue.sh [N]            # default 1000000
 #
-# Environment: BIN (default target/release/au-relay, built if missing), PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# Environment: BIN (default target/release/au-relay, built if missing), BENCH_GRAPHILE=0 skips
+# graphile-worker, PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres).
 # pg_stat_statements needs shared_preload_libraries: when the cluster of PG_ADMIN_URL has not
 # loaded it (or BENCH_OWN_CLUSTER=1), the benchmark runs on a throwaway cluster of its own
 # (initdb + pg_ctl as the postgres user under /tmp, port BENCH_PG_PORT, default 5499; default
 # settings, fsync on, plus pg_stat_statements), stopped and removed at the end.
 #
-# Needs: psql, curl, wrk (Debian package), bc, python3.
+# Needs: psql, curl, wrk (Debian package), bc, python3; node and npm for graphile-worker
+# (`npm ci` in scripts/graphile-bench when its node_modules is missing).
 set -euo pipefail
 [ -n "${BIN:-}" ] && BIN=$(realpath -m "$BIN")
 cd "$(dirname "$0")/.."
@@ -23,11 +27,17 @@ ADMIN=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=aurelay_bench
 PORT=${BENCH_PORT:-18090}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
+GRAPHILE=${BENCH_GRAPHILE:-1}
 if [ -z "${BIN:-}" ]; then
   BIN=target/release/au-relay
   [ -x "$BIN" ] || cargo build --release --bin au-relay
 fi
 [ -x "$BIN" ] || { echo "no executable au-relay at $BIN" >&2; exit 1; }
+GDIR=$PWD/scripts/graphile-bench
+if [ "$GRAPHILE" != 0 ]; then
+  command -v node >/dev/null || { echo "node is missing (BENCH_GRAPHILE=0 skips graphile-worker)" >&2; exit 1; }
+  [ -d "$GDIR/node_modules" ] || (cd "$GDIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 pg_bin() { command -v "$1" 2>/dev/null || printf '%s\n' /usr/lib/postgresql/*/bin/"$1" | sort -V | tail -1; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -245,3 +255,38 @@ drain() {
 echo "== draining with one au-relay worker (concurrency $CONCURRENCY)"
 drain au-relay "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'dead')" \
   env AU_RELAY_QUEUE_CONCURRENCY="$CONCURRENCY" "$BIN" worker
+au_rate=$rate au_sql=$sql_us au_wal=$wal_b
+# Out of the next drain's window: the dead row versions of this one.
+q "VACUUM ANALYZE" >/dev/null
+
+[ "$GRAPHILE" = 0 ] && exit 0
+
+version=$(node -p "require('$GDIR/node_modules/graphile-worker/package.json').version")
+echo "== graphile-worker $version: seeding $N jobs (graphile_worker.add_jobs, 10 000 a call)"
+DATABASE_URL="$URL" node "$GDIR/drain.mjs" migrate
+seed_start=$(date +%s.%N)
+# The same document as above (its own UUID in it), in the payload: {"id": uuid, "xml": document}.
+psql "$URL" -q <<SQL
+DO \$\$
+BEGIN
+  FOR i IN 0 .. ($N - 1) / 10000 LOOP
+    PERFORM graphile_worker.add_jobs(array(
+      SELECT ('push', json_build_object('id', g.id, 'xml',
+          '<Bundle xmlns="http://hl7.org/fhir"><identifier><value value="urn:uuid:' || g.id || '"/></identifier>'
+          || repeat('<entry><fullUrl value="http://pvs.praxis.local/fhir/Condition/x"/></entry>', 25) || '</Bundle>'),
+        null, null, null, null, null, null)::graphile_worker.job_spec
+      FROM (SELECT gen_random_uuid()::text AS id
+            FROM generate_series(i * 10000 + 1, least((i + 1) * 10000, $N))) g));
+  END LOOP;
+END
+\$\$;
+SQL
+psql "$URL" -qc "VACUUM ANALYZE"
+echo "seeded in $(echo "$(date +%s.%N) - $seed_start" | bc) s: $(q "SELECT count(*) FROM graphile_worker._private_jobs") jobs, document $(q "SELECT avg(length(payload->>'xml'))::int FROM graphile_worker._private_jobs") B, payload $(q "SELECT avg(length(payload::text))::int FROM graphile_worker._private_jobs") B"
+
+echo "== draining with one graphile-worker process (concurrency $CONCURRENCY, localQueue 500, completeJobBatchDelay 0, failJobBatchDelay 0, pool $((CONCURRENCY + 2)))"
+drain graphile "SELECT count(*) FROM graphile_worker._private_jobs" \
+  env DATABASE_URL="$URL" INSURER_URL="http://127.0.0.1:$PORT/eau" CONCURRENCY="$CONCURRENCY" node "$GDIR/drain.mjs"
+echo "== summary"
+echo "AU-Relay $au_rate documents/s vs graphile-worker $rate documents/s = $(printf %.2f "$(echo "scale=4; $au_rate / $rate" | bc)")×;" \
+  "SQL per document $au_sql µs vs $sql_us µs; WAL per document $au_wal B vs $wal_b B"
