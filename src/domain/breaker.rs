@@ -8,7 +8,8 @@
 pub const BLIND_PROBE_FACTOR: i32 = 6;
 
 /// The breaker of one destination (`destinations.breaker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum BreakerState {
     /// Pushes flow.
     Closed,

@@ -1,8 +1,10 @@
 //! A delivery (an eAU, a Storno or a patient mail on its way): its state, what it carries and
 //! where it goes, each with its text code in `deliveries` and the German label staff read.
+//! Storage reads and writes them as text columns through their codes (`storage::codes`).
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum DeliveryState {
     /// Due (or due later, `next_attempt_at`).
     Pending,
@@ -127,7 +129,8 @@ pub fn delivery_label(code: &str) -> &'static str {
 }
 
 /// What a delivery carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum DocumentKind {
     Eau,
     Storno,
@@ -172,7 +175,8 @@ impl DocumentKind {
 /// Where a delivery goes. Both channels share the outbox: claims, leases, backoff and the
 /// attempt history are one mechanism. How an insurer is reached (HTTP push, KIM, or its own
 /// pull) is the destination's, not the delivery's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum Channel {
     /// To an insurer (push, KIM or pull), by its IK.
     Insurer,

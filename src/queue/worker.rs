@@ -14,8 +14,8 @@ use crate::insurers::{push, Document, PushClient};
 use crate::kim::{self, Outgoing};
 use crate::mail::{self, MailError, Mailer};
 use crate::storage::{
-    self, state, ClaimCursor, Claimed, ClaimedMail, Database, DocumentKind, Finish, KimSend,
-    StorageError,
+    self, ClaimCursor, Claimed, ClaimedMail, Database, DeliveryState, DocumentKind, Finish,
+    KimSend, StorageError,
 };
 
 /// The routes a delivery can take to its insurer: HTTP push, or KIM when the insurer has a
@@ -100,7 +100,7 @@ fn finish_of(
     let base = Finish {
         delivery_id: c.id.to_owned(),
         destination: c.destination.map(str::to_owned),
-        state: state::DELIVERED,
+        state: DeliveryState::Delivered,
         next_attempt_at: None,
         outcome: "delivered",
         http_status: None,
@@ -113,7 +113,7 @@ fn finish_of(
     match verdict {
         Verdict::Delivered => base,
         Verdict::Submitted => Finish {
-            state: state::SENT,
+            state: DeliveryState::Sent,
             outcome: "sent",
             ..base
         },
@@ -123,7 +123,7 @@ fn finish_of(
             // The schedule is in minutes; scale it to the configured unit.
             let scaled = delay.mul_f64(settings.backoff_unit.as_secs_f64() / 60.0);
             Finish {
-                state: state::PENDING,
+                state: DeliveryState::Pending,
                 next_attempt_at: Some(storage::now() + chrono(scaled)),
                 outcome: "retry",
                 insurer_failed: true,
@@ -131,18 +131,18 @@ fn finish_of(
             }
         }
         Verdict::Retry { .. } => Finish {
-            state: state::DEAD,
+            state: DeliveryState::Dead,
             outcome: "dead",
             insurer_failed: true,
             ..base
         },
         Verdict::Regenerate { .. } => Finish {
-            state: state::NEEDS_NEW_ID,
+            state: DeliveryState::NeedsNewId,
             outcome: "needs_new_id",
             ..base
         },
         Verdict::Dead { .. } => Finish {
-            state: state::DEAD,
+            state: DeliveryState::Dead,
             outcome: "dead",
             ..base
         },

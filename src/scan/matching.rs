@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::read::Unreadable;
 use super::record::BarcodeRecord;
+use crate::domain::DeliveryState;
 use crate::storage::ScanCandidate;
 
 /// A document a page matched (or may be), as the insurer sees it.
@@ -79,14 +80,15 @@ pub fn decide(caller_ik: &str, record: BarcodeRecord, candidates: &[ScanCandidat
         .filter(|(_, theirs)| *theirs == record)
         .map(|(c, _)| *c)
         .collect();
-    let mut found: Vec<MatchedDocument> = if identical.is_empty() {
-        same.iter().map(|(c, _)| matched(c)).collect()
+    let chosen: Vec<&ScanCandidate> = if identical.is_empty() {
+        same.iter().map(|(c, _)| *c).collect()
     } else {
-        identical.into_iter().map(matched).collect()
+        identical
     };
+    let mut found: Vec<MatchedDocument> = chosen.iter().map(|c| matched(c)).collect();
     match found.len() {
         0 => Outcome::PaperOnly(Box::new(record), None),
-        1 if will_not_arrive(&found[0].delivery_state) => {
+        1 if will_not_arrive(chosen[0].delivery_state) => {
             Outcome::PaperOnly(Box::new(record), found.pop())
         }
         1 => Outcome::Electronic(found.remove(0)),
@@ -97,15 +99,17 @@ pub fn decide(caller_ik: &str, record: BarcodeRecord, candidates: &[ScanCandidat
 /// A delivery in this state does not bring the document to the insurer: it was given up
 /// (`dead`: the practice posts the paper), withdrawn, or rejected so that a new file with a
 /// new UUID must be made.
-fn will_not_arrive(state: &str) -> bool {
-    use crate::storage::state;
-    [state::DEAD, state::WITHDRAWN, state::NEEDS_NEW_ID].contains(&state)
+fn will_not_arrive(state: DeliveryState) -> bool {
+    matches!(
+        state,
+        DeliveryState::Dead | DeliveryState::Withdrawn | DeliveryState::NeedsNewId
+    )
 }
 
 fn matched(c: &ScanCandidate) -> MatchedDocument {
     MatchedDocument {
         id: c.certificate_id.clone(),
-        delivery_state: c.delivery_state.clone(),
+        delivery_state: c.delivery_state.code().to_owned(),
         delivered_at: c.delivered_at.as_ref().map(rfc3339),
         cancelled: c.cancelled_at.is_some(),
     }
@@ -126,7 +130,7 @@ mod tests {
             certificate_id: id.into(),
             certificate: cert,
             cancelled_at: None,
-            delivery_state: "delivered".into(),
+            delivery_state: DeliveryState::Delivered,
             delivered_at: Some(
                 chrono::NaiveDate::from_ymd_opt(2026, 12, 1)
                     .unwrap()
@@ -164,7 +168,7 @@ mod tests {
         );
         // Given up by the practice: it will not come electronically, the paper is the AU.
         let mut dead = candidate("d", erst.clone());
-        dead.delivery_state = "dead".into();
+        dead.delivery_state = DeliveryState::Dead;
         assert!(matches!(
             decide(&ik, record, &[dead]),
             Outcome::PaperOnly(_, Some(d)) if d.id == "d"

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{Doctor, Practice};
+use crate::domain::{DeliveryState, Doctor, DocumentKind, Practice};
 use crate::storage::{self, Actor, AnyConnection, Result, Search};
 
 /// Everything the detail page shows of one certificate.
@@ -12,7 +12,7 @@ pub struct Detail {
     pub stored: storage::StoredCertificate,
     pub deliveries: Vec<storage::DeliveryRow>,
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
-    pub attempts: Vec<(String, storage::AttemptRow)>,
+    pub attempts: Vec<(DocumentKind, storage::AttemptRow)>,
     pub mails: Vec<storage::MailRow>,
     pub signatures: Vec<storage::SignatureRow>,
     /// KIM mails sent for this certificate.
@@ -44,10 +44,11 @@ pub fn detail(
         .iter()
         .any(|o| o.certificate_id == key);
     let mut attempts = Vec::new();
-    let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind.as_str()));
-    for (delivery, kind) in kinds.chain(mails.iter().map(|m| (&m.delivery_id, "mail"))) {
+    let kinds = deliveries.iter().map(|d| (&d.id, d.document_kind));
+    let mail_kinds = mails.iter().map(|m| (&m.delivery_id, DocumentKind::Mail));
+    for (delivery, kind) in kinds.chain(mail_kinds) {
         for a in storage::attempts_of(c, delivery)? {
-            attempts.push((kind.to_owned(), a));
+            attempts.push((kind, a));
         }
     }
     Ok(Some(Detail {
@@ -73,7 +74,7 @@ pub fn list(
     practice: &str,
     search: &Search,
     page: i64,
-) -> Result<(storage::ListPage, Vec<(String, String)>)> {
+) -> Result<(storage::ListPage, Vec<(String, DeliveryState)>)> {
     let result = storage::list(c, practice, search, (page - 1) * PER_PAGE, PER_PAGE)?;
     let ids: Vec<String> = result.items.iter().map(|i| i.id.clone()).collect();
     let states = storage::send_states(c, practice, &ids)?;
@@ -128,7 +129,7 @@ pub fn print(
     };
     let delivered = storage::send_states(c, practice, &[id.to_string()])?
         .iter()
-        .any(|(_, s)| s == storage::state::DELIVERED);
+        .any(|(_, s)| *s == DeliveryState::Delivered);
     let marks = crate::pdf::Marks {
         hand_signed: storage::signed_with_smcb(c, practice, id)?,
         delivered,

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDateTime;
 
-use crate::domain::Land;
+use crate::domain::{DeliveryState, Land};
 use crate::storage::{self, AnyConnection, DispatchFilter, Result};
 
 /// What the dashboard shows: the operator every insurer's backlog, a practice member the
@@ -78,9 +78,9 @@ pub fn dashboard(
 #[derive(Debug)]
 pub struct Metrics {
     /// Insurer deliveries by state.
-    pub states: Vec<(String, i64)>,
+    pub states: Vec<(DeliveryState, i64)>,
     /// Patient mails by state.
-    pub mails: Vec<(String, i64)>,
+    pub mails: Vec<(DeliveryState, i64)>,
     /// `(IK, waiting deliveries, oldest waiting since)`.
     pub backlog: Vec<(String, i64, Option<NaiveDateTime>)>,
     pub destinations: Vec<storage::DestinationRow>,

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{audit_log, certificates};
-use super::{is_unique_violation, now, AnyConnection, Result, StorageError};
+use super::{
+    is_unique_violation, now, AnyConnection, DeliveryState, DocumentKind, Result, StorageError,
+};
 use crate::domain::Certificate;
 
 /// Who captured a certificate and how it arrived (`web`, `api`, …), for the audit row.
@@ -171,7 +173,7 @@ pub fn capture(
                 &id,
                 &actor.practice_id,
                 cert.coverage.ik.as_str(),
-                super::outbox::DocumentKind::Eau,
+                DocumentKind::Eau,
                 new.practice_signs && new.encoded.signed.is_none(),
             )?;
         }
@@ -598,26 +600,27 @@ fn imported_before(
     use super::schema::{deliveries, signatures};
     let storno_id = storno.id.to_string();
     let eau = eau_id.to_string();
-    let stored: Option<(String, String, String, Option<String>, String)> = deliveries::table
-        .filter(deliveries::document_id.eq(&storno_id))
-        .select((
-            deliveries::practice_id,
-            deliveries::certificate_id,
-            deliveries::document_kind,
-            deliveries::document,
-            deliveries::state,
-        ))
-        .first(c)
-        .optional()?;
+    let stored: Option<(String, String, DocumentKind, Option<String>, DeliveryState)> =
+        deliveries::table
+            .filter(deliveries::document_id.eq(&storno_id))
+            .select((
+                deliveries::practice_id,
+                deliveries::certificate_id,
+                deliveries::document_kind,
+                deliveries::document,
+                deliveries::state,
+            ))
+            .first(c)
+            .optional()?;
     if let Some((practice, certificate, kind, xml, state)) = stored {
         let same = practice == actor.practice_id
             && certificate == eau
-            && kind == super::DocumentKind::Storno.code()
+            && kind == DocumentKind::Storno
             && xml.as_deref() == Some(storno.xml.as_str());
         if !same {
             return Ok(Some(StornoImport::Conflict));
         }
-        let outcome = if state != super::state::WITHDRAWN {
+        let outcome = if state != DeliveryState::Withdrawn {
             Cancelled::StornoQueued
         } else if eau_delivery(c, &eau)?.is_some() {
             Cancelled::Withdrawn
@@ -639,14 +642,14 @@ fn imported_before(
 }
 
 /// A certificate's eAU delivery: `(id, insurer_ik, state, delivered_at)`.
-type EauDelivery = (String, String, String, Option<NaiveDateTime>);
+type EauDelivery = (String, String, DeliveryState, Option<NaiveDateTime>);
 
 /// The eAU delivery of a certificate.
 fn eau_delivery(c: &mut AnyConnection, certificate_id: &str) -> QueryResult<Option<EauDelivery>> {
     use super::schema::deliveries;
     deliveries::table
         .filter(deliveries::certificate_id.eq(certificate_id))
-        .filter(deliveries::document_kind.eq(super::DocumentKind::Eau.code()))
+        .filter(deliveries::document_kind.eq(DocumentKind::Eau))
         .select((
             deliveries::id,
             deliveries::insurer_ik,
@@ -693,7 +696,7 @@ fn cancel_in(
     let storno_id = storno.id.to_string();
     let signed = storno.signed.as_ref().map(|s| s.p7s.as_slice());
     // An imported Storno as received, in `state` (queued, or kept unsent as the record).
-    let insert_imported = |c: &mut AnyConnection, ik: &str, state: &'static str| {
+    let insert_imported = |c: &mut AnyConnection, ik: &str, state: DeliveryState| {
         let new = super::outbox::NewStorno {
             certificate_id: &key,
             practice_id: &actor.practice_id,
@@ -708,17 +711,14 @@ fn cancel_in(
     // Withdrawn only if still in the state just read: a claim by another instance in between
     // (pending → in_flight) means the eAU may reach the insurer, so it gets its Storno.
     let withdrawn = match &eau {
-        Some((delivery, _, st, _))
-            if crate::domain::DeliveryState::parse(st)
-                .is_some_and(crate::domain::DeliveryState::withdrawable) =>
-        {
+        Some((delivery, _, st, _)) if st.withdrawable() => {
             use super::schema::deliveries;
             diesel::update(
                 deliveries::table
                     .find(delivery)
-                    .filter(deliveries::state.eq(st)),
+                    .filter(deliveries::state.eq(*st)),
             )
-            .set(deliveries::state.eq(super::state::WITHDRAWN))
+            .set(deliveries::state.eq(DeliveryState::Withdrawn))
             .execute(c)?
                 == 1
         }
@@ -735,7 +735,7 @@ fn cancel_in(
                 // As received: a signed file goes as it is, an unsigned one waits for the
                 // practice's signature where the practice signs (like an unsigned eAU import).
                 let state = if signed.is_some() {
-                    super::state::PENDING
+                    DeliveryState::Pending
                 } else {
                     super::signatures::initial_state(c, &actor.practice_id)?
                 };
@@ -752,7 +752,7 @@ fn cancel_in(
             .find(&key)
             .select(certificates::insurer_ik)
             .first(c)?;
-        insert_imported(c, &ik, super::state::WITHDRAWN)?;
+        insert_imported(c, &ik, DeliveryState::Withdrawn)?;
     }
     if let Some(signature) = storno.signed.as_ref().filter(|_| storno.imported) {
         super::insert_signature(c, actor, &storno_id, &key, signature)?;

@@ -8,15 +8,7 @@ use crate::domain::breaker::{BreakerState, ProbeRule};
 use crate::secret::Secret;
 
 use super::schema::{deliveries, destinations};
-use super::{now, AnyConnection, Result};
-
-/// Breaker states as stored ([`BreakerState::code`]).
-pub mod breaker {
-    use crate::domain::breaker::BreakerState;
-    pub const CLOSED: &str = BreakerState::Closed.code();
-    pub const OPEN: &str = BreakerState::Open.code();
-    pub const HALF_OPEN: &str = BreakerState::HalfOpen.code();
-}
+use super::{now, AnyConnection, DeliveryState, Result};
 
 /// How to reach an insurer.
 #[derive(Debug, Clone, Default)]
@@ -114,7 +106,7 @@ pub struct DestinationRow {
     pub push_url: Option<String>,
     pub health_url: Option<String>,
     pub auth_header: Option<Secret>,
-    pub breaker: String,
+    pub breaker: BreakerState,
     pub consecutive_failures: i32,
     pub probe_at: Option<NaiveDateTime>,
     pub outage: bool,
@@ -148,7 +140,7 @@ pub fn due_probes(conn: &mut AnyConnection) -> Result<Vec<(String, Option<String
     Ok(destinations::table
         .filter(
             destinations::breaker
-                .eq(breaker::OPEN)
+                .eq(BreakerState::Open)
                 .or(destinations::consecutive_failures
                     .gt(0)
                     .and(destinations::health_url.is_not_null())),
@@ -179,20 +171,19 @@ pub fn record_probe(
         diesel::update(target)
             .set(destinations::updated_at.eq(now()))
             .execute(c)?;
-        let Some(code) = target
+        let Some(was) = target
             .select(destinations::breaker)
-            .first::<String>(c)
+            .first::<BreakerState>(c)
             .optional()?
         else {
             return Ok(());
         };
-        let was = parse_breaker(&code);
         // Whether anything waits matters only while the breaker is not open (`after_probe`);
         // during an outage the backlog may be large, so it is not counted every probe then.
         let nothing_waiting = was != BreakerState::Open && {
             let waiting: i64 = deliveries::table
                 .filter(deliveries::insurer_ik.eq(ik))
-                .filter(deliveries::state.eq_any([super::state::PENDING, super::state::IN_FLIGHT]))
+                .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
                 .count()
                 .get_result(c)?;
             waiting == 0
@@ -200,7 +191,7 @@ pub fn record_probe(
         let after = decide(was, probe, nothing_waiting);
         diesel::update(target)
             .set((
-                destinations::breaker.eq(after.breaker.code()),
+                destinations::breaker.eq(after.breaker),
                 destinations::probe_at.eq(now() + retry_in * after.next_probe_in_intervals),
             ))
             .execute(c)?;
@@ -225,17 +216,11 @@ pub(super) fn make_backlog_due(
     diesel::update(
         deliveries::table
             .filter(deliveries::insurer_ik.eq(ik))
-            .filter(deliveries::state.eq(super::state::PENDING))
+            .filter(deliveries::state.eq(DeliveryState::Pending))
             .filter(deliveries::next_attempt_at.gt(at)),
     )
     .set(deliveries::next_attempt_at.eq(at))
     .execute(c)
-}
-
-/// A stored breaker code; an unknown one (never written by AU-Relay) counts as open, so that
-/// the insurer is probed before anything more is pushed.
-pub(super) fn parse_breaker(code: &str) -> BreakerState {
-    BreakerState::parse(code).unwrap_or(BreakerState::Open)
 }
 
 /// What keeps a practice's certificates from reaching the insurers right now: a declared
@@ -253,7 +238,7 @@ pub fn disruptions(conn: &mut AnyConnection, practice_id: &str) -> Result<Disrup
         .filter(
             destinations::outage
                 .eq(true)
-                .or(destinations::breaker.eq(breaker::OPEN))
+                .or(destinations::breaker.eq(BreakerState::Open))
                 .or(destinations::consecutive_failures.gt(0)),
         )
         .order(destinations::name)

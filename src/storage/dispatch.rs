@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{state, Channel, DocumentKind};
+use super::outbox::{Channel, DeliveryState, DocumentKind, Progress};
 use super::schema::{audit_log, certificates, deliveries};
 use super::{AnyConnection, Result, StorageError};
 use crate::domain::Certificate;
@@ -58,13 +58,8 @@ pub struct DispatchRow {
     pub certificate_id: String,
     pub display_name: String,
     pub insurer_ik: String,
-    pub document_kind: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub last_error: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub delivered_at: Option<NaiveDateTime>,
+    pub document_kind: DocumentKind,
+    pub progress: Progress,
     /// The certificate was cancelled (Storno or withdrawn).
     pub cancelled_at: Option<NaiveDateTime>,
 }
@@ -81,20 +76,20 @@ pub fn dispatch_list(
     let mut q = deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::practice_id.eq(practice_id.to_owned()))
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .filter(deliveries::channel.eq(Channel::Insurer))
         .into_boxed();
-    let closed = [state::DELIVERED, state::WITHDRAWN];
+    let closed = [DeliveryState::Delivered, DeliveryState::Withdrawn];
     q = match filter {
         DispatchFilter::All => q,
         DispatchFilter::Unsent => q.filter(deliveries::state.ne_all(closed)),
         DispatchFilter::Failed => q.filter(
             deliveries::state
-                .eq_any([state::DEAD, state::NEEDS_NEW_ID])
+                .eq_any([DeliveryState::Dead, DeliveryState::NeedsNewId])
                 .or(deliveries::state
                     .ne_all(closed)
                     .and(deliveries::last_error.is_not_null())),
         ),
-        DispatchFilter::Delivered => q.filter(deliveries::state.eq(state::DELIVERED)),
+        DispatchFilter::Delivered => q.filter(deliveries::state.eq(DeliveryState::Delivered)),
     };
     if let Some(from) = from {
         q = q.filter(deliveries::created_at.ge(from));
@@ -116,12 +111,7 @@ pub fn dispatch_list(
             certificates::display_name,
             deliveries::insurer_ik,
             deliveries::document_kind,
-            deliveries::state,
-            deliveries::attempts,
-            deliveries::next_attempt_at,
-            deliveries::last_error,
-            deliveries::created_at,
-            deliveries::delivered_at,
+            Progress::as_select(),
             certificates::cancelled_at,
         ))
         .load(conn)?)
@@ -168,11 +158,11 @@ pub fn send_states(
     conn: &mut AnyConnection,
     practice_id: &str,
     ids: &[String],
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, DeliveryState)>> {
     Ok(deliveries::table
         .filter(deliveries::practice_id.eq(practice_id))
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
-        .filter(deliveries::document_kind.eq(DocumentKind::Eau.code()))
+        .filter(deliveries::channel.eq(Channel::Insurer))
+        .filter(deliveries::document_kind.eq(DocumentKind::Eau))
         .filter(deliveries::certificate_id.eq_any(ids))
         .select((deliveries::certificate_id, deliveries::state))
         .load(conn)?)

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::outbox::NewAttempt;
 use super::schema::{certificates, deliveries, insurer_tokens};
-use super::{now, state, AnyConnection, Result, StorageError};
+use super::{now, AnyConnection, DeliveryState, DocumentKind, Result, StorageError};
 
 pub fn create_insurer_token(
     conn: &mut AnyConnection,
@@ -133,7 +133,7 @@ impl Cursor {
 pub struct ExportItem {
     pub cursor: Cursor,
     pub document_id: String,
-    pub kind: String,
+    pub kind: DocumentKind,
     pub xml: String,
     /// The signed file, when the document is signed: what the insurer gets instead of `xml`.
     pub signed: Option<Vec<u8>>,
@@ -172,7 +172,7 @@ pub fn export_page(
         String,
         NaiveDateTime,
         String,
-        String,
+        DocumentKind,
         Option<String>,
         Option<String>,
         Option<String>,
@@ -220,7 +220,7 @@ pub fn export_page(
                 Some(ExportItem {
                     signed,
                     // The paper mark is the eAU's: a Storno must never look skippable.
-                    paper_received_at: paper_received_at.filter(|_| kind == "eau"),
+                    paper_received_at: paper_received_at.filter(|_| kind == DocumentKind::Eau),
                     cursor: Cursor {
                         created_at,
                         delivery_id: id,
@@ -245,7 +245,9 @@ pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) ->
         let open_by = |c: &mut AnyConnection, storno: bool| -> Result<Vec<String>> {
             let q = deliveries::table
                 .filter(deliveries::insurer_ik.eq(ik))
-                .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+                .filter(
+                    deliveries::state.ne_all([DeliveryState::Delivered, DeliveryState::Withdrawn]),
+                )
                 .select(deliveries::id)
                 .into_boxed();
             let q = if storno {
@@ -273,7 +275,7 @@ pub fn acknowledge(conn: &mut AnyConnection, ik: &str, document_ids: &[Uuid]) ->
         super::outbox::insert_attempts(c, &attempts, at)?;
         diesel::update(deliveries::table.filter(deliveries::id.eq_any(&open)))
             .set((
-                deliveries::state.eq(state::DELIVERED),
+                deliveries::state.eq(DeliveryState::Delivered),
                 deliveries::delivered_at.eq(at),
                 deliveries::lease_until.eq(None::<NaiveDateTime>),
                 deliveries::last_error.eq(None::<String>),

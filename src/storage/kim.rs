@@ -11,7 +11,7 @@ use super::schema::{
     certificates, deliveries, delivery_attempts, destinations, kim_accounts, kim_inbox,
     kim_messages, practices,
 };
-use super::{now, state, AnyConnection, Result};
+use super::{now, AnyConnection, DeliveryState, Result};
 use crate::kim::inbound::{Inbound, InboundFacts, InboundRule, Kind};
 
 /// A practice's KIM account as stored (the password only as a reference).
@@ -312,7 +312,7 @@ fn match_delivery(
         let id = id.to_string();
         let found: Option<String> = deliveries::table
             .filter(deliveries::practice_id.eq(practice_id))
-            .filter(deliveries::channel.eq(super::Channel::Insurer.code()))
+            .filter(deliveries::channel.eq(super::Channel::Insurer))
             .filter(
                 deliveries::document_id.eq(&id).or(deliveries::document_id
                     .is_null()
@@ -426,8 +426,8 @@ fn attempt_row(
 fn move_delivery(
     c: &mut AnyConnection,
     delivery: &str,
-    from: &[&str],
-    to: &str,
+    from: &[DeliveryState],
+    to: DeliveryState,
     next: NaiveDateTime,
     error: Option<&str>,
     delivered_at: Option<NaiveDateTime>,
@@ -521,12 +521,11 @@ fn apply(
         }
     }
     if let Some((from, to)) = step.moves {
-        let from: Vec<&str> = from.iter().map(|s| s.code()).collect();
         move_delivery(
             c,
             delivery,
-            &from,
-            to.code(),
+            from,
+            to,
             at + step.next_in,
             step.error.as_deref(),
             step.receipt.then_some(at),
@@ -554,7 +553,7 @@ pub fn overdue_receipts(
     let limit = at - chrono::Duration::hours(24);
     let mut query = deliveries::table
         .inner_join(kim_messages::table)
-        .filter(deliveries::state.eq(state::SENT))
+        .filter(deliveries::state.eq(DeliveryState::Sent))
         .filter(kim_messages::receipt_at.is_null())
         .filter(kim_messages::sent_at.le(limit))
         .select((
@@ -743,8 +742,12 @@ pub fn insurers_to_look_up(
     }
     let mut iks: Vec<String> = deliveries::table
         .filter(deliveries::practice_id.eq_any(&with_account))
-        .filter(deliveries::channel.eq(super::Channel::Insurer.code()))
-        .filter(deliveries::state.eq_any([state::PENDING, state::AWAITING_SIGNATURE, state::DEAD]))
+        .filter(deliveries::channel.eq(super::Channel::Insurer))
+        .filter(deliveries::state.eq_any([
+            DeliveryState::Pending,
+            DeliveryState::AwaitingSignature,
+            DeliveryState::Dead,
+        ]))
         .select(deliveries::insurer_ik)
         .distinct()
         .load(conn)?;

@@ -7,9 +7,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::outbox::{insert_delivery, state, Channel, DocumentKind, NewDelivery};
+use super::outbox::{insert_delivery, Channel, DocumentKind, NewDelivery, Progress};
 use super::schema::{certificates, deliveries, patient_mails};
-use super::{now, Actor, AnyConnection, Result};
+use super::{begin_write, now, Actor, AnyConnection, Result};
 
 /// A patient mail to be written with its certificate.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ pub(super) fn enqueue_mail(
         practice_id: &actor.practice_id,
         insurer_ik: "",
         kind: DocumentKind::Mail,
-        state: state::PENDING,
+        state: DeliveryState::Pending,
     };
     let id = insert_delivery(conn, &delivery, None)?;
     diesel::insert_into(patient_mails::table)
@@ -58,8 +58,9 @@ pub(super) fn enqueue_mail(
     Ok(id)
 }
 
-/// A patient mail as shown on the detail page.
-#[derive(Debug, Clone, Queryable)]
+/// A patient mail as shown on the detail page (and as "Erneut senden" reads the newest).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = patient_mails)]
 pub struct MailRow {
     pub delivery_id: String,
     pub recipient: String,
@@ -69,12 +70,8 @@ pub struct MailRow {
     pub consent_by: String,
     pub consent_at: NaiveDateTime,
     pub requested_by: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub last_error: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub delivered_at: Option<NaiveDateTime>,
+    #[diesel(embed)]
+    pub progress: Progress,
 }
 
 /// The mails of one of a practice's certificates, oldest first.
@@ -87,24 +84,9 @@ pub fn mails_of(
         .inner_join(patient_mails::table)
         .filter(deliveries::practice_id.eq(practice_id))
         .filter(deliveries::certificate_id.eq(certificate_id.to_string()))
-        .filter(deliveries::channel.eq(Channel::Mail.code()))
+        .filter(deliveries::channel.eq(Channel::Mail))
         .order((deliveries::created_at, deliveries::id))
-        .select((
-            deliveries::id,
-            patient_mails::recipient,
-            patient_mails::employer_copy,
-            patient_mails::password_policy,
-            patient_mails::password,
-            patient_mails::consent_by,
-            patient_mails::consent_at,
-            patient_mails::requested_by,
-            deliveries::state,
-            deliveries::attempts,
-            deliveries::next_attempt_at,
-            deliveries::last_error,
-            deliveries::created_at,
-            deliveries::delivered_at,
-        ))
+        .select(MailRow::as_select())
         .load(conn)?)
 }
 
@@ -122,101 +104,73 @@ pub enum Resent {
     NotFound,
 }
 
-/// The newest mail of a certificate: delivery id, state, recipient, employer copy, password
-/// policy, password, consent by, consent at.
-type LastMail = (
-    String,
-    String,
-    String,
-    bool,
-    String,
-    Option<String>,
-    String,
-    NaiveDateTime,
-);
-
 /// Staff resend the patient mail by hand. The consent and the address of the last mail stay.
-pub fn resend_mail(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    certificate_id: Uuid,
-) -> Result<Resent> {
+/// Call inside a transaction (`service::resend_mail`, which adds the audit row): it takes the
+/// write lock first, because it reads the last mail before it writes.
+pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, certificate_id: Uuid) -> Result<Resent> {
     let key = certificate_id.to_string();
-    conn.transaction(|c| {
-        let certificate: Option<Option<NaiveDateTime>> = certificates::table
-            .filter(certificates::id.eq(&key))
-            .filter(certificates::practice_id.eq(&actor.practice_id))
-            .select(certificates::cancelled_at)
-            .first(c)
-            .optional()?;
-        let Some(cancelled_at) = certificate else {
-            return Ok(Resent::NotFound);
-        };
-        let last: Option<LastMail> = deliveries::table
-            .inner_join(patient_mails::table)
-            .filter(deliveries::certificate_id.eq(&key))
-            .filter(deliveries::channel.eq(Channel::Mail.code()))
-            .order((deliveries::created_at.desc(), deliveries::id.desc()))
-            .select((
-                deliveries::id,
-                deliveries::state,
-                patient_mails::recipient,
-                patient_mails::employer_copy,
-                patient_mails::password_policy,
-                patient_mails::password,
-                patient_mails::consent_by,
-                patient_mails::consent_at,
-            ))
-            .first(c)
-            .optional()?;
-        let Some((id, st, recipient, employer_copy, policy, password, consent_by, consent_at)) =
-            last
-        else {
-            return Ok(Resent::NoMail);
-        };
-        if cancelled_at.is_some() {
-            return Ok(Resent::NoMail);
+    begin_write(c)?;
+    let certificate: Option<Option<NaiveDateTime>> = certificates::table
+        .filter(certificates::id.eq(&key))
+        .filter(certificates::practice_id.eq(&actor.practice_id))
+        .select(certificates::cancelled_at)
+        .first(c)
+        .optional()?;
+    let Some(cancelled_at) = certificate else {
+        return Ok(Resent::NotFound);
+    };
+    let last: Option<MailRow> = deliveries::table
+        .inner_join(patient_mails::table)
+        .filter(deliveries::certificate_id.eq(&key))
+        .filter(deliveries::channel.eq(Channel::Mail))
+        .order((deliveries::created_at.desc(), deliveries::id.desc()))
+        .select(MailRow::as_select())
+        .first(c)
+        .optional()?;
+    let Some(last) = last else {
+        return Ok(Resent::NoMail);
+    };
+    let id = last.delivery_id;
+    if cancelled_at.is_some() {
+        return Ok(Resent::NoMail);
+    }
+    let outcome = match last.progress.state.mail_resend() {
+        MailResend::Refused => return Ok(Resent::InFlight),
+        MailResend::NewMail => {
+            let message_id: String = patient_mails::table
+                .find(&id)
+                .select(patient_mails::message_id)
+                .first(c)?;
+            let domain = message_id
+                .trim_end_matches('>')
+                .rsplit_once('@')
+                .map_or("au-relay.invalid", |(_, d)| d)
+                .to_owned();
+            let again = stored_mail(
+                &last.recipient,
+                last.employer_copy,
+                &last.password_policy,
+                last.password.map(Secret::from),
+            )
+            .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+            let mail = NewMail {
+                mail: &again,
+                message_domain: &domain,
+            };
+            enqueue_mail(c, actor, &key, &mail, (&last.consent_by, last.consent_at))?;
+            Resent::Queued
         }
-        let resend =
-            DeliveryState::parse(&st).map_or(MailResend::DueNow, DeliveryState::mail_resend);
-        let outcome = match resend {
-            MailResend::Refused => return Ok(Resent::InFlight),
-            MailResend::NewMail => {
-                let message_id: String = patient_mails::table
-                    .find(&id)
-                    .select(patient_mails::message_id)
-                    .first(c)?;
-                let domain = message_id
-                    .trim_end_matches('>')
-                    .rsplit_once('@')
-                    .map_or("au-relay.invalid", |(_, d)| d)
-                    .to_owned();
-                let again = stored_mail(
-                    &recipient,
-                    employer_copy,
-                    &policy,
-                    password.map(Secret::from),
-                )
-                .map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
-                let mail = NewMail {
-                    mail: &again,
-                    message_domain: &domain,
-                };
-                enqueue_mail(c, actor, &key, &mail, (&consent_by, consent_at))?;
-                Resent::Queued
-            }
-            MailResend::DueNow => {
-                diesel::update(deliveries::table.find(&id))
-                    .set((
-                        deliveries::state.eq(state::PENDING),
-                        deliveries::next_attempt_at.eq(now()),
-                    ))
-                    .execute(c)?;
-                Resent::DueNow
-            }
-        };
-        Ok(outcome)
-    })
+        MailResend::DueNow => {
+            diesel::update(deliveries::table.find(&id))
+                .set((
+                    deliveries::state.eq(DeliveryState::Pending),
+                    deliveries::next_attempt_at.eq(now()),
+                ))
+                .execute(c)?;
+            Resent::DueNow
+        }
+    };
+    Ok(outcome)
 }
 
 /// A stored patient mail in its domain shape; a value that no longer parses is named.
@@ -239,9 +193,9 @@ pub(super) fn withdraw_mails(conn: &mut AnyConnection, certificate_id: &str) -> 
     diesel::update(
         deliveries::table
             .filter(deliveries::certificate_id.eq(certificate_id))
-            .filter(deliveries::channel.eq(Channel::Mail.code()))
-            .filter(deliveries::state.eq_any([state::PENDING, state::DEAD])),
+            .filter(deliveries::channel.eq(Channel::Mail))
+            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead])),
     )
-    .set(deliveries::state.eq(state::WITHDRAWN))
+    .set(deliveries::state.eq(DeliveryState::Withdrawn))
     .execute(conn)
 }

@@ -4,6 +4,7 @@
 mod accounts;
 mod audit_trail;
 mod certificates;
+mod codes;
 mod destinations;
 mod dispatch;
 mod insurer_export;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::schema::{audit_log, certificates, deliveries, scan_pages, scan_uploads};
 use super::{begin_write, now, AnyConnection, Result};
-use crate::domain::Certificate;
+use crate::domain::{Certificate, DeliveryState, DocumentKind};
 
 /// A document of the IK that a scanned copy may be: a certificate that goes (or went) to the
 /// insurer electronically, with its eAU delivery.
@@ -16,8 +16,8 @@ pub struct ScanCandidate {
     pub certificate_id: String,
     pub certificate: Certificate,
     pub cancelled_at: Option<NaiveDateTime>,
-    /// The eAU delivery's state (`pending`, `in_flight`, `delivered`, `dead`, `withdrawn`).
-    pub delivery_state: String,
+    /// The eAU delivery's state.
+    pub delivery_state: DeliveryState,
     /// When the insurer got the document (pushed, by KIM, or pulled and acknowledged).
     pub delivered_at: Option<NaiveDateTime>,
 }
@@ -32,7 +32,7 @@ pub fn scan_candidates(
         String,
         String,
         Option<NaiveDateTime>,
-        String,
+        DeliveryState,
         Option<NaiveDateTime>,
     );
     let rows: Vec<Row> = certificates::table
@@ -40,7 +40,7 @@ pub fn scan_candidates(
         .filter(certificates::insurer_ik.eq(ik))
         .filter(certificates::kvnr.eq(kvnr))
         .filter(certificates::print_only.eq(false))
-        .filter(deliveries::document_kind.eq("eau"))
+        .filter(deliveries::document_kind.eq(DocumentKind::Eau))
         .filter(deliveries::insurer_ik.eq(ik))
         .order(certificates::created_at)
         .select((

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::schema::{certificates, deliveries, konnektor_settings, signatures};
-use super::{audit, now, state, Actor, AnyConnection, DocumentKind, Result};
+use super::{audit, now, Actor, AnyConnection, DeliveryState, DocumentKind, Result};
 use crate::signature::{Method, Signer};
 
 /// A signature about to be stored with its document.
@@ -70,8 +70,8 @@ pub fn practice_signs(conn: &mut AnyConnection, practice_id: &str) -> QueryResul
 pub(super) fn initial_state(
     conn: &mut AnyConnection,
     practice_id: &str,
-) -> QueryResult<&'static str> {
-    Ok(crate::domain::DeliveryState::initial(practice_signs(conn, practice_id)?).code())
+) -> QueryResult<DeliveryState> {
+    Ok(DeliveryState::initial(practice_signs(conn, practice_id)?))
 }
 
 /// A document waiting for its signature.
@@ -95,7 +95,7 @@ pub struct AwaitingSignature {
 type AwaitingRow = (
     String,
     String,
-    String,
+    DocumentKind,
     Option<String>,
     Option<String>,
     String,
@@ -122,7 +122,6 @@ fn awaiting_of(rows: Vec<AwaitingRow>) -> Vec<AwaitingSignature> {
                 error,
                 xml,
             )| {
-                let kind = DocumentKind::parse(&kind)?;
                 Some(AwaitingSignature {
                     delivery_id: id,
                     document_id: document_id.unwrap_or_else(|| certificate_id.clone()),
@@ -151,7 +150,7 @@ fn load_awaiting(
     let mut q = deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::practice_id.eq(practice_id.to_owned()))
-        .filter(deliveries::state.eq(state::AWAITING_SIGNATURE))
+        .filter(deliveries::state.eq(DeliveryState::AwaitingSignature))
         .into_boxed();
     if let Some(ids) = only {
         q = q.filter(deliveries::id.eq_any(ids.to_vec()));
@@ -189,7 +188,7 @@ pub fn awaiting_signature(
 pub fn awaiting_signature_count(conn: &mut AnyConnection, practice_id: &str) -> Result<i64> {
     Ok(deliveries::table
         .filter(deliveries::practice_id.eq(practice_id))
-        .filter(deliveries::state.eq(state::AWAITING_SIGNATURE))
+        .filter(deliveries::state.eq(DeliveryState::AwaitingSignature))
         .count()
         .get_result(conn)?)
 }
@@ -223,10 +222,10 @@ pub fn record_signed(
         let at = now();
         let mut stored = 0;
         for m in made {
-            let row: Option<(String, String, Option<String>)> = deliveries::table
+            let row: Option<(String, DocumentKind, Option<String>)> = deliveries::table
                 .filter(deliveries::id.eq(&m.delivery_id))
                 .filter(deliveries::practice_id.eq(&actor.practice_id))
-                .filter(deliveries::state.eq(state::AWAITING_SIGNATURE))
+                .filter(deliveries::state.eq(DeliveryState::AwaitingSignature))
                 .select((
                     deliveries::certificate_id,
                     deliveries::document_kind,
@@ -250,7 +249,7 @@ pub fn record_signed(
             }
             diesel::update(deliveries::table.find(&m.delivery_id))
                 .set((
-                    deliveries::state.eq(state::PENDING),
+                    deliveries::state.eq(DeliveryState::Pending),
                     deliveries::next_attempt_at.eq(at),
                     deliveries::last_error.eq(None::<String>),
                 ))
@@ -258,7 +257,7 @@ pub fn record_signed(
             insert_signature(c, actor, &document_id, &certificate_id, &m.signature)?;
             let detail = format!(
                 "{} signiert ({})",
-                if kind == DocumentKind::Storno.code() {
+                if kind == DocumentKind::Storno {
                     "Storno"
                 } else {
                     "eAU"
@@ -290,7 +289,7 @@ pub fn record_signature_failure(
             deliveries::table
                 .filter(deliveries::id.eq_any(delivery_ids))
                 .filter(deliveries::practice_id.eq(&actor.practice_id))
-                .filter(deliveries::state.eq(state::AWAITING_SIGNATURE)),
+                .filter(deliveries::state.eq(DeliveryState::AwaitingSignature)),
         )
         .set(deliveries::last_error.eq(message))
         .execute(c)?;
@@ -432,10 +431,10 @@ pub fn delete_konnektor(conn: &mut AnyConnection, practice_id: &str) -> Result<u
     Ok(diesel::update(
         deliveries::table
             .filter(deliveries::practice_id.eq(practice_id))
-            .filter(deliveries::state.eq(state::AWAITING_SIGNATURE)),
+            .filter(deliveries::state.eq(DeliveryState::AwaitingSignature)),
     )
     .set((
-        deliveries::state.eq(state::PENDING),
+        deliveries::state.eq(DeliveryState::Pending),
         deliveries::next_attempt_at.eq(now()),
     ))
     .execute(conn)?)

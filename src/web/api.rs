@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::form::from_json;
 use super::{read_body, ApiClient, ApiError, AppState, WebError};
 use crate::capture::{self, Imported};
-use crate::domain::{parse_date, Certificate, CertificateDraft, FieldError};
+use crate::domain::{parse_date, Certificate, CertificateDraft, DeliveryState, FieldError};
 use crate::fhir;
 use crate::storage::{self, Captured, ListItem, Search};
 
@@ -39,7 +39,7 @@ struct MailStatus {
     recipient: String,
     employer_copy: bool,
     /// `pending`, `in_flight`, `delivered` (sent), `dead`, `withdrawn`.
-    state: String,
+    state: &'static str,
     attempts: i32,
     last_error: Option<String>,
     sent_at: Option<String>,
@@ -52,10 +52,10 @@ impl From<storage::MailRow> for MailStatus {
         Self {
             recipient: m.recipient,
             employer_copy: m.employer_copy,
-            state: m.state,
-            attempts: m.attempts,
-            last_error: m.last_error,
-            sent_at: m.delivered_at.map(|t| t.and_utc().to_rfc3339()),
+            state: m.progress.state.code(),
+            attempts: m.progress.attempts,
+            last_error: m.progress.last_error,
+            sent_at: m.progress.delivered_at.map(|t| t.and_utc().to_rfc3339()),
             password: m.password,
         }
     }
@@ -134,7 +134,7 @@ fn created_body(id: Uuid, s: capture::Submitted) -> CertificateBody {
             .map(|m| MailStatus {
                 recipient: m.recipient.into(),
                 employer_copy: m.employer_copy,
-                state: storage::state::PENDING.to_owned(),
+                state: DeliveryState::Pending.code(),
                 attempts: 0,
                 last_error: None,
                 sent_at: None,

@@ -6,9 +6,9 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
 use super::admin::when;
-use super::pages::delivery_label;
 use crate::domain::{berlin_day_start, berlin_today, parse_date, post_deadline, FieldError, Land};
-use crate::storage::{self, DispatchFilter, DispatchRow, PrintRow};
+use crate::domain::{DeliveryState, DocumentKind};
+use crate::storage::{DispatchFilter, DispatchRow, PrintRow, Progress};
 
 /// The query of `GET /queue`: `status`, `von`, `bis` (TT.MM.JJJJ). Nothing here is health data.
 #[derive(Debug, Default, Deserialize)]
@@ -90,7 +90,7 @@ pub(super) struct DispatchView {
     pub insurer_ik: String,
     /// "eAU" or "Storno".
     pub document: &'static str,
-    pub state: String,
+    pub state: DeliveryState,
     pub state_label: &'static str,
     /// "1 Versuch · nächster 07.12.2026 10:15 · HTTP 503", "noch kein Versuch".
     pub attempts: String,
@@ -119,18 +119,16 @@ pub(super) fn rows(
     listed
         .into_iter()
         .map(|r| {
-            let unsent =
-                r.state != storage::state::DELIVERED && r.state != storage::state::WITHDRAWN;
+            let p = &r.progress;
+            let unsent = !matches!(p.state, DeliveryState::Delivered | DeliveryState::Withdrawn);
             // The post duty and the KK copy belong to an eAU that is still valid: not to a
             // Storno, not to a cancelled certificate.
-            let open = unsent
-                && r.document_kind == storage::DocumentKind::Eau.code()
-                && r.cancelled_at.is_none();
-            let captured_on = berlin_today(r.created_at.and_utc());
+            let open = unsent && r.document_kind == DocumentKind::Eau && r.cancelled_at.is_none();
+            let captured_on = berlin_today(p.created_at.and_utc());
             let (deadline, deadline_due) = if open {
                 let d = post_deadline(land, captured_on, today);
                 (d.label(today), d.is_due())
-            } else if let Some(at) = r.delivered_at {
+            } else if let Some(at) = p.delivered_at {
                 (format!("zugestellt {}", when(Some(at))), false)
             } else if r.cancelled_at.is_some() {
                 ("storniert".into(), false)
@@ -144,18 +142,14 @@ pub(super) fn rows(
             DispatchView {
                 printed: mine.last().map_or_else(|| "–".into(), |p| print_line(p)),
                 prints: mine.len(),
-                document: if r.document_kind == storage::DocumentKind::Storno.code() {
-                    "Storno"
-                } else {
-                    "eAU"
-                },
-                state_label: delivery_label(&r.state),
-                attempts: attempts_line(&r),
-                captured: when(Some(r.created_at)),
+                document: r.document_kind.label(),
+                state_label: p.state.label(),
+                attempts: attempts_line(p),
+                captured: when(Some(p.created_at)),
+                state: p.state,
                 certificate_id: r.certificate_id,
                 display_name: r.display_name,
                 insurer_ik: r.insurer_ik,
-                state: r.state,
                 deadline,
                 deadline_due,
                 open,
@@ -166,16 +160,16 @@ pub(super) fn rows(
 
 /// "2 Versuche · nächster 07.12.2026 10:15 · HTTP 503": attempts so far, the next one while
 /// it waits, the last error while it is not delivered.
-fn attempts_line(r: &DispatchRow) -> String {
+fn attempts_line(r: &Progress) -> String {
     let mut parts = vec![match r.attempts {
         0 => "noch kein Versuch".to_owned(),
         1 => "1 Versuch".to_owned(),
         n => format!("{n} Versuche"),
     }];
-    if r.state == storage::state::PENDING && r.attempts > 0 {
+    if r.state == DeliveryState::Pending && r.attempts > 0 {
         parts.push(format!("nächster {}", when(Some(r.next_attempt_at))));
     }
-    if let (Some(error), false) = (&r.last_error, r.state == storage::state::DELIVERED) {
+    if let (Some(error), false) = (&r.last_error, r.state == DeliveryState::Delivered) {
         parts.push(super::pages::staff_error(error));
     }
     parts.join(" · ")

@@ -149,7 +149,7 @@ fn items_json(page: &[storage::ExportItem], first: bool) -> Result<Vec<u8>, WebE
 
 fn item_body(item: &storage::ExportItem) -> Item<'_> {
     use base64::Engine;
-    let storno = item.kind == "storno";
+    let storno = item.kind == storage::DocumentKind::Storno;
     let signed = item.signed.is_some();
     let (content_type, document) = match &item.signed {
         Some(p7s) => (
@@ -160,7 +160,7 @@ fn item_body(item: &storage::ExportItem) -> Item<'_> {
     };
     Item {
         id: &item.document_id,
-        kind: &item.kind,
+        kind: item.kind.code(),
         created: item.cursor.created_at.and_utc().to_rfc3339(),
         cursor: item.cursor.encode(),
         signed,

@@ -8,7 +8,9 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 
 use super::{AppState, WebError};
-use crate::{service, storage};
+use crate::domain::breaker::BreakerState;
+use crate::domain::DeliveryState;
+use crate::service;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -129,7 +131,7 @@ fn deliveries(out: &mut String, m: &service::Metrics) {
     );
     let _ = writeln!(out, "# TYPE au_relay_deliveries gauge");
     for (s, n) in &m.states {
-        let _ = writeln!(out, "au_relay_deliveries{{state=\"{s}\"}} {n}");
+        let _ = writeln!(out, "au_relay_deliveries{{state=\"{}\"}} {n}", s.code());
     }
     let _ = writeln!(
         out,
@@ -137,7 +139,7 @@ fn deliveries(out: &mut String, m: &service::Metrics) {
     );
     let _ = writeln!(out, "# TYPE au_relay_mails gauge");
     for (s, n) in &m.mails {
-        let _ = writeln!(out, "au_relay_mails{{state=\"{s}\"}} {n}");
+        let _ = writeln!(out, "au_relay_mails{{state=\"{}\"}} {n}", s.code());
     }
 }
 
@@ -152,7 +154,7 @@ fn signatures(out: &mut String, m: &service::Metrics) {
     let awaiting = m
         .states
         .iter()
-        .find(|(s, _)| s == storage::state::AWAITING_SIGNATURE)
+        .find(|(s, _)| *s == DeliveryState::AwaitingSignature)
         .map_or(0, |(_, n)| *n);
     let all = m.states.iter().map(|(_, n)| n).sum::<i64>();
     let unsigned = (all - m.signed - awaiting).max(0);
@@ -189,12 +191,12 @@ fn destinations(out: &mut String, m: &service::Metrics) {
     let _ = writeln!(out, "# HELP au_relay_destination_up Whether an insurer takes pushes (breaker closed, no Störung, not paused).");
     let _ = writeln!(out, "# TYPE au_relay_destination_up gauge");
     for d in &m.destinations {
-        let up = d.breaker == storage::breaker::CLOSED && !d.outage && !d.paused;
+        let up = d.breaker == BreakerState::Closed && !d.outage && !d.paused;
         let _ = writeln!(
             out,
             "au_relay_destination_up{{ik=\"{}\",breaker=\"{}\",outage=\"{}\",paused=\"{}\"}} {}",
             d.ik,
-            d.breaker,
+            d.breaker.code(),
             d.outage,
             d.paused,
             u8::from(up)

@@ -13,8 +13,8 @@ use super::{read_body, AppState, Session, Staff, WebError};
 use crate::auth::Role;
 use crate::capture::{self, CaptureError};
 use crate::domain::{
-    parse_date, Cause, CertificateDraft, CertificateKind, DiagnosisDraft, Doctor, FieldError,
-    PasswordPolicy, Practice,
+    parse_date, Cause, CertificateDraft, CertificateKind, DeliveryState, DiagnosisDraft, Doctor,
+    DocumentKind, FieldError, MailResend, PasswordPolicy, Practice,
 };
 use crate::service;
 use crate::storage::{self, ListItem, Search};
@@ -135,7 +135,7 @@ struct ListPage<'a> {
     errors: Vec<FieldError>,
     items: Vec<ListItem>,
     /// `(certificate, state)` of each listed certificate's eAU delivery.
-    send_states: Vec<(String, String)>,
+    send_states: Vec<(String, DeliveryState)>,
     total: i64,
     page: i64,
     pages: i64,
@@ -152,7 +152,7 @@ impl ListPage<'_> {
             .iter()
             .find(|(c, _)| c == id)
             .map_or(("nur Papier", "print_only"), |(_, state)| {
-                (delivery_label(state), state.as_str())
+                (state.label(), state.code())
             })
     }
 
@@ -589,7 +589,7 @@ struct DetailPage<'a> {
     paper_received_at: Option<chrono::NaiveDateTime>,
     deliveries: Vec<storage::DeliveryRow>,
     /// Attempts of all deliveries, newest last: `(delivery kind, attempt)`.
-    attempts: Vec<(String, storage::AttemptRow)>,
+    attempts: Vec<(DocumentKind, storage::AttemptRow)>,
     mails: Vec<storage::MailRow>,
     signatures: Vec<SignatureView>,
     /// The eAU (or its Storno) waits for the doctor's signature.
@@ -650,8 +650,6 @@ impl SignatureView {
         }
     }
 }
-
-pub(super) use crate::domain::delivery_label;
 
 /// German label of an attempt's outcome (the attempt history on the detail page).
 pub(super) fn outcome_label(outcome: &str) -> &'static str {
@@ -718,10 +716,6 @@ pub(super) fn local(utc: &chrono::NaiveDateTime) -> String {
 }
 
 impl DetailPage<'_> {
-    fn delivery_label(&self, state: &str) -> &'static str {
-        delivery_label(state)
-    }
-
     fn local(&self, utc: &chrono::NaiveDateTime) -> String {
         local(utc)
     }
@@ -736,52 +730,48 @@ impl DetailPage<'_> {
         outcome_label(outcome)
     }
 
-    /// "eAU", "Storno", "E-Mail" instead of the stored document kind.
-    fn kind_label(&self, kind: &str) -> &'static str {
-        match storage::DocumentKind::parse(kind) {
-            Some(storage::DocumentKind::Eau) => "eAU",
-            Some(storage::DocumentKind::Storno) => "Storno",
-            Some(storage::DocumentKind::Mail) => "E-Mail",
-            None => "Dokument",
+    /// "eAU", "Storno", "E-Mail" in the history of a certificate's documents.
+    fn kind_label(&self, kind: &DocumentKind) -> &'static str {
+        match kind {
+            DocumentKind::Eau | DocumentKind::Storno => kind.label(),
+            DocumentKind::Mail => "E-Mail",
         }
     }
 
     /// An attempt's answer as staff read it: a mail's in German words, an insurer's as
     /// recorded (already German, or the insurer's own OperationOutcome text).
-    fn attempt_detail(&self, kind: &str, a: &storage::AttemptRow) -> String {
+    fn attempt_detail(&self, kind: &DocumentKind, a: &storage::AttemptRow) -> String {
         match (kind, a.outcome.as_str()) {
-            ("mail", "delivered") => "versandt".into(),
-            ("mail", outcome) => mail_problem(outcome == "dead", &a.detail).into(),
-            _ => staff_error(&a.detail),
+            (DocumentKind::Mail, "delivered") => "versandt".into(),
+            (DocumentKind::Mail, outcome) => mail_problem(outcome == "dead", &a.detail).into(),
+            (DocumentKind::Eau | DocumentKind::Storno, _) => staff_error(&a.detail),
         }
     }
 
     /// The eAU is at the insurer: "Drucken" gives the patient's copy (no Ersatzverfahren).
     fn delivered(&self) -> bool {
         self.deliveries.iter().any(|d| {
-            d.document_kind == storage::DocumentKind::Eau.code()
-                && d.state == storage::state::DELIVERED
+            d.document_kind == DocumentKind::Eau && d.progress.state == DeliveryState::Delivered
         })
     }
 
     fn delivery_error(&self, d: &storage::DeliveryRow) -> String {
-        d.last_error
+        d.progress
+            .last_error
             .as_deref()
             .map_or_else(|| "–".into(), staff_error)
     }
 
     fn mail_error(&self, m: &storage::MailRow) -> &'static str {
-        match &m.last_error {
+        match &m.progress.last_error {
             None => "–",
-            Some(e) => mail_problem(m.state == storage::state::DEAD, e),
+            Some(e) => mail_problem(m.progress.state == DeliveryState::Dead, e),
         }
     }
 
-    fn mail_label(&self, state: &str) -> &'static str {
-        crate::domain::DeliveryState::parse(state).map_or(
-            "unbekannter Zustand",
-            crate::domain::DeliveryState::mail_label,
-        )
+    /// "E-Mail erneut senden" is offered unless the mail is being sent right now.
+    fn resendable(&self, m: &storage::MailRow) -> bool {
+        m.progress.state.mail_resend() != MailResend::Refused
     }
 }
 
@@ -824,7 +814,7 @@ impl<'a> DetailPage<'a> {
         let deliveries = found.deliveries;
         let delivered = deliveries
             .iter()
-            .any(|d| d.state == storage::state::DELIVERED);
+            .any(|d| d.progress.state == DeliveryState::Delivered);
         Self {
             ik_warning,
             prints: found
@@ -838,7 +828,7 @@ impl<'a> DetailPage<'a> {
                 && !delivered,
             awaiting_signature: deliveries
                 .iter()
-                .any(|d| d.state == storage::state::AWAITING_SIGNATURE),
+                .any(|d| d.progress.state == DeliveryState::AwaitingSignature),
             signatures: found
                 .signatures
                 .into_iter()

@@ -15,10 +15,11 @@ use super::form::from_form;
 use super::pages::{html, see_other};
 use super::{read_body, AppState, Operator, PracticeAdmin, Session, WebError};
 use crate::auth::Role;
+use crate::domain::breaker::BreakerState;
 use crate::domain::{berlin_today, post_deadline, FieldError, InsurerIk, PostDeadline};
 use crate::insurers::fake::Mode;
 use crate::service::{self, DestinationAction};
-use crate::storage::{self, breaker};
+use crate::storage;
 
 pub fn routes(r: &mut super::Router<'_>) {
     r.get("/queue", dashboard)
@@ -99,11 +100,11 @@ fn status(d: &storage::DestinationRow) -> (&'static str, bool) {
         ("angehalten", false)
     } else if d.outage {
         ("Störung gemeldet", true)
-    } else if d.breaker == breaker::OPEN {
+    } else if d.breaker == BreakerState::Open {
         ("gestört – nicht erreichbar", true)
     } else if d.consecutive_failures > 0 {
         ("gestört", true)
-    } else if d.breaker == breaker::HALF_OPEN {
+    } else if d.breaker == BreakerState::HalfOpen {
         ("wird geprüft", false)
     } else if d.kim_address.is_some() {
         ("per KIM", false)
@@ -197,7 +198,7 @@ fn post_today(board: &service::Dashboard, now: chrono::DateTime<chrono::Utc>) ->
         .unsent
         .iter()
         .filter_map(|u| {
-            let captured_on = berlin_today(u.created_at.and_utc());
+            let captured_on = berlin_today(u.progress.created_at.and_utc());
             let no_receipt = board
                 .overdue
                 .iter()

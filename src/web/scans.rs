@@ -12,9 +12,10 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::io::Write;
 
-use super::pages::{delivery_label, html, local, see_other};
+use super::pages::{html, local, see_other};
 use super::session::{InsurerClient, InsurerUser};
 use super::{ApiError, AppState, WebError};
+use crate::domain::delivery_label;
 use crate::scan::{self, Input};
 use crate::storage::{self, ScanPageRow, ScanUpload};
 

@@ -35,7 +35,7 @@ fn pending(db: &Database) -> i64 {
     storage::states(&mut db.conn().unwrap(), storage::Channel::Insurer)
         .unwrap()
         .into_iter()
-        .filter(|(s, _)| s != "delivered")
+        .filter(|(s, _)| *s != storage::DeliveryState::Delivered)
         .map(|(_, n)| n)
         .sum()
 }

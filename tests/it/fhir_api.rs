@@ -257,7 +257,10 @@ fn stored(
     let deliveries = au_relay::storage::deliveries_of(&mut conn, &practice, id)
         .unwrap()
         .into_iter()
-        .map(|d| (d.document_kind, d.state))
+        .map(|d| {
+            let kind = d.document_kind.code().to_owned();
+            (kind, d.progress.state.code().to_owned())
+        })
         .collect();
     (cert, deliveries)
 }

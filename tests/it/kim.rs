@@ -147,7 +147,11 @@ impl Kim {
     }
 
     fn states(&self) -> Vec<(String, i64)> {
-        storage::states(&mut self.db.conn().unwrap(), storage::Channel::Insurer).unwrap()
+        storage::states(&mut self.db.conn().unwrap(), storage::Channel::Insurer)
+            .unwrap()
+            .into_iter()
+            .map(|(state, n)| (state.code().to_owned(), n))
+            .collect()
     }
 
     /// Waits until the practice's mailbox holds `n` mails (receipts arrive asynchronously).
@@ -379,7 +383,10 @@ async fn an_unreachable_client_module_or_a_failed_delivery_leaves_everything_que
     run_once(&k.db, &k.routes, &k.settings).await.unwrap();
     assert_eq!(k.states(), [("pending".to_string(), 3)]);
     let unsent = storage::unsent(&mut k.db.conn().unwrap(), &k.practice_id, 10).unwrap();
-    assert!(unsent.iter().all(|u| u.last_error.is_some()), "{unsent:?}");
+    assert!(
+        unsent.iter().all(|u| u.progress.last_error.is_some()),
+        "{unsent:?}"
+    );
 
     // Back, but the insurer's address is gone from its Fachdienst: the mail is accepted and
     // fails later; a failed receipt is a transient error, retried every 4 hours (TA P5-04 AK15).
@@ -394,9 +401,10 @@ async fn an_unreachable_client_module_or_a_failed_delivery_leaves_everything_que
     assert_eq!(k.states(), [("pending".to_string(), 3)]);
     let unsent = storage::unsent(&mut k.db.conn().unwrap(), &k.practice_id, 10).unwrap();
     for u in &unsent {
-        let wait = u.next_attempt_at - storage::now();
+        let wait = u.progress.next_attempt_at - storage::now();
         assert!(wait > chrono::Duration::hours(3), "{wait:?}");
         assert!(u
+            .progress
             .last_error
             .as_deref()
             .unwrap_or_default()
@@ -421,7 +429,7 @@ async fn the_client_module_refuses_a_wrong_password_and_staff_see_its_answer() {
     run_once(&k.db, &k.routes, &k.settings).await.unwrap();
     assert_eq!(k.states(), [("dead".to_string(), 1)]);
     let unsent = storage::unsent(&mut k.db.conn().unwrap(), &k.practice_id, 10).unwrap();
-    let error = unsent[0].last_error.clone().unwrap();
+    let error = unsent[0].progress.last_error.clone().unwrap();
     assert!(error.contains("535"), "{error}");
     assert!(!error.contains("falsch"), "no password in the error");
 }
@@ -434,6 +442,7 @@ async fn an_unsigned_document_is_not_sent_over_kim() {
     assert_eq!(k.states(), [("dead".to_string(), 1)]);
     let unsent = storage::unsent(&mut k.db.conn().unwrap(), &k.practice_id, 10).unwrap();
     assert!(unsent[0]
+        .progress
         .last_error
         .as_deref()
         .unwrap()

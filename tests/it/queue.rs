@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{self, fresh_database};
+use au_relay::domain::breaker::BreakerState;
 use au_relay::insurers::fake::{FakeInsurer, Mode};
 use au_relay::insurers::PushClient;
 use au_relay::queue::{run_once, Connectors, WorkerSettings};
@@ -52,7 +53,11 @@ fn capture(s: &Setup, n: usize) -> Vec<String> {
 }
 
 fn states(s: &Setup) -> Vec<(String, i64)> {
-    storage::states(&mut s.db.conn().unwrap(), storage::Channel::Insurer).unwrap()
+    storage::states(&mut s.db.conn().unwrap(), storage::Channel::Insurer)
+        .unwrap()
+        .into_iter()
+        .map(|(state, n)| (state.code().to_owned(), n))
+        .collect()
 }
 
 async fn drain(s: &Setup, rounds: usize) {
@@ -73,7 +78,8 @@ async fn while_the_insurer_is_down_certificates_wait_and_each_arrives_once_when_
         .unwrap()
         .unwrap();
     assert_eq!(
-        dest.breaker, "open",
+        dest.breaker,
+        BreakerState::Open,
         "breaker opened after repeated failures"
     );
     assert!(s.insurer.counts().is_empty());
@@ -89,7 +95,7 @@ async fn while_the_insurer_is_down_certificates_wait_and_each_arrives_once_when_
     let dest = storage::destination(&mut s.db.conn().unwrap(), IK)
         .unwrap()
         .unwrap();
-    assert_eq!(dest.breaker, "closed");
+    assert_eq!(dest.breaker, BreakerState::Closed);
 }
 
 #[tokio::test]
@@ -127,7 +133,7 @@ async fn every_attempt_is_kept_with_its_answer() {
     .remove(0);
     let attempts = storage::attempts_of(&mut conn, &delivery.id).unwrap();
     assert_eq!(attempts.last().unwrap().outcome, "delivered");
-    assert_eq!(delivery.attempts as usize, attempts.len());
+    assert_eq!(delivery.progress.attempts as usize, attempts.len());
 }
 
 #[tokio::test]
@@ -318,7 +324,10 @@ async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno
     );
     assert_eq!(
         storage::states(&mut app.db.conn().unwrap(), storage::Channel::Insurer).unwrap(),
-        [("delivered".to_string(), 2), ("withdrawn".to_string(), 1)]
+        [
+            (storage::DeliveryState::Delivered, 2),
+            (storage::DeliveryState::Withdrawn, 1)
+        ]
     );
 }
 
@@ -454,7 +463,7 @@ async fn an_insurer_that_refuses_connections_gets_its_backlog_once_it_listens_ag
     assert_eq!(unsent.len(), 5);
     assert!(unsent
         .iter()
-        .all(|u| u.attempts >= 1 && u.last_error.is_some()));
+        .all(|u| u.progress.attempts >= 1 && u.progress.last_error.is_some()));
 
     s.insurer.listen_again().unwrap();
     drain(&s, 20).await;
@@ -546,7 +555,7 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
         .unwrap()
         .unwrap();
     assert_eq!(
-        (dest.consecutive_failures, dest.breaker.as_str()),
+        (dest.consecutive_failures, dest.breaker.code()),
         (1, "closed")
     );
 
@@ -581,6 +590,7 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
         id.parse().unwrap(),
     )
     .unwrap()[0]
+        .progress
         .next_attempt_at;
     assert!(
         due > storage::now() + chrono::Duration::seconds(30),
@@ -591,7 +601,7 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
     run_once(&app.db, &client, &settings).await.unwrap();
     let dest = storage::destination(&mut conn, IK).unwrap().unwrap();
     assert_eq!(
-        (dest.consecutive_failures, dest.breaker.as_str()),
+        (dest.consecutive_failures, dest.breaker.code()),
         (1, "open")
     );
     assert!(app
@@ -605,7 +615,7 @@ async fn one_failed_attempt_shows_the_outage_at_the_counter_and_a_healthy_probe_
     assert_eq!(insurer.counts().get(&id), Some(&1));
     let dest = storage::destination(&mut conn, IK).unwrap().unwrap();
     assert_eq!(
-        (dest.consecutive_failures, dest.breaker.as_str()),
+        (dest.consecutive_failures, dest.breaker.code()),
         (0, "closed")
     );
     assert!(!app.get_text("/certificates").await.contains(banner));
@@ -710,7 +720,7 @@ async fn a_successful_trial_after_an_outage_makes_the_insurers_backlog_due_at_on
     let due: Vec<_> = storage::unsent(&mut conn, &practice, 10)
         .unwrap()
         .into_iter()
-        .map(|u| u.next_attempt_at)
+        .map(|u| u.progress.next_attempt_at)
         .collect();
     assert_eq!(due.len(), 2);
     assert!(
@@ -741,7 +751,7 @@ async fn a_healthy_probe_does_not_pull_the_backlog_forward_while_the_intake_fail
     assert_eq!(unsent.len(), 2);
     for u in &unsent {
         assert_eq!(
-            (u.state.as_str(), u.attempts),
+            (u.progress.state.code(), u.progress.attempts),
             ("pending", 1),
             "one attempt, then its backoff"
         );

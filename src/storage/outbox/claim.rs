@@ -11,7 +11,8 @@ use diesel::sql_types::{BigInt, HasSqlType, Text, Timestamp};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::{state, DocumentKind};
+use super::{DeliveryState, DocumentKind};
+use crate::domain::breaker::BreakerState;
 use crate::domain::PatientMail;
 use crate::secret::Secret;
 use crate::storage::schema::{
@@ -167,7 +168,7 @@ fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
         .get_result(conn)?;
     let in_flight: i64 = deliveries::table
         .filter(deliveries::insurer_ik.eq(ik))
-        .filter(deliveries::state.eq(state::IN_FLIGHT))
+        .filter(deliveries::state.eq(DeliveryState::InFlight))
         .count()
         .get_result(conn)?;
     Ok(answered + in_flight)
@@ -246,7 +247,7 @@ pub fn claim_due(
                 .or(destinations::kim_address.is_not_null()),
         )
         .filter(destinations::paused.eq(false))
-        .filter(destinations::breaker.ne(crate::storage::breaker::OPEN))
+        .filter(destinations::breaker.ne(BreakerState::Open))
         .order(destinations::ik)
         .select((destinations::ik, destinations::rate_per_minute))
         .load(conn)?;
@@ -342,7 +343,7 @@ struct ClaimRow {
     certificate_signed: Option<Vec<u8>>,
     document_signed: Option<Vec<u8>>,
     practice_id: String,
-    kind: String,
+    kind: DocumentKind,
     paper_received_at: Option<NaiveDateTime>,
 }
 
@@ -359,7 +360,7 @@ struct Target {
 impl ClaimRow {
     /// What the push needs; `has_kim`: the practice has a KIM account.
     fn claimed(self, target: Option<&Target>, has_kim: bool) -> Claimed {
-        let kind = DocumentKind::parse(&self.kind).unwrap_or(DocumentKind::Eau);
+        let kind = self.kind;
         // A Storno carries its own document and signature; an eAU its certificate's.
         let signed = if self.document_id.is_some() {
             self.document_signed

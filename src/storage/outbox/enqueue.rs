@@ -3,11 +3,11 @@
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{state, DocumentKind};
+use super::{DeliveryState, DocumentKind};
 use crate::storage::schema::deliveries;
 use crate::storage::{now, AnyConnection};
 
-/// Adds a delivery, due now: `pending`, or [`state::AWAITING_SIGNATURE`] when it must wait
+/// Adds a delivery, due now: `pending`, or [`DeliveryState::AwaitingSignature`] when it must wait
 /// for the practice's signature. Call inside the transaction that stores the document.
 pub fn enqueue(
     conn: &mut AnyConnection,
@@ -17,11 +17,7 @@ pub fn enqueue(
     kind: DocumentKind,
     awaits_signature: bool,
 ) -> QueryResult<()> {
-    let initial = if awaits_signature {
-        state::AWAITING_SIGNATURE
-    } else {
-        state::PENDING
-    };
+    let initial = DeliveryState::initial(awaits_signature);
     let delivery = NewDelivery {
         certificate_id,
         practice_id,
@@ -66,14 +62,14 @@ pub(in crate::storage) struct NewStorno<'a> {
 }
 
 /// Adds the delivery of a Storno imported from practice software, carrying its document and
-/// signed file as received. `state`: `pending` or [`state::AWAITING_SIGNATURE`] when it goes
+/// signed file as received. `state`: `pending` or [`DeliveryState::AwaitingSignature`] when it goes
 /// to the insurer (behind its eAU: claims take a Storno only once its eAU is delivered), or
-/// [`state::WITHDRAWN`] when it is only the record of a cancellation whose eAU never reached
+/// [`DeliveryState::Withdrawn`] when it is only the record of a cancellation whose eAU never reached
 /// the insurer (never claimed, exported or acknowledged). Call inside a transaction.
 pub(in crate::storage) fn insert_imported_storno(
     conn: &mut AnyConnection,
     storno: &NewStorno<'_>,
-    state: &'static str,
+    state: DeliveryState,
 ) -> QueryResult<()> {
     let delivery = NewDelivery {
         certificate_id: storno.certificate_id,
@@ -97,8 +93,8 @@ pub(in crate::storage) struct NewDelivery<'a> {
     pub practice_id: &'a str,
     pub insurer_ik: &'a str,
     pub kind: DocumentKind,
-    /// `pending` or [`state::AWAITING_SIGNATURE`].
-    pub state: &'static str,
+    /// `pending` or [`DeliveryState::AwaitingSignature`].
+    pub state: DeliveryState,
 }
 
 /// A new delivery, due now; `document` (its UUID and XML) when it is not the certificate's own.
@@ -113,11 +109,11 @@ pub(in crate::storage) fn insert_delivery(
     diesel::insert_into(deliveries::table)
         .values((
             deliveries::id.eq(&id),
-            deliveries::channel.eq(new.kind.channel().code()),
+            deliveries::channel.eq(new.kind.channel()),
             deliveries::certificate_id.eq(new.certificate_id),
             deliveries::practice_id.eq(new.practice_id),
             deliveries::insurer_ik.eq(new.insurer_ik),
-            deliveries::document_kind.eq(new.kind.code()),
+            deliveries::document_kind.eq(new.kind),
             deliveries::state.eq(new.state),
             deliveries::attempts.eq(0),
             deliveries::next_attempt_at.eq(at),

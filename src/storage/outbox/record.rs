@@ -1,11 +1,11 @@
 //! The answers of a batch of attempts: attempt rows, the deliveries' new states and the
 //! insurers' breakers, in one transaction.
 
-use crate::domain::breaker::{AttemptsRule, Health, Reached, BLIND_PROBE_FACTOR};
+use crate::domain::breaker::{AttemptsRule, BreakerState, Health, Reached, BLIND_PROBE_FACTOR};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::state;
+use super::DeliveryState;
 use crate::storage::schema::{deliveries, delivery_attempts, destinations};
 use crate::storage::{now, AnyConnection, Result};
 
@@ -16,8 +16,8 @@ pub struct Finish {
     /// The insurer's IK whose destination state (breaker, last success) the attempt updates;
     /// `None` for a mail.
     pub destination: Option<String>,
-    /// New state of the delivery (see [`state`]).
-    pub state: &'static str,
+    /// New state of the delivery.
+    pub state: DeliveryState,
     /// For `pending`: when to try again.
     pub next_attempt_at: Option<NaiveDateTime>,
     /// `delivered`, `retry`, `needs_new_id`, `dead`.
@@ -43,7 +43,7 @@ pub struct Breaker {
 impl Finish {
     /// The attempt as the breaker sees it.
     fn reached(&self) -> Reached<'_> {
-        if self.state == state::DELIVERED || self.state == state::SENT {
+        if self.state == DeliveryState::Delivered || self.state == DeliveryState::Sent {
             Reached::Yes
         } else if self.insurer_failed {
             Reached::Failed(&self.detail)
@@ -73,17 +73,17 @@ pub fn finish_attempts(
         insert_attempts(c, &attempts, at)?;
         let delivered: Vec<&str> = finishes
             .iter()
-            .filter(|f| f.state == state::DELIVERED)
+            .filter(|f| f.state == DeliveryState::Delivered)
             .map(|f| f.delivery_id.as_str())
             .collect();
         for ids in delivered.chunks(1000) {
             diesel::update(
                 deliveries::table
                     .filter(deliveries::id.eq_any(ids))
-                    .filter(deliveries::state.eq(state::IN_FLIGHT)),
+                    .filter(deliveries::state.eq(DeliveryState::InFlight)),
             )
             .set((
-                deliveries::state.eq(state::DELIVERED),
+                deliveries::state.eq(DeliveryState::Delivered),
                 deliveries::lease_until.eq(None::<NaiveDateTime>),
                 deliveries::next_attempt_at.eq(at),
                 deliveries::last_error.eq(None::<String>),
@@ -91,24 +91,27 @@ pub fn finish_attempts(
             ))
             .execute(c)?;
         }
-        for f in finishes.iter().filter(|f| f.state != state::DELIVERED) {
+        for f in finishes
+            .iter()
+            .filter(|f| f.state != DeliveryState::Delivered)
+        {
             diesel::update(
                 deliveries::table
                     .find(&f.delivery_id)
-                    .filter(deliveries::state.eq(state::IN_FLIGHT)),
+                    .filter(deliveries::state.eq(DeliveryState::InFlight)),
             )
             .set((
                 deliveries::state.eq(f.state),
                 deliveries::lease_until.eq(None::<NaiveDateTime>),
                 deliveries::next_attempt_at.eq(f.next_attempt_at.unwrap_or(at)),
-                deliveries::last_error.eq((f.state != state::SENT).then_some(&f.detail)),
+                deliveries::last_error.eq((f.state != DeliveryState::Sent).then_some(&f.detail)),
                 deliveries::delivered_at.eq(None::<NaiveDateTime>),
             ))
             .execute(c)?;
         }
         let sent: Vec<&str> = finishes
             .iter()
-            .filter(|f| f.state == state::SENT)
+            .filter(|f| f.state == DeliveryState::Sent)
             .filter_map(|f| f.kim_message_id.as_deref())
             .collect();
         crate::storage::kim::mark_kim_sent(c, &sent, at)?;
@@ -193,21 +196,21 @@ fn update_breakers(
     iks.dedup();
     for ik in iks {
         let target = destinations::table.find(ik);
-        let Some((failures, code, last_success, health_url)) = target
+        let Some((failures, breaker_was, last_success, health_url)) = target
             .select((
                 destinations::consecutive_failures,
                 destinations::breaker,
                 destinations::last_success_at,
                 destinations::health_url,
             ))
-            .first::<(i32, String, Option<NaiveDateTime>, Option<String>)>(c)
+            .first::<(i32, BreakerState, Option<NaiveDateTime>, Option<String>)>(c)
             .optional()?
         else {
             continue;
         };
         let was = Health {
             consecutive_failures: failures,
-            breaker: crate::storage::destinations::parse_breaker(&code),
+            breaker: breaker_was,
         };
         let attempts: Vec<Reached<'_>> = finishes
             .iter()
@@ -220,7 +223,7 @@ fn update_breakers(
             diesel::update(target)
                 .set((
                     destinations::consecutive_failures.eq(after.health.consecutive_failures),
-                    destinations::breaker.eq(after.health.breaker.code()),
+                    destinations::breaker.eq(after.health.breaker),
                     destinations::updated_at.eq(at),
                 ))
                 .execute(c)?;
@@ -259,10 +262,10 @@ pub fn retry_all(conn: &mut AnyConnection, ik: &str) -> Result<usize> {
     Ok(diesel::update(
         deliveries::table
             .filter(deliveries::insurer_ik.eq(ik))
-            .filter(deliveries::state.eq_any([state::PENDING, state::DEAD])),
+            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead])),
     )
     .set((
-        deliveries::state.eq(state::PENDING),
+        deliveries::state.eq(DeliveryState::Pending),
         deliveries::next_attempt_at.eq(now()),
     ))
     .execute(conn)?)

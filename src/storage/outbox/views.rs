@@ -4,22 +4,30 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use super::{state, Channel};
+use super::{Channel, DeliveryState, DocumentKind};
 use crate::storage::schema::{certificates, deliveries, delivery_attempts};
 use crate::storage::{AnyConnection, Result};
+
+/// Where a delivery stands, as every list of deliveries shows it (staff's detail page, the
+/// dispatch list, the dashboard, the patient mails).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = deliveries)]
+pub struct Progress {
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
 
 /// A delivery as shown to staff.
 #[derive(Debug, Clone, Queryable)]
 pub struct DeliveryRow {
     pub id: String,
     pub insurer_ik: String,
-    pub document_kind: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub last_error: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub delivered_at: Option<NaiveDateTime>,
+    pub document_kind: DocumentKind,
+    pub progress: Progress,
 }
 
 /// The deliveries of one of a practice's certificates, oldest first.
@@ -31,18 +39,13 @@ pub fn deliveries_of(
     Ok(deliveries::table
         .filter(deliveries::practice_id.eq(practice_id))
         .filter(deliveries::certificate_id.eq(certificate_id.to_string()))
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
+        .filter(deliveries::channel.eq(Channel::Insurer))
         .order(deliveries::created_at)
         .select((
             deliveries::id,
             deliveries::insurer_ik,
             deliveries::document_kind,
-            deliveries::state,
-            deliveries::attempts,
-            deliveries::next_attempt_at,
-            deliveries::last_error,
-            deliveries::created_at,
-            deliveries::delivered_at,
+            Progress::as_select(),
         ))
         .load(conn)?)
 }
@@ -67,8 +70,8 @@ fn backlog_by_insurer(
 ) -> Result<Vec<(String, i64, Option<NaiveDateTime>)>> {
     use diesel::dsl::{count_star, min};
     let mut query = deliveries::table
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
-        .filter(deliveries::state.eq_any([state::PENDING, state::IN_FLIGHT]))
+        .filter(deliveries::channel.eq(Channel::Insurer))
+        .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
         .group_by(deliveries::insurer_ik)
         .select((
             deliveries::insurer_ik,
@@ -107,10 +110,10 @@ pub fn attempts_of(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<At
 }
 
 /// Counts of the deliveries of a channel by state.
-pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(String, i64)>> {
+pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(DeliveryState, i64)>> {
     use diesel::dsl::count_star;
     Ok(deliveries::table
-        .filter(deliveries::channel.eq(channel.code()))
+        .filter(deliveries::channel.eq(channel))
         .group_by(deliveries::state)
         .select((deliveries::state, count_star()))
         .order(deliveries::state)
@@ -123,11 +126,7 @@ pub struct UnsentRow {
     pub certificate_id: String,
     pub display_name: String,
     pub insurer_ik: String,
-    pub state: String,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub last_error: Option<String>,
-    pub created_at: NaiveDateTime,
+    pub progress: Progress,
 }
 
 /// A practice's deliveries that have not reached the insurer, oldest first.
@@ -135,19 +134,15 @@ pub fn unsent(conn: &mut AnyConnection, practice_id: &str, limit: i64) -> Result
     Ok(deliveries::table
         .inner_join(certificates::table)
         .filter(deliveries::practice_id.eq(practice_id))
-        .filter(deliveries::channel.eq(Channel::Insurer.code()))
-        .filter(deliveries::state.ne_all([state::DELIVERED, state::WITHDRAWN]))
+        .filter(deliveries::channel.eq(Channel::Insurer))
+        .filter(deliveries::state.ne_all([DeliveryState::Delivered, DeliveryState::Withdrawn]))
         .order((deliveries::created_at, deliveries::id))
         .limit(limit)
         .select((
             deliveries::certificate_id,
             certificates::display_name,
             deliveries::insurer_ik,
-            deliveries::state,
-            deliveries::attempts,
-            deliveries::next_attempt_at,
-            deliveries::last_error,
-            deliveries::created_at,
+            Progress::as_select(),
         ))
         .load(conn)?)
 }

@@ -95,7 +95,7 @@ impl TestDb {
                 .map_err(|e| e.to_string())?;
         }
         match deliveries::table
-            .filter(deliveries::state.eq(au_relay::storage::state::IN_FLIGHT))
+            .filter(deliveries::state.eq(storage::DeliveryState::InFlight))
             .select((deliveries::id, deliveries::lease_until))
             .order(deliveries::id)
             .load(&mut conn)
