@@ -85,14 +85,13 @@ pub fn decide(caller_ik: &str, record: BarcodeRecord, candidates: &[ScanCandidat
     } else {
         identical
     };
-    let mut found: Vec<MatchedDocument> = chosen.iter().map(|c| matched(c)).collect();
-    match found.len() {
-        0 => Outcome::PaperOnly(Box::new(record), None),
-        1 if will_not_arrive(chosen[0].delivery_state) => {
-            Outcome::PaperOnly(Box::new(record), found.pop())
+    match chosen.as_slice() {
+        [] => Outcome::PaperOnly(Box::new(record), None),
+        [one] if will_not_arrive(one.delivery_state) => {
+            Outcome::PaperOnly(Box::new(record), Some(matched(one)))
         }
-        1 => Outcome::Electronic(found.remove(0)),
-        _ => Outcome::Ambiguous(found),
+        [one] => Outcome::Electronic(matched(one)),
+        several => Outcome::Ambiguous(several.iter().map(|c| matched(c)).collect()),
     }
 }
 

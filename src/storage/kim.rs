@@ -80,30 +80,28 @@ pub fn kim_account(conn: &mut AnyConnection, practice_id: &str) -> Result<Option
         .optional()?)
 }
 
-/// Saves the practice's KIM account, keeping its poll state. Call first in a transaction
-/// (the service writes its audit row beside it).
-pub fn put_kim_account(conn: &mut AnyConnection, row: &KimAccountRow) -> Result<()> {
-    conn.transaction::<_, diesel::result::Error, _>(|c| {
-        super::begin_write(c)?;
-        let kept: Option<(Option<NaiveDateTime>, Option<String>)> = kim_accounts::table
-            .find(&row.practice_id)
-            .select((kim_accounts::last_poll_at, kim_accounts::last_poll_error))
-            .first(c)
-            .optional()?;
-        let mut row = row.clone();
-        row.updated_at = now();
-        if let Some((at, error)) = kept {
-            (row.last_poll_at, row.last_poll_error) = (at, error);
-            diesel::update(kim_accounts::table.find(&row.practice_id))
-                .set(&row)
-                .execute(c)?;
-        } else {
-            diesel::insert_into(kim_accounts::table)
-                .values(&row)
-                .execute(c)?;
-        }
-        Ok(())
-    })?;
+/// Saves the practice's KIM account, keeping its poll state. Call inside a transaction (the
+/// service writes its audit row beside it): it takes the write lock first, because it reads the
+/// poll state before it writes.
+pub fn put_kim_account(c: &mut AnyConnection, row: &KimAccountRow) -> Result<()> {
+    super::begin_write(c)?;
+    let kept: Option<(Option<NaiveDateTime>, Option<String>)> = kim_accounts::table
+        .find(&row.practice_id)
+        .select((kim_accounts::last_poll_at, kim_accounts::last_poll_error))
+        .first(c)
+        .optional()?;
+    let mut row = row.clone();
+    row.updated_at = now();
+    if let Some((at, error)) = kept {
+        (row.last_poll_at, row.last_poll_error) = (at, error);
+        diesel::update(kim_accounts::table.find(&row.practice_id))
+            .set(&row)
+            .execute(c)?;
+    } else {
+        diesel::insert_into(kim_accounts::table)
+            .values(&row)
+            .execute(c)?;
+    }
     Ok(())
 }
 

@@ -116,9 +116,12 @@ pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, certificate_id: Uuid) -
         .select(certificates::cancelled_at)
         .first(c)
         .optional()?;
-    let Some(cancelled_at) = certificate else {
-        return Ok(Resent::NotFound);
-    };
+    match certificate {
+        None => return Ok(Resent::NotFound),
+        // A cancelled certificate's mail is not sent again.
+        Some(Some(_)) => return Ok(Resent::NoMail),
+        Some(None) => {}
+    }
     let last: Option<MailRow> = deliveries::table
         .inner_join(patient_mails::table)
         .filter(deliveries::certificate_id.eq(&key))
@@ -131,10 +134,7 @@ pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, certificate_id: Uuid) -
         return Ok(Resent::NoMail);
     };
     let id = last.delivery_id;
-    if cancelled_at.is_some() {
-        return Ok(Resent::NoMail);
-    }
-    let outcome = match last.progress.state.mail_resend() {
+    Ok(match last.progress.state.mail_resend() {
         MailResend::Refused => return Ok(Resent::InFlight),
         MailResend::NewMail => {
             let message_id: String = patient_mails::table
@@ -169,8 +169,7 @@ pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, certificate_id: Uuid) -
                 .execute(c)?;
             Resent::DueNow
         }
-    };
-    Ok(outcome)
+    })
 }
 
 /// A stored patient mail in its domain shape; a value that no longer parses is named.

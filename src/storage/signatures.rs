@@ -255,15 +255,7 @@ pub fn record_signed(
                 ))
                 .execute(c)?;
             insert_signature(c, actor, &document_id, &certificate_id, &m.signature)?;
-            let detail = format!(
-                "{} signiert ({})",
-                if kind == DocumentKind::Storno {
-                    "Storno"
-                } else {
-                    "eAU"
-                },
-                m.signature.method.label()
-            );
+            let detail = format!("{} signiert ({})", kind.label(), m.signature.method.label());
             audit(
                 c,
                 actor,

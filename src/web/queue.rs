@@ -101,11 +101,11 @@ fn status(d: &storage::DestinationRow) -> (&'static str, bool) {
     } else if d.outage {
         ("Störung gemeldet", true)
     } else if d.breaker == BreakerState::Open {
-        ("gestört – nicht erreichbar", true)
+        (d.breaker.label(), true)
     } else if d.consecutive_failures > 0 {
         ("gestört", true)
     } else if d.breaker == BreakerState::HalfOpen {
-        ("wird geprüft", false)
+        (d.breaker.label(), false)
     } else if d.kim_address.is_some() {
         ("per KIM", false)
     } else if d.push_url.is_none() {
