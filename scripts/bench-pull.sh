@@ -9,16 +9,19 @@
 #   scripts/bench-pull.sh [N] [PAGE]        # default 200000 and 1000
 #
 # Needs: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres), psql, python3;
-# builds target/release/au-relay if it is missing.
+# BIN (default target/release/au-relay, built if missing).
 set -euo pipefail
+[ -n "${BIN:-}" ] && BIN=$(realpath -m "$BIN")
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 PAGE=${2:-1000}
 ADMIN=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 DB=aurelay_bench_pull
-BIN=target/release/au-relay
 PORT=${BENCH_SERVE_PORT:-18092}
-[ -x "$BIN" ] || cargo build --release --bin au-relay
+if [ -z "${BIN:-}" ]; then
+  BIN=target/release/au-relay
+  [ -x "$BIN" ] || cargo build --release --bin au-relay
+fi
 
 psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null
 psql "$ADMIN" -qc "CREATE DATABASE $DB" >/dev/null

@@ -11,7 +11,9 @@
 #   scripts/bench-queue.sh [N]            # default 1000000
 #
 # Environment: BIN (default target/release/au-relay, built if missing), BENCH_GRAPHILE=0 skips
-# graphile-worker, PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres).
+# graphile-worker, BENCH_WORKERS (default 1: the worker processes of AU-Relay's drain; "1 2"
+# drains the N documents once with one worker and again, seeded anew, with two), PG_ADMIN_URL
+# (default postgres://postgres@127.0.0.1:5432/postgres).
 # pg_stat_statements needs shared_preload_libraries: when the cluster of PG_ADMIN_URL has not
 # loaded it (or BENCH_OWN_CLUSTER=1), the benchmark runs on a throwaway cluster of its own
 # (initdb + pg_ctl as the postgres user under /tmp, port BENCH_PG_PORT, default 5499; default
@@ -28,6 +30,7 @@ DB=aurelay_bench
 PORT=${BENCH_PORT:-18090}
 CONCURRENCY=${BENCH_CONCURRENCY:-64}
 GRAPHILE=${BENCH_GRAPHILE:-1}
+WORKER_COUNTS=${BENCH_WORKERS:-1}
 if [ -z "${BIN:-}" ]; then
   BIN=target/release/au-relay
   [ -x "$BIN" ] || cargo build --release --bin au-relay
@@ -86,9 +89,12 @@ sleep 1
 "$BIN" destination set --ik 109500969 --name Bench --push-url "http://127.0.0.1:$PORT/eau" \
   --health-url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
 
+# seed_au: N queued certificates with their eAU deliveries, in an otherwise empty queue.
+seed_au() {
 echo "== seeding $N queued certificates"
 seed_start=$(date +%s.%N)
 psql "$URL" -q <<SQL
+TRUNCATE delivery_attempts, deliveries, certificates CASCADE;
 INSERT INTO certificates (id, practice_id, kind, kvnr, search_name, display_name, insurer_ik, determined_on,
     incapable_until, document, created_by, created_at, origin, fhir_xml, print_only)
 SELECT g.id, p.id, 'ERST', 'A123456780', 'bench', 'Bench, Bench', '109500969', current_date, current_date + 3,
@@ -106,6 +112,8 @@ SQL
 psql "$URL" -qc "VACUUM ANALYZE"
 doc_bytes=$(psql "$URL" -Atqc "SELECT avg(length(fhir_xml))::int FROM certificates")
 echo "seeded in $(echo "$(date +%s.%N) - $seed_start" | bc) s, document ${doc_bytes} B"
+}
+seed_au
 
 echo "== pull export of the whole backlog (one streamed request, limit $N)"
 TOKEN=$("$BIN" token create --insurer 109500969 --label bench 2>/dev/null)
@@ -173,8 +181,9 @@ pg_ticks() {
 }
 pct() { echo "scale=0; 100 * $1 / $CLK / $2" | bc; }
 
-# drain LABEL LEFT_SQL COMMAND…: runs COMMAND as the worker against the queued N documents and
-# prints the drain's figures; sets rate, sql_us and wal_b. Progress comes from the fake insurer's
+# drain LABEL LEFT_SQL COMMAND…: runs COMMAND as the worker (DRAIN_PROCS processes of it, default
+# 1) against the queued N documents and prints the drain's figures (CPU and RSS of the workers
+# summed); sets rate, sql_us and wal_b. Progress comes from the fake insurer's
 # running totals (a query over the queue every second would cost PostgreSQL CPU during the
 # drain); once it has N new documents, LEFT_SQL (what is still open in the queue) is polled
 # until 0. Right before the start: a CHECKPOINT (every drain starts with the same full-page-write
@@ -183,22 +192,31 @@ drain() {
   local label=$1 left_sql=$2 log
   shift 2
   log=/tmp/bench-queue.$label.log
+  : >"$log"
   local documents_before pushes_before lsn start fake0 pg0 accepted left last last_at now elapsed
   documents_before=$(totals documents)
   pushes_before=$(totals pushes)
+  q "DROP TABLE IF EXISTS bench_updates; CREATE TABLE bench_updates AS
+     SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables" >/dev/null
   q "CHECKPOINT" >/dev/null
   lsn=$(q "SELECT pg_current_wal_lsn()")
   q "SELECT pg_stat_statements_reset()" >/dev/null
   fake0=$(ticks "$FAKE")
   pg0=$(pg_ticks)
   start=$(date +%s.%N)
-  "$@" >"$log" 2>&1 &
-  WORKER=$!
+  local i w
+  for i in $(seq 1 "${DRAIN_PROCS:-1}"); do
+    "$@" >>"$log" 2>&1 &
+    WORKER="$WORKER $!"
+  done
   local peak=0 rss
   sample_rss() {
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$WORKER/status" 2>/dev/null || echo 0)
+    rss=0
+    for w in $WORKER; do
+      rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
+      kill -0 "$w" 2>/dev/null || { echo "a worker exited early, see $log" >&2; exit 1; }
+    done
     [ "$rss" -gt "$peak" ] && peak=$rss
-    kill -0 "$WORKER" 2>/dev/null || { echo "the worker exited early, see $log" >&2; exit 1; }
   }
   last=0 last_at=$(date +%s)
   while :; do
@@ -220,7 +238,8 @@ drain() {
   done
   elapsed=$(echo "$(date +%s.%N) - $start" | bc)
   local worker_ticks fake_ticks pg_cpu wal pushes documents
-  worker_ticks=$(ticks "$WORKER")
+  worker_ticks=0
+  for w in $WORKER; do worker_ticks=$((worker_ticks + $(ticks "$w"))); done
   fake_ticks=$(( $(ticks "$FAKE") - fake0 ))
   pg_cpu="–"
   [ -n "$PM" ] && pg_cpu=$(pct $(( $(pg_ticks) - pg0 )) "$elapsed")
@@ -245,19 +264,35 @@ drain() {
      GROUP BY q ORDER BY sum(t) DESC LIMIT 8" | while IFS='|' read -r calls us w text; do
     printf '  %9s %7s %6s  %s\n' "$calls" "$us" "$w" "$text"
   done
-  kill "$WORKER" 2>/dev/null || true
-  wait "$WORKER" 2>/dev/null || true
+  for w in $WORKER; do kill "$w" 2>/dev/null || true; done
+  for w in $WORKER; do wait "$w" 2>/dev/null || true; done
   WORKER=""
+  # Row updates of the drain (a backend reports its counts when it exits): how many were HOT,
+  # written into the same page without new index entries.
+  sleep 1
+  q "SELECT relname || ': ' || (n_tup_upd - coalesce(b.upd, 0)) || ' updates, '
+       || (n_tup_hot_upd - coalesce(b.hot, 0)) || ' HOT'
+     FROM pg_stat_user_tables t LEFT JOIN bench_updates b USING (relname)
+     WHERE n_tup_upd > coalesce(b.upd, 0) ORDER BY relname" | sed 's/^/  rows: /'
   [ -s "$log" ] && sed 's/^/  worker: /' "$log" | tail -5
   return 0
 }
 
-echo "== draining with one au-relay worker (concurrency $CONCURRENCY)"
-drain au-relay "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'in_flight', 'dead')" \
-  env AU_RELAY_QUEUE_CONCURRENCY="$CONCURRENCY" "$BIN" worker
-au_rate=$rate au_sql=$sql_us au_wal=$wal_b
-# Out of the next drain's window: the dead row versions of this one.
-q "VACUUM ANALYZE" >/dev/null
+au_rate="" scaling=""
+for procs in $WORKER_COUNTS; do
+  [ -n "$au_rate" ] && seed_au
+  echo "== draining with $procs au-relay worker process(es) (concurrency $CONCURRENCY each)"
+  DRAIN_PROCS=$procs drain "au-relay-$procs" "SELECT count(*) FROM deliveries WHERE state IN ('pending', 'dead')" \
+    env AU_RELAY_QUEUE_CONCURRENCY="$CONCURRENCY" "$BIN" worker
+  if [ -z "$au_rate" ]; then
+    au_rate=$rate au_sql=$sql_us au_wal=$wal_b au_procs=$procs
+  else
+    scaling="$scaling; $procs workers: $rate documents/s = $(printf %.2f "$(echo "scale=4; $rate / $au_rate" | bc)")× of $au_procs"
+  fi
+  # Out of the next drain's window: the dead row versions of this one.
+  q "VACUUM ANALYZE" >/dev/null
+done
+[ -n "$scaling" ] && echo "== scaling${scaling}"
 
 [ "$GRAPHILE" = 0 ] && exit 0
 
@@ -288,5 +323,5 @@ echo "== draining with one graphile-worker process (concurrency $CONCURRENCY, lo
 drain graphile "SELECT count(*) FROM graphile_worker._private_jobs" \
   env DATABASE_URL="$URL" INSURER_URL="http://127.0.0.1:$PORT/eau" CONCURRENCY="$CONCURRENCY" node "$GDIR/drain.mjs"
 echo "== summary"
-echo "AU-Relay $au_rate documents/s vs graphile-worker $rate documents/s = $(printf %.2f "$(echo "scale=4; $au_rate / $rate" | bc)")×;" \
+echo "AU-Relay ($au_procs worker) $au_rate documents/s vs graphile-worker $rate documents/s = $(printf %.2f "$(echo "scale=4; $au_rate / $rate" | bc)")×;" \
   "SQL per document $au_sql µs vs $sql_us µs; WAL per document $au_wal B vs $wal_b B"

@@ -103,7 +103,7 @@ load=$!
 mode slow:150
 for i in $(seq 1 "$KILLS"); do
   sleep $((4 + RANDOM % 4))
-  inflight=$(db "SELECT count(*) FROM deliveries WHERE state = 'in_flight'")
+  inflight=$(db "SELECT count(*) FROM deliveries WHERE state = 'pending' AND lease_until IS NOT NULL")
   kill -9 "$server"; wait "$server" 2>/dev/null || true
   log "(a) kill -9 server #$i ($inflight deliveries in flight)"
   sleep 1

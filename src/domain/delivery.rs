@@ -10,7 +10,8 @@ pub enum DeliveryState {
     Pending,
     /// Waits for the practice's signature (a practice with a Konnektor); never claimed.
     AwaitingSignature,
-    /// Claimed by a worker under a lease.
+    /// Claimed by a worker under a lease. Never stored: a claim leaves the stored state
+    /// `pending` and sets the lease (see [`DeliveryState::leased`]).
     InFlight,
     /// Handed to the KIM client module; delivered once its receipt (DSN) has been read.
     /// Never claimed.
@@ -43,6 +44,17 @@ impl DeliveryState {
             Self::AwaitingSignature
         } else {
             Self::Pending
+        }
+    }
+
+    /// The state readers see of a stored state, `leased` when a worker's lease is set: a
+    /// pending delivery under a lease is in flight. A claim changes only the lease and the
+    /// attempt count, no indexed column, so PostgreSQL can update the row in place (a HOT
+    /// update, without new index entries); the lease ends when the attempt is recorded.
+    pub const fn leased(self, leased: bool) -> Self {
+        match self {
+            Self::Pending if leased => Self::InFlight,
+            other => other,
         }
     }
 
@@ -237,6 +249,11 @@ mod tests {
             ]
         );
         assert_eq!(DeliveryState::InFlight.mail_resend(), MailResend::Refused);
+        for state in DeliveryState::ALL {
+            assert_eq!(state.leased(false), state);
+        }
+        assert_eq!(DeliveryState::Pending.leased(true), DeliveryState::InFlight);
+        assert_eq!(DeliveryState::Dead.leased(true), DeliveryState::Dead);
         assert_eq!(DeliveryState::Delivered.mail_resend(), MailResend::NewMail);
         assert_eq!(DeliveryState::Dead.mail_resend(), MailResend::DueNow);
         for k in DocumentKind::ALL {

@@ -647,17 +647,19 @@ type EauDelivery = (String, String, DeliveryState, Option<NaiveDateTime>);
 /// The eAU delivery of a certificate.
 fn eau_delivery(c: &mut AnyConnection, certificate_id: &str) -> QueryResult<Option<EauDelivery>> {
     use super::schema::deliveries;
-    deliveries::table
-        .filter(deliveries::certificate_id.eq(certificate_id))
-        .filter(deliveries::document_kind.eq(DocumentKind::Eau))
-        .select((
-            deliveries::id,
-            deliveries::insurer_ik,
-            deliveries::state,
-            deliveries::delivered_at,
-        ))
-        .first(c)
-        .optional()
+    let row: Option<(String, String, super::codes::Seen, Option<NaiveDateTime>)> =
+        deliveries::table
+            .filter(deliveries::certificate_id.eq(certificate_id))
+            .filter(deliveries::document_kind.eq(DocumentKind::Eau))
+            .select((
+                deliveries::id,
+                deliveries::insurer_ik,
+                (deliveries::state, deliveries::lease_until),
+                deliveries::delivered_at,
+            ))
+            .first(c)
+            .optional()?;
+    Ok(row.map(|(id, ik, seen, delivered_at)| (id, ik, seen.into(), delivered_at)))
 }
 
 /// The cancellation itself, inside the caller's transaction (see [`cancel`]): the certificate
@@ -708,15 +710,17 @@ fn cancel_in(
         super::outbox::insert_imported_storno(c, &new, state)
     };
     let eau = eau_delivery(c, &key)?;
-    // Withdrawn only if still in the state just read: a claim by another instance in between
-    // (pending → in_flight) means the eAU may reach the insurer, so it gets its Storno.
+    // Withdrawn only if still in the state just read and under no lease: a claim by another
+    // instance in between (a lease set) means the eAU may reach the insurer, so it gets its
+    // Storno.
     let withdrawn = match &eau {
         Some((delivery, _, st, _)) if st.withdrawable() => {
             use super::schema::deliveries;
             diesel::update(
                 deliveries::table
                     .find(delivery)
-                    .filter(deliveries::state.eq(*st)),
+                    .filter(deliveries::state.eq(*st))
+                    .filter(deliveries::lease_until.is_null()),
             )
             .set(deliveries::state.eq(DeliveryState::Withdrawn))
             .execute(c)?

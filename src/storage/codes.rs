@@ -2,10 +2,11 @@
 //! is written as its `code()` and read back through its `parse`, on both backends. A stored
 //! code AU-Relay never writes fails the read with its name instead of becoming a guess.
 
+use chrono::NaiveDateTime;
 use diesel::backend::Backend;
-use diesel::deserialize::{self, FromSql};
+use diesel::deserialize::{self, FromSql, FromStaticSqlRow, Queryable};
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
+use diesel::sql_types::{Nullable, Text, Timestamp};
 
 use crate::domain::breaker::BreakerState;
 use crate::domain::{Channel, DeliveryState, DocumentKind};
@@ -38,6 +39,29 @@ macro_rules! text_codes {
 }
 
 text_codes!(DeliveryState, DocumentKind, Channel, BreakerState);
+
+/// A delivery's state as readers see it, read from `(state, lease_until)`: a pending delivery
+/// under a worker's lease is in flight ([`DeliveryState::leased`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Seen(pub DeliveryState);
+
+impl<DB> Queryable<(Text, Nullable<Timestamp>), DB> for Seen
+where
+    DB: Backend,
+    (DeliveryState, Option<NaiveDateTime>): FromStaticSqlRow<(Text, Nullable<Timestamp>), DB>,
+{
+    type Row = (DeliveryState, Option<NaiveDateTime>);
+
+    fn build((state, lease): Self::Row) -> deserialize::Result<Self> {
+        Ok(Self(state.leased(lease.is_some())))
+    }
+}
+
+impl From<Seen> for DeliveryState {
+    fn from(seen: Seen) -> Self {
+        seen.0
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -164,8 +164,14 @@ pub fn send_states(
         .filter(deliveries::channel.eq(Channel::Insurer))
         .filter(deliveries::document_kind.eq(DocumentKind::Eau))
         .filter(deliveries::certificate_id.eq_any(ids))
-        .select((deliveries::certificate_id, deliveries::state))
-        .load(conn)?)
+        .select((
+            deliveries::certificate_id,
+            (deliveries::state, deliveries::lease_until),
+        ))
+        .load::<(String, super::codes::Seen)>(conn)?
+        .into_iter()
+        .map(|(id, seen)| (id, seen.into()))
+        .collect())
 }
 
 /// Certificates of the practice that the capture form's patient lookup may offer: every word

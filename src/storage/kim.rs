@@ -5,6 +5,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use uuid::Uuid;
 
 use super::schema::{
@@ -420,7 +421,9 @@ fn attempt_row(
         .map(drop)
 }
 
-/// Moves a delivery to `to` unless it is in one of the states that stay.
+/// Moves a delivery to `to` if it is in one of the states `from`, as readers see them: a
+/// pending delivery under a worker's lease is in flight, so `Pending` without `InFlight`
+/// leaves a delivery being sent alone (its attempt is recorded when it ends).
 fn move_delivery(
     c: &mut AnyConnection,
     delivery: &str,
@@ -430,10 +433,32 @@ fn move_delivery(
     error: Option<&str>,
     delivered_at: Option<NaiveDateTime>,
 ) -> QueryResult<usize> {
+    let stored: Vec<DeliveryState> = from
+        .iter()
+        .map(|s| {
+            if *s == DeliveryState::InFlight {
+                DeliveryState::Pending
+            } else {
+                *s
+            }
+        })
+        .collect();
+    let unleased = from.contains(&DeliveryState::Pending);
+    let leased = from.contains(&DeliveryState::InFlight);
     diesel::update(
         deliveries::table
             .find(delivery)
-            .filter(deliveries::state.eq_any(from)),
+            .filter(deliveries::state.eq_any(stored))
+            .filter(
+                deliveries::state
+                    .ne(DeliveryState::Pending)
+                    .or(deliveries::lease_until
+                        .is_null()
+                        .and(unleased.into_sql::<Bool>()))
+                    .or(deliveries::lease_until
+                        .is_not_null()
+                        .and(leased.into_sql::<Bool>())),
+            ),
     )
     .set((
         deliveries::state.eq(to),

@@ -161,12 +161,17 @@ pub fn resend_mail(c: &mut AnyConnection, actor: &Actor, certificate_id: Uuid) -
             Resent::Queued
         }
         MailResend::DueNow => {
-            diesel::update(deliveries::table.find(&id))
-                .set((
-                    deliveries::state.eq(DeliveryState::Pending),
-                    deliveries::next_attempt_at.eq(now()),
-                ))
-                .execute(c)?;
+            // Not if a worker has claimed it meanwhile (its lease set): that send is recorded.
+            diesel::update(
+                deliveries::table
+                    .find(&id)
+                    .filter(deliveries::lease_until.is_null()),
+            )
+            .set((
+                deliveries::state.eq(DeliveryState::Pending),
+                deliveries::next_attempt_at.eq(now()),
+            ))
+            .execute(c)?;
             Resent::DueNow
         }
     })
@@ -187,13 +192,15 @@ pub fn stored_mail(
     })
 }
 
-/// Withdraws the unsent mails of a certificate (it was cancelled). Call inside a transaction.
+/// Withdraws the unsent mails of a certificate (it was cancelled), not one being sent (under
+/// a worker's lease). Call inside a transaction.
 pub(super) fn withdraw_mails(conn: &mut AnyConnection, certificate_id: &str) -> QueryResult<usize> {
     diesel::update(
         deliveries::table
             .filter(deliveries::certificate_id.eq(certificate_id))
             .filter(deliveries::channel.eq(Channel::Mail))
-            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead])),
+            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead]))
+            .filter(deliveries::lease_until.is_null()),
     )
     .set(deliveries::state.eq(DeliveryState::Withdrawn))
     .execute(conn)

@@ -32,7 +32,7 @@ pub fn scan_candidates(
         String,
         String,
         Option<NaiveDateTime>,
-        DeliveryState,
+        super::codes::Seen,
         Option<NaiveDateTime>,
     );
     let rows: Vec<Row> = certificates::table
@@ -47,7 +47,7 @@ pub fn scan_candidates(
             certificates::id,
             certificates::document,
             certificates::cancelled_at,
-            deliveries::state,
+            (deliveries::state, deliveries::lease_until),
             deliveries::delivered_at,
         ))
         .load(conn)?;
@@ -57,7 +57,7 @@ pub fn scan_candidates(
                 certificate_id: id,
                 certificate: serde_json::from_str(&doc)?,
                 cancelled_at,
-                delivery_state: state,
+                delivery_state: state.into(),
                 delivered_at,
             })
         })

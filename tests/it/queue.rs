@@ -331,6 +331,91 @@ async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno
     );
 }
 
+/// A claim sets only the lease and the attempt count; the stored state stays `pending`. Every
+/// reader sees the delivery in flight (the dashboard's counts, staff's detail), cancelling it
+/// queues a Storno instead of withdrawing it (it may have reached the insurer), and on
+/// PostgreSQL the claim is a HOT update: no index holds a column the claim changes.
+#[tokio::test]
+async fn a_claimed_eau_is_in_flight_for_every_reader_and_its_claim_changes_no_indexed_column() {
+    use diesel::prelude::*;
+    let (app, insurer) = app_with_insurer().await;
+    let created = app
+        .post_api(&common::valid_body())
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let mut conn = app.db.conn().unwrap();
+    // A lease that runs out at once: the worker "died" and the next drain takes it over.
+    let claim = |c: &mut storage::AnyConnection| {
+        storage::claim_due(
+            c,
+            chrono::Duration::zero(),
+            10,
+            &mut storage::ClaimCursor::default(),
+        )
+    };
+    let claimed = if common::backend() == "postgres" {
+        #[derive(QueryableByName)]
+        struct Updates {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n_tup_upd: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n_tup_hot_upd: i64,
+        }
+        let (claimed, updates) = conn
+            .transaction::<_, storage::StorageError, _>(|c| {
+                let claimed = claim(c)?;
+                let updates: Updates = diesel::sql_query(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables \
+                     WHERE relname = 'deliveries'",
+                )
+                .get_result(c)?;
+                Ok((claimed, updates))
+            })
+            .unwrap();
+        assert_eq!(
+            (updates.n_tup_upd, updates.n_tup_hot_upd),
+            (1, 1),
+            "the claim updated its row in place (HOT)"
+        );
+        claimed
+    } else {
+        claim(&mut conn).unwrap()
+    };
+    assert_eq!(claimed.len(), 1);
+    use storage::schema::deliveries;
+    let stored: String = deliveries::table
+        .select(deliveries::state)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(stored, "pending", "a claim does not write the state");
+    assert_eq!(
+        storage::states(&mut conn, storage::Channel::Insurer).unwrap(),
+        [(storage::DeliveryState::InFlight, 1)]
+    );
+    app.login().await;
+    let page = app.get_text(&format!("/certificates/{id}")).await;
+    assert!(
+        page.contains("wird gesendet"),
+        "staff see it in flight: {page}"
+    );
+    let r = cancel(&app, &id).await;
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["outcome"],
+        "storno_queued",
+        "an eAU in flight may reach the insurer: it gets a Storno"
+    );
+    drain_app(&app).await;
+    assert_eq!(insurer.counts().get(&id), Some(&1));
+    assert_eq!(insurer.counts().len(), 2, "and its Storno behind it");
+    assert_eq!(
+        storage::states(&mut conn, storage::Channel::Insurer).unwrap(),
+        [(storage::DeliveryState::Delivered, 2)]
+    );
+}
+
 #[tokio::test]
 async fn a_storno_never_overtakes_its_eau_and_expires_after_120_working_days() {
     use diesel::connection::SimpleConnection;

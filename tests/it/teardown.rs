@@ -42,7 +42,7 @@ fn claim(db: &Database) -> usize {
 }
 
 #[test]
-#[should_panic(expected = "left 1 deliveries claimed (state in_flight)")]
+#[should_panic(expected = "left 1 deliveries claimed (in flight, under a lease)")]
 fn a_claim_left_behind_fails_the_test() {
     let (db, _teardown) = one_due();
     assert_eq!(claim(&db), 1);

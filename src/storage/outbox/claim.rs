@@ -110,10 +110,16 @@ fn queue_start() -> NaiveDateTime {
 /// now, `$3` the limit, `$4` the insurer's IK, `$5`/`$6` the position `(created_at, id)`.
 /// `{from}` and `{eligible}` are the channel's, `{lock}` the backend's. The state condition
 /// repeats the predicate of the partial index the claim walks.
-const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET state = 'in_flight', lease_until = $1, attempts = attempts + 1 \
+///
+/// Due: pending, and under no lease or one that ran out (a crashed worker's). The claim sets
+/// only the lease and the attempt count, columns no index holds: the state stays `pending`
+/// (readers see it in flight while the lease is set), so PostgreSQL writes the new row
+/// version into the same page without new index entries (a HOT update; the table's
+/// fillfactor keeps room for it).
+const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET lease_until = $1, attempts = attempts + 1 \
      WHERE id IN (SELECT d.id FROM {from} \
        WHERE d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
-         AND ((d.state = 'pending' AND d.next_attempt_at <= $2) OR (d.state = 'in_flight' AND d.lease_until < $2)) \
+         AND d.state = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2) \
          AND {eligible} AND (d.created_at, d.id) > ($5, $6) \
        ORDER BY d.created_at, d.id LIMIT $3{lock}) \
      RETURNING id, created_at";
@@ -168,7 +174,8 @@ fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
         .get_result(conn)?;
     let in_flight: i64 = deliveries::table
         .filter(deliveries::insurer_ik.eq(ik))
-        .filter(deliveries::state.eq(DeliveryState::InFlight))
+        .filter(deliveries::state.eq(DeliveryState::Pending))
+        .filter(deliveries::lease_until.is_not_null())
         .count()
         .get_result(conn)?;
     Ok(answered + in_flight)

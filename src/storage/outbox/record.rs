@@ -57,8 +57,9 @@ impl Finish {
 /// in one transaction (one commit per batch, not per push). The breaker opens after
 /// `open_after` consecutive insurer failures; the first probe follows after `probe_in`.
 ///
-/// Only a delivery still in flight moves on: one acknowledged by a pull meanwhile stays
-/// delivered, whatever this push's answer was.
+/// Only a delivery still in flight (pending under a lease) moves on: one acknowledged by a
+/// pull meanwhile stays delivered, whatever this push's answer was. Every recorded attempt
+/// ends the lease.
 pub fn finish_attempts(
     conn: &mut AnyConnection,
     finishes: &[Finish],
@@ -80,7 +81,8 @@ pub fn finish_attempts(
             diesel::update(
                 deliveries::table
                     .filter(deliveries::id.eq_any(ids))
-                    .filter(deliveries::state.eq(DeliveryState::InFlight)),
+                    .filter(deliveries::state.eq(DeliveryState::Pending))
+                    .filter(deliveries::lease_until.is_not_null()),
             )
             .set((
                 deliveries::state.eq(DeliveryState::Delivered),
@@ -98,7 +100,8 @@ pub fn finish_attempts(
             diesel::update(
                 deliveries::table
                     .find(&f.delivery_id)
-                    .filter(deliveries::state.eq(DeliveryState::InFlight)),
+                    .filter(deliveries::state.eq(DeliveryState::Pending))
+                    .filter(deliveries::lease_until.is_not_null()),
             )
             .set((
                 deliveries::state.eq(f.state),
@@ -256,13 +259,14 @@ fn update_breakers(
     Ok(())
 }
 
-/// "Alle erneut senden": makes every waiting or dead delivery of the insurer due now. The
-/// attempt history stays.
+/// "Alle erneut senden": makes every waiting or dead delivery of the insurer due now (not one
+/// in flight, under a worker's lease). The attempt history stays.
 pub fn retry_all(conn: &mut AnyConnection, ik: &str) -> Result<usize> {
     Ok(diesel::update(
         deliveries::table
             .filter(deliveries::insurer_ik.eq(ik))
-            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead])),
+            .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::Dead]))
+            .filter(deliveries::lease_until.is_null()),
     )
     .set((
         deliveries::state.eq(DeliveryState::Pending),

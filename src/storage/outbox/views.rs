@@ -13,6 +13,10 @@ use crate::storage::{AnyConnection, Result};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = deliveries)]
 pub struct Progress {
+    /// As readers see it: in flight while a worker's lease is set.
+    #[diesel(select_expression = (deliveries::state, deliveries::lease_until))]
+    #[diesel(select_expression_type = (deliveries::state, deliveries::lease_until))]
+    #[diesel(deserialize_as = crate::storage::codes::Seen)]
     pub state: DeliveryState,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
@@ -71,7 +75,8 @@ fn backlog_by_insurer(
     use diesel::dsl::{count_star, min};
     let mut query = deliveries::table
         .filter(deliveries::channel.eq(Channel::Insurer))
-        .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
+        // Pending, whether under a worker's lease (in flight) or not.
+        .filter(deliveries::state.eq(DeliveryState::Pending))
         .group_by(deliveries::insurer_ik)
         .select((
             deliveries::insurer_ik,
@@ -109,15 +114,32 @@ pub fn attempts_of(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec<At
         .load(conn)?)
 }
 
-/// Counts of the deliveries of a channel by state.
+/// Counts of the deliveries of a channel by state, in the order of the state codes.
 pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(DeliveryState, i64)>> {
     use diesel::dsl::count_star;
-    Ok(deliveries::table
+    let mut counts: Vec<(DeliveryState, i64)> = deliveries::table
         .filter(deliveries::channel.eq(channel))
         .group_by(deliveries::state)
         .select((deliveries::state, count_star()))
-        .order(deliveries::state)
-        .load(conn)?)
+        .load(conn)?;
+    // The stored state of a delivery in flight is `pending`, under a lease.
+    let in_flight: i64 = deliveries::table
+        .filter(deliveries::channel.eq(channel))
+        .filter(deliveries::state.eq(DeliveryState::Pending))
+        .filter(deliveries::lease_until.is_not_null())
+        .count()
+        .get_result(conn)?;
+    if in_flight > 0 {
+        for (state, n) in &mut counts {
+            if *state == DeliveryState::Pending {
+                *n -= in_flight;
+            }
+        }
+        counts.push((DeliveryState::InFlight, in_flight));
+        counts.retain(|(_, n)| *n > 0);
+    }
+    counts.sort_by_key(|(state, _)| state.code());
+    Ok(counts)
 }
 
 /// A delivery not (yet) at the insurer, as listed on the dashboard.

@@ -45,7 +45,7 @@ pub fn fresh_database() -> (String, TestDb) {
 }
 
 /// A test's own database, as [`fresh_database`] made it. Dropped at the end of a test that
-/// did not fail otherwise, it checks that no delivery is left claimed (state `in_flight`,
+/// did not fail otherwise, it checks that no delivery is left claimed (in flight: pending
 /// under a worker's lease) and fails the test if one is: a test that claims must finish or
 /// release every claim, so a claim left behind by accident (a worker still running, a claim
 /// whose answer was never recorded) cannot pass unnoticed. A test that leaves claims on
@@ -75,7 +75,7 @@ impl TestDb {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The deliveries in state `in_flight`: id and lease. Nothing for a database without the
+    /// The deliveries in flight (pending under a lease): id and lease. Nothing for a database without the
     /// table (never migrated, or migrated back).
     pub fn claimed(&self) -> Result<Vec<(String, Option<chrono::NaiveDateTime>)>, String> {
         use au_relay::storage::schema::deliveries;
@@ -95,7 +95,8 @@ impl TestDb {
                 .map_err(|e| e.to_string())?;
         }
         match deliveries::table
-            .filter(deliveries::state.eq(storage::DeliveryState::InFlight))
+            .filter(deliveries::state.eq(storage::DeliveryState::Pending))
+            .filter(deliveries::lease_until.is_not_null())
             .select((deliveries::id, deliveries::lease_until))
             .order(deliveries::id)
             .load(&mut conn)
@@ -125,7 +126,7 @@ impl Drop for TestDb {
         match self.claimed() {
             Ok(rows) if rows.is_empty() => {}
             Ok(rows) => panic!(
-                "{test} left {} deliveries claimed (state in_flight) in its database {}: {:?}. \
+                "{test} left {} deliveries claimed (in flight, under a lease) in its database {}: {:?}. \
                  Finish or release every claim before the test ends; a test that leaves claims \
                  on purpose calls allow_claimed() and says why.",
                 rows.len(),

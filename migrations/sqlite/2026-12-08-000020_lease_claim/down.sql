@@ -1,0 +1,1 @@
+UPDATE deliveries SET state = 'in_flight' WHERE state = 'pending' AND lease_until IS NOT NULL;
