@@ -93,8 +93,14 @@ sleep 1
 seed_au() {
 echo "== seeding $N queued certificates"
 seed_start=$(date +%s.%N)
-psql "$URL" -q <<SQL
-TRUNCATE delivery_attempts, deliveries, certificates CASCADE;
+# A drain before (BENCH_WORKERS) leaves its rows: removed, and the tables rewritten compact.
+psql "$URL" -q -v ON_ERROR_STOP=1 <<SQL
+DELETE FROM delivery_attempts;
+DELETE FROM deliveries;
+DELETE FROM certificates;
+VACUUM FULL delivery_attempts;
+VACUUM FULL deliveries;
+VACUUM FULL certificates;
 INSERT INTO certificates (id, practice_id, kind, kvnr, search_name, display_name, insurer_ik, determined_on,
     incapable_until, document, created_by, created_at, origin, fhir_xml, print_only)
 SELECT g.id, p.id, 'ERST', 'A123456780', 'bench', 'Bench, Bench', '109500969', current_date, current_date + 3,
@@ -196,7 +202,8 @@ drain() {
   local documents_before pushes_before lsn start fake0 pg0 accepted left last last_at now elapsed
   documents_before=$(totals documents)
   pushes_before=$(totals pushes)
-  q "DROP TABLE IF EXISTS bench_updates; CREATE TABLE bench_updates AS
+  q "DROP TABLE IF EXISTS bench_updates" >/dev/null 2>&1
+  q "CREATE TABLE bench_updates AS
      SELECT relname, n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables" >/dev/null
   q "CHECKPOINT" >/dev/null
   lsn=$(q "SELECT pg_current_wal_lsn()")
@@ -216,7 +223,7 @@ drain() {
       rss=$((rss + $(awk '/VmRSS/ {print $2}' "/proc/$w/status" 2>/dev/null || echo 0)))
       kill -0 "$w" 2>/dev/null || { echo "a worker exited early, see $log" >&2; exit 1; }
     done
-    [ "$rss" -gt "$peak" ] && peak=$rss
+    if [ "$rss" -gt "$peak" ]; then peak=$rss; fi
   }
   last=0 last_at=$(date +%s)
   while :; do

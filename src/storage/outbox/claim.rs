@@ -108,8 +108,8 @@ fn queue_start() -> NaiveDateTime {
 /// The claim statement of both channels and both backends: leases the oldest due deliveries
 /// of one insurer (`''` for mails) after a queue position. Binds: `$1` the lease's end, `$2`
 /// now, `$3` the limit, `$4` the insurer's IK, `$5`/`$6` the position `(created_at, id)`.
-/// `{from}` and `{eligible}` are the channel's, `{lock}` the backend's. The state condition
-/// repeats the predicate of the partial index the claim walks.
+/// `{from}` and `{eligible}` are the channel's, `{in}` and `{lock}` the backend's. The state
+/// condition repeats the predicate of the partial index the claim walks.
 ///
 /// Due: pending, and under no lease or one that ran out (a crashed worker's). The claim sets
 /// only the lease and the attempt count, columns no index holds: the state stays `pending`
@@ -117,16 +117,19 @@ fn queue_start() -> NaiveDateTime {
 /// version into the same page without new index entries (a HOT update; the table's
 /// fillfactor keeps room for it).
 const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET lease_until = $1, attempts = attempts + 1 \
-     WHERE id IN (SELECT d.id FROM {from} \
+     WHERE id {in} (SELECT d.id FROM {from} \
        WHERE d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
          AND d.state = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2) \
          AND {eligible} AND (d.created_at, d.id) > ($5, $6) \
-       ORDER BY d.created_at, d.id LIMIT $3{lock}) \
+       ORDER BY d.created_at, d.id LIMIT $3{lock}){end} \
      RETURNING id, created_at";
 
 /// One channel's claim, written out for each backend from [`CLAIM_TEMPLATE`].
 struct ClaimStatement {
     /// With `FOR UPDATE SKIP LOCKED`: several workers and instances never claim one row twice.
+    /// The chosen ids are collected into an array first (`= ANY(ARRAY(…))`): the update then
+    /// finds each by its primary key, where `IN (…)` let the planner hash the subquery and scan
+    /// the whole outbox for every claim.
     postgres: String,
     /// Run inside an immediate (write-locked) transaction; SQLite numbers its binds `?1`.
     sqlite: String,
@@ -137,8 +140,15 @@ impl ClaimStatement {
         let sql = CLAIM_TEMPLATE
             .replace("{from}", from)
             .replace("{eligible}", eligible);
-        let postgres = sql.replace("{lock}", " FOR UPDATE OF d SKIP LOCKED");
-        let sqlite = (1..=6).fold(sql.replace("{lock}", ""), |sql, n| {
+        let postgres = sql
+            .replace("{in}", "= ANY(ARRAY")
+            .replace("{lock}", " FOR UPDATE OF d SKIP LOCKED")
+            .replace("{end}", ")");
+        let sqlite = sql
+            .replace("{in}", "IN")
+            .replace("{lock}", "")
+            .replace("{end}", "");
+        let sqlite = (1..=6).fold(sqlite, |sql, n| {
             sql.replace(&format!("${n}"), &format!("?{n}"))
         });
         Self { postgres, sqlite }
@@ -146,15 +156,18 @@ impl ClaimStatement {
 }
 
 /// Insurer deliveries: the destination is reachable (not paused, breaker not open, an HTTP
-/// push or a KIM address with the practice's KIM account), and a Storno waits behind its eAU.
+/// push or a KIM address with the practice's KIM account), and a Storno waits behind its eAU
+/// (looked up by its certificate for each Storno met: as `NOT EXISTS`, PostgreSQL hashed the
+/// whole outbox the first time a claim met one).
 static INSURER_CLAIM: LazyLock<ClaimStatement> = LazyLock::new(|| {
     ClaimStatement::new(
         "deliveries d JOIN destinations t ON t.ik = d.insurer_ik",
         "t.paused = FALSE AND t.breaker <> 'open' \
          AND (t.push_url IS NOT NULL OR (t.kim_address IS NOT NULL \
            AND EXISTS (SELECT 1 FROM kim_accounts k WHERE k.practice_id = d.practice_id))) \
-         AND (d.document_kind <> 'storno' OR NOT EXISTS (SELECT 1 FROM deliveries e \
-           WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered'))",
+         AND (d.document_kind <> 'storno' OR (SELECT e.id FROM deliveries e \
+           WHERE e.certificate_id = d.certificate_id AND e.document_kind = 'eau' AND e.state <> 'delivered' \
+           LIMIT 1) IS NULL)",
     )
 });
 
@@ -487,7 +500,9 @@ mod tests {
             assert!(!statement.postgres.contains('{') && !statement.sqlite.contains('{'));
             assert!(statement
                 .postgres
-                .ends_with("SKIP LOCKED) RETURNING id, created_at"));
+                .ends_with("SKIP LOCKED)) RETURNING id, created_at"));
+            assert!(statement.postgres.contains("WHERE id = ANY(ARRAY (SELECT"));
+            assert!(statement.sqlite.contains("WHERE id IN (SELECT"));
             assert!(!statement.sqlite.contains("FOR UPDATE") && !statement.sqlite.contains('$'));
             for n in 1..=6 {
                 assert!(statement.postgres.contains(&format!("${n}")));

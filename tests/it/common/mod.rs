@@ -75,12 +75,8 @@ impl TestDb {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The deliveries in flight (pending under a lease): id and lease. Nothing for a database without the
-    /// table (never migrated, or migrated back).
-    pub fn claimed(&self) -> Result<Vec<(String, Option<chrono::NaiveDateTime>)>, String> {
-        use au_relay::storage::schema::deliveries;
+    fn connect(&self) -> Result<au_relay::storage::AnyConnection, String> {
         use au_relay::storage::{AnyConnection, Backend};
-        use diesel::{ExpressionMethods, QueryDsl};
         let mut conn = match Backend::of(&self.url) {
             Backend::Postgres => {
                 diesel::PgConnection::establish(&self.url).map(AnyConnection::Postgres)
@@ -94,6 +90,15 @@ impl TestDb {
             diesel::connection::SimpleConnection::batch_execute(c, "PRAGMA busy_timeout = 10000")
                 .map_err(|e| e.to_string())?;
         }
+        Ok(conn)
+    }
+
+    /// The deliveries in flight (pending under a lease): id and lease. Nothing for a database
+    /// without the table (never migrated, or migrated back).
+    pub fn claimed(&self) -> Result<Vec<(String, Option<chrono::NaiveDateTime>)>, String> {
+        use au_relay::storage::schema::deliveries;
+        use diesel::{ExpressionMethods, QueryDsl};
+        let mut conn = self.connect()?;
         match deliveries::table
             .filter(deliveries::state.eq(storage::DeliveryState::Pending))
             .filter(deliveries::lease_until.is_not_null())
@@ -108,6 +113,27 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Attempt rows whose delivery does not exist. On PostgreSQL no foreign key guards them
+    /// (its check cost half of every attempt's insert): the queue writes attempts only for
+    /// deliveries it holds, and this check after every test keeps it so.
+    pub fn attempts_without_delivery(&self) -> Result<i64, String> {
+        use au_relay::storage::schema::{deliveries, delivery_attempts};
+        use diesel::{ExpressionMethods, QueryDsl};
+        let mut conn = self.connect()?;
+        let known = deliveries::table.select(deliveries::id);
+        match delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.ne_all(known))
+            .count()
+            .get_result(&mut conn)
+        {
+            Ok(n) => Ok(n),
+            Err(e) if is_missing_table(&e) => Ok(0),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 fn is_missing_table(e: &diesel::result::Error) -> bool {
     let text = e.to_string();
     text.contains("no such table") || text.contains("does not exist")
@@ -115,14 +141,24 @@ fn is_missing_table(e: &diesel::result::Error) -> bool {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if std::thread::panicking() || self.allow_claimed.load(std::sync::atomic::Ordering::SeqCst)
-        {
+        if std::thread::panicking() {
             return;
         }
         let test = std::thread::current()
             .name()
             .unwrap_or("this test")
             .to_owned();
+        match self.attempts_without_delivery() {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "{test} left {n} attempt rows without their delivery in {}",
+                self.url
+            ),
+            Err(e) => panic!("{test}: the attempt check could not read {}: {e}", self.url),
+        }
+        if self.allow_claimed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         match self.claimed() {
             Ok(rows) if rows.is_empty() => {}
             Ok(rows) => panic!(
