@@ -105,7 +105,11 @@ pub(in crate::storage) fn insert_delivery(
     document: Option<(&str, &str)>,
 ) -> QueryResult<String> {
     let at = now();
-    let id = Uuid::new_v4().to_string();
+    // Time-ordered (UUIDv7): deliveries claimed and finished together sit side by side in the
+    // primary key and in the attempt rows' index, so a batch's index entries go to a few pages
+    // instead of one random page each (fewer pages read, dirtied and written in full to the WAL
+    // after a checkpoint).
+    let id = Uuid::now_v7().to_string();
     diesel::insert_into(deliveries::table)
         .values((
             deliveries::id.eq(&id),
