@@ -339,13 +339,7 @@ async fn cancelling_an_unsent_eau_withdraws_it_and_a_delivered_one_gets_a_storno
 async fn a_claimed_eau_is_in_flight_for_every_reader_and_its_claim_changes_no_indexed_column() {
     use diesel::prelude::*;
     let (app, insurer) = app_with_insurer().await;
-    let created = app
-        .post_api(&common::valid_body())
-        .await
-        .json::<serde_json::Value>()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = app.capture_id(&common::valid_body()).await;
     let mut conn = app.db.conn().unwrap();
     // A lease that runs out at once: the worker "died" and the next drain takes it over.
     let claim = |c: &mut storage::AnyConnection| {
@@ -414,6 +408,29 @@ async fn a_claimed_eau_is_in_flight_for_every_reader_and_its_claim_changes_no_in
         storage::states(&mut conn, storage::Channel::Insurer).unwrap(),
         [(storage::DeliveryState::Delivered, 2)]
     );
+}
+
+/// A delivery that an older version claimed (stored state `in_flight`, as before the lease
+/// claim) and whose worker died is taken over once its lease ran out, and delivered once.
+#[tokio::test]
+async fn a_delivery_an_older_version_left_in_flight_is_taken_over_when_its_lease_ran_out() {
+    use diesel::connection::SimpleConnection;
+    let s = setup().await;
+    let ids = capture(&s, 2);
+    s.db.conn()
+        .unwrap()
+        .batch_execute(&format!(
+            "UPDATE deliveries SET state = 'in_flight', attempts = 1, \
+             lease_until = '2000-01-01 00:00:00' WHERE certificate_id = '{}'",
+            ids[0]
+        ))
+        .unwrap();
+    assert_eq!(states(&s), [("in_flight".into(), 1), ("pending".into(), 1)]);
+    drain(&s, 2).await;
+    for id in &ids {
+        assert_eq!(s.insurer.counts().get(id), Some(&1), "{id}");
+    }
+    assert_eq!(states(&s), [("delivered".into(), 2)]);
 }
 
 #[tokio::test]

@@ -115,11 +115,14 @@ fn queue_start() -> NaiveDateTime {
 /// only the lease and the attempt count, columns no index holds: the state stays `pending`
 /// (readers see it in flight while the lease is set), so PostgreSQL writes the new row
 /// version into the same page without new index entries (a HOT update; the table's
-/// fillfactor keeps room for it).
-const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET lease_until = $1, attempts = attempts + 1 \
+/// fillfactor keeps room for it). A row that an older version left `in_flight` (an instance
+/// not yet upgraded) is taken over like any other once its lease ran out, and becomes
+/// `pending` under the new lease.
+const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET state = 'pending', lease_until = $1, attempts = attempts + 1 \
      WHERE id {in} (SELECT d.id FROM {from} \
        WHERE d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
-         AND d.state = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2) \
+         AND ((d.state = 'pending' AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2)) \
+           OR (d.state = 'in_flight' AND d.lease_until < $2)) \
          AND {eligible} AND (d.created_at, d.id) > ($5, $6) \
        ORDER BY d.created_at, d.id LIMIT $3{lock}){end} \
      RETURNING id, created_at";
