@@ -10,8 +10,9 @@ pub enum DeliveryState {
     Pending,
     /// Waits for the practice's signature (a practice with a Konnektor); never claimed.
     AwaitingSignature,
-    /// Claimed by a worker under a lease. Never stored: a claim leaves the stored state
-    /// `pending` and sets the lease (see [`DeliveryState::leased`]).
+    /// Claimed by a worker under a lease. Not written any more: a claim leaves the stored state
+    /// `pending` and sets the lease (see [`DeliveryState::leased`]); a row an older version
+    /// claimed still reads as `in_flight` until a claim takes it over.
     InFlight,
     /// Handed to the KIM client module; delivered once its receipt (DSN) has been read.
     /// Never claimed.
