@@ -183,7 +183,7 @@ pub fn record_probe(
         let nothing_waiting = was != BreakerState::Open && {
             let waiting: i64 = deliveries::table
                 .filter(deliveries::insurer_ik.eq(ik))
-                .filter(deliveries::state.eq(DeliveryState::Pending))
+                .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
                 .count()
                 .get_result(c)?;
             waiting == 0

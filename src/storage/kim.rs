@@ -433,18 +433,13 @@ fn move_delivery(
     error: Option<&str>,
     delivered_at: Option<NaiveDateTime>,
 ) -> QueryResult<usize> {
-    let stored: Vec<DeliveryState> = from
-        .iter()
-        .map(|s| {
-            if *s == DeliveryState::InFlight {
-                DeliveryState::Pending
-            } else {
-                *s
-            }
-        })
-        .collect();
     let unleased = from.contains(&DeliveryState::Pending);
     let leased = from.contains(&DeliveryState::InFlight);
+    // In flight is stored as `pending` under a lease (`in_flight` by an older version).
+    let mut stored = from.to_vec();
+    if leased {
+        stored.push(DeliveryState::Pending);
+    }
     diesel::update(
         deliveries::table
             .find(delivery)

@@ -411,21 +411,37 @@ async fn a_claimed_eau_is_in_flight_for_every_reader_and_its_claim_changes_no_in
 }
 
 /// A delivery that an older version claimed (stored state `in_flight`, as before the lease
-/// claim) and whose worker died is taken over once its lease ran out, and delivered once.
+/// claim) is counted once with those in flight now, and is taken over once its lease ran out
+/// and delivered once.
 #[tokio::test]
 async fn a_delivery_an_older_version_left_in_flight_is_taken_over_when_its_lease_ran_out() {
     use diesel::connection::SimpleConnection;
     let s = setup().await;
     let ids = capture(&s, 2);
-    s.db.conn()
-        .unwrap()
-        .batch_execute(&format!(
-            "UPDATE deliveries SET state = 'in_flight', attempts = 1, \
-             lease_until = '2000-01-01 00:00:00' WHERE certificate_id = '{}'",
-            ids[0]
-        ))
-        .unwrap();
+    let legacy = |lease: &str| {
+        s.db.conn()
+            .unwrap()
+            .batch_execute(&format!(
+                "UPDATE deliveries SET state = 'in_flight', attempts = 1, lease_until = '{lease}' \
+                 WHERE certificate_id = '{}'",
+                ids[0]
+            ))
+            .unwrap();
+    };
+    legacy("2999-01-01 00:00:00");
     assert_eq!(states(&s), [("in_flight".into(), 1), ("pending".into(), 1)]);
+    // The other one claimed now, under a lease that runs out at once.
+    let claimed = storage::claim_due(
+        &mut s.db.conn().unwrap(),
+        chrono::Duration::zero(),
+        10,
+        &mut storage::ClaimCursor::default(),
+    )
+    .unwrap();
+    assert_eq!(claimed.len(), 1, "the old claim's lease still holds");
+    assert_eq!(claimed[0].certificate_id, ids[1]);
+    assert_eq!(states(&s), [("in_flight".into(), 2)], "one count per state");
+    legacy("2000-01-01 00:00:00");
     drain(&s, 2).await;
     for id in &ids {
         assert_eq!(s.insurer.counts().get(id), Some(&1), "{id}");

@@ -115,9 +115,9 @@ fn queue_start() -> NaiveDateTime {
 /// only the lease and the attempt count, columns no index holds: the state stays `pending`
 /// (readers see it in flight while the lease is set), so PostgreSQL writes the new row
 /// version into the same page without new index entries (a HOT update; the table's
-/// fillfactor keeps room for it). A row that an older version left `in_flight` (an instance
-/// not yet upgraded) is taken over like any other once its lease ran out, and becomes
-/// `pending` under the new lease.
+/// fillfactor keeps room for it). A row still stored `in_flight` by an older version is taken
+/// over once its lease ran out, and becomes `pending` under the new lease (the README says to
+/// stop the old version's workers before upgrading).
 const CLAIM_TEMPLATE: &str = "UPDATE deliveries SET state = 'pending', lease_until = $1, attempts = attempts + 1 \
      WHERE id {in} (SELECT d.id FROM {from} \
        WHERE d.insurer_ik = $4 AND d.state IN ('pending', 'in_flight', 'dead') \
@@ -188,9 +188,10 @@ fn recent_pushes(conn: &mut AnyConnection, ik: &str) -> Result<i64> {
         .filter(delivery_attempts::outcome.ne("acknowledged"))
         .count()
         .get_result(conn)?;
+    // Pending under a lease, or `in_flight` as an older version stored it.
     let in_flight: i64 = deliveries::table
         .filter(deliveries::insurer_ik.eq(ik))
-        .filter(deliveries::state.eq(DeliveryState::Pending))
+        .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
         .filter(deliveries::lease_until.is_not_null())
         .count()
         .get_result(conn)?;

@@ -75,8 +75,9 @@ fn backlog_by_insurer(
     use diesel::dsl::{count_star, min};
     let mut query = deliveries::table
         .filter(deliveries::channel.eq(Channel::Insurer))
-        // Pending, whether under a worker's lease (in flight) or not.
-        .filter(deliveries::state.eq(DeliveryState::Pending))
+        // Pending, whether under a worker's lease (in flight) or not; `in_flight` as an older
+        // version stored it.
+        .filter(deliveries::state.eq_any([DeliveryState::Pending, DeliveryState::InFlight]))
         .group_by(deliveries::insurer_ik)
         .select((
             deliveries::insurer_ik,
@@ -135,7 +136,14 @@ pub fn states(conn: &mut AnyConnection, channel: Channel) -> Result<Vec<(Deliver
                 *n -= in_flight;
             }
         }
-        counts.push((DeliveryState::InFlight, in_flight));
+        // Beside rows an older version left `in_flight`, if any: one count per state.
+        match counts
+            .iter_mut()
+            .find(|(s, _)| *s == DeliveryState::InFlight)
+        {
+            Some((_, n)) => *n += in_flight,
+            None => counts.push((DeliveryState::InFlight, in_flight)),
+        }
         counts.retain(|(_, n)| *n > 0);
     }
     counts.sort_by_key(|(state, _)| state.code());

@@ -97,11 +97,16 @@ impl TestDb {
     /// without the table (never migrated, or migrated back).
     pub fn claimed(&self) -> Result<Vec<(String, Option<chrono::NaiveDateTime>)>, String> {
         use au_relay::storage::schema::deliveries;
-        use diesel::{ExpressionMethods, QueryDsl};
+        use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
         let mut conn = self.connect()?;
         match deliveries::table
-            .filter(deliveries::state.eq(storage::DeliveryState::Pending))
-            .filter(deliveries::lease_until.is_not_null())
+            .filter(
+                deliveries::state
+                    .eq(storage::DeliveryState::InFlight)
+                    .or(deliveries::state
+                        .eq(storage::DeliveryState::Pending)
+                        .and(deliveries::lease_until.is_not_null())),
+            )
             .select((deliveries::id, deliveries::lease_until))
             .order(deliveries::id)
             .load(&mut conn)
