@@ -89,10 +89,6 @@ sleep 1
 "$BIN" destination set --ik 109500969 --name Bench --push-url "http://127.0.0.1:$PORT/eau" \
   --health-url "http://127.0.0.1:$PORT/health" >/dev/null 2>&1
 
-# A delivery's id as AU-Relay makes it: a UUIDv7 (48 bits of milliseconds, version 7, random),
-# here from the certificate's capture time.
-DELIVERY_ID="overlay(overlay(md5(random()::text || c.id) placing lpad(to_hex((extract(epoch from c.created_at) * 1000)::bigint), 12, '0')
-    from 1 for 12) placing '7' from 13 for 1)::uuid::text"
 # seed_au: N queued certificates with their eAU deliveries, in an otherwise empty queue.
 seed_au() {
 echo "== seeding $N queued certificates"
@@ -105,19 +101,8 @@ DELETE FROM certificates;
 VACUUM FULL delivery_attempts;
 VACUUM FULL deliveries;
 VACUUM FULL certificates;
-INSERT INTO certificates (id, practice_id, kind, kvnr, search_name, display_name, insurer_ik, determined_on,
-    incapable_until, document, created_by, created_at, origin, fhir_xml, print_only)
-SELECT g.id, p.id, 'ERST', 'A123456780', 'bench', 'Bench, Bench', '109500969', current_date, current_date + 3,
-    '{}', 'bench', (now() at time zone 'utc') + (g.n || ' microseconds')::interval, 'capture',
-    '<Bundle xmlns="http://hl7.org/fhir"><identifier><value value="urn:uuid:' || g.id || '"/></identifier>'
-      || repeat('<entry><fullUrl value="http://pvs.praxis.local/fhir/Condition/x"/></entry>', 25) || '</Bundle>',
-    false
-FROM (SELECT n, gen_random_uuid()::text AS id FROM generate_series(1, $N) n) g, practices p;
-INSERT INTO deliveries (id, certificate_id, practice_id, insurer_ik, document_kind, state, attempts,
-    next_attempt_at, created_at)
-SELECT $DELIVERY_ID, c.id, c.practice_id, c.insurer_ik, 'eau', 'pending', 0, c.created_at, c.created_at
-FROM certificates c;
 SQL
+psql "$URL" -q -v ON_ERROR_STOP=1 -v n="$N" -f scripts/bench-seed.sql
 # Vacuumed now, so autovacuum does not take up the fresh rows during a drain.
 psql "$URL" -qc "VACUUM ANALYZE"
 doc_bytes=$(psql "$URL" -Atqc "SELECT avg(length(fhir_xml))::int FROM certificates")
